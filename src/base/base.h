@@ -1,0 +1,209 @@
+/*
+ * base/base.h - small building blocks every module needs.
+ *
+ * Owns: the error codes (BW_E*), logging, clocks, hashing, the wire cursor used by
+ * every parser of untrusted bytes, and the snapshot publisher (bw_snapref) that lets
+ * workers read immutable structures while a reloader swaps them.
+ *
+ * Thread safety: everything here is thread-safe except bw_log_init(), which is
+ * called once at start-up before threads exist.
+ */
+#ifndef BW_BASE_H
+#define BW_BASE_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- errors (STYLE rule 13): 0 is success, negative BW_E* otherwise ---- */
+enum {
+	BW_OK = 0,
+	BW_ENOMEM = -1,     /* out of memory */
+	BW_EINVAL = -2,     /* invalid argument or value */
+	BW_EMALFORMED = -3, /* malformed input (packet, file, feed line) */
+	BW_ESPACE = -4,     /* output does not fit the buffer */
+	BW_ENOENT = -5,     /* not found */
+	BW_EIO = -6,        /* I/O error; see errno */
+	BW_ERANGE = -7,     /* value out of range */
+	BW_EAGAIN = -8,     /* try again later */
+	BW_ENOTSUP = -9,    /* not supported */
+	BW_ESHORT = -10,    /* input too short to even read the header */
+	BW_ESTALE = -11,    /* found, but expired */
+	BW_EREFUSED = -12,  /* refused by policy or access control */
+};
+const char *bw_strerror(int err);
+
+#define BW_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define BW_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BW_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define BW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define BW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/*
+ * Two kinds of assert (STYLE rule 15). bw_require() aborts: for start-up invariants.
+ * bw_fails() logs and evaluates to true in release builds (aborts in debug builds), so a
+ * strange query returns an error instead of killing the server:
+ *     if (bw_fails(len <= cap)) return BW_EINVAL;
+ */
+#define bw_require(cond)                                                                         \
+	do {                                                                                     \
+		if (BW_UNLIKELY(!(cond)))                                                        \
+			bw_die("%s:%d: requirement failed: %s", __FILE__, __LINE__, #cond);      \
+	} while (0)
+#define bw_fails(cond) (BW_UNLIKELY(!(cond)) ? bw_assert_failed(__FILE__, __LINE__, #cond) : false)
+bool bw_assert_failed(const char *file, int line, const char *what);
+
+/* ---- logging ---- */
+enum bw_log_level { BW_LOG_ERR = 0, BW_LOG_WARN = 1, BW_LOG_INFO = 2, BW_LOG_DEBUG = 3 };
+void bw_log_init(enum bw_log_level level, bool to_syslog);
+void bw_log_set_level(enum bw_log_level level);
+bool bw_log_enabled(enum bw_log_level level);
+void bw_log(enum bw_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+_Noreturn void bw_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define bw_err(...) bw_log(BW_LOG_ERR, __VA_ARGS__)
+#define bw_warn(...) bw_log(BW_LOG_WARN, __VA_ARGS__)
+#define bw_info(...) bw_log(BW_LOG_INFO, __VA_ARGS__)
+#define bw_debug(...)                                                                            \
+	do {                                                                                     \
+		if (bw_log_enabled(BW_LOG_DEBUG))                                                \
+			bw_log(BW_LOG_DEBUG, __VA_ARGS__);                                       \
+	} while (0)
+
+/* ---- clocks ---- */
+uint64_t bw_now_ms(void);  /* monotonic milliseconds */
+uint32_t bw_now_sec(void); /* monotonic seconds, cheap (coarse clock) */
+uint64_t bw_now_ns(void);  /* monotonic nanoseconds, precise */
+
+/* ---- hashing: fast, seeded, not cryptographic; good spread for hash tables ---- */
+uint64_t bw_hash(const void *data, size_t len, uint64_t seed);
+static inline uint64_t bw_hash_mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* ---- the wire cursor (STYLE rule 7): bounded reads with a sticky error ----
+ * Every read checks what remains; after the first failure all reads return 0 and
+ * `error` stays set, so a parser reads several fields and checks once. */
+struct bw_cursor {
+	const uint8_t *base; /* start of the whole message (for compression pointers) */
+	size_t len;          /* length of the whole message */
+	size_t pos;          /* next byte to read */
+	int error;           /* 0 or the first BW_E* */
+};
+static inline void bw_cursor_init(struct bw_cursor *c, const uint8_t *p, size_t len)
+{
+	c->base = p;
+	c->len = len;
+	c->pos = 0;
+	c->error = 0;
+}
+static inline size_t bw_cursor_left(const struct bw_cursor *c)
+{
+	return c->error ? 0 : c->len - c->pos;
+}
+static inline bool bw_cursor_need(struct bw_cursor *c, size_t n)
+{
+	if (c->error)
+		return false;
+	if (n > c->len - c->pos) {
+		c->error = BW_EMALFORMED;
+		return false;
+	}
+	return true;
+}
+static inline uint8_t bw_cursor_u8(struct bw_cursor *c)
+{
+	if (!bw_cursor_need(c, 1))
+		return 0;
+	return c->base[c->pos++];
+}
+static inline uint16_t bw_cursor_u16(struct bw_cursor *c)
+{
+	if (!bw_cursor_need(c, 2))
+		return 0;
+	uint16_t v = (uint16_t)((c->base[c->pos] << 8) | c->base[c->pos + 1]);
+	c->pos += 2;
+	return v;
+}
+static inline uint32_t bw_cursor_u32(struct bw_cursor *c)
+{
+	if (!bw_cursor_need(c, 4))
+		return 0;
+	const uint8_t *p = c->base + c->pos;
+	c->pos += 4;
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void bw_cursor_skip(struct bw_cursor *c, size_t n)
+{
+	if (bw_cursor_need(c, n))
+		c->pos += n;
+}
+static inline const uint8_t *bw_cursor_ptr(const struct bw_cursor *c)
+{
+	return c->base + c->pos;
+}
+
+static inline void bw_put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+static inline void bw_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+static inline uint16_t bw_get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t bw_get32(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* ---- snapshot publishing: one writer swaps, many readers hold ----
+ * A tiny hazard-pointer scheme: each reader (worker) owns one slot. A reader calls
+ * bw_snapref_acquire() to get the current snapshot and bw_snapref_release() when done
+ * (at the end of a packet batch). The writer calls bw_snapref_swap(), which returns the
+ * previous snapshot only once no reader slot holds it any more, so it can be freed. */
+#define BW_SNAPREF_MAX_READERS 256
+struct bw_snapref {
+	_Atomic(void *) current;
+	unsigned nreaders;
+	struct {
+		_Atomic(void *) held;
+		char pad[64 - sizeof(void *)];
+	} slot[BW_SNAPREF_MAX_READERS];
+};
+void bw_snapref_init(struct bw_snapref *r, void *initial, unsigned nreaders);
+static inline void *bw_snapref_acquire(struct bw_snapref *r, unsigned reader)
+{
+	void *s;
+	do {
+		s = atomic_load(&r->current);
+		atomic_store(&r->slot[reader].held, s);
+	} while (s != atomic_load(&r->current));
+	return s;
+}
+static inline void bw_snapref_release(struct bw_snapref *r, unsigned reader)
+{
+	atomic_store_explicit(&r->slot[reader].held, NULL, memory_order_release);
+}
+/* Publishes `next`, waits until no reader holds the previous one, and returns it. */
+void *bw_snapref_swap(struct bw_snapref *r, void *next);
+
+/* ---- parse a size with K/M/G suffix ("256M") into bytes; 0 on success ---- */
+int bw_parse_size(const char *s, uint64_t *out);
+
+#endif

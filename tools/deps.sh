@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# deps.sh - installs the Debian packages Bulwark needs to build, run and test.
+# Idempotent and quiet: does nothing when everything is installed.
+set -euo pipefail
+PKGS=(build-essential pkg-config clang libclang-rt-14-dev
+      libunbound-dev libevent-dev libyaml-dev libssl-dev libcmocka-dev unbound-anchor
+      knot-dnsutils bind9-dnsutils ldnsutils nsd dnsperf
+      python3 python3-dnspython python3-pytest iproute2 util-linux procps)
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+((${#missing[@]})) || exit 0
+SUDO=""
+[[ $(id -u) == 0 ]] || SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+# packaged daemons (nsd) must not start system-wide instances during install
+created=0
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod +x /usr/sbin/policy-rc.d
+	created=1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+((created)) && $SUDO rm -f /usr/sbin/policy-rc.d
+exit 0
