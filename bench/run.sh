@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: runs ../shared/bench/run.sh with Bulwark beside the peers on
+# the same inputs, then prints Bulwark's QPS as ratios to the best peer and to `limit`.
+#   bench/run.sh                       full matrix: limit, the four peers, bulwark (3 reps)
+#   BENCH_ARGS="--reps 1 --duration 5 --policies 1m" TARGETS="limit pdns-recursor" bench/run.sh
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
+if [[ ! -x $SHARED/run.sh ]]; then
+	echo "bench: skipped: no benchmark harness at $SHARED (it lives in the shared/ folder beside the checkout)"
+	exit 0
+fi
+"$SHARED/setup.sh"
+TARGETS=${TARGETS:-limit unbound dnsdist pdns-recursor kresd}
+OUT=${OUT:-/dev/shm/dnsbench/results/bulwark-$(date +%Y%m%d-%H%M%S)}
+# shellcheck disable=SC2086
+"$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
+	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark
+/usr/bin/python3 "$HERE/ratios.py" "$OUT/results.tsv"

@@ -1,0 +1,151 @@
+/*
+ * core/internal.h - what the core's files share: the server, the workers, in-flight
+ * query contexts. Not for other modules.
+ */
+#ifndef BW_CORE_INTERNAL_H
+#define BW_CORE_INTERNAL_H
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "cache/cache.h"
+#include "core/core.h"
+#include "dns/dns.h"
+#include "net/net.h"
+#include "policy/policy.h"
+#include "resolve/resolve.h"
+
+#define BW_UDP_BATCH 64
+#define BW_UDP_RBUF 4096     /* largest UDP query we take */
+#define BW_UDP_SBUF 2048     /* room for an answer of BW_DNS_EDNS_SIZE bytes */
+#define BW_UDP_MAX_ANSWER BW_DNS_EDNS_SIZE /* never send bigger UDP answers (no fragments) */
+
+/* What the workers read for every query, published as one unit and swapped on reload. */
+struct bw_state {
+	struct bw_policy *policy;
+	struct bw_conf *conf; /* the config the policy and ACL come from */
+	bool owns_conf;       /* false for the boot config, owned by the server */
+	uint64_t generation;
+};
+
+enum bw_transport_kind { BW_VIA_UDP = 0, BW_VIA_TCP = 1 };
+
+/* Where a query came from and where its answer goes. */
+struct bw_origin {
+	enum bw_transport_kind via;
+	int fd;                       /* UDP socket */
+	struct bw_tcp_conn *conn;     /* TCP connection */
+	const struct sockaddr *peer;
+	socklen_t peerlen;
+	int listener;
+};
+
+/* A query waiting on the resolver. Preallocated per worker. */
+struct bw_qctx {
+	struct bw_resolver *resolver; /* first member: the resolver routes results by it */
+	struct bw_worker *w;
+	struct bw_qctx *next_free;
+	struct event *timer;
+	int ub_id;
+	bool busy;
+	enum bw_transport_kind via;
+	int fd;
+	struct bw_tcp_conn *conn;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	uint64_t t_start_ns;
+	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
+	struct bw_query q;
+};
+
+struct bw_udp_sock {
+	struct bw_worker *w;
+	int fd;
+	int listener;
+	struct event *ev;
+};
+
+struct bw_worker_stats {
+	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, allowlisted,
+		servfail, stale, formerr, refused, dropped, resolved, overload, bogus;
+};
+
+struct bw_worker {
+	unsigned index;
+	struct bw_server *srv;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct bw_resolver *resolver;
+	struct bw_udp_sock *udp;
+	size_t n_udp;
+	struct bw_tcp_server **tcp;
+	size_t n_tcp;
+	struct event *ctl_ev; /* wakes the worker from the main thread (eventfd) */
+	int ctl_fd;
+	struct event *drain_timer;
+	_Atomic bool draining; /* set by the main thread, then the worker is woken */
+	unsigned drain_ms;
+	bool drain_started;
+
+	struct bw_qctx *pool;
+	struct bw_qctx *free_list;
+	unsigned inflight, max_inflight;
+
+	const struct bw_state *state; /* held while handling a batch or a callback */
+
+	struct bw_worker_stats stats;
+
+	/* UDP batch buffers */
+	struct mmsghdr rmsg[BW_UDP_BATCH], smsg[BW_UDP_BATCH];
+	struct iovec riov[BW_UDP_BATCH], siov[BW_UDP_BATCH];
+	struct sockaddr_storage raddr[BW_UDP_BATCH];
+	uint8_t rbuf[BW_UDP_BATCH][BW_UDP_RBUF];
+	uint8_t sbuf[BW_UDP_BATCH][BW_UDP_SBUF];
+	/* scratch for answers built off the batch path */
+	uint8_t out[BW_DNS_MAXMSG + 1];
+	uint8_t body[BW_DNS_MAXMSG + 1];
+	struct bw_answer_meta meta;
+	struct bw_chain chain;
+};
+
+struct bw_server {
+	struct bw_conf *conf; /* boot config: listeners, workers, resolver, cache */
+	struct bw_cache *cache;
+	struct bw_snapref state_ref; /* -> struct bw_state */
+	uint64_t generation;
+	struct bw_worker **workers;
+	unsigned nworkers;
+	bool started;
+};
+
+/* worker.c */
+int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen);
+void bw_worker_free(struct bw_worker *w);
+void *bw_worker_main(void *arg);
+void bw_worker_wake(struct bw_worker *w);
+/* From the main thread: stop taking queries, finish in-flight ones within drain_ms. */
+void bw_worker_begin_drain(struct bw_worker *w, unsigned drain_ms);
+
+/* pipeline.c: handles one query; writes an immediate answer into out and returns its
+ * length, or returns 0 when there is nothing to send now (dropped, or asynchronous). */
+size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const uint8_t *pkt,
+			 size_t len, uint8_t *out, size_t cap);
+/* the resolver's callback */
+void bw_pipeline_resolved(void *arg, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
+			  const char *why_bogus);
+void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg);
+
+static inline const struct bw_state *bw_worker_hold_state(struct bw_worker *w)
+{
+	w->state = bw_snapref_acquire(&w->srv->state_ref, w->index);
+	return w->state;
+}
+static inline void bw_worker_drop_state(struct bw_worker *w)
+{
+	w->state = NULL;
+	bw_snapref_release(&w->srv->state_ref, w->index);
+}
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * core/server.c - the server: creates the cache, the policy state and the workers;
+ * starts and stops the worker threads; reloads the policy and swaps it atomically.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+static unsigned cpus_allowed(cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	if (sched_getaffinity(0, sizeof(*set), set) != 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		for (long i = 0; i < n && i < CPU_SETSIZE; i++)
+			CPU_SET((int)i, set);
+	}
+	unsigned n = (unsigned)CPU_COUNT(set);
+	return n ? n : 1;
+}
+
+static void state_free(struct bw_state *st)
+{
+	if (!st)
+		return;
+	bw_policy_free(st->policy);
+	if (st->owns_conf)
+		bw_conf_free(st->conf);
+	free(st);
+}
+
+/* Builds a new state from conf (owned when owns_conf) next to `prev`. */
+static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, bool owns_conf,
+				    const struct bw_state *prev)
+{
+	struct bw_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		goto fail;
+	st->conf = conf;
+	st->owns_conf = owns_conf;
+	st->generation = ++s->generation;
+	uint64_t t0 = bw_now_ns();
+	if (bw_policy_build(conf, prev ? prev->policy : NULL, st->generation, &st->policy) != 0)
+		goto fail;
+	bw_info("policy generation %llu: %zu blocked names from %zu feeds in %.2fs",
+		(unsigned long long)st->generation, bw_policy_entries(st->policy),
+		bw_policy_feed_count(st->policy), (double)(bw_now_ns() - t0) / 1e9);
+	return st;
+fail:
+	if (st)
+		free(st);
+	if (owns_conf)
+		bw_conf_free(conf);
+	return NULL;
+}
+
+int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, size_t errlen)
+{
+	struct bw_server *s = calloc(1, sizeof(*s));
+	if (!s) {
+		bw_conf_free(conf);
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	s->conf = conf;
+	int rc = BW_ENOMEM;
+
+	struct bw_cache_config cc = {
+		.size = conf->cache.size,
+		.shards = conf->cache.shards,
+		.min_ttl = conf->cache.min_ttl,
+		.max_ttl = conf->cache.max_ttl,
+		.max_neg_ttl = conf->cache.max_neg_ttl,
+		.stale_ttl = conf->cache.stale_ttl,
+	};
+	s->cache = bw_cache_create(&cc);
+	if (!s->cache) {
+		snprintf(err, errlen, "cannot allocate the cache");
+		goto fail;
+	}
+
+	cpu_set_t set;
+	unsigned ncpu = cpus_allowed(&set);
+	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
+	if (s->nworkers > BW_SNAPREF_MAX_READERS)
+		s->nworkers = BW_SNAPREF_MAX_READERS;
+
+	struct bw_state *st = state_build(s, conf, false, NULL);
+	if (!st) {
+		snprintf(err, errlen, "cannot build the policy");
+		goto fail;
+	}
+	bw_snapref_init(&s->state_ref, st, s->nworkers);
+
+	s->workers = calloc(s->nworkers, sizeof(*s->workers));
+	if (!s->workers) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		rc = bw_worker_init(s, i, err, errlen);
+		if (rc != 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	bw_server_destroy(s);
+	return rc;
+}
+
+int bw_server_start(struct bw_server *s)
+{
+	cpu_set_t set;
+	unsigned ncpu = cpus_allowed(&set);
+	int cpus[CPU_SETSIZE];
+	unsigned k = 0;
+	for (int c = 0; c < CPU_SETSIZE && k < ncpu; c++)
+		if (CPU_ISSET(c, &set))
+			cpus[k++] = c;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		struct bw_worker *w = s->workers[i];
+		int rc = pthread_create(&w->thread, NULL, bw_worker_main, w);
+		if (rc != 0) {
+			bw_err("cannot start worker %u: %s", i, strerror(rc));
+			return BW_EIO;
+		}
+		w->started = true;
+		char name[16];
+		snprintf(name, sizeof(name), "bw-worker-%u", i % 1000);
+		pthread_setname_np(w->thread, name);
+		/* one worker per core: pin when there are no more workers than cores */
+		if (s->nworkers <= k && k > 1) {
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(cpus[i], &one);
+			pthread_setaffinity_np(w->thread, sizeof(one), &one);
+		}
+	}
+	s->started = true;
+	bw_info("started %u worker%s", s->nworkers, s->nworkers == 1 ? "" : "s");
+	return 0;
+}
+
+static void publish(struct bw_server *s, struct bw_state *next)
+{
+	struct bw_state *old = bw_snapref_swap(&s->state_ref, next);
+	state_free(old);
+}
+
+int bw_server_reload(struct bw_server *s)
+{
+	char err[1024];
+	struct bw_conf *conf = NULL;
+	int rc = bw_conf_load(s->conf->path, &conf, err, sizeof(err));
+	if (rc != 0) {
+		bw_err("reload failed, keeping the running configuration: %s", err);
+		return rc;
+	}
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	struct bw_state *st = state_build(s, conf, true, cur);
+	if (!st) {
+		bw_err("reload failed: cannot build the policy");
+		return BW_ENOMEM;
+	}
+	bw_log_set_level(conf->log.level);
+	publish(s, st);
+	bw_info("reloaded %s", s->conf->path);
+	return 0;
+}
+
+void bw_server_watch(struct bw_server *s)
+{
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	if (!bw_policy_files_changed(cur->policy, cur->conf))
+		return;
+	bw_info("feed files changed: rebuilding the policy");
+	/* same config as the live state: the new state borrows it only if the old one
+	 * does; otherwise take over ownership when the old state is freed */
+	struct bw_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return;
+	st->conf = cur->conf;
+	st->owns_conf = cur->owns_conf;
+	st->generation = ++s->generation;
+	uint64_t t0 = bw_now_ns();
+	if (bw_policy_build(st->conf, cur->policy, st->generation, &st->policy) != 0) {
+		free(st);
+		return;
+	}
+	bw_info("policy generation %llu: %zu blocked names in %.2fs",
+		(unsigned long long)st->generation, bw_policy_entries(st->policy),
+		(double)(bw_now_ns() - t0) / 1e9);
+	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
+	old->owns_conf = false; /* the conf moved to the new state */
+	state_free(old);
+}
+
+void bw_server_stop(struct bw_server *s, unsigned drain_ms)
+{
+	if (!s->started)
+		return;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		bw_worker_begin_drain(s->workers[i], drain_ms);
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		if (s->workers[i]->started)
+			pthread_join(s->workers[i]->thread, NULL);
+		s->workers[i]->started = false;
+	}
+	s->started = false;
+}
+
+void bw_server_log_stats(struct bw_server *s)
+{
+	struct bw_worker_stats t = {0};
+	for (unsigned i = 0; s->workers && i < s->nworkers; i++) {
+		if (!s->workers[i])
+			continue;
+		const struct bw_worker_stats *w = &s->workers[i]->stats;
+		t.queries += w->queries;
+		t.udp += w->udp;
+		t.tcp += w->tcp;
+		t.cache_hits += w->cache_hits;
+		t.cache_misses += w->cache_misses;
+		t.blocked += w->blocked;
+		t.blocked_cname += w->blocked_cname;
+		t.servfail += w->servfail;
+		t.stale += w->stale;
+		t.formerr += w->formerr;
+		t.refused += w->refused;
+		t.dropped += w->dropped;
+		t.overload += w->overload;
+		t.bogus += w->bogus;
+	}
+	bw_info("queries %llu (udp %llu, tcp %llu), cache hits %llu, misses %llu, blocked %llu "
+		"(+%llu by CNAME), servfail %llu (bogus %llu, overload %llu), stale %llu, formerr "
+		"%llu, refused %llu, dropped %llu",
+		(unsigned long long)t.queries, (unsigned long long)t.udp, (unsigned long long)t.tcp,
+		(unsigned long long)t.cache_hits, (unsigned long long)t.cache_misses,
+		(unsigned long long)t.blocked, (unsigned long long)t.blocked_cname,
+		(unsigned long long)t.servfail, (unsigned long long)t.bogus,
+		(unsigned long long)t.overload, (unsigned long long)t.stale,
+		(unsigned long long)t.formerr, (unsigned long long)t.refused,
+		(unsigned long long)t.dropped);
+}
+
+void bw_server_destroy(struct bw_server *s)
+{
+	if (!s)
+		return;
+	if (s->started)
+		bw_server_stop(s, 0);
+	for (unsigned i = 0; s->workers && i < s->nworkers; i++)
+		bw_worker_free(s->workers[i]);
+	free(s->workers);
+	state_free(atomic_load(&s->state_ref.current));
+	bw_cache_destroy(s->cache);
+	bw_conf_free(s->conf);
+	free(s);
+}
+
+const struct bw_conf *bw_server_conf(const struct bw_server *s)
+{
+	return s->conf;
+}

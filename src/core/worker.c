@@ -1,0 +1,295 @@
+/*
+ * core/worker.c - one worker: an event loop with its own SO_REUSEPORT UDP and TCP
+ * sockets, a libunbound context, a pool of in-flight query contexts and preallocated
+ * batch buffers. UDP is read and answered in batches (recvmmsg/sendmmsg); nothing is
+ * allocated per packet.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+static void on_udp(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct bw_udp_sock *u = arg;
+	struct bw_worker *w = u->w;
+	bw_worker_hold_state(w);
+	/* a few batches per wake-up, then let the loop serve TCP and the resolver */
+	for (int round = 0; round < 8; round++) {
+		for (int i = 0; i < BW_UDP_BATCH; i++)
+			w->rmsg[i].msg_hdr.msg_namelen = sizeof(w->raddr[i]);
+		int n = recvmmsg(fd, w->rmsg, BW_UDP_BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break;
+		int ns = 0;
+		for (int i = 0; i < n; i++) {
+			struct msghdr *h = &w->rmsg[i].msg_hdr;
+			if (h->msg_flags & MSG_TRUNC) {
+				w->stats.dropped++;
+				continue;
+			}
+			struct bw_origin o = {
+				.via = BW_VIA_UDP,
+				.fd = fd,
+				.peer = (const struct sockaddr *)&w->raddr[i],
+				.peerlen = h->msg_namelen,
+				.listener = u->listener,
+			};
+			w->stats.udp++;
+			size_t len = bw_pipeline_query(w, &o, w->rbuf[i], w->rmsg[i].msg_len,
+						       w->sbuf[ns], BW_UDP_SBUF);
+			if (!len)
+				continue;
+			w->siov[ns].iov_len = len;
+			w->smsg[ns].msg_hdr.msg_name = &w->raddr[i];
+			w->smsg[ns].msg_hdr.msg_namelen = h->msg_namelen;
+			ns++;
+		}
+		int sent = 0;
+		while (sent < ns) {
+			int r = sendmmsg(fd, w->smsg + sent, (unsigned)(ns - sent), MSG_DONTWAIT);
+			if (r <= 0) {
+				if (r < 0 && errno == EINTR)
+					continue;
+				w->stats.dropped += (uint64_t)(ns - sent);
+				break;
+			}
+			sent += r;
+		}
+		if (n < BW_UDP_BATCH)
+			break;
+	}
+	bw_worker_drop_state(w);
+}
+
+static void on_tcp_msg(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, void *ctx)
+{
+	struct bw_worker *w = ctx;
+	socklen_t plen;
+	const struct sockaddr *peer = bw_tcp_conn_peer(c, &plen);
+	struct bw_origin o = {
+		.via = BW_VIA_TCP, .fd = -1, .conn = c, .peer = peer, .peerlen = plen, .listener = 0,
+	};
+	w->stats.tcp++;
+	bw_worker_hold_state(w);
+	size_t n = bw_pipeline_query(w, &o, msg, len, w->out, sizeof(w->out));
+	bw_worker_drop_state(w);
+	if (n)
+		bw_tcp_conn_send(c, w->out, n);
+}
+
+/* Draining: stop reading new queries; leave when nothing is in flight. */
+static void drain_check(struct bw_worker *w)
+{
+	/* idle TCP clients do not hold up the exit; queries in flight do */
+	if (w->inflight == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void on_ctl(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	struct bw_worker *w = arg;
+	uint64_t v;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		bw_warn("worker %u: control read: %s", w->index, strerror(errno));
+	if (!atomic_load(&w->draining))
+		return;
+	if (!w->drain_started) {
+		w->drain_started = true;
+		struct timeval tv = {w->drain_ms / 1000, (w->drain_ms % 1000) * 1000};
+		evtimer_add(w->drain_timer, &tv);
+	}
+	for (size_t i = 0; i < w->n_udp; i++)
+		event_del(w->udp[i].ev);
+	for (size_t i = 0; i < w->n_tcp; i++)
+		bw_tcp_server_stop_accepting(w->tcp[i]);
+	drain_check(w);
+}
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct bw_worker *w = arg;
+	if (w->inflight)
+		bw_warn("worker %u: %u queries still in flight at shutdown", w->index, w->inflight);
+	event_base_loopbreak(w->base);
+}
+
+void bw_worker_wake(struct bw_worker *w)
+{
+	uint64_t one = 1;
+	if (write(w->ctl_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		bw_warn("worker %u: wake: %s", w->index, strerror(errno));
+}
+
+void *bw_worker_main(void *arg)
+{
+	struct bw_worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen)
+{
+	const struct bw_conf *conf = s->conf;
+	struct bw_worker *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	s->workers[index] = w; /* owned by the server from here on */
+	w->index = index;
+	w->srv = s;
+	w->ctl_fd = -1;
+
+	struct event_config *ec = event_config_new();
+	if (ec) {
+		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		w->base = event_base_new_with_config(ec);
+		event_config_free(ec);
+	}
+	if (!w->base) {
+		snprintf(err, errlen, "cannot create an event loop");
+		return BW_ENOMEM;
+	}
+
+	/* batch buffers: point every message header at its own buffers once */
+	for (int i = 0; i < BW_UDP_BATCH; i++) {
+		w->riov[i].iov_base = w->rbuf[i];
+		w->riov[i].iov_len = BW_UDP_RBUF;
+		w->rmsg[i].msg_hdr.msg_iov = &w->riov[i];
+		w->rmsg[i].msg_hdr.msg_iovlen = 1;
+		w->rmsg[i].msg_hdr.msg_name = &w->raddr[i];
+		w->siov[i].iov_base = w->sbuf[i];
+		w->smsg[i].msg_hdr.msg_iov = &w->siov[i];
+		w->smsg[i].msg_hdr.msg_iovlen = 1;
+	}
+
+	w->resolver = bw_resolver_create(conf, w->base, bw_pipeline_resolved, err, errlen);
+	if (!w->resolver)
+		return BW_EINVAL;
+
+	w->max_inflight = conf->server.max_inflight ? conf->server.max_inflight : 4096;
+	w->pool = calloc(w->max_inflight, sizeof(*w->pool));
+	if (!w->pool) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	for (unsigned i = w->max_inflight; i-- > 0;) {
+		struct bw_qctx *x = &w->pool[i];
+		x->resolver = w->resolver;
+		x->w = w;
+		x->timer = evtimer_new(w->base, bw_pipeline_timeout, x);
+		if (!x->timer) {
+			snprintf(err, errlen, "out of memory");
+			return BW_ENOMEM;
+		}
+		x->next_free = w->free_list;
+		w->free_list = x;
+	}
+
+	w->udp = calloc(conf->server.n_listen, sizeof(*w->udp));
+	w->tcp = calloc(conf->server.n_listen, sizeof(*w->tcp));
+	if (!w->udp || !w->tcp) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	for (size_t i = 0; i < conf->server.n_listen; i++) {
+		const struct bw_listen *l = &conf->server.listen[i];
+		int fd = bw_net_udp_socket(l, true);
+		if (fd < 0) {
+			snprintf(err, errlen, "listen udp %s port %u: %s", l->address, l->port,
+				 strerror(-fd));
+			return BW_EIO;
+		}
+		struct bw_udp_sock *u = &w->udp[w->n_udp++];
+		u->w = w;
+		u->fd = fd;
+		u->listener = (int)i;
+		u->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_udp, u);
+		if (!u->ev || event_add(u->ev, NULL) != 0) {
+			snprintf(err, errlen, "out of memory");
+			return BW_ENOMEM;
+		}
+		fd = bw_net_tcp_socket(l, true, 256);
+		if (fd < 0) {
+			snprintf(err, errlen, "listen tcp %s port %u: %s", l->address, l->port,
+				 strerror(-fd));
+			return BW_EIO;
+		}
+		struct bw_tcp_opts o = {
+			.max_conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024,
+			.idle_ms = conf->server.tcp_idle_ms ? conf->server.tcp_idle_ms : 10000,
+			.max_inflight = conf->server.tcp_max_inflight,
+			.max_output = 0,
+			.listener_index = (int)i,
+		};
+		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_tcp_msg, w);
+		if (!w->tcp[w->n_tcp]) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return BW_ENOMEM;
+		}
+		w->n_tcp++;
+	}
+
+	w->ctl_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->ctl_fd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return BW_EIO;
+	}
+	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, on_ctl, w);
+	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
+	if (!w->ctl_ev || !w->drain_timer || event_add(w->ctl_ev, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	return 0;
+}
+
+void bw_worker_free(struct bw_worker *w)
+{
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n_tcp; i++)
+		bw_tcp_server_destroy(w->tcp[i]);
+	for (size_t i = 0; i < w->n_udp; i++) {
+		if (w->udp[i].ev)
+			event_free(w->udp[i].ev);
+		close(w->udp[i].fd);
+	}
+	free(w->udp);
+	free(w->tcp);
+	/* the resolver first: it owns events on the base and may hold query contexts */
+	bw_resolver_destroy(w->resolver);
+	if (w->pool) {
+		for (unsigned i = 0; i < w->max_inflight; i++) {
+			if (w->pool[i].timer)
+				event_free(w->pool[i].timer);
+		}
+		free(w->pool);
+	}
+	if (w->ctl_ev)
+		event_free(w->ctl_ev);
+	if (w->drain_timer)
+		event_free(w->drain_timer);
+	if (w->ctl_fd >= 0)
+		close(w->ctl_fd);
+	if (w->base)
+		event_base_free(w->base);
+	free(w);
+}
+
+void bw_worker_begin_drain(struct bw_worker *w, unsigned drain_ms)
+{
+	/* the base has no locks: the worker arms its drain timer itself, in on_ctl() */
+	w->drain_ms = drain_ms;
+	atomic_store(&w->draining, true);
+	bw_worker_wake(w);
+}

@@ -1,0 +1,239 @@
+/* resolve/resolve.c - libunbound backend in event mode (see resolve.h). */
+#include "resolve/resolve.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unbound-event.h>
+#include <unbound.h>
+#include <unistd.h>
+
+#include "dns/dns.h"
+
+#define DEFAULT_TRUST_ANCHOR "/usr/share/dns/root.key"
+
+struct bw_resolver {
+	struct ub_ctx *ctx;
+	struct event_base *base;
+	bw_resolve_cb cb;
+	bool in_query; /* inside ub_resolve_event: results must be deferred */
+};
+
+/* A result that libunbound delivered synchronously (local data), replayed on the loop. */
+struct deferred {
+	struct bw_resolver *r;
+	void *arg;
+	int err;
+	int sec;
+	size_t len;
+	char *why;
+	uint8_t pkt[];
+};
+
+static int set_opt(struct ub_ctx *ctx, const char *name, const char *val, char *err, size_t errlen)
+{
+	int rc = ub_ctx_set_option(ctx, name, val);
+	if (rc != 0) {
+		snprintf(err, errlen, "resolver option %s %s: %s", name, val, ub_strerror(rc));
+		return BW_EINVAL;
+	}
+	return 0;
+}
+
+static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err, size_t errlen)
+{
+	const __typeof__(conf->resolver) *rc = &conf->resolver;
+	int ret;
+	bool validate = rc->dnssec;
+
+	/* loopback upstreams are common (a local forwarder, test roots) */
+	if ((ret = set_opt(ctx, "do-not-query-localhost:", "no", err, errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "module-config:", validate ? "validator iterator" : "iterator", err,
+			   errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "qname-minimisation:", rc->qname_minimisation ? "yes" : "no", err,
+			   errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "aggressive-nsec:", rc->aggressive_nsec ? "yes" : "no", err, errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "prefetch:", rc->prefetch ? "yes" : "no", err, errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
+		return ret;
+	/* the validator's reason for bogus answers ends up in EDE text and logs */
+	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
+		return ret;
+
+	if (rc->mode == BW_RESOLVER_FORWARD) {
+		bool tls = false;
+		for (size_t i = 0; i < rc->n_forward; i++) {
+			const struct bw_upstream *u = &rc->forward[i];
+			char addr[300];
+			if (u->tls_name)
+				snprintf(addr, sizeof(addr), "%s#%s", u->addr, u->tls_name);
+			else
+				snprintf(addr, sizeof(addr), "%s", u->addr);
+			int r = ub_ctx_set_fwd(ctx, addr);
+			if (r != 0) {
+				snprintf(err, errlen, "forward %s: %s", addr, ub_strerror(r));
+				return BW_EINVAL;
+			}
+			tls |= u->tls;
+		}
+		if (tls) {
+			ub_ctx_set_tls(ctx, 1);
+			const char *ca = rc->tls_ca_file ? rc->tls_ca_file
+							 : "/etc/ssl/certs/ca-certificates.crt";
+			if ((ret = set_opt(ctx, "tls-cert-bundle:", ca, err, errlen)))
+				return ret;
+		}
+	} else if (rc->root_hints) {
+		if ((ret = set_opt(ctx, "root-hints:", rc->root_hints, err, errlen)))
+			return ret;
+	}
+
+	if (validate) {
+		const char *ta = rc->trust_anchor;
+		if (!ta && access(DEFAULT_TRUST_ANCHOR, R_OK) == 0)
+			ta = DEFAULT_TRUST_ANCHOR;
+		if (!ta) {
+			snprintf(err, errlen,
+				 "DNSSEC is on but no trust anchor: set resolver.trust-anchor "
+				 "or install dns-root-data (%s)",
+				 DEFAULT_TRUST_ANCHOR);
+			return BW_EINVAL;
+		}
+		int r = ub_ctx_add_ta_file(ctx, ta);
+		if (r != 0) {
+			snprintf(err, errlen, "trust anchor %s: %s", ta, ub_strerror(r));
+			return BW_EINVAL;
+		}
+	}
+
+	for (size_t i = 0; i < rc->n_unbound_options; i++) {
+		const char *line = rc->unbound_options[i];
+		const char *colon = strchr(line, ':');
+		if (!colon) {
+			snprintf(err, errlen, "unbound option '%s': expected 'name: value'", line);
+			return BW_EINVAL;
+		}
+		char name[128];
+		size_t n = (size_t)(colon - line) + 1;
+		if (n >= sizeof(name)) {
+			snprintf(err, errlen, "unbound option '%s': name too long", line);
+			return BW_EINVAL;
+		}
+		memcpy(name, line, n);
+		name[n] = 0;
+		const char *val = colon + 1;
+		while (*val == ' ' || *val == '\t')
+			val++;
+		if ((ret = set_opt(ctx, name, val, err, errlen)))
+			return ret;
+	}
+	return 0;
+}
+
+struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_base *base,
+				       bw_resolve_cb cb, char *err, size_t errlen)
+{
+	struct bw_resolver *r = calloc(1, sizeof(*r));
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->base = base;
+	r->cb = cb;
+	r->ctx = ub_ctx_create_event(base);
+	if (!r->ctx) {
+		snprintf(err, errlen, "cannot create the libunbound context");
+		goto fail;
+	}
+	if (apply_conf(r->ctx, conf, err, errlen))
+		goto fail;
+	return r;
+fail:
+	if (r->ctx)
+		ub_ctx_delete(r->ctx);
+	free(r);
+	return NULL;
+}
+
+void bw_resolver_destroy(struct bw_resolver *r)
+{
+	if (!r)
+		return;
+	ub_ctx_delete(r->ctx);
+	free(r);
+}
+
+static void deferred_run(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct deferred *d = arg;
+	d->r->cb(d->arg, d->err, d->len ? d->pkt : NULL, d->len, (enum bw_sec)d->sec, d->why);
+	free(d->why);
+	free(d);
+}
+
+static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec, char *why_bogus,
+		    int was_ratelimited)
+{
+	(void)was_ratelimited;
+	/* libunbound passes its own reference to `arg`: our query context. The resolver
+	 * itself is found through the context's first member (see core/worker.c). */
+	struct bw_resolver *r = *(struct bw_resolver **)arg;
+	const uint8_t *pkt = packet;
+	size_t len = packet_len > 0 ? (size_t)packet_len : 0;
+	int err = 0;
+	if (rcode != 0 || !pkt || len < BW_DNS_HDR) {
+		err = rcode ? rcode : BW_RCODE_SERVFAIL;
+		pkt = NULL;
+		len = 0;
+	}
+	if (!r->in_query) {
+		r->cb(arg, err, pkt, len, (enum bw_sec)sec, why_bogus);
+		return;
+	}
+	/* answered from local data before ub_resolve_event returned: replay on the loop */
+	struct deferred *d = malloc(sizeof(*d) + len);
+	if (!d)
+		return; /* the query's timeout will answer SERVFAIL */
+	d->r = r;
+	d->arg = arg;
+	d->err = err;
+	d->sec = sec;
+	d->len = len;
+	d->why = why_bogus ? strdup(why_bogus) : NULL;
+	if (len)
+		memcpy(d->pkt, pkt, len);
+	struct timeval now = {0, 0};
+	if (event_base_once(r->base, -1, EV_TIMEOUT, deferred_run, d, &now) != 0) {
+		free(d->why);
+		free(d);
+	}
+}
+
+int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_len,
+		      uint16_t qtype, uint16_t qclass, void *arg, int *id)
+{
+	char text[4 * BW_DNS_MAXNAME + 2];
+	if (bw_name_to_text(qname, qname_len, text, sizeof(text)) < 0)
+		return BW_EINVAL;
+	r->in_query = true;
+	int rc = ub_resolve_event(r->ctx, text, qtype, qclass, arg, ub_done, id);
+	r->in_query = false;
+	if (rc != 0) {
+		bw_debug("ub_resolve_event %s: %s", text, ub_strerror(rc));
+		return BW_EIO;
+	}
+	return 0;
+}
+
+void bw_resolver_cancel(struct bw_resolver *r, int id)
+{
+	if (id)
+		ub_cancel(r->ctx, id);
+}

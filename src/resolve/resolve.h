@@ -1,0 +1,53 @@
+/*
+ * resolve/resolve.h - the resolver backend: libunbound in-process, in event mode on the
+ * calling worker's libevent loop.
+ *
+ * Owns: one struct ub_ctx per worker (created by bw_resolver_create on that worker's
+ * event_base; recursive with DNSSEC validation, QNAME minimisation, aggressive NSEC and
+ * prefetch, or forwarding to upstreams, optionally over TLS).
+ * Borrows: the config (read at creation only) and the event_base.
+ *
+ * Why event mode: the answer comes back on the worker's own loop (no thread hop, no
+ * pipe, no locking), as a wire packet we can cache directly. See docs/ARCHITECTURE.md.
+ *
+ * Thread safety: a resolver belongs to the thread that runs its event_base.
+ */
+#ifndef BW_RESOLVE_H
+#define BW_RESOLVE_H
+
+#include <event2/event.h>
+
+#include "base/base.h"
+#include "conf/conf.h"
+
+struct bw_resolver;
+
+/* DNSSEC result of an answer */
+enum bw_sec { BW_SEC_INSECURE = 0, BW_SEC_BOGUS = 1, BW_SEC_SECURE = 2 };
+
+/*
+ * Result callback, called on the worker's loop (never from inside bw_resolver_query).
+ *   err: 0 with pkt/len the full response packet from the resolver (valid only during
+ *        the call); or a DNS rcode (SERVFAIL) with pkt NULL when resolution failed.
+ *   sec: enum bw_sec; why_bogus: validator's reason text or NULL.
+ */
+typedef void (*bw_resolve_cb)(void *arg, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
+			      const char *why_bogus);
+
+/* Creates the backend on base; every result goes to cb. On failure returns NULL and a message in err. */
+struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_base *base,
+				       bw_resolve_cb cb, char *err, size_t errlen);
+void bw_resolver_destroy(struct bw_resolver *r);
+
+/*
+ * Starts resolving (qname_lc wire form, qtype, qclass). `arg` is handed back to the
+ * callback and must point to an object whose first member is `struct bw_resolver *`
+ * equal to r (the result is routed through it). Returns 0 and an id usable with
+ * bw_resolver_cancel(), or a negative BW_E*. The callback runs later on the loop, exactly
+ * once unless the query is cancelled first.
+ */
+int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_len,
+		      uint16_t qtype, uint16_t qclass, void *arg, int *id);
+void bw_resolver_cancel(struct bw_resolver *r, int id);
+
+#endif
