@@ -1,6 +1,8 @@
 /*
- * core/pipeline.c - the query pipeline: access control -> parse -> policy -> cache ->
- * resolve -> finalize. Each stage returns BW_STAGE_NEXT, DONE, ASYNC or DROP; the
+ * core/pipeline.c - the query pipeline: access control -> parse -> cache -> policy ->
+ * resolve -> finalize. The cache comes before the policy because its key carries the
+ * policy generation: a hit was produced under the same verdict (blocked answers are
+ * cached too), so a hit costs one lookup, not one per label of the name. Each stage returns BW_STAGE_NEXT, DONE, ASYNC or DROP; the
  * asynchronous resolver resumes a query in bw_pipeline_resolved().
  */
 #include <errno.h>
@@ -8,6 +10,10 @@
 #include <sys/socket.h>
 
 #include "core/internal.h"
+
+/* How long a blocked answer stays in the packet cache (clamped by cache.max-negative-ttl);
+ * a new policy generation makes it unreachable anyway. */
+#define BW_BLOCKED_TTL 3600
 
 /* Per-query working set for the synchronous part. */
 struct job {
@@ -89,7 +95,9 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 	return BW_STAGE_NEXT;
 }
 
-/* Policy before resolution: QNAME triggers, allowlist first. */
+/* Policy before resolution: QNAME triggers, allowlist first. Runs on cache misses only:
+ * the cache key carries the policy generation, so a cached answer (blocked answers
+ * included) was produced under the same verdict. */
 static enum bw_stage stage_policy(struct job *j)
 {
 	struct bw_worker *w = j->w;
@@ -99,9 +107,18 @@ static enum bw_stage stage_policy(struct job *j)
 		return BW_STAGE_NEXT;
 	}
 	w->stats.blocked++;
-	char text[sizeof(w->meta.ede_text)];
-	blocked_text(text, sizeof(text), &j->verdict, NULL, 0);
-	return stage_error(j, BW_RCODE_NXDOMAIN, j->verdict.ede, text);
+	struct bw_answer_meta *m = &w->meta;
+	bw_answer_meta_init(m);
+	m->rcode = BW_RCODE_NXDOMAIN;
+	m->ttl = BW_BLOCKED_TTL;
+	m->ede = j->verdict.ede;
+	blocked_text(m->ede_text, sizeof(m->ede_text), &j->verdict, NULL, 0);
+	bw_cache_store(w->srv->cache, &j->key, m, w->body, bw_now_sec());
+	int n = bw_answer_write(&j->q, m, w->body, 0, 0, j->limit, j->out, j->cap);
+	if (n <= 0)
+		return BW_STAGE_DROP;
+	j->out_len = (size_t)n;
+	return BW_STAGE_DONE;
 }
 
 static void make_key(struct bw_cache_key *k, const struct bw_query *q, uint64_t generation)
@@ -120,16 +137,6 @@ static void make_key(struct bw_cache_key *k, const struct bw_query *q, uint64_t 
 static enum bw_stage stage_cache(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	if (j->q.qtype == BW_T_ANY) {
-		/* RFC 8482: a minimal answer, never a full ANY */
-		if (bw_answer_any(&j->q, &w->meta, w->body, sizeof(w->body)) != 0)
-			return BW_STAGE_DROP;
-		int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-		if (n <= 0)
-			return BW_STAGE_DROP;
-		j->out_len = (size_t)n;
-		return BW_STAGE_DONE;
-	}
 	make_key(&j->key, &j->q, w->state->generation);
 	int n = bw_cache_lookup(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
 				j->out, j->cap);
@@ -140,6 +147,22 @@ static enum bw_stage stage_cache(struct job *j)
 	}
 	w->stats.cache_misses++;
 	return BW_STAGE_NEXT;
+}
+
+/* RFC 8482: QTYPE ANY gets a minimal answer (after the policy), never a full ANY. */
+static enum bw_stage stage_any(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	if (j->q.qtype != BW_T_ANY)
+		return BW_STAGE_NEXT;
+	if (bw_answer_any(&j->q, &w->meta, w->body, sizeof(w->body)) != 0)
+		return BW_STAGE_DROP;
+	bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
+	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
+	if (n <= 0)
+		return BW_STAGE_DROP;
+	j->out_len = (size_t)n;
+	return BW_STAGE_DONE;
 }
 
 static struct bw_qctx *qctx_get(struct bw_worker *w)
@@ -216,9 +239,11 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 
 	enum bw_stage st = stage_parse(&j, pkt, len);
 	if (st == BW_STAGE_NEXT)
+		st = stage_cache(&j);
+	if (st == BW_STAGE_NEXT)
 		st = stage_policy(&j);
 	if (st == BW_STAGE_NEXT)
-		st = stage_cache(&j);
+		st = stage_any(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_resolve(&j);
 	return st == BW_STAGE_DONE ? j.out_len : 0;

@@ -46,6 +46,8 @@ struct bw_feed_status {
 	char *category;
 	size_t entries;     /* distinct names this feed contributed */
 	size_t bad_lines;   /* lines the parser could not use */
+	size_t skipped;     /* entries ignored on purpose: IP literals (IP triggers are not
+			       supported yet) and hosts-file names such as localhost */
 	int load_error;     /* 0, or BW_E* if the file could not be read (previous version kept) */
 	bool kept_previous; /* true when this feed's entries come from the previous snapshot */
 	uint64_t file_mtime_ns; /* mtime of the file when loaded, for change detection */
@@ -60,7 +62,7 @@ struct bw_policy;
  * (matched by feed name) and says so in its status. Unusable lines are counted and the
  * first few are logged as "file:line: reason"; they never abort the load.
  * `generation` is stored and returned by bw_policy_generation() (used in cache keys).
- * Returns 0 and *out, or BW_ENOMEM.
+ * Returns 0 and *out, or BW_ENOMEM (BW_EINVAL for a NULL conf or more than 65535 feeds).
  */
 int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, uint64_t generation,
 		    struct bw_policy **out);
@@ -74,6 +76,7 @@ bool bw_policy_match(const struct bw_policy *p, const uint8_t *name_lc, size_t l
 uint64_t bw_policy_generation(const struct bw_policy *p);
 size_t bw_policy_entries(const struct bw_policy *p);       /* distinct blocked names */
 size_t bw_policy_feed_count(const struct bw_policy *p);
+size_t bw_policy_memory(const struct bw_policy *p); /* bytes held by the snapshot */
 const struct bw_feed_status *bw_policy_feed_status(const struct bw_policy *p, size_t i);
 
 /*
@@ -91,5 +94,29 @@ long bw_feed_parse_file(const char *path, enum bw_feed_format format, bw_feed_ad
 /* Same, over a buffer (used by the fuzz target). */
 long bw_feed_parse_buf(const char *buf, size_t len, enum bw_feed_format format, const char *label,
 		       bw_feed_add_fn add, void *ctx);
+
+/* ---- lower level, used by the snapshot builder and tools ---- */
+
+/* What one parse saw. */
+struct bw_feed_stats {
+	unsigned long lines; /* lines read, blank and comment lines included */
+	size_t names;        /* add() calls (duplicates included) */
+	size_t bad_lines;
+	size_t skipped;      /* IP literals and hosts-file local names, ignored on purpose */
+};
+/* bw_feed_parse_buf() with the full counts; label may be NULL (nothing is logged). */
+void bw_feed_parse_stats(const char *buf, size_t len, enum bw_feed_format format, const char *label,
+			 bw_feed_add_fn add, void *ctx, struct bw_feed_stats *st);
+
+/* Reads a whole regular file into a new heap buffer (*buf, *len; free() it) with the
+ * mtime and size seen by fstat() on the same descriptor. Returns 0, BW_EIO (errno set),
+ * BW_ERANGE (over 1 GiB) or BW_ENOMEM. */
+int bw_feed_read_file(const char *path, char **buf, size_t *len, uint64_t *mtime_ns,
+		      uint64_t *size);
+
+/* Text name ("Example.org" or "example.org.") to a lower-cased wire name in out (at least
+ * 255 bytes). Accepts [A-Za-z0-9_-] labels of 1..63 bytes; no wildcards, no root. Returns
+ * the wire length, or 0 with *reason set (a static string) when the name is unusable. */
+size_t bw_feed_name_to_wire(const char *text, size_t len, uint8_t *out, const char **reason);
 
 #endif

@@ -1,0 +1,1429 @@
+/*
+ * conf/conf.c - loads the YAML configuration with libyaml's document API and validates it
+ * into struct bw_conf.
+ *
+ * The whole file is composed into a libyaml document first; then each section is walked
+ * with a table of known keys, so an unknown, duplicate or mistyped key is reported with the
+ * line and column of the node that is wrong. The first error stops the load.
+ *
+ * Conventions used below: a key whose value is empty, "~" or "null" is treated as if it
+ * were absent (its default applies); a quoted empty string is a real (and usually invalid)
+ * empty string.
+ */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#define NAME_MAX_LEN 64 /* feed names and categories */
+
+struct ctx {
+	const char *path; /* the config file, for messages */
+	char *dir;	  /* its directory with a trailing '/', or NULL for "." */
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+	struct bw_conf *conf;
+	bool acl_given; /* access-control was written (even as an empty list) */
+};
+
+/* ---- error reporting ---- */
+
+static int fail_at(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_mark(struct ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int vfail(struct ctx *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
+{
+	char msg[768];
+
+	if (!c->err || !c->errlen)
+		return code;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (mark)
+		snprintf(c->err, c->errlen, "%s:%zu:%zu: %s", c->path, mark->line + 1,
+			 mark->column + 1, msg);
+	else
+		snprintf(c->err, c->errlen, "%s: %s", c->path, msg);
+	return code;
+}
+
+static int fail_at(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = vfail(c, n ? &n->start_mark : NULL, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int fail_mark(struct ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
+{
+	va_list ap;
+	int code;
+
+	va_start(ap, fmt);
+	code = vfail(c, mark, BW_EMALFORMED, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int nomem(struct ctx *c)
+{
+	return fail_at(c, NULL, BW_ENOMEM, "out of memory");
+}
+
+/* ---- node access ---- */
+
+static yaml_node_t *node(struct ctx *c, int idx)
+{
+	return yaml_document_get_node(c->doc, idx);
+}
+
+static const char *sval(const yaml_node_t *n)
+{
+	return (const char *)n->data.scalar.value;
+}
+
+/* An empty plain scalar, "~" or "null": YAML's null, treated as "not given". */
+static bool is_null(const yaml_node_t *n)
+{
+	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const char *s = sval(n);
+	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
+	       !strcmp(s, "NULL");
+}
+
+static const char *type_name(yaml_node_type_t t)
+{
+	switch (t) {
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	case YAML_SEQUENCE_NODE:
+		return "a sequence";
+	default:
+		return "a scalar";
+	}
+}
+
+static int want_type(struct ctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *key)
+{
+	if (n->type != t)
+		return fail_at(c, n, BW_EINVAL, "expected %s for '%s', found %s", type_name(t), key,
+			       type_name(n->type));
+	if (t == YAML_SCALAR_NODE && strlen(sval(n)) != n->data.scalar.length)
+		return fail_at(c, n, BW_EINVAL, "'%s' contains a NUL character", key);
+	return 0;
+}
+
+static int want_scalar(struct ctx *c, const yaml_node_t *n, const char *key, const char **out)
+{
+	int rc = want_type(c, n, YAML_SCALAR_NODE, key);
+	if (rc)
+		return rc;
+	*out = sval(n);
+	return 0;
+}
+
+/*
+ * Checks every key of a mapping: a scalar, known, not repeated. `known` ends with NULL;
+ * `where` names the mapping in messages ("server", "policy.feeds item").
+ */
+static int check_keys(struct ctx *c, yaml_node_t *map, const char *where, const char *const *known)
+{
+	yaml_node_pair_t *start = map->data.mapping.pairs.start;
+	yaml_node_pair_t *top = map->data.mapping.pairs.top;
+
+	for (yaml_node_pair_t *p = start; p < top; p++) {
+		yaml_node_t *k = node(c, p->key);
+		if (k->type != YAML_SCALAR_NODE)
+			return fail_at(c, k, BW_EINVAL, "expected a scalar key in %s, found %s",
+				       where, type_name(k->type));
+		const char *name = sval(k);
+		for (yaml_node_pair_t *q = start; q < p; q++) {
+			yaml_node_t *prev = node(c, q->key);
+			if (!strcmp(sval(prev), name))
+				return fail_at(c, k, BW_EINVAL,
+					       "duplicate key '%s' in %s (first given at line %zu)",
+					       name, where, prev->start_mark.line + 1);
+		}
+		bool found = false;
+		for (const char *const *kn = known; *kn; kn++)
+			found = found || !strcmp(*kn, name);
+		if (found)
+			continue;
+
+		char list[512];
+		size_t used = 0;
+		list[0] = '\0';
+		for (const char *const *kn = known; *kn && used < sizeof(list); kn++) {
+			int w = snprintf(list + used, sizeof(list) - used, "%s%s",
+					 kn == known ? "" : ", ", *kn);
+			if (w < 0)
+				break;
+			used += (size_t)w;
+		}
+		return fail_at(c, k, BW_EINVAL, "unknown key '%s' in %s (known: %s)", name, where,
+			       list);
+	}
+	return 0;
+}
+
+/* The pair whose key is `key`, or NULL. Keys were checked by check_keys() already. */
+static yaml_node_pair_t *find_pair(struct ctx *c, yaml_node_t *map, const char *key)
+{
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		if (!strcmp(sval(node(c, p->key)), key))
+			return p;
+	}
+	return NULL;
+}
+
+/* The value of `key`, or NULL when it is absent or null. */
+static yaml_node_t *get(struct ctx *c, yaml_node_t *map, const char *key)
+{
+	yaml_node_pair_t *p = find_pair(c, map, key);
+	if (!p)
+		return NULL;
+	yaml_node_t *v = node(c, p->value);
+	return is_null(v) ? NULL : v;
+}
+
+/* The value of a required key; a missing key is reported at the enclosing mapping. */
+static int need(struct ctx *c, yaml_node_t *map, const char *key, const char *where,
+		yaml_node_t **out)
+{
+	yaml_node_pair_t *p = find_pair(c, map, key);
+	if (!p)
+		return fail_at(c, map, BW_EINVAL, "missing required key '%s' in %s", key, where);
+	yaml_node_t *v = node(c, p->value);
+	if (is_null(v))
+		return fail_at(c, node(c, p->key), BW_EINVAL, "'%s' needs a value", key);
+	*out = v;
+	return 0;
+}
+
+static size_t seq_len(const yaml_node_t *n)
+{
+	return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static yaml_node_t *seq_item(struct ctx *c, const yaml_node_t *n, size_t i)
+{
+	return node(c, n->data.sequence.items.start[i]);
+}
+
+/* ---- scalar values ---- */
+
+/* A decimal unsigned integer: digits only, no sign, no spaces, no overflow. */
+static bool parse_ulong(const char *s, unsigned long *out, const char **end)
+{
+	char *e;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 10);
+	if (errno == ERANGE)
+		return false;
+	*out = v;
+	*end = e;
+	return true;
+}
+
+static int get_uint(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+		    unsigned long hi, unsigned long *out)
+{
+	const char *s, *end;
+	unsigned long v;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	if (!parse_ulong(s, &v, &end) || *end)
+		return fail_at(c, n, BW_EINVAL, "expected a number for '%s', found '%s'", key, s);
+	if (v < lo || v > hi)
+		return fail_at(c, n, BW_ERANGE, "'%s' must be between %lu and %lu, found %s", key,
+			       lo, hi, s);
+	*out = v;
+	return 0;
+}
+
+static int get_unsigned(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+			unsigned long hi, unsigned *out)
+{
+	unsigned long v;
+	int rc = get_uint(c, n, key, lo, hi, &v);
+
+	if (!rc)
+		*out = (unsigned)v;
+	return rc;
+}
+
+/* "auto" (stored as 0) or a number in lo..hi. */
+static int get_auto_uint(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+			 unsigned long hi, unsigned *out)
+{
+	if (n->type == YAML_SCALAR_NODE && !strcmp(sval(n), "auto")) {
+		*out = 0;
+		return 0;
+	}
+	if (n->type == YAML_SCALAR_NODE) {
+		const char *end;
+		unsigned long v;
+		if (!parse_ulong(sval(n), &v, &end) || *end)
+			return fail_at(c, n, BW_EINVAL,
+				       "expected 'auto' or a number for '%s', found '%s'", key,
+				       sval(n));
+	}
+	return get_unsigned(c, n, key, lo, hi, out);
+}
+
+static int get_bool(struct ctx *c, yaml_node_t *n, const char *key, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on"};
+	static const char *const no[] = {"false", "no", "off"};
+	const char *s;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < BW_ARRAY_LEN(yes); i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return fail_at(c, n, BW_EINVAL,
+		       "expected a boolean for '%s' (true/false, yes/no, on/off), found '%s'", key,
+		       s);
+}
+
+/*
+ * A duration in milliseconds: "30" (seconds), "1500ms", "10s", "5m", "2h", "1d".
+ * The result must lie in lo_ms..hi_ms.
+ */
+static int get_duration_ms(struct ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+			   uint64_t hi_ms, uint64_t *out)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = {
+	    {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
+	};
+	const char *s, *end;
+	unsigned long v;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	if (!parse_ulong(s, &v, &end))
+		goto bad;
+	for (size_t i = 0; i < BW_ARRAY_LEN(units); i++) {
+		if (strcmp(end, units[i].suffix))
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			goto range;
+		uint64_t ms = (uint64_t)v * units[i].ms;
+		if (ms < lo_ms || ms > hi_ms)
+			goto range;
+		*out = ms;
+		return 0;
+	}
+bad:
+	return fail_at(c, n, BW_EINVAL,
+		       "expected a duration for '%s' (a number of seconds, or a number with "
+		       "ms, s, m, h or d), found '%s'",
+		       key, s);
+range:
+	return fail_at(c, n, BW_ERANGE, "'%s' must be between %llums and %llums, found %s", key,
+		       (unsigned long long)lo_ms, (unsigned long long)hi_ms, s);
+}
+
+static int get_duration_ms32(struct ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+			     uint64_t hi_ms, unsigned *out)
+{
+	uint64_t ms;
+	int rc = get_duration_ms(c, n, key, lo_ms, BW_MIN(hi_ms, (uint64_t)UINT_MAX), &ms);
+
+	if (!rc)
+		*out = (unsigned)ms;
+	return rc;
+}
+
+/* A duration stored in whole seconds (TTLs). */
+static int get_duration_sec(struct ctx *c, yaml_node_t *n, const char *key, uint32_t *out)
+{
+	uint64_t ms;
+	int rc = get_duration_ms(c, n, key, 0, (uint64_t)UINT32_MAX * 1000, &ms);
+
+	if (rc)
+		return rc;
+	if (ms % 1000)
+		return fail_at(c, n, BW_EINVAL, "'%s' must be a whole number of seconds, found %s",
+			       key, sval(n));
+	*out = (uint32_t)(ms / 1000);
+	return 0;
+}
+
+/* One of `names` (NULL-terminated); *out is its index. */
+static int get_enum(struct ctx *c, yaml_node_t *n, const char *key, const char *const *names,
+		    int *out)
+{
+	const char *s;
+	char list[256];
+	size_t used = 0;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	for (int i = 0; names[i]; i++) {
+		if (!strcmp(names[i], s)) {
+			*out = i;
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (int i = 0; names[i] && used < sizeof(list); i++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", names[i]);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return fail_at(c, n, BW_EINVAL, "invalid %s '%s' (expected one of: %s)", key, s, list);
+}
+
+static int get_string(struct ctx *c, yaml_node_t *n, const char *key, char **out)
+{
+	const char *s;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail_at(c, n, BW_EINVAL, "'%s' must not be empty", key);
+	*out = strdup(s);
+	return *out ? 0 : nomem(c);
+}
+
+/*
+ * A file name: relative names are taken from the config file's directory; the file must
+ * be readable. `what` names it in messages ("feed 'x'", "trust-anchor").
+ */
+static int get_file(struct ctx *c, yaml_node_t *n, const char *key, const char *what, char **out)
+{
+	const char *s;
+	char *p;
+	int rc = want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	if (!*s)
+		return fail_at(c, n, BW_EINVAL, "%s: '%s' must not be empty", what, key);
+	if (s[0] == '/' || !c->dir) {
+		p = strdup(s);
+	} else {
+		size_t dl = strlen(c->dir), sl = strlen(s);
+		p = malloc(dl + sl + 1);
+		if (p) {
+			memcpy(p, c->dir, dl);
+			memcpy(p + dl, s, sl + 1);
+		}
+	}
+	if (!p)
+		return nomem(c);
+
+	int err = 0;
+	int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		err = errno;
+	} else {
+		struct stat st;
+		if (fstat(fd, &st))
+			err = errno;
+		else if (S_ISDIR(st.st_mode))
+			err = EISDIR;
+		close(fd);
+	}
+	if (err) {
+		rc = fail_at(c, n, err == ENOENT ? BW_ENOENT : BW_EIO, "%s: cannot read '%s': %s",
+			     what, p, strerror(err));
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+/* ---- addresses ---- */
+
+static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+			 socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return BW_EINVAL;
+}
+
+/* "10.0.0.0/8", "fc00::/7" or a bare address (a host route). Host bits are cleared. */
+static int parse_cidr(const char *s, struct bw_cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long plen = 0;
+
+	if (alen == 0 || alen >= sizeof(buf))
+		return BW_EINVAL;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, buf, out->addr) == 1)
+		out->family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, out->addr) == 1)
+		out->family = AF_INET6;
+	else
+		return BW_EINVAL;
+
+	unsigned long max = out->family == AF_INET ? 32 : 128;
+	if (slash) {
+		const char *end;
+		if (!parse_ulong(slash + 1, &plen, &end) || *end)
+			return BW_EINVAL;
+		if (plen > max)
+			return BW_ERANGE;
+	} else {
+		plen = max;
+	}
+	out->prefix = (uint8_t)plen;
+	for (unsigned bit = (unsigned)plen; bit < max; bit++)
+		out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
+	return 0;
+}
+
+/* ---- names ---- */
+
+/* NULL if s is a plausible host name, else what is wrong with it. */
+static const char *name_problem(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len && s[len - 1] == '.')
+		len--;
+	if (!len)
+		return "is empty";
+	if (len > 253)
+		return "is longer than 253 characters";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '.') {
+			if (!label)
+				return "has an empty label";
+			label = 0;
+			continue;
+		}
+		if (!isalnum(ch) && ch != '-' && ch != '_')
+			return "has a character that is not a letter, digit, '-' or '_' "
+			       "(write international names in their xn-- form)";
+		if (++label > 63)
+			return "has a label longer than 63 characters";
+	}
+	return NULL;
+}
+
+/* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
+static bool ident_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (!len || len > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!isalnum(ch) && ch != '_' && ch != '.' && ch != '-')
+			return false;
+	}
+	return true;
+}
+
+/* ---- server ---- */
+
+static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l)
+{
+	static const char *const keys[] = {"address", "port", "transport", NULL};
+	static const char *const transports[] = {"dns", NULL};
+	const char *where = "server.listen item";
+	yaml_node_t *v;
+	unsigned long port = 53;
+	int rc;
+
+	if (m->type != YAML_MAPPING_NODE)
+		return fail_at(c, m, BW_EINVAL,
+			       "expected a mapping for each item of 'listen', "
+			       "found %s",
+			       type_name(m->type));
+	if ((rc = check_keys(c, m, where, keys)))
+		return rc;
+	if ((rc = need(c, m, "address", where, &v)))
+		return rc;
+	yaml_node_t *addr_node = v;
+	if ((rc = get_string(c, v, "address", &l->address)))
+		return rc;
+	if ((v = get(c, m, "port")) && (rc = get_uint(c, v, "port", 1, 65535, &port)))
+		return rc;
+	l->port = (uint16_t)port;
+	if ((v = get(c, m, "transport"))) {
+		const char *s;
+		int idx;
+		if ((rc = want_scalar(c, v, "transport", &s)))
+			return rc;
+		if (get_enum(c, v, "transport", transports, &idx))
+			return fail_at(c, v, BW_ENOTSUP,
+				       "transport '%s' is not supported yet (supported: dns)", s);
+		l->transport = (enum bw_transport)idx;
+	}
+	if (make_sockaddr(l->address, l->port, &l->addr, &l->addrlen))
+		return fail_at(c, addr_node, BW_EINVAL,
+			       "invalid listen address '%s' (expected an IPv4 or IPv6 address)",
+			       l->address);
+	return 0;
+}
+
+static int parse_listen(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "listen")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return fail_at(c, seq, BW_EINVAL, "'listen' must name at least one address");
+	conf->server.listen = calloc(n, sizeof(*conf->server.listen));
+	if (!conf->server.listen)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = seq_item(c, seq, i);
+		struct bw_listen *l = &conf->server.listen[i];
+		conf->server.n_listen = i + 1; /* so bw_conf_free() sees what was filled */
+		if ((rc = parse_listen_item(c, item, l)))
+			return rc;
+		for (size_t j = 0; j < i; j++) {
+			struct bw_listen *o = &conf->server.listen[j];
+			if (o->addrlen == l->addrlen && !memcmp(&o->addr, &l->addr, l->addrlen))
+				return fail_at(c, item, BW_EINVAL,
+					       "address %s port %u is listed twice in 'listen'",
+					       l->address, (unsigned)l->port);
+		}
+	}
+	return 0;
+}
+
+static int parse_acl(struct ctx *c, yaml_node_t *seq)
+{
+	static const char *const keys[] = {"network", "action", NULL};
+	static const char *const actions[] = {"allow", "refuse", "drop", NULL};
+	const char *where = "server.access-control item";
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "access-control")))
+		return rc;
+	c->acl_given = true;
+	n = seq_len(seq);
+	if (n) {
+		conf->server.acl = calloc(n, sizeof(*conf->server.acl));
+		if (!conf->server.acl)
+			return nomem(c);
+	}
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *m = seq_item(c, seq, i), *v;
+		struct bw_acl_rule *r = &conf->server.acl[i];
+		const char *s;
+		int act;
+
+		if (m->type != YAML_MAPPING_NODE)
+			return fail_at(c, m, BW_EINVAL,
+				       "expected a mapping for each item of "
+				       "'access-control', found %s",
+				       type_name(m->type));
+		if ((rc = check_keys(c, m, where, keys)))
+			return rc;
+		if ((rc = need(c, m, "network", where, &v)) ||
+		    (rc = want_scalar(c, v, "network", &s)))
+			return rc;
+		if (parse_cidr(s, &r->net))
+			return fail_at(c, v, BW_EINVAL,
+				       "invalid network '%s' (expected an address or "
+				       "address/prefix-length, e.g. 192.168.0.0/16 or fc00::/7)",
+				       s);
+		if ((rc = need(c, m, "action", where, &v)) ||
+		    (rc = get_enum(c, v, "action", actions, &act)))
+			return rc;
+		r->action = (enum bw_acl_action)act;
+		conf->server.n_acl = i + 1;
+	}
+	return 0;
+}
+
+static int parse_server(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {
+	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
+	    "tcp-max-inflight", "max-inflight", "access-control",      NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc;
+
+	if ((rc = check_keys(c, m, "server", keys)))
+		return rc;
+	if ((v = get(c, m, "listen")) && (rc = parse_listen(c, v)))
+		return rc;
+	if ((v = get(c, m, "workers")) &&
+	    (rc = get_auto_uint(c, v, "workers", 1, 256, &conf->server.workers)))
+		return rc;
+	if ((v = get(c, m, "tcp-max-connections")) &&
+	    (rc = get_unsigned(c, v, "tcp-max-connections", 1, 1000000,
+			       &conf->server.tcp_max_conns)))
+		return rc;
+	if ((v = get(c, m, "tcp-idle-timeout")) &&
+	    (rc = get_duration_ms32(c, v, "tcp-idle-timeout", 1, 86400000,
+				    &conf->server.tcp_idle_ms)))
+		return rc;
+	if ((v = get(c, m, "tcp-max-inflight")) &&
+	    (rc = get_unsigned(c, v, "tcp-max-inflight", 1, 65535, &conf->server.tcp_max_inflight)))
+		return rc;
+	if ((v = get(c, m, "max-inflight")) &&
+	    (rc = get_unsigned(c, v, "max-inflight", 1, 1000000, &conf->server.max_inflight)))
+		return rc;
+	if ((v = get(c, m, "access-control")) && (rc = parse_acl(c, v)))
+		return rc;
+	return 0;
+}
+
+/* ---- resolver ---- */
+
+/* "192.0.2.53", "192.0.2.53@5353", "2001:db8::1@53", "tls://9.9.9.9@853#dns.quad9.net" */
+static int parse_upstream(struct ctx *c, yaml_node_t *n, struct bw_upstream *u)
+{
+	char buf[512], addr[sizeof(buf) + 8];
+	const char *s;
+	char *at, *hash;
+	unsigned long port;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int rc;
+
+	if ((rc = want_scalar(c, n, "forward", &s)))
+		return rc;
+	if (strlen(s) >= sizeof(buf))
+		return fail_at(c, n, BW_EINVAL, "forward address is too long");
+	memcpy(buf, s, strlen(s) + 1);
+	char *p = buf;
+	if (!strncasecmp(p, "tls://", 6)) {
+		u->tls = true;
+		p += 6;
+	} else if (strstr(p, "://")) {
+		return fail_at(c, n, BW_ENOTSUP,
+			       "forward address '%s': only tls:// may prefix an address", s);
+	}
+	if ((hash = strchr(p, '#'))) {
+		*hash = '\0';
+		hash++;
+		if (!u->tls)
+			return fail_at(c, n, BW_EINVAL,
+				       "forward address '%s': '#name' is only used with tls://", s);
+		const char *why = name_problem(hash);
+		if (why)
+			return fail_at(c, n, BW_EINVAL, "forward address '%s': TLS name '%s' %s", s,
+				       hash, why);
+		u->tls_name = strdup(hash);
+		if (!u->tls_name)
+			return nomem(c);
+	}
+	port = u->tls ? 853 : 53;
+	if ((at = strrchr(p, '@'))) {
+		const char *end;
+		*at = '\0';
+		if (!parse_ulong(at + 1, &port, &end) || *end || port < 1 || port > 65535)
+			return fail_at(c, n, BW_EINVAL,
+				       "forward address '%s': port must be a number between 1 and "
+				       "65535",
+				       s);
+	}
+	if (make_sockaddr(p, (uint16_t)port, &ss, &sslen))
+		return fail_at(
+		    c, n, BW_EINVAL,
+		    "forward address '%s': '%s' is not an IPv4 or IPv6 address "
+		    "(write addr@port, e.g. 192.0.2.53@53 or tls://9.9.9.9@853#dns.quad9.net)",
+		    s, p);
+	snprintf(addr, sizeof(addr), "%s@%lu", p, port);
+	u->addr = strdup(addr);
+	return u->addr ? 0 : nomem(c);
+}
+
+static int parse_forward(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "forward")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return 0;
+	conf->resolver.forward = calloc(n, sizeof(*conf->resolver.forward));
+	if (!conf->resolver.forward)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		conf->resolver.n_forward = i + 1;
+		if ((rc = parse_upstream(c, seq_item(c, seq, i), &conf->resolver.forward[i])))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_unbound_options(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "unbound-options")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return 0;
+	conf->resolver.unbound_options = calloc(n, sizeof(char *));
+	if (!conf->resolver.unbound_options)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *v = seq_item(c, seq, i);
+		const char *s;
+		size_t k = 0;
+
+		if ((rc = want_scalar(c, v, "unbound-options", &s)))
+			return rc;
+		while (isalnum((unsigned char)s[k]) || s[k] == '-')
+			k++;
+		if (!k || s[k] != ':')
+			return fail_at(c, v, BW_EINVAL,
+				       "unbound option '%s' is not of the form 'name: value'", s);
+		conf->resolver.n_unbound_options = i + 1;
+		conf->resolver.unbound_options[i] = strdup(s);
+		if (!conf->resolver.unbound_options[i])
+			return nomem(c);
+	}
+	return 0;
+}
+
+static int parse_resolver(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"mode",
+					   "dnssec",
+					   "forward",
+					   "root-hints",
+					   "trust-anchor",
+					   "tls-ca-file",
+					   "qname-minimisation",
+					   "aggressive-nsec",
+					   "prefetch",
+					   "timeout",
+					   "unbound-options",
+					   NULL};
+	static const char *const modes[] = {"recursive", "forward", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v, *fwd;
+	int rc, mode;
+
+	if ((rc = check_keys(c, m, "resolver", keys)))
+		return rc;
+	if ((v = get(c, m, "mode"))) {
+		if ((rc = get_enum(c, v, "mode", modes, &mode)))
+			return rc;
+		conf->resolver.mode = (enum bw_resolver_mode)mode;
+	}
+	if ((v = get(c, m, "dnssec")) && (rc = get_bool(c, v, "dnssec", &conf->resolver.dnssec)))
+		return rc;
+	if ((fwd = get(c, m, "forward")) && (rc = parse_forward(c, fwd)))
+		return rc;
+	if (conf->resolver.mode == BW_RESOLVER_FORWARD && !conf->resolver.n_forward)
+		return fail_at(c, fwd ? fwd : m, BW_EINVAL,
+			       "mode is forward but 'forward' lists no upstream "
+			       "(e.g. forward: [ 192.0.2.53@53 ])");
+	if (conf->resolver.mode == BW_RESOLVER_RECURSIVE && conf->resolver.n_forward)
+		return fail_at(c, fwd, BW_EINVAL,
+			       "'forward' is only used with 'mode: forward' (mode is recursive)");
+	if ((v = get(c, m, "root-hints")) &&
+	    (rc = get_file(c, v, "root-hints", "root-hints", &conf->resolver.root_hints)))
+		return rc;
+	if ((v = get(c, m, "trust-anchor")) &&
+	    (rc = get_file(c, v, "trust-anchor", "trust-anchor", &conf->resolver.trust_anchor)))
+		return rc;
+	if ((v = get(c, m, "tls-ca-file")) &&
+	    (rc = get_file(c, v, "tls-ca-file", "tls-ca-file", &conf->resolver.tls_ca_file)))
+		return rc;
+	if ((v = get(c, m, "qname-minimisation")) &&
+	    (rc = get_bool(c, v, "qname-minimisation", &conf->resolver.qname_minimisation)))
+		return rc;
+	if ((v = get(c, m, "aggressive-nsec")) &&
+	    (rc = get_bool(c, v, "aggressive-nsec", &conf->resolver.aggressive_nsec)))
+		return rc;
+	if ((v = get(c, m, "prefetch")) &&
+	    (rc = get_bool(c, v, "prefetch", &conf->resolver.prefetch)))
+		return rc;
+	if ((v = get(c, m, "timeout")) &&
+	    (rc = get_duration_ms32(c, v, "timeout", 1, 3600000, &conf->resolver.timeout_ms)))
+		return rc;
+	if ((v = get(c, m, "unbound-options")) && (rc = parse_unbound_options(c, v)))
+		return rc;
+	return 0;
+}
+
+/* ---- cache ---- */
+
+static int parse_cache(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {
+	    "size", "shards", "min-ttl", "max-ttl", "max-negative-ttl", "serve-stale", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc;
+
+	if ((rc = check_keys(c, m, "cache", keys)))
+		return rc;
+	if ((v = get(c, m, "size"))) {
+		const char *s;
+		if ((rc = want_scalar(c, v, "size", &s)))
+			return rc;
+		rc = bw_parse_size(s, &conf->cache.size);
+		if (rc)
+			return fail_at(c, v, rc,
+				       "expected a size for 'size' (a number of bytes "
+				       "with K, M or G, e.g. 256M), found '%s'",
+				       s);
+		if (conf->cache.size < (1u << 20))
+			return fail_at(c, v, BW_ERANGE,
+				       "cache 'size' must be at least 1M, found %s", s);
+	}
+	if ((v = get(c, m, "shards"))) {
+		if ((rc = get_auto_uint(c, v, "shards", 1, 1024, &conf->cache.shards)))
+			return rc;
+		unsigned sh = conf->cache.shards;
+		if (sh & (sh - 1))
+			return fail_at(
+			    c, v, BW_EINVAL,
+			    "'shards' must be a power of two (1, 2, 4 ... 1024), found %u", sh);
+	}
+	if ((v = get(c, m, "min-ttl")) &&
+	    (rc = get_duration_sec(c, v, "min-ttl", &conf->cache.min_ttl)))
+		return rc;
+	if ((v = get(c, m, "max-ttl")) &&
+	    (rc = get_duration_sec(c, v, "max-ttl", &conf->cache.max_ttl)))
+		return rc;
+	if ((v = get(c, m, "max-negative-ttl")) &&
+	    (rc = get_duration_sec(c, v, "max-negative-ttl", &conf->cache.max_neg_ttl)))
+		return rc;
+	if ((v = get(c, m, "serve-stale")) &&
+	    (rc = get_duration_sec(c, v, "serve-stale", &conf->cache.stale_ttl)))
+		return rc;
+	if (conf->cache.min_ttl > conf->cache.max_ttl)
+		return fail_at(c, m, BW_EINVAL,
+			       "cache 'min-ttl' (%us) is larger than 'max-ttl' (%us)",
+			       (unsigned)conf->cache.min_ttl, (unsigned)conf->cache.max_ttl);
+	return 0;
+}
+
+/* ---- policy ---- */
+
+static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
+{
+	static const char *const keys[] = {"name", "category", "format", "file", NULL};
+	static const char *const formats[] = {"domains", "hosts", NULL};
+	const char *where = "policy.feeds item";
+	char what[NAME_MAX_LEN + 16];
+	yaml_node_t *v;
+	int rc;
+
+	if (m->type != YAML_MAPPING_NODE)
+		return fail_at(c, m, BW_EINVAL,
+			       "expected a mapping for each item of 'feeds', "
+			       "found %s",
+			       type_name(m->type));
+	if ((rc = check_keys(c, m, where, keys)))
+		return rc;
+	if ((rc = need(c, m, "name", where, &v)) || (rc = get_string(c, v, "name", &f->name)))
+		return rc;
+	if (!ident_ok(f->name))
+		return fail_at(c, v, BW_EINVAL,
+			       "feed name '%s' must be 1 to %d characters from "
+			       "A-Z a-z 0-9 _ . -",
+			       f->name, NAME_MAX_LEN);
+	if ((rc = need(c, m, "category", where, &v)) ||
+	    (rc = get_string(c, v, "category", &f->category)))
+		return rc;
+	if (!ident_ok(f->category))
+		return fail_at(c, v, BW_EINVAL,
+			       "feed '%s': category '%s' must be 1 to %d "
+			       "characters from A-Z a-z 0-9 _ . -",
+			       f->name, f->category, NAME_MAX_LEN);
+	if ((v = get(c, m, "format"))) {
+		const char *s;
+		int idx;
+		if ((rc = want_scalar(c, v, "format", &s)))
+			return rc;
+		if (get_enum(c, v, "format", formats, &idx))
+			return fail_at(c, v, BW_ENOTSUP,
+				       "feed '%s': format '%s' is not supported "
+				       "(supported: domains, hosts)",
+				       f->name, s);
+		f->format = (enum bw_feed_format)idx;
+	}
+	snprintf(what, sizeof(what), "feed '%s'", f->name);
+	if ((rc = need(c, m, "file", where, &v)) || (rc = get_file(c, v, "file", what, &f->file)))
+		return rc;
+	return 0;
+}
+
+static int parse_feeds(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "feeds")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return 0;
+	conf->policy.feeds = calloc(n, sizeof(*conf->policy.feeds));
+	if (!conf->policy.feeds)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = seq_item(c, seq, i);
+		struct bw_feed_conf *f = &conf->policy.feeds[i];
+		conf->policy.n_feeds = i + 1;
+		if ((rc = parse_feed(c, item, f)))
+			return rc;
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(conf->policy.feeds[j].name, f->name))
+				return fail_at(c, item, BW_EINVAL, "duplicate feed name '%s'",
+					       f->name);
+		}
+	}
+	return 0;
+}
+
+static int parse_allowlist(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "allowlist")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return 0;
+	conf->policy.allowlist = calloc(n, sizeof(char *));
+	if (!conf->policy.allowlist)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *v = seq_item(c, seq, i);
+		const char *s, *why;
+
+		if ((rc = want_scalar(c, v, "allowlist", &s)))
+			return rc;
+		if ((why = name_problem(s)))
+			return fail_at(c, v, BW_EINVAL, "allowlist name '%s' %s", s, why);
+		char *name = strdup(s);
+		if (!name)
+			return nomem(c);
+		size_t len = strlen(name);
+		if (name[len - 1] == '.')
+			name[--len] = '\0';
+		for (size_t k = 0; k < len; k++)
+			name[k] = (char)tolower((unsigned char)name[k]);
+		conf->policy.allowlist[i] = name;
+		conf->policy.n_allowlist = i + 1;
+	}
+	return 0;
+}
+
+static int parse_policy(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"feeds", "allowlist", "watch-interval", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc;
+
+	if ((rc = check_keys(c, m, "policy", keys)))
+		return rc;
+	if ((v = get(c, m, "feeds")) && (rc = parse_feeds(c, v)))
+		return rc;
+	if ((v = get(c, m, "allowlist")) && (rc = parse_allowlist(c, v)))
+		return rc;
+	if ((v = get(c, m, "watch-interval")) &&
+	    (rc = get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))
+		return rc;
+	return 0;
+}
+
+/* ---- log ---- */
+
+static int parse_log(struct ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"level", "syslog", NULL};
+	static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc, lvl;
+
+	if ((rc = check_keys(c, m, "log", keys)))
+		return rc;
+	if ((v = get(c, m, "level"))) {
+		if ((rc = get_enum(c, v, "level", levels, &lvl)))
+			return rc;
+		conf->log.level = (enum bw_log_level)lvl;
+	}
+	if ((v = get(c, m, "syslog")) && (rc = get_bool(c, v, "syslog", &conf->log.syslog)))
+		return rc;
+	return 0;
+}
+
+/* ---- defaults ---- */
+
+static const char *const default_acl[] = {
+    "127.0.0.0/8",    "::1/128",	"10.0.0.0/8", "172.16.0.0/12",
+    "192.168.0.0/16", "169.254.0.0/16", "fc00::/7",   "fe80::/10",
+};
+
+static void set_defaults(struct bw_conf *conf)
+{
+	conf->server.workers = 0;
+	conf->server.tcp_max_conns = 1024;
+	conf->server.tcp_idle_ms = 10000;
+	conf->server.tcp_max_inflight = 64;
+	conf->server.max_inflight = 4096;
+	conf->resolver.mode = BW_RESOLVER_RECURSIVE;
+	conf->resolver.dnssec = true;
+	conf->resolver.qname_minimisation = true;
+	conf->resolver.aggressive_nsec = true;
+	conf->resolver.prefetch = true;
+	conf->resolver.timeout_ms = 5000;
+	conf->cache.size = 256ULL << 20;
+	conf->cache.shards = 0;
+	conf->cache.min_ttl = 0;
+	conf->cache.max_ttl = 86400;
+	conf->cache.max_neg_ttl = 3600;
+	conf->cache.stale_ttl = 86400;
+	conf->policy.watch_ms = 2000;
+	conf->log.level = BW_LOG_INFO;
+	conf->log.syslog = false;
+}
+
+/* The listeners and ACL when the config names none. */
+static int fill_default_lists(struct ctx *c)
+{
+	struct bw_conf *conf = c->conf;
+
+	if (!conf->server.n_listen) {
+		struct bw_listen *l = calloc(1, sizeof(*l));
+		if (!l)
+			return nomem(c);
+		conf->server.listen = l;
+		conf->server.n_listen = 1;
+		l->address = strdup("127.0.0.1");
+		if (!l->address)
+			return nomem(c);
+		l->port = 5353;
+		l->transport = BW_TRANSPORT_DNS;
+		bw_require(make_sockaddr(l->address, l->port, &l->addr, &l->addrlen) == 0);
+	}
+	if (!c->acl_given) {
+		size_t n = BW_ARRAY_LEN(default_acl);
+		conf->server.acl = calloc(n, sizeof(*conf->server.acl));
+		if (!conf->server.acl)
+			return nomem(c);
+		for (size_t i = 0; i < n; i++) {
+			bw_require(parse_cidr(default_acl[i], &conf->server.acl[i].net) == 0);
+			conf->server.acl[i].action = BW_ACL_ALLOW;
+		}
+		conf->server.n_acl = n;
+	}
+	return 0;
+}
+
+/* ---- the document ---- */
+
+static int syntax_error(struct ctx *c, const yaml_parser_t *p)
+{
+	const char *problem = p->problem ? p->problem : "invalid YAML";
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		return nomem(c);
+	case YAML_READER_ERROR:
+		return fail_at(c, NULL, BW_EMALFORMED, "%s at byte %zu", problem,
+			       p->problem_offset);
+	default:
+		if (p->context)
+			return fail_mark(c, &p->problem_mark, "%s (%s that starts at line %zu)",
+					 problem, p->context, p->context_mark.line + 1);
+		return fail_mark(c, &p->problem_mark, "%s", problem);
+	}
+}
+
+static int parse_root(struct ctx *c, yaml_node_t *root)
+{
+	static const char *const keys[] = {"server", "resolver", "cache", "policy", "log", NULL};
+	static const struct {
+		const char *key;
+		int (*fn)(struct ctx *, yaml_node_t *);
+	} sections[] = {
+	    {"server", parse_server}, {"resolver", parse_resolver}, {"cache", parse_cache},
+	    {"policy", parse_policy}, {"log", parse_log},
+	};
+	int rc;
+
+	if (root->type != YAML_MAPPING_NODE)
+		return fail_at(c, root, BW_EINVAL,
+			       "expected a mapping (server:, resolver:, ...) at the top level, "
+			       "found %s",
+			       type_name(root->type));
+	if ((rc = check_keys(c, root, "the top level", keys)))
+		return rc;
+	for (size_t i = 0; i < BW_ARRAY_LEN(sections); i++) {
+		yaml_node_t *v = get(c, root, sections[i].key);
+		if (!v)
+			continue;
+		if ((rc = want_type(c, v, YAML_MAPPING_NODE, sections[i].key)))
+			return rc;
+		if ((rc = sections[i].fn(c, v)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The directory part of path with a trailing '/', or NULL when there is none. */
+static int set_dir(struct ctx *c)
+{
+	const char *slash = strrchr(c->path, '/');
+
+	if (!slash)
+		return 0;
+	size_t len = (size_t)(slash - c->path) + 1;
+	c->dir = malloc(len + 1);
+	if (!c->dir)
+		return nomem(c);
+	memcpy(c->dir, c->path, len);
+	c->dir[len] = '\0';
+	return 0;
+}
+
+int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errlen)
+{
+	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+	yaml_parser_t parser;
+	yaml_document_t doc, extra;
+	bool parser_ok = false, doc_ok = false;
+	FILE *f = NULL;
+	int rc;
+
+	*out = NULL;
+	if (err && errlen)
+		err[0] = '\0';
+	c.conf = calloc(1, sizeof(*c.conf));
+	if (!c.conf)
+		return nomem(&c);
+	set_defaults(c.conf);
+	c.conf->path = strdup(path);
+	if (!c.conf->path) {
+		rc = nomem(&c);
+		goto fail;
+	}
+	if ((rc = set_dir(&c)))
+		goto fail;
+
+	struct stat st;
+	int e = 0;
+	f = fopen(path, "rb");
+	if (!f)
+		e = errno;
+	else if (fstat(fileno(f), &st))
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	if (e) {
+		rc = fail_at(&c, NULL, e == ENOENT ? BW_ENOENT : BW_EIO, "cannot open: %s",
+			     strerror(e));
+		goto fail;
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		rc = nomem(&c);
+		goto fail;
+	}
+	parser_ok = true;
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &doc)) {
+		rc = syntax_error(&c, &parser);
+		goto fail;
+	}
+	doc_ok = true;
+	c.doc = &doc;
+
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	if (root) {
+		rc = 0;
+		/* A second document in the same file is a mistake, not something to ignore. */
+		if (!yaml_parser_load(&parser, &extra)) {
+			rc = syntax_error(&c, &parser);
+			goto fail;
+		}
+		yaml_node_t *more = yaml_document_get_root_node(&extra);
+		if (more)
+			rc = fail_mark(&c, &extra.start_mark,
+				       "the file holds more than one YAML document (remove '---')");
+		yaml_document_delete(&extra);
+		if (rc)
+			goto fail;
+	}
+	if (root && !is_null(root) && (rc = parse_root(&c, root)))
+		goto fail;
+	if ((rc = fill_default_lists(&c)))
+		goto fail;
+
+	*out = c.conf;
+	c.conf = NULL; /* the caller owns it now */
+	rc = 0;
+fail:
+	if (doc_ok)
+		yaml_document_delete(&doc);
+	if (parser_ok)
+		yaml_parser_delete(&parser);
+	if (f)
+		fclose(f);
+	free(c.dir);
+	bw_conf_free(c.conf);
+	return rc;
+}
+
+static void free_strv(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void bw_conf_free(struct bw_conf *conf)
+{
+	if (!conf)
+		return;
+	for (size_t i = 0; i < conf->server.n_listen; i++)
+		free(conf->server.listen[i].address);
+	free(conf->server.listen);
+	free(conf->server.acl);
+	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
+		free(conf->resolver.forward[i].addr);
+		free(conf->resolver.forward[i].tls_name);
+	}
+	free(conf->resolver.forward);
+	free(conf->resolver.root_hints);
+	free(conf->resolver.trust_anchor);
+	free(conf->resolver.tls_ca_file);
+	free_strv(conf->resolver.unbound_options, conf->resolver.n_unbound_options);
+	for (size_t i = 0; i < conf->policy.n_feeds; i++) {
+		free(conf->policy.feeds[i].name);
+		free(conf->policy.feeds[i].category);
+		free(conf->policy.feeds[i].file);
+	}
+	free(conf->policy.feeds);
+	free_strv(conf->policy.allowlist, conf->policy.n_allowlist);
+	free(conf->path);
+	free(conf);
+}
+
+/* ---- access control ---- */
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
+{
+	unsigned bytes = prefix / 8, bits = prefix % 8;
+
+	if (memcmp(a, b, bytes))
+		return false;
+	if (!bits)
+		return true;
+	uint8_t mask = (uint8_t)(0xffu << (8 - bits));
+	return ((a[bytes] ^ b[bytes]) & mask) == 0;
+}
+
+bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa)
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (!net || !sa)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+		uint8_t a[4];
+		if (net->family != AF_INET)
+			return false;
+		memcpy(a, &sin->sin_addr, 4);
+		return prefix_equal(a, net->addr, BW_MIN(net->prefix, 32u));
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+		uint8_t a[16];
+		memcpy(a, &sin6->sin6_addr, 16);
+		if (net->family == AF_INET6)
+			return prefix_equal(a, net->addr, BW_MIN(net->prefix, 128u));
+		/* ::ffff:a.b.c.d from a dual-stack socket matches IPv4 rules. */
+		if (net->family == AF_INET && !memcmp(a, v4mapped, sizeof(v4mapped)))
+			return prefix_equal(a + 12, net->addr, BW_MIN(net->prefix, 32u));
+	}
+	return false;
+}
+
+enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa)
+{
+	for (size_t i = 0; conf && i < conf->server.n_acl; i++) {
+		if (bw_cidr_match(&conf->server.acl[i].net, sa))
+			return conf->server.acl[i].action;
+	}
+	return BW_ACL_REFUSE;
+}
