@@ -202,7 +202,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 	}
 	for (size_t i = 0; i < conf->server.n_listen; i++) {
 		const struct bw_listen *l = &conf->server.listen[i];
-		int fd = bw_net_udp_socket(l, true);
+		int fd = bw_net_udp_socket(l, true, index == 0);
 		if (fd < 0) {
 			snprintf(err, errlen, "listen udp %s port %u: %s", l->address, l->port,
 				 strerror(-fd));
@@ -217,7 +217,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 			snprintf(err, errlen, "out of memory");
 			return BW_ENOMEM;
 		}
-		fd = bw_net_tcp_socket(l, true, 256);
+		fd = bw_net_tcp_socket(l, true, index == 0, 256);
 		if (fd < 0) {
 			snprintf(err, errlen, "listen tcp %s port %u: %s", l->address, l->port,
 				 strerror(-fd));

@@ -24,10 +24,12 @@
 #include "conf/conf.h"
 
 /* Creates a non-blocking UDP socket bound to l (SO_REUSEPORT when reuseport, IPV6_V6ONLY
- * for IPv6, large buffers, IP_PKTINFO-free: bound to one address). Returns fd or -errno. */
-int bw_net_udp_socket(const struct bw_listen *l, bool reuseport);
-/* Creates a non-blocking listening TCP socket bound to l. Returns fd or -errno. */
-int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, int backlog);
+ * for IPv6, large buffers; bound to one address). With probe, first checks that no other
+ * socket holds the address (the first worker's socket probes, the others join it).
+ * Returns fd or -errno (-EADDRINUSE when another process listens there). */
+int bw_net_udp_socket(const struct bw_listen *l, bool reuseport, bool probe);
+/* Creates a non-blocking listening TCP socket bound to l; probe as above. */
+int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, bool probe, int backlog);
 
 struct bw_tcp_server;
 struct bw_tcp_conn;

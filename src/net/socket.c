@@ -14,7 +14,9 @@ static int open_bound(const struct bw_listen *l, int type, bool reuseport)
 	if (fd < 0)
 		return -errno;
 	int one = 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+	/* TCP: rebind despite TIME_WAIT. Not for UDP, where it would let two sockets share
+	 * an address without SO_REUSEPORT's consent */
+	if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
 	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
 		goto fail;
@@ -29,8 +31,25 @@ fail:;
 	return -e;
 }
 
-int bw_net_udp_socket(const struct bw_listen *l, bool reuseport)
+/* SO_REUSEPORT lets a second process (another bulwark started by mistake) bind the same
+ * port and silently take half of the queries. Binding once without it first fails with
+ * EADDRINUSE when anyone else holds the address. */
+static int probe_free(const struct bw_listen *l, int type)
 {
+	int fd = open_bound(l, type, false);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+int bw_net_udp_socket(const struct bw_listen *l, bool reuseport, bool probe)
+{
+	if (probe) {
+		int rc = probe_free(l, SOCK_DGRAM);
+		if (rc < 0)
+			return rc;
+	}
 	int fd = open_bound(l, SOCK_DGRAM, reuseport);
 	if (fd < 0)
 		return fd;
@@ -48,8 +67,13 @@ int bw_net_udp_socket(const struct bw_listen *l, bool reuseport)
 	return fd;
 }
 
-int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, int backlog)
+int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, bool probe, int backlog)
 {
+	if (probe) {
+		int rc = probe_free(l, SOCK_STREAM);
+		if (rc < 0)
+			return rc;
+	}
 	int fd = open_bound(l, SOCK_STREAM, reuseport);
 	if (fd < 0)
 		return fd;
