@@ -63,7 +63,8 @@ int bw_cache_lookup(struct bw_cache *c, const struct bw_cache_key *k, const stru
 /* Stores (meta, body) under k, replacing an older entry. The entry lives
  * clamp(meta->ttl, min_ttl, max_ttl) seconds (max_neg_ttl for NXDOMAIN/NODATA).
  * Answers with rcode other than NOERROR/NXDOMAIN, with TTL 0 after clamping, or with more
- * TTL fields than BW_ANSWER_MAXTTL are not stored (returns BW_EINVAL). */
+ * TTL fields than BW_ANSWER_MAXTTL are not stored (returns BW_EINVAL). An entry larger
+ * than a shard's byte budget is not stored (BW_ESPACE); BW_ENOMEM if malloc fails. */
 int bw_cache_store(struct bw_cache *c, const struct bw_cache_key *k,
 		   const struct bw_answer_meta *meta, const uint8_t *body, uint32_t now);
 

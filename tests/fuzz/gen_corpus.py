@@ -1,7 +1,10 @@
+#!/usr/bin/env python3
+# gen_corpus.py - regenerates the seed corpora of the dns fuzz targets (and the byte arrays
+# used in tests/unit/test_dns.c) with dnspython: /usr/bin/python3 tests/fuzz/gen_corpus.py
 import os, struct, sys
 import dns.message, dns.rrset, dns.edns, dns.flags, dns.rcode, dns.name, dns.opcode, dns.rdatatype
 
-root = '/work/main/tests/fuzz/corpus'
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus')
 Q = os.path.join(root, 'fuzz_query'); A = os.path.join(root, 'fuzz_answer')
 os.makedirs(Q, exist_ok=True); os.makedirs(A, exist_ok=True)
 out = {}
