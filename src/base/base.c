@@ -127,6 +127,7 @@ uint32_t bw_now_sec(void)
 uint64_t bw_hash(const void *data, size_t len, uint64_t seed)
 {
 	const uint8_t *p = data;
+	const size_t total = len;
 	uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL);
 	while (len >= 8) {
 		uint64_t v;
@@ -136,8 +137,20 @@ uint64_t bw_hash(const void *data, size_t len, uint64_t seed)
 		p += 8;
 		len -= 8;
 	}
+	/* the last 1..7 bytes in one or two loads, never byte by byte */
 	uint64_t v = 0;
-	memcpy(&v, p, len);
+	if (len) {
+		if (total >= 8) {
+			memcpy(&v, p + len - 8, 8); /* overlaps bytes already mixed: fine */
+		} else if (len >= 4) {
+			uint32_t a, b;
+			memcpy(&a, p, 4);
+			memcpy(&b, p + len - 4, 4);
+			v = (uint64_t)a << 32 | b;
+		} else {
+			v = (uint64_t)p[0] << 16 | (uint64_t)p[len >> 1] << 8 | p[len - 1];
+		}
+	}
 	h ^= v + len;
 	return bw_hash_mix(h);
 }
