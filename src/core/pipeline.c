@@ -189,6 +189,9 @@ static void qctx_put(struct bw_qctx *x)
 		bw_worker_wake(w);
 }
 
+static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len,
+			   enum bw_sec sec, const char *why_bogus, uint8_t *out, size_t cap);
+
 static enum bw_stage stage_resolve(struct job *j)
 {
 	struct bw_worker *w = j->w;
@@ -215,15 +218,28 @@ static enum bw_stage stage_resolve(struct job *j)
 	evtimer_add(x->timer, &tv);
 	int rc = bw_resolver_query(w->resolver, x->q.qname_lc, x->q.qname_len, x->q.qtype,
 				   x->q.qclass, x, &x->ub_id);
-	if (rc != 0) {
-		evtimer_del(x->timer);
-		if (x->via == BW_VIA_TCP)
-			bw_tcp_conn_release(x->conn);
-		qctx_put(x);
+	if (rc == 0)
+		return BW_STAGE_ASYNC;
+	evtimer_del(x->timer);
+	enum bw_stage st;
+	if (rc == 1) {
+		/* answered at once (libunbound's own cache): reply in this batch */
+		int err;
+		const uint8_t *pkt;
+		size_t plen;
+		enum bw_sec sec;
+		const char *why;
+		bw_resolver_sync_result(w->resolver, &err, &pkt, &plen, &sec, &why);
+		j->out_len = build_answer(x, err, pkt, plen, sec, why, j->out, j->cap);
+		st = j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+	} else {
 		w->stats.servfail++;
-		return stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "resolver unavailable");
+		st = stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "resolver unavailable");
 	}
-	return BW_STAGE_ASYNC;
+	if (x->via == BW_VIA_TCP)
+		bw_tcp_conn_release(x->conn);
+	qctx_put(x);
+	return st;
 }
 
 size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const uint8_t *pkt,
@@ -265,20 +281,21 @@ static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 }
 
 /* Upstream failed: a stale answer if we have one (RFC 8767), else SERVFAIL + EDE. */
-static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text)
+static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uint8_t *out,
+			  size_t cap)
 {
 	struct bw_worker *w = x->w;
 	size_t limit = answer_limit(&x->q, x->via);
 	int n = 0;
 	if (w->srv->conf->cache.stale_ttl)
-		n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true, limit, w->out,
-				    sizeof(w->out));
+		n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true, limit, out,
+				    cap);
 	if (n > 0) {
 		w->stats.stale++;
 		return (size_t)n;
 	}
 	w->stats.servfail++;
-	n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, ede, text, w->out, sizeof(w->out));
+	n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, ede, text, out, cap);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -305,50 +322,51 @@ static bool post_policy(struct bw_qctx *x, struct bw_answer_meta *m)
 	return false;
 }
 
-static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
-		   const char *why_bogus)
+/* Turns the resolver's result for x into the answer to send, in out. Returns its length
+ * (0: nothing to send). Needs the policy state held. */
+static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len,
+			   enum bw_sec sec, const char *why_bogus, uint8_t *out, size_t cap)
 {
 	struct bw_worker *w = x->w;
-	size_t out_len = 0;
 	size_t limit = answer_limit(&x->q, x->via);
 	struct bw_answer_meta *m = &w->meta;
-	bw_worker_hold_state(w);
 
-	if (err) {
-		out_len = fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream unreachable");
-		goto send;
-	}
+	if (err)
+		return fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream unreachable", out,
+				   cap);
 	int rc = bw_answer_from_wire(pkt, len, &x->q, x->q.do_bit, m, w->body, sizeof(w->body),
 				     &w->chain);
-	if (rc != 0) {
-		out_len = fail_answer(x, BW_EDE_NETWORK_ERROR, "malformed upstream answer");
-		goto send;
-	}
+	if (rc != 0)
+		return fail_answer(x, BW_EDE_NETWORK_ERROR, "malformed upstream answer", out, cap);
 	if (sec == BW_SEC_BOGUS && !(x->q.flags & BW_DNS_CD)) {
 		w->stats.bogus++;
 		w->stats.servfail++;
 		char text[sizeof(m->ede_text)];
 		snprintf(text, sizeof(text), "%s", why_bogus ? why_bogus : "validation failed");
-		int n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, BW_EDE_DNSSEC_BOGUS, text, w->out,
-					sizeof(w->out));
-		out_len = n > 0 ? (size_t)n : 0;
-		goto send;
+		int n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, BW_EDE_DNSSEC_BOGUS, text, out,
+					cap);
+		return n > 0 ? (size_t)n : 0;
 	}
-	if (m->rcode == BW_RCODE_SERVFAIL) {
-		out_len = fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream failure");
-		goto send;
-	}
+	if (m->rcode == BW_RCODE_SERVFAIL)
+		return fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream failure", out, cap);
 	m->secure = (uint8_t)sec;
 	if (sec == BW_SEC_SECURE && (x->q.do_bit || (x->q.flags & BW_DNS_AD)))
 		m->flags |= BW_DNS_AD;
 	post_policy(x, m);
 	bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
 	w->stats.resolved++;
-	int n = bw_answer_write(&x->q, m, w->body, 0, 0, limit, w->out, sizeof(w->out));
-	out_len = n > 0 ? (size_t)n : 0;
-send:
+	int n = bw_answer_write(&x->q, m, w->body, 0, 0, limit, out, cap);
+	return n > 0 ? (size_t)n : 0;
+}
+
+static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
+		   const char *why_bogus)
+{
+	struct bw_worker *w = x->w;
+	bw_worker_hold_state(w);
+	size_t n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
 	bw_worker_drop_state(w);
-	deliver(x, w->out, out_len);
+	deliver(x, w->out, n);
 	qctx_put(x);
 }
 

@@ -16,18 +16,17 @@ struct bw_resolver {
 	struct ub_ctx *ctx;
 	struct event_base *base;
 	bw_resolve_cb cb;
-	bool in_query; /* inside ub_resolve_event: results must be deferred */
-};
-
-/* A result that libunbound delivered synchronously (local data), replayed on the loop. */
-struct deferred {
-	struct bw_resolver *r;
-	void *arg;
-	int err;
-	int sec;
-	size_t len;
-	char *why;
-	uint8_t pkt[];
+	bool in_query; /* inside ub_resolve_event: a result is kept for the caller */
+	/* a result delivered before ub_resolve_event returned (libunbound's own cache and
+	 * local data answer that way), copied because libunbound's buffer is only valid
+	 * during its callback */
+	bool sync_done;
+	int sync_err;
+	int sync_sec;
+	size_t sync_len;
+	char sync_why[256];
+	bool sync_has_why;
+	uint8_t sync_pkt[BW_DNS_MAXMSG];
 };
 
 static int set_opt(struct ub_ctx *ctx, const char *name, const char *val, char *err, size_t errlen)
@@ -60,6 +59,13 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	if ((ret = set_opt(ctx, "prefetch:", rc->prefetch ? "yes" : "no", err, errlen)))
 		return ret;
 	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
+		return ret;
+	/* libunbound's own caches sit behind the packet cache, one set per worker: big enough
+	 * for the delegations and DNSSEC keys, not a second copy of every answer
+	 * (resolver.unbound-options can change them) */
+	if ((ret = set_opt(ctx, "msg-cache-size:", "16m", err, errlen)))
+		return ret;
+	if ((ret = set_opt(ctx, "rrset-cache-size:", "32m", err, errlen)))
 		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
@@ -168,27 +174,16 @@ void bw_resolver_destroy(struct bw_resolver *r)
 	free(r);
 }
 
-static void deferred_run(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct deferred *d = arg;
-	d->r->cb(d->arg, d->err, d->len ? d->pkt : NULL, d->len, (enum bw_sec)d->sec, d->why);
-	free(d->why);
-	free(d);
-}
-
 static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec, char *why_bogus,
 		    int was_ratelimited)
 {
 	(void)was_ratelimited;
-	/* libunbound passes its own reference to `arg`: our query context. The resolver
-	 * itself is found through the context's first member (see core/worker.c). */
+	/* `arg` is our query context, whose first member is the resolver (see resolve.h) */
 	struct bw_resolver *r = *(struct bw_resolver **)arg;
 	const uint8_t *pkt = packet;
 	size_t len = packet_len > 0 ? (size_t)packet_len : 0;
 	int err = 0;
-	if (rcode != 0 || !pkt || len < BW_DNS_HDR) {
+	if (rcode != 0 || !pkt || len < BW_DNS_HDR || len > BW_DNS_MAXMSG) {
 		err = rcode ? rcode : BW_RCODE_SERVFAIL;
 		pkt = NULL;
 		len = 0;
@@ -197,23 +192,15 @@ static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec,
 		r->cb(arg, err, pkt, len, (enum bw_sec)sec, why_bogus);
 		return;
 	}
-	/* answered from local data before ub_resolve_event returned: replay on the loop */
-	struct deferred *d = malloc(sizeof(*d) + len);
-	if (!d)
-		return; /* the query's timeout will answer SERVFAIL */
-	d->r = r;
-	d->arg = arg;
-	d->err = err;
-	d->sec = sec;
-	d->len = len;
-	d->why = why_bogus ? strdup(why_bogus) : NULL;
+	r->sync_done = true;
+	r->sync_err = err;
+	r->sync_sec = sec;
+	r->sync_len = len;
 	if (len)
-		memcpy(d->pkt, pkt, len);
-	struct timeval now = {0, 0};
-	if (event_base_once(r->base, -1, EV_TIMEOUT, deferred_run, d, &now) != 0) {
-		free(d->why);
-		free(d);
-	}
+		memcpy(r->sync_pkt, pkt, len);
+	r->sync_has_why = why_bogus != NULL;
+	if (why_bogus)
+		snprintf(r->sync_why, sizeof(r->sync_why), "%s", why_bogus);
 }
 
 int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_len,
@@ -223,13 +210,26 @@ int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_
 	if (bw_name_to_text(qname, qname_len, text, sizeof(text)) < 0)
 		return BW_EINVAL;
 	r->in_query = true;
+	r->sync_done = false;
 	int rc = ub_resolve_event(r->ctx, text, qtype, qclass, arg, ub_done, id);
 	r->in_query = false;
+	if (r->sync_done)
+		return 1;
 	if (rc != 0) {
 		bw_debug("ub_resolve_event %s: %s", text, ub_strerror(rc));
 		return BW_EIO;
 	}
 	return 0;
+}
+
+void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,
+			     size_t *len, enum bw_sec *sec, const char **why_bogus)
+{
+	*err = r->sync_err;
+	*pkt = r->sync_len ? r->sync_pkt : NULL;
+	*len = r->sync_len;
+	*sec = (enum bw_sec)r->sync_sec;
+	*why_bogus = r->sync_has_why ? r->sync_why : NULL;
 }
 
 void bw_resolver_cancel(struct bw_resolver *r, int id)

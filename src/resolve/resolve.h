@@ -26,7 +26,8 @@ struct bw_resolver;
 enum bw_sec { BW_SEC_INSECURE = 0, BW_SEC_BOGUS = 1, BW_SEC_SECURE = 2 };
 
 /*
- * Result callback, called on the worker's loop (never from inside bw_resolver_query).
+ * Result callback, called on the worker's loop for results that come later (not for
+ * those bw_resolver_query() returns 1 for).
  *   err: 0 with pkt/len the full response packet from the resolver (valid only during
  *        the call); or a DNS rcode (SERVFAIL) with pkt NULL when resolution failed.
  *   sec: enum bw_sec; why_bogus: validator's reason text or NULL.
@@ -40,14 +41,20 @@ struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_
 void bw_resolver_destroy(struct bw_resolver *r);
 
 /*
- * Starts resolving (qname_lc wire form, qtype, qclass). `arg` is handed back to the
+ * Starts resolving (qname_lc wire form, qtype, qclass). Returns 0 when the answer will
+ * come to the callback; 1 when it is already there (libunbound answered from its own
+ * cache or local data): fetch it with bw_resolver_sync_result(), no callback follows. `arg` is handed back to the
  * callback and must point to an object whose first member is `struct bw_resolver *`
  * equal to r (the result is routed through it). Returns 0 and an id usable with
- * bw_resolver_cancel(), or a negative BW_E*. The callback runs later on the loop, exactly
- * once unless the query is cancelled first.
+ * bw_resolver_cancel() (the callback then runs later on the loop, exactly once unless the
+ * query is cancelled first), 1 (see above), or a negative BW_E*.
  */
 int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_len,
 		      uint16_t qtype, uint16_t qclass, void *arg, int *id);
 void bw_resolver_cancel(struct bw_resolver *r, int id);
+/* The result of the last bw_resolver_query() that returned 1 (same meaning as the
+ * callback's arguments); valid until the next bw_resolver_query(). */
+void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,
+			     size_t *len, enum bw_sec *sec, const char **why_bogus);
 
 #endif
