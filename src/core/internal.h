@@ -49,6 +49,9 @@ struct bw_qctx {
 	struct event *timer;
 	int ub_id;
 	bool busy;
+	bool stale_possible; /* the cache holds an expired answer for the key */
+	bool answered;       /* a stale answer already went out; still resolving to refresh */
+	uint64_t deadline_ms;
 	enum bw_transport_kind via;
 	int fd;
 	struct bw_tcp_conn *conn;
@@ -94,6 +97,7 @@ struct bw_worker {
 	unsigned inflight, max_inflight;
 
 	const struct bw_state *state; /* held while handling a batch or a callback */
+	unsigned state_depth;         /* holds nest: a callback may run inside a batch */
 
 	struct bw_worker_stats stats;
 
@@ -139,13 +143,16 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg);
 
 static inline const struct bw_state *bw_worker_hold_state(struct bw_worker *w)
 {
-	w->state = bw_snapref_acquire(&w->srv->state_ref, w->index);
+	if (w->state_depth++ == 0)
+		w->state = bw_snapref_acquire(&w->srv->state_ref, w->index);
 	return w->state;
 }
 static inline void bw_worker_drop_state(struct bw_worker *w)
 {
-	w->state = NULL;
-	bw_snapref_release(&w->srv->state_ref, w->index);
+	if (--w->state_depth == 0) {
+		w->state = NULL;
+		bw_snapref_release(&w->srv->state_ref, w->index);
+	}
 }
 
 #endif

@@ -14,6 +14,8 @@
 /* How long a blocked answer stays in the packet cache (clamped by cache.max-negative-ttl);
  * a new policy generation makes it unreachable anyway. */
 #define BW_BLOCKED_TTL 3600
+/* How long a client waits for a fresh answer before it gets a stale one (RFC 8767 5). */
+#define BW_STALE_WAIT_MS 1800
 
 /* Per-query working set for the synchronous part. */
 struct job {
@@ -23,6 +25,7 @@ struct job {
 	struct bw_verdict verdict;
 	struct bw_cache_key key;
 	size_t limit;
+	bool stale_possible;
 	uint8_t *out;
 	size_t cap;
 	size_t out_len;
@@ -145,6 +148,7 @@ static enum bw_stage stage_cache(struct job *j)
 		j->out_len = (size_t)n;
 		return BW_STAGE_DONE;
 	}
+	j->stale_possible = n == BW_ESTALE;
 	w->stats.cache_misses++;
 	return BW_STAGE_NEXT;
 }
@@ -210,10 +214,16 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->peerlen = j->o->peerlen;
 	x->t_start_ns = 0;
 	x->ub_id = 0;
+	x->answered = false;
 	if (x->via == BW_VIA_TCP)
 		bw_tcp_conn_hold(x->conn);
 	const struct bw_conf *conf = w->srv->conf;
 	unsigned ms = conf->resolver.timeout_ms ? conf->resolver.timeout_ms : 5000;
+	x->deadline_ms = bw_now_ms() + ms;
+	/* RFC 8767 client response timer: with a stale answer in hand, wait at most 1.8 s */
+	x->stale_possible = j->stale_possible && conf->cache.stale_ttl;
+	if (x->stale_possible && ms > BW_STALE_WAIT_MS)
+		ms = BW_STALE_WAIT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(x->timer, &tv);
 	int rc = bw_resolver_query(w->resolver, x->q.qname_lc, x->q.qname_len, x->q.qtype,
@@ -251,6 +261,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.out = out;
 	j.cap = cap;
 	j.out_len = 0;
+	j.stale_possible = false;
 	w->stats.queries++;
 
 	enum bw_stage st = stage_parse(&j, pkt, len);
@@ -269,6 +280,12 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 
 static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 {
+	if (x->answered) {
+		/* the client already has a (stale) answer */
+		if (x->via == BW_VIA_TCP)
+			bw_tcp_conn_release(x->conn);
+		return;
+	}
 	if (x->via == BW_VIA_UDP) {
 		if (len && sendto(x->fd, msg, len, MSG_DONTWAIT, (struct sockaddr *)&x->peer,
 				  x->peerlen) < 0)
@@ -363,8 +380,10 @@ static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, e
 		   const char *why_bogus)
 {
 	struct bw_worker *w = x->w;
+	size_t n = 0;
 	bw_worker_hold_state(w);
-	size_t n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
+	if (!(x->answered && err)) /* a late failure after a stale answer changes nothing */
+		n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
 	bw_worker_drop_state(w);
 	deliver(x, w->out, n);
 	qctx_put(x);
@@ -386,8 +405,28 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct bw_qctx *x = arg;
+	struct bw_worker *w = x->w;
 	if (!x->busy)
 		return;
+	uint64_t now = bw_now_ms();
+	if (!x->answered && x->stale_possible && now < x->deadline_ms) {
+		/* answer stale now, keep resolving until the deadline to refresh the cache */
+		size_t limit = answer_limit(&x->q, x->via);
+		int n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true, limit,
+					w->out, sizeof(w->out));
+		if (n > 0) {
+			w->stats.stale++;
+			if (x->via == BW_VIA_UDP)
+				deliver(x, w->out, (size_t)n);
+			else
+				bw_tcp_conn_send(x->conn, w->out, (size_t)n);
+			x->answered = true;
+			uint64_t left = x->deadline_ms - now;
+			struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+			evtimer_add(x->timer, &tv);
+			return;
+		}
+	}
 	bw_resolver_cancel(x->resolver, x->ub_id);
 	x->ub_id = 0;
 	finish(x, BW_RCODE_SERVFAIL, NULL, 0, BW_SEC_INSECURE, NULL);

@@ -17,6 +17,7 @@ struct bw_resolver {
 	struct event_base *base;
 	bw_resolve_cb cb;
 	bool in_query; /* inside ub_resolve_event: a result is kept for the caller */
+	void *cur_arg; /* ... if it is for the query being started */
 	/* a result delivered before ub_resolve_event returned (libunbound's own cache and
 	 * local data answer that way), copied because libunbound's buffer is only valid
 	 * during its callback */
@@ -188,7 +189,7 @@ static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec,
 		pkt = NULL;
 		len = 0;
 	}
-	if (!r->in_query) {
+	if (!r->in_query || arg != r->cur_arg) {
 		r->cb(arg, err, pkt, len, (enum bw_sec)sec, why_bogus);
 		return;
 	}
@@ -210,6 +211,7 @@ int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_
 	if (bw_name_to_text(qname, qname_len, text, sizeof(text)) < 0)
 		return BW_EINVAL;
 	r->in_query = true;
+	r->cur_arg = arg;
 	r->sync_done = false;
 	int rc = ub_resolve_event(r->ctx, text, qtype, qclass, arg, ub_done, id);
 	r->in_query = false;
