@@ -7,7 +7,7 @@
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
 
 CC      ?= cc
-PKGS    := libunbound libevent yaml-0.1
+PKGS    := libunbound libevent yaml-0.1 libzscanner jansson
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

@@ -2,6 +2,7 @@
  * main.c - the bulwark daemon: command line, start-up, signals (SIGTERM/SIGINT drain and
  * exit, SIGHUP reloads), and the feed file watcher tick.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include "base/base.h"
 #include "conf/conf.h"
 #include "core/core.h"
+#include "policy/explain.h"
 
 #ifndef BW_VERSION
 #define BW_VERSION "0.1.0"
@@ -20,6 +22,7 @@
 
 static const char usage[] =
 	"Usage: bulwark [OPTIONS]\n"
+	"       bulwark explain NAME [--client IP] [--type TYPE] [-c FILE]\n"
 	"\n"
 	"Bulwark is a protective DNS resolver: it resolves names for its clients (recursively,\n"
 	"with DNSSEC validation, or by forwarding) and refuses to resolve the names listed by\n"
@@ -38,6 +41,15 @@ static const char usage[] =
 	"  -d, --debug              log at debug level (overrides log.level).\n"
 	"  -h, --help               show this help and exit.\n"
 	"  -V, --version            show the version and exit.\n"
+	"\n"
+	"bulwark explain NAME: why NAME is or is not blocked. Loads the config and its feeds\n"
+	"(nothing is started), picks the profile the client would get, and prints every rule\n"
+	"of every feed that matches NAME, in precedence order, with its file and line (or\n"
+	"STIX/MISP reference), marks the rule that wins and why, and the resulting answer.\n"
+	"  --client IP              the asking client's address (profile choice, CLIENT-IP\n"
+	"                           rules); default: none, so the default profile applies.\n"
+	"  --listener N             the listener (index in server.listen) it came in on.\n"
+	"  --type TYPE              the query type (A, AAAA, ...), shown for reference.\n"
 	"\n"
 	"Signals:\n"
 	"  SIGTERM, SIGINT  stop taking queries, answer those in flight (up to 3 s), exit 0.\n"
@@ -67,8 +79,87 @@ static int write_pidfile(const char *path)
 	return fclose(f) == 0 ? 0 : BW_EIO;
 }
 
+static int explain_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"client", required_argument, NULL, 'a'},
+		{"listener", required_argument, NULL, 'l'},
+		{"type", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config = BW_CONF_DEFAULT_PATH, *client = NULL, *type = "A";
+	int listener = -1, c;
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'a': client = optarg; break;
+		case 't': type = optarg; break;
+		case 'l': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 65535) {
+				fprintf(stderr, "bulwark explain: bad listener index '%s'\n", optarg);
+				return 2;
+			}
+			listener = (int)v;
+			break;
+		}
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs("Try 'bulwark --help'.\n", stderr); return 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		fputs("usage: bulwark explain NAME [--client IP] [--type TYPE] [-c FILE]\n", stderr);
+		return 2;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	const struct sockaddr *sa = NULL;
+	if (client) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		if (inet_pton(AF_INET, client, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+		} else if (inet_pton(AF_INET6, client, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+		} else {
+			fprintf(stderr, "bulwark explain: '%s' is not an IP address\n", client);
+			return 2;
+		}
+		sa = (const struct sockaddr *)&ss;
+	}
+	char err[1024];
+	struct bw_conf *conf = NULL;
+	if (bw_conf_load(config, &conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (listener >= (int)conf->server.n_listen) {
+		fprintf(stderr, "bulwark explain: there is no listener %d\n", listener);
+		bw_conf_free(conf);
+		return 2;
+	}
+	bw_log_init(BW_LOG_WARN, false);
+	struct bw_policy *p = NULL;
+	if (bw_policy_build(conf, NULL, 1, &p) != 0) {
+		fprintf(stderr, "bulwark explain: cannot build the policy\n");
+		bw_conf_free(conf);
+		return 1;
+	}
+	printf("type:     %s\n", type);
+	int rc = bw_policy_explain(conf, p, argv[optind], sa, listener, stdout);
+	bw_policy_free(p);
+	bw_conf_free(conf);
+	return rc < 0 ? 2 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+		return explain_main(argc - 1, argv + 1);
+
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"foreground", no_argument, NULL, 'f'},

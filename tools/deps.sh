@@ -3,7 +3,7 @@
 # Idempotent and quiet: does nothing when everything is installed.
 set -euo pipefail
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
-      libunbound-dev libevent-dev libyaml-dev libssl-dev libcmocka-dev dns-root-data
+      libunbound-dev libevent-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libknot-dev dns-root-data
       knot-dnsutils bind9-dnsutils ldnsutils nsd dnsperf
       python3 python3-dnspython python3-pytest iproute2 util-linux procps)
 missing=()

@@ -34,6 +34,10 @@ struct ctx {
 	size_t errlen;
 	struct bw_conf *conf;
 	bool acl_given; /* access-control was written (even as an empty list) */
+	/* Profile names are resolved once the whole document is read (policy may come after
+	 * server): the `profile` value of each listener (NULL: none), and default-profile. */
+	yaml_node_t **listen_profile;
+	yaml_node_t *default_profile;
 };
 
 /* ---- error reporting ---- */
@@ -580,9 +584,10 @@ static bool ident_ok(const char *s)
 
 /* ---- server ---- */
 
-static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l)
+static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l,
+			     yaml_node_t **profile)
 {
-	static const char *const keys[] = {"address", "port", "transport", NULL};
+	static const char *const keys[] = {"address", "port", "transport", "profile", NULL};
 	static const char *const transports[] = {"dns", NULL};
 	const char *where = "server.listen item";
 	yaml_node_t *v;
@@ -604,6 +609,7 @@ static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l)
 	if ((v = get(c, m, "port")) && (rc = get_uint(c, v, "port", 1, 65535, &port)))
 		return rc;
 	l->port = (uint16_t)port;
+	l->profile = -1;
 	if ((v = get(c, m, "transport"))) {
 		const char *s;
 		int idx;
@@ -613,6 +619,12 @@ static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l)
 			return fail_at(c, v, BW_ENOTSUP,
 				       "transport '%s' is not supported yet (supported: dns)", s);
 		l->transport = (enum bw_transport)idx;
+	}
+	if ((v = get(c, m, "profile"))) {
+		const char *s;
+		if ((rc = want_scalar(c, v, "profile", &s)))
+			return rc;
+		*profile = v; /* checked against policy.profiles at the end */
 	}
 	if (make_sockaddr(l->address, l->port, &l->addr, &l->addrlen))
 		return fail_at(c, addr_node, BW_EINVAL,
@@ -635,11 +647,14 @@ static int parse_listen(struct ctx *c, yaml_node_t *seq)
 	conf->server.listen = calloc(n, sizeof(*conf->server.listen));
 	if (!conf->server.listen)
 		return nomem(c);
+	c->listen_profile = calloc(n, sizeof(*c->listen_profile));
+	if (!c->listen_profile)
+		return nomem(c);
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *item = seq_item(c, seq, i);
 		struct bw_listen *l = &conf->server.listen[i];
 		conf->server.n_listen = i + 1; /* so bw_conf_free() sees what was filled */
-		if ((rc = parse_listen_item(c, item, l)))
+		if ((rc = parse_listen_item(c, item, l, &c->listen_profile[i])))
 			return rc;
 		for (size_t j = 0; j < i; j++) {
 			struct bw_listen *o = &conf->server.listen[j];
@@ -971,13 +986,129 @@ static int parse_cache(struct ctx *c, yaml_node_t *m)
 
 /* ---- policy ---- */
 
+/* A copy of a checked name, lower-cased, without its trailing dot; NULL when out of memory. */
+static char *canon_name(const char *s)
+{
+	char *name = strdup(s);
+
+	if (!name)
+		return NULL;
+	size_t len = strlen(name);
+	if (len && name[len - 1] == '.')
+		name[--len] = '\0';
+	for (size_t k = 0; k < len; k++)
+		name[k] = (char)tolower((unsigned char)name[k]);
+	return name;
+}
+
+/* Is the last label all digits? Then s was meant as an IPv4 address, not a host name. */
+static bool numeric_tld(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len && s[len - 1] == '.')
+		len--;
+	size_t start = len;
+	while (start && s[start - 1] != '.')
+		start--;
+	if (start == len)
+		return false;
+	for (size_t i = start; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* One item of a feed's `redirect:` (an address or a name), merged into f. */
+static int parse_redirect_item(struct ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+{
+	const char *s, *why;
+	uint8_t a[16];
+	int rc = want_scalar(c, n, "redirect", &s);
+
+	if (rc)
+		return rc;
+	int family = inet_pton(AF_INET, s, a) == 1    ? AF_INET
+		     : inet_pton(AF_INET6, s, a) == 1 ? AF_INET6
+						      : 0;
+	if (family && f->redirect_name)
+		goto mixed;
+	if (family == AF_INET) {
+		if (f->redirect_has_v4)
+			return fail_at(c, n, BW_EINVAL,
+				       "feed '%s': 'redirect' has more than one IPv4 address",
+				       f->name);
+		memcpy(f->redirect_v4, a, 4);
+		f->redirect_has_v4 = true;
+		return 0;
+	}
+	if (family == AF_INET6) {
+		if (f->redirect_has_v6)
+			return fail_at(c, n, BW_EINVAL,
+				       "feed '%s': 'redirect' has more than one IPv6 address",
+				       f->name);
+		memcpy(f->redirect_v6, a, 16);
+		f->redirect_has_v6 = true;
+		return 0;
+	}
+	if (strchr(s, ':'))
+		return fail_at(c, n, BW_EINVAL,
+			       "feed '%s': redirect '%s' is not a valid IPv6 address", f->name, s);
+	if (numeric_tld(s))
+		return fail_at(c, n, BW_EINVAL,
+			       "feed '%s': redirect '%s' is not a valid IPv4 address", f->name, s);
+	if ((why = name_problem(s)))
+		return fail_at(c, n, BW_EINVAL, "feed '%s': redirect name '%s' %s", f->name, s,
+			       why);
+	if (f->redirect_name)
+		return fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' has more than one name",
+			       f->name);
+	if (f->redirect_has_v4 || f->redirect_has_v6)
+		goto mixed;
+	f->redirect_name = canon_name(s);
+	return f->redirect_name ? 0 : nomem(c);
+mixed:
+	return fail_at(c, n, BW_EINVAL,
+		       "feed '%s': 'redirect' is either one name or addresses (at most one IPv4 "
+		       "and one IPv6), not both",
+		       f->name);
+}
+
+/* `redirect:` - one scalar or a list of them. */
+static int parse_redirect(struct ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+{
+	int rc;
+
+	if (n->type == YAML_SCALAR_NODE)
+		return parse_redirect_item(c, n, f);
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail_at(c, n, BW_EINVAL,
+			       "expected an address, a name or a list of them for 'redirect', "
+			       "found %s",
+			       type_name(n->type));
+	if (!seq_len(n))
+		return fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' lists no address or name",
+			       f->name);
+	for (size_t i = 0; i < seq_len(n); i++) {
+		if ((rc = parse_redirect_item(c, seq_item(c, n, i), f)))
+			return rc;
+	}
+	return 0;
+}
+
 static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
-	static const char *const keys[] = {"name", "category", "format", "file", NULL};
-	static const char *const formats[] = {"domains", "hosts", NULL};
+	static const char *const keys[] = {"name",   "category", "format", "file",
+					   "action", "redirect", NULL};
+	/* In the order of enum bw_feed_format and enum bw_feed_action. */
+	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
+					      "rpz",	 "stix",  "misp",     NULL};
+	static const char *const actions[] = {"given",	  "nxdomain", "nodata", "drop",
+					      "log-only", "redirect", NULL};
 	const char *where = "policy.feeds item";
 	char what[NAME_MAX_LEN + 16];
-	yaml_node_t *v;
+	yaml_node_t *v, *act, *redir;
 	int rc;
 
 	if (m->type != YAML_MAPPING_NODE)
@@ -1009,13 +1140,31 @@ static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 			return rc;
 		if (get_enum(c, v, "format", formats, &idx))
 			return fail_at(c, v, BW_ENOTSUP,
-				       "feed '%s': format '%s' is not supported "
-				       "(supported: domains, hosts)",
+				       "feed '%s': format '%s' is not supported (supported: "
+				       "domains, hosts, wildcard, adblock, rpz, stix, misp)",
 				       f->name, s);
 		f->format = (enum bw_feed_format)idx;
 	}
 	snprintf(what, sizeof(what), "feed '%s'", f->name);
 	if ((rc = need(c, m, "file", where, &v)) || (rc = get_file(c, v, "file", what, &f->file)))
+		return rc;
+	if ((act = get(c, m, "action"))) {
+		int idx;
+		if ((rc = get_enum(c, act, "action", actions, &idx)))
+			return rc;
+		f->action = (enum bw_feed_action)idx;
+	}
+	redir = get(c, m, "redirect");
+	if (redir && f->action != BW_FEED_ACT_REDIRECT)
+		return fail_at(c, redir, BW_EINVAL,
+			       "feed '%s': 'redirect' is only used with 'action: redirect'",
+			       f->name);
+	if (!redir && f->action == BW_FEED_ACT_REDIRECT)
+		return fail_at(c, act, BW_EINVAL,
+			       "feed '%s': 'action: redirect' needs 'redirect' (an IPv4 and/or "
+			       "IPv6 address, or a name)",
+			       f->name);
+	if (redir && (rc = parse_redirect(c, redir, f)))
 		return rc;
 	return 0;
 }
@@ -1049,9 +1198,13 @@ static int parse_feeds(struct ctx *c, yaml_node_t *seq)
 	return 0;
 }
 
-static int parse_allowlist(struct ctx *c, yaml_node_t *seq)
+/*
+ * A list of allowlist names into *out / *n (lower-cased, no trailing dot). `owner` starts
+ * messages: "" for policy.allowlist, "profile 'x': " for a profile's.
+ */
+static int parse_names(struct ctx *c, yaml_node_t *seq, const char *owner, char ***out,
+		       size_t *n_out)
 {
-	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
@@ -1060,8 +1213,8 @@ static int parse_allowlist(struct ctx *c, yaml_node_t *seq)
 	n = seq_len(seq);
 	if (!n)
 		return 0;
-	conf->policy.allowlist = calloc(n, sizeof(char *));
-	if (!conf->policy.allowlist)
+	*out = calloc(n, sizeof(char *));
+	if (!*out)
 		return nomem(c);
 	for (size_t i = 0; i < n; i++) {
 		yaml_node_t *v = seq_item(c, seq, i);
@@ -1070,37 +1223,241 @@ static int parse_allowlist(struct ctx *c, yaml_node_t *seq)
 		if ((rc = want_scalar(c, v, "allowlist", &s)))
 			return rc;
 		if ((why = name_problem(s)))
-			return fail_at(c, v, BW_EINVAL, "allowlist name '%s' %s", s, why);
-		char *name = strdup(s);
-		if (!name)
+			return fail_at(c, v, BW_EINVAL, "%sallowlist name '%s' %s", owner, s, why);
+		if (!((*out)[i] = canon_name(s)))
 			return nomem(c);
-		size_t len = strlen(name);
-		if (name[len - 1] == '.')
-			name[--len] = '\0';
-		for (size_t k = 0; k < len; k++)
-			name[k] = (char)tolower((unsigned char)name[k]);
-		conf->policy.allowlist[i] = name;
-		conf->policy.n_allowlist = i + 1;
+		*n_out = i + 1;
+	}
+	return 0;
+}
+
+static bool in_strv(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(v[i], s))
+			return true;
+	}
+	return false;
+}
+
+/* A profile's `feeds:`: all, none, or a list of names from policy.feeds. */
+static int parse_profile_feeds(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+{
+	const struct bw_conf *conf = c->conf;
+	int rc;
+
+	if (n->type == YAML_SCALAR_NODE) {
+		const char *s;
+		if ((rc = want_scalar(c, n, "feeds", &s)))
+			return rc;
+		if (!strcmp(s, "all")) {
+			p->all_feeds = true;
+			return 0;
+		}
+		if (!strcmp(s, "none"))
+			return 0;
+		return fail_at(c, n, BW_EINVAL,
+			       "profile '%s': 'feeds' must be all, none or a list of feed names, "
+			       "found '%s'",
+			       p->name, s);
+	}
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail_at(c, n, BW_EINVAL,
+			       "profile '%s': 'feeds' must be all, none or a list of feed names, "
+			       "found %s",
+			       p->name, type_name(n->type));
+	size_t count = seq_len(n);
+	if (!count)
+		return 0;
+	p->feeds = calloc(count, sizeof(char *));
+	if (!p->feeds)
+		return nomem(c);
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *v = seq_item(c, n, i);
+		const char *s;
+		bool known = false;
+
+		if ((rc = want_scalar(c, v, "feeds", &s)))
+			return rc;
+		for (size_t j = 0; j < conf->policy.n_feeds && !known; j++)
+			known = !strcmp(conf->policy.feeds[j].name, s);
+		if (!known)
+			return fail_at(c, v, BW_EINVAL,
+				       "profile '%s': unknown feed '%s' (not in policy.feeds)",
+				       p->name, s);
+		if (in_strv(p->feeds, p->n_feeds, s))
+			return fail_at(c, v, BW_EINVAL, "profile '%s': feed '%s' is listed twice",
+				       p->name, s);
+		if (!(p->feeds[i] = strdup(s)))
+			return nomem(c);
+		p->n_feeds = i + 1;
+	}
+	return 0;
+}
+
+/* A profile's `categories:`. A category no feed has is fine (a feed may come later). */
+static int parse_profile_categories(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+{
+	int rc;
+
+	if ((rc = want_type(c, n, YAML_SEQUENCE_NODE, "categories")))
+		return rc;
+	size_t count = seq_len(n);
+	if (!count)
+		return 0;
+	p->categories = calloc(count, sizeof(char *));
+	if (!p->categories)
+		return nomem(c);
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *v = seq_item(c, n, i);
+		const char *s;
+
+		if ((rc = want_scalar(c, v, "categories", &s)))
+			return rc;
+		if (!ident_ok(s))
+			return fail_at(
+			    c, v, BW_EINVAL,
+			    "profile '%s': category '%s' must be 1 to %d characters from "
+			    "A-Z a-z 0-9 _ . -",
+			    p->name, s, NAME_MAX_LEN);
+		if (in_strv(p->categories, p->n_categories, s))
+			return fail_at(c, v, BW_EINVAL,
+				       "profile '%s': category '%s' is listed twice", p->name, s);
+		if (!(p->categories[i] = strdup(s)))
+			return nomem(c);
+		p->n_categories = i + 1;
+	}
+	return 0;
+}
+
+static int parse_profile_clients(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+{
+	int rc;
+
+	if ((rc = want_type(c, n, YAML_SEQUENCE_NODE, "clients")))
+		return rc;
+	size_t count = seq_len(n);
+	if (!count)
+		return 0;
+	p->clients = calloc(count, sizeof(*p->clients));
+	if (!p->clients)
+		return nomem(c);
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *v = seq_item(c, n, i);
+		const char *s;
+
+		if ((rc = want_scalar(c, v, "clients", &s)))
+			return rc;
+		if (parse_cidr(s, &p->clients[i]))
+			return fail_at(c, v, BW_EINVAL,
+				       "profile '%s': invalid client network '%s' (expected an "
+				       "address or address/prefix-length, e.g. 192.168.0.0/16 or "
+				       "fc00::/7)",
+				       p->name, s);
+		p->n_clients = i + 1;
+	}
+	return 0;
+}
+
+static int parse_profile(struct ctx *c, yaml_node_t *m, struct bw_profile_conf *p)
+{
+	static const char *const keys[] = {"name",	"feeds",   "categories",
+					   "allowlist", "clients", NULL};
+	const char *where = "policy.profiles item";
+	char owner[NAME_MAX_LEN + 16];
+	yaml_node_t *v, *feeds, *cats;
+	int rc;
+
+	if (m->type != YAML_MAPPING_NODE)
+		return fail_at(c, m, BW_EINVAL,
+			       "expected a mapping for each item of 'profiles', found %s",
+			       type_name(m->type));
+	if ((rc = check_keys(c, m, where, keys)))
+		return rc;
+	if ((rc = need(c, m, "name", where, &v)) || (rc = get_string(c, v, "name", &p->name)))
+		return rc;
+	if (!ident_ok(p->name))
+		return fail_at(
+		    c, v, BW_EINVAL,
+		    "profile name '%s' must be 1 to %d characters from A-Z a-z 0-9 _ . -", p->name,
+		    NAME_MAX_LEN);
+	feeds = get(c, m, "feeds");
+	cats = get(c, m, "categories");
+	if (feeds && (rc = parse_profile_feeds(c, feeds, p)))
+		return rc;
+	if (cats && (rc = parse_profile_categories(c, cats, p)))
+		return rc;
+	if (cats && p->all_feeds)
+		return fail_at(c, cats, BW_EINVAL,
+			       "profile '%s': 'categories' has no effect with 'feeds: all'",
+			       p->name);
+	if (!feeds && !cats)
+		p->all_feeds = true;
+	snprintf(owner, sizeof(owner), "profile '%s': ", p->name);
+	if ((v = get(c, m, "allowlist")) &&
+	    (rc = parse_names(c, v, owner, &p->allowlist, &p->n_allowlist)))
+		return rc;
+	if ((v = get(c, m, "clients")) && (rc = parse_profile_clients(c, v, p)))
+		return rc;
+	return 0;
+}
+
+static int parse_profiles(struct ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "profiles")))
+		return rc;
+	n = seq_len(seq);
+	if (!n)
+		return fail_at(c, seq, BW_EINVAL, "'profiles' must name at least one profile");
+	conf->policy.profiles = calloc(n, sizeof(*conf->policy.profiles));
+	if (!conf->policy.profiles)
+		return nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = seq_item(c, seq, i);
+		struct bw_profile_conf *p = &conf->policy.profiles[i];
+		conf->policy.n_profiles = i + 1;
+		if ((rc = parse_profile(c, item, p)))
+			return rc;
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(conf->policy.profiles[j].name, p->name))
+				return fail_at(c, item, BW_EINVAL, "duplicate profile name '%s'",
+					       p->name);
+		}
 	}
 	return 0;
 }
 
 static int parse_policy(struct ctx *c, yaml_node_t *m)
 {
-	static const char *const keys[] = {"feeds", "allowlist", "watch-interval", NULL};
+	static const char *const keys[] = {"feeds",    "allowlist",	  "watch-interval",
+					   "profiles", "default-profile", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
 
 	if ((rc = check_keys(c, m, "policy", keys)))
 		return rc;
+	/* Feeds first: profiles name them, wherever the keys are written. */
 	if ((v = get(c, m, "feeds")) && (rc = parse_feeds(c, v)))
 		return rc;
-	if ((v = get(c, m, "allowlist")) && (rc = parse_allowlist(c, v)))
+	if ((v = get(c, m, "allowlist")) &&
+	    (rc = parse_names(c, v, "", &conf->policy.allowlist, &conf->policy.n_allowlist)))
 		return rc;
 	if ((v = get(c, m, "watch-interval")) &&
 	    (rc = get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))
 		return rc;
+	if ((v = get(c, m, "profiles")) && (rc = parse_profiles(c, v)))
+		return rc;
+	if ((v = get(c, m, "default-profile"))) {
+		const char *s;
+		if ((rc = want_scalar(c, v, "default-profile", &s)))
+			return rc;
+		c->default_profile = v; /* checked once the profiles are complete */
+	}
 	return 0;
 }
 
@@ -1173,6 +1530,7 @@ static int fill_default_lists(struct ctx *c)
 			return nomem(c);
 		l->port = 5353;
 		l->transport = BW_TRANSPORT_DNS;
+		l->profile = -1;
 		bw_require(make_sockaddr(l->address, l->port, &l->addr, &l->addrlen) == 0);
 	}
 	if (!c->acl_given) {
@@ -1185,6 +1543,65 @@ static int fill_default_lists(struct ctx *c)
 			conf->server.acl[i].action = BW_ACL_ALLOW;
 		}
 		conf->server.n_acl = n;
+	}
+	if (!conf->policy.n_profiles) {
+		struct bw_profile_conf *p = calloc(1, sizeof(*p));
+		if (!p)
+			return nomem(c);
+		conf->policy.profiles = p;
+		conf->policy.n_profiles = 1;
+		p->all_feeds = true;
+		p->name = strdup("default");
+		if (!p->name)
+			return nomem(c);
+	}
+	return 0;
+}
+
+/* The index of the profile named by scalar n; `what` names the reference in messages. */
+static int profile_index(struct ctx *c, yaml_node_t *n, const char *what, size_t *out)
+{
+	const struct bw_conf *conf = c->conf;
+	const char *s = sval(n);
+	char list[512];
+	size_t used = 0;
+
+	for (size_t i = 0; i < conf->policy.n_profiles; i++) {
+		if (!strcmp(conf->policy.profiles[i].name, s)) {
+			*out = i;
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (size_t i = 0; i < conf->policy.n_profiles && used < sizeof(list); i++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+				 conf->policy.profiles[i].name);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	return fail_at(c, n, BW_EINVAL, "unknown %s '%s' (profiles: %s)", what, s, list);
+}
+
+/* Profile names used before policy.profiles was read: listeners' and default-profile. */
+static int resolve_profiles(struct ctx *c)
+{
+	struct bw_conf *conf = c->conf;
+	size_t idx;
+	int rc;
+
+	for (size_t i = 0; c->listen_profile && i < conf->server.n_listen; i++) {
+		if (!c->listen_profile[i])
+			continue;
+		if ((rc = profile_index(c, c->listen_profile[i], "listener profile", &idx)))
+			return rc;
+		conf->server.listen[i].profile = (int)idx;
+	}
+	conf->policy.default_profile = 0;
+	if (c->default_profile) {
+		if ((rc = profile_index(c, c->default_profile, "default-profile", &idx)))
+			return rc;
+		conf->policy.default_profile = (unsigned)idx;
 	}
 	return 0;
 }
@@ -1327,6 +1744,8 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 		goto fail;
 	if ((rc = fill_default_lists(&c)))
 		goto fail;
+	if ((rc = resolve_profiles(&c)))
+		goto fail;
 
 	*out = c.conf;
 	c.conf = NULL; /* the caller owns it now */
@@ -1339,6 +1758,7 @@ fail:
 	if (f)
 		fclose(f);
 	free(c.dir);
+	free(c.listen_profile);
 	bw_conf_free(c.conf);
 	return rc;
 }
@@ -1371,9 +1791,19 @@ void bw_conf_free(struct bw_conf *conf)
 		free(conf->policy.feeds[i].name);
 		free(conf->policy.feeds[i].category);
 		free(conf->policy.feeds[i].file);
+		free(conf->policy.feeds[i].redirect_name);
 	}
 	free(conf->policy.feeds);
 	free_strv(conf->policy.allowlist, conf->policy.n_allowlist);
+	for (size_t i = 0; i < conf->policy.n_profiles; i++) {
+		struct bw_profile_conf *p = &conf->policy.profiles[i];
+		free(p->name);
+		free_strv(p->categories, p->n_categories);
+		free_strv(p->feeds, p->n_feeds);
+		free_strv(p->allowlist, p->n_allowlist);
+		free(p->clients);
+	}
+	free(conf->policy.profiles);
 	free(conf->path);
 	free(conf);
 }

@@ -25,6 +25,7 @@ struct bw_listen {
 	char *address;                /* as written ("127.0.0.1", "::1") */
 	uint16_t port;
 	enum bw_transport transport;
+	int profile;                  /* index into policy.profiles, or -1: choose by client */
 	struct sockaddr_storage addr; /* address + port, ready for bind() */
 	socklen_t addrlen;
 };
@@ -51,13 +52,51 @@ struct bw_upstream {
 	char *tls_name; /* expected certificate name (after '#'), or NULL */
 };
 
-enum bw_feed_format { BW_FEED_DOMAINS = 0, BW_FEED_HOSTS = 1 };
+enum bw_feed_format {
+	BW_FEED_DOMAINS = 0,
+	BW_FEED_HOSTS = 1,
+	BW_FEED_WILDCARD = 2,
+	BW_FEED_ADBLOCK = 3,
+	BW_FEED_RPZ = 4,
+	BW_FEED_STIX = 5,
+	BW_FEED_MISP = 6,
+};
+
+/* Per-feed override of what its rules do (`action:` key). */
+enum bw_feed_action {
+	BW_FEED_ACT_GIVEN = 0, /* as the feed says (RPZ actions; lists: NXDOMAIN) */
+	BW_FEED_ACT_NXDOMAIN,
+	BW_FEED_ACT_NODATA,
+	BW_FEED_ACT_DROP,
+	BW_FEED_ACT_LOG_ONLY,  /* answer normally, but report the match (trial a feed) */
+	BW_FEED_ACT_REDIRECT,  /* answer with the feed's `redirect:` target (block page) */
+};
 
 struct bw_feed_conf {
 	char *name;
 	char *category;
 	enum bw_feed_format format;
 	char *file;
+	enum bw_feed_action action;
+	/* BW_FEED_ACT_REDIRECT: an IPv4 and/or IPv6 address answered for A/AAAA queries
+	 * (others get NODATA), or a name answered as a CNAME. */
+	bool redirect_has_v4, redirect_has_v6;
+	uint8_t redirect_v4[4], redirect_v6[16];
+	char *redirect_name; /* text, e.g. "blocked.example.org", or NULL */
+};
+
+/* A profile: which feeds apply to a query, chosen per query (see docs/config.md). */
+struct bw_profile_conf {
+	char *name;
+	bool all_feeds;       /* "feeds: all" (default when neither feeds nor categories given) */
+	char **categories;    /* block feeds of these categories ... */
+	size_t n_categories;
+	char **feeds;         /* ... and these feeds by name */
+	size_t n_feeds;
+	char **allowlist;     /* extra allowlist of this profile (the global one applies too) */
+	size_t n_allowlist;
+	struct bw_cidr *clients; /* clients that get this profile (after the listener's) */
+	size_t n_clients;
 };
 
 struct bw_conf {
@@ -107,6 +146,10 @@ struct bw_conf {
 		char **allowlist;           /* names (and their subdomains) never blocked */
 		size_t n_allowlist;
 		unsigned watch_ms;          /* poll feed files for changes; default 2000, 0 = off */
+		struct bw_profile_conf *profiles; /* at least one: when none is configured, one
+						     named "default" with all feeds */
+		size_t n_profiles;
+		unsigned default_profile;   /* index: for clients no rule selects */
 	} policy;
 
 	struct {

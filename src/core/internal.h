@@ -51,6 +51,9 @@ struct bw_qctx {
 	bool busy;
 	bool stale_possible; /* the cache holds an expired answer for the key */
 	bool answered;       /* a stale answer already went out; still resolving to refresh */
+	bool passthru;       /* no policy after resolution (PASSTHRU rule or allowlist) */
+	bool deferred;       /* the QNAME verdict waits for the answer (see pipeline.c) */
+	unsigned profile;
 	uint64_t deadline_ms;
 	enum bw_transport_kind via;
 	int fd;
@@ -70,8 +73,9 @@ struct bw_udp_sock {
 };
 
 struct bw_worker_stats {
-	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, allowlisted,
-		servfail, stale, formerr, refused, dropped, resolved, overload, bogus;
+	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, blocked_ip,
+		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
+		overload, bogus;
 };
 
 struct bw_worker {

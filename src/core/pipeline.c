@@ -2,9 +2,11 @@
  * core/pipeline.c - the query pipeline: access control -> parse -> cache -> policy ->
  * resolve -> finalize. The cache comes before the policy because its key carries the
  * policy generation: a hit was produced under the same verdict (blocked answers are
- * cached too), so a hit costs one lookup, not one per label of the name. Each stage returns BW_STAGE_NEXT, DONE, ASYNC or DROP; the
- * asynchronous resolver resumes a query in bw_pipeline_resolved().
+ * cached too), so a hit costs one lookup, not one per label of the name. CLIENT-IP rules,
+ * which depend on who asks, run before the cache. Each stage returns BW_STAGE_NEXT, DONE,
+ * ASYNC or DROP; the asynchronous resolver resumes a query in bw_pipeline_resolved().
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -25,7 +27,10 @@ struct job {
 	struct bw_verdict verdict;
 	struct bw_cache_key key;
 	size_t limit;
+	unsigned profile;
 	bool stale_possible;
+	bool passthru; /* a PASSTHRU rule or an allowlist matched: no policy after this */
+	bool deferred; /* a QNAME rule matched, but an earlier feed's IP rule could win */
 	uint8_t *out;
 	size_t cap;
 	size_t out_len;
@@ -38,18 +43,80 @@ static size_t answer_limit(const struct bw_query *q, enum bw_transport_kind via)
 	return BW_MIN(q->udp_size, BW_UDP_MAX_ANSWER);
 }
 
-static void blocked_text(char *buf, size_t cap, const struct bw_verdict *v, const uint8_t *via,
-			 size_t via_len)
+/* EDE EXTRA-TEXT of a policy answer: which feed, which category, and what matched when
+ * it was not the query name itself. */
+static void blocked_text(char *buf, size_t cap, const struct bw_verdict *v, const char *via)
 {
-	if (via) {
-		char name[4 * BW_DNS_MAXNAME + 2];
-		if (bw_name_to_text(via, via_len, name, sizeof(name)) < 0)
-			name[0] = 0;
-		snprintf(buf, cap, "blocked by %s (%s) via CNAME %s", v->feed_name, v->category,
-			 name);
-	} else {
+	if (via && *via)
+		snprintf(buf, cap, "blocked by %s (%s) via %s", v->feed_name, v->category, via);
+	else
 		snprintf(buf, cap, "blocked by %s (%s)", v->feed_name, v->category);
+}
+
+enum synth { SYNTH_NONE, SYNTH_ANSWER, SYNTH_DROP, SYNTH_TC };
+
+/* What a matching rule does to the answer to q: SYNTH_ANSWER with (m, body) filled in,
+ * SYNTH_DROP (say nothing), SYNTH_TC (UDP: come back over TCP) or SYNTH_NONE (resolve and
+ * answer normally: PASSTHRU, log-only, TCP-only over TCP). */
+static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
+				enum bw_transport_kind via, const struct bw_verdict *v,
+				const char *via_text, struct bw_answer_meta *m, uint8_t *body,
+				size_t cap)
+{
+	uint32_t ttl = v->ttl ? v->ttl : BW_BLOCKED_TTL;
+	int rc = 0;
+	if (v->log_only) {
+		char name[4 * BW_DNS_MAXNAME + 2];
+		if (bw_name_to_text(q->qname_lc, q->qname_len, name, sizeof(name)) < 0)
+			name[0] = 0;
+		bw_info("log-only: %s matched feed %s (%s)%s%s", name, v->feed_name, v->category,
+			via_text && *via_text ? " via " : "", via_text ? via_text : "");
+		w->stats.log_only++;
+		return SYNTH_NONE;
 	}
+	switch (v->action) {
+	case BW_ACT_ALLOW:
+	case BW_ACT_PASSTHRU:
+		return SYNTH_NONE;
+	case BW_ACT_DROP:
+		w->stats.blocked++;
+		return SYNTH_DROP;
+	case BW_ACT_TCP_ONLY:
+		return via == BW_VIA_TCP ? SYNTH_NONE : SYNTH_TC;
+	case BW_ACT_NXDOMAIN:
+	case BW_ACT_NODATA:
+		bw_answer_meta_init(m);
+		m->rcode = v->action == BW_ACT_NXDOMAIN ? BW_RCODE_NXDOMAIN : BW_RCODE_NOERROR;
+		m->ttl = ttl;
+		break;
+	case BW_ACT_LOCAL_DATA:
+		rc = bw_answer_synth_local(q, v->data, v->data_len, v->n_rrs, ttl, m, body, cap);
+		break;
+	case BW_ACT_REDIRECT:
+		rc = bw_answer_synth_cname(q, v->target, v->target_len, v->target_wildcard, ttl, m,
+					   body, cap);
+		break;
+	}
+	if (rc != 0) {
+		/* unusable local data (e.g. a wildcard redirect too long for this name) */
+		bw_answer_meta_init(m);
+		m->rcode = BW_RCODE_NXDOMAIN;
+		m->ttl = ttl;
+	}
+	m->ede = v->ede;
+	blocked_text(m->ede_text, sizeof(m->ede_text), v, via_text);
+	w->stats.blocked++;
+	return SYNTH_ANSWER;
+}
+
+/* An empty answer with TC set: the client retries over TCP (RPZ TCP-only). */
+static size_t tc_answer(const struct bw_query *q, uint8_t *out, size_t cap)
+{
+	int n = bw_answer_error(q, BW_RCODE_NOERROR, BW_EDE_NONE, NULL, out, cap);
+	if (n <= 0)
+		return 0;
+	out[2] |= BW_DNS_TC >> 8;
+	return (size_t)n;
 }
 
 static enum bw_stage stage_error(struct job *j, uint16_t rcode, uint16_t ede, const char *text)
@@ -95,36 +162,95 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		w->stats.refused++;
 		return stage_error(j, BW_RCODE_REFUSED, BW_EDE_NONE, NULL);
 	}
+	j->profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
+					      j->o->peer);
 	return BW_STAGE_NEXT;
 }
 
-/* Policy before resolution: QNAME triggers, allowlist first. Runs on cache misses only:
- * the cache key carries the policy generation, so a cached answer (blocked answers
- * included) was produced under the same verdict. */
-static enum bw_stage stage_policy(struct job *j)
+/* CLIENT-IP triggers: they depend on who asks, so they run before the cache (only for
+ * profiles that have such rules) and their answers are not cached. */
+static enum bw_stage stage_client(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	if (!bw_policy_match(w->state->policy, j->q.qname_lc, j->q.qname_len, &j->verdict)) {
-		if (j->verdict.allowlisted)
-			w->stats.allowlisted++;
+	const struct bw_policy *pol = w->state->policy;
+	struct bw_verdict v, qv;
+	if (!bw_policy_has_client_rules(pol, j->profile) ||
+	    !bw_policy_match_client(pol, j->profile, j->o->peer, &v))
 		return BW_STAGE_NEXT;
+	/* the allowlists, or a QNAME rule of an earlier feed, still come first */
+	bool qm = bw_policy_match_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len, &qv);
+	if (qv.allowlisted || (qm && qv.feed < v.feed))
+		return BW_STAGE_NEXT;
+	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, "client address", &w->meta,
+				     w->body, sizeof(w->body));
+	switch (r) {
+	case SYNTH_NONE:
+		/* PASSTHRU for this client: resolve without policy, around the cache */
+		j->passthru = v.action == BW_ACT_PASSTHRU;
+		return BW_STAGE_NEXT;
+	case SYNTH_DROP:
+		return BW_STAGE_DROP;
+	case SYNTH_TC:
+		j->out_len = tc_answer(&j->q, j->out, j->cap);
+		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+	case SYNTH_ANSWER:
+		break;
 	}
-	w->stats.blocked++;
-	struct bw_answer_meta *m = &w->meta;
-	bw_answer_meta_init(m);
-	m->rcode = BW_RCODE_NXDOMAIN;
-	m->ttl = BW_BLOCKED_TTL;
-	m->ede = j->verdict.ede;
-	blocked_text(m->ede_text, sizeof(m->ede_text), &j->verdict, NULL, 0);
-	bw_cache_store(w->srv->cache, &j->key, m, w->body, bw_now_sec());
-	int n = bw_answer_write(&j->q, m, w->body, 0, 0, j->limit, j->out, j->cap);
+	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
 	if (n <= 0)
 		return BW_STAGE_DROP;
 	j->out_len = (size_t)n;
 	return BW_STAGE_DONE;
 }
 
-static void make_key(struct bw_cache_key *k, const struct bw_query *q, uint64_t generation)
+/* Policy before resolution: QNAME triggers, allowlists first. Runs on cache misses only:
+ * the cache key carries the profile and the policy generation, so a cached answer
+ * (policy answers included) was produced under the same verdict. */
+static enum bw_stage stage_policy(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	const struct bw_policy *pol = w->state->policy;
+	if (j->passthru)
+		return BW_STAGE_NEXT;
+	if (!bw_policy_match_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len,
+				   &j->verdict)) {
+		if (j->verdict.allowlisted) {
+			w->stats.allowlisted++;
+			j->passthru = true; /* the allowlist wins over every trigger */
+		}
+		return BW_STAGE_NEXT;
+	}
+	if (j->verdict.action == BW_ACT_PASSTHRU) {
+		j->passthru = true;
+		return BW_STAGE_NEXT;
+	}
+	if (j->verdict.feed > bw_policy_first_post_feed(pol, j->profile)) {
+		/* an earlier feed has response-IP rules, which win if the answer matches */
+		j->deferred = true;
+		return BW_STAGE_NEXT;
+	}
+	switch (synth_verdict(w, &j->q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
+			      sizeof(w->body))) {
+	case SYNTH_NONE:
+		return BW_STAGE_NEXT;
+	case SYNTH_DROP:
+		return BW_STAGE_DROP;
+	case SYNTH_TC:
+		j->out_len = tc_answer(&j->q, j->out, j->cap);
+		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+	case SYNTH_ANSWER:
+		break;
+	}
+	bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
+	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
+	if (n <= 0)
+		return BW_STAGE_DROP;
+	j->out_len = (size_t)n;
+	return BW_STAGE_DONE;
+}
+
+static void make_key(struct bw_cache_key *k, const struct bw_query *q, unsigned profile,
+		     uint64_t generation)
 {
 	k->qname_lc = q->qname_lc;
 	k->qname_len = q->qname_len;
@@ -132,7 +258,7 @@ static void make_key(struct bw_cache_key *k, const struct bw_query *q, uint64_t 
 	k->qclass = q->qclass;
 	k->flags = (uint8_t)((q->do_bit ? BW_CACHE_DO : 0) | ((q->flags & BW_DNS_CD) ? BW_CACHE_CD : 0) |
 			     ((q->flags & BW_DNS_AD) ? 4 : 0));
-	k->profile = 0;
+	k->profile = (uint16_t)profile;
 	k->generation = generation;
 	bw_cache_key_hash(k);
 }
@@ -140,7 +266,9 @@ static void make_key(struct bw_cache_key *k, const struct bw_query *q, uint64_t 
 static enum bw_stage stage_cache(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	make_key(&j->key, &j->q, w->state->generation);
+	make_key(&j->key, &j->q, j->profile, w->state->generation);
+	if (j->passthru)
+		return BW_STAGE_NEXT; /* a client PASSTHRU must not see policy answers */
 	int n = bw_cache_lookup(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
 				j->out, j->cap);
 	if (n > 0) {
@@ -215,6 +343,9 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->t_start_ns = 0;
 	x->ub_id = 0;
 	x->answered = false;
+	x->profile = j->profile;
+	x->passthru = j->passthru;
+	x->deferred = j->deferred;
 	if (x->via == BW_VIA_TCP)
 		bw_tcp_conn_hold(x->conn);
 	const struct bw_conf *conf = w->srv->conf;
@@ -262,9 +393,14 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.cap = cap;
 	j.out_len = 0;
 	j.stale_possible = false;
+	j.passthru = false;
+	j.deferred = false;
+	j.profile = 0;
 	w->stats.queries++;
 
 	enum bw_stage st = stage_parse(&j, pkt, len);
+	if (st == BW_STAGE_NEXT)
+		st = stage_client(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_cache(&j);
 	if (st == BW_STAGE_NEXT)
@@ -316,27 +452,77 @@ static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uin
 	return n > 0 ? (size_t)n : 0;
 }
 
-/* Policy after resolution: every name of the answer's CNAME chain. */
-static bool post_policy(struct bw_qctx *x, struct bw_answer_meta *m)
+/* The best post-resolution match so far: lowest feed first; within a feed a name rule
+ * (the query name, or a CNAME target, which RPZ treats as a new query name) before an
+ * address rule. */
+struct post {
+	struct bw_qctx *x;
+	const struct bw_policy *pol;
+	bool have;
+	int kind; /* 0 name, 1 address */
+	struct bw_verdict v;
+	char via[4 * BW_DNS_MAXNAME + 16];
+};
+
+static void post_consider(struct post *p, const struct bw_verdict *v, int kind, const char *via)
+{
+	if (p->have && (v->feed > p->v.feed || (v->feed == p->v.feed && kind >= p->kind)))
+		return;
+	p->have = true;
+	p->kind = kind;
+	p->v = *v;
+	snprintf(p->via, sizeof(p->via), "%s", via ? via : "");
+}
+
+static bool post_addr(void *ctx, int family, const uint8_t *addr)
+{
+	struct post *p = ctx;
+	struct bw_verdict v;
+	if (!bw_policy_match_ip(p->pol, p->x->profile, family == 4 ? AF_INET : AF_INET6, addr,
+				&v))
+		return false;
+	char text[INET6_ADDRSTRLEN + 8] = "address ";
+	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, text + 8, sizeof(text) - 8);
+	post_consider(p, &v, 1, text);
+	return false; /* look at every address: a lower feed may match another one */
+}
+
+/* Policy after resolution: the query name when its verdict was deferred, every name of
+ * the answer's CNAME chain, every A/AAAA address. Rewrites (m, body) when a rule wins.
+ * Returns the synth result. */
+static enum synth post_policy(struct bw_qctx *x, struct bw_answer_meta *m, uint8_t *body,
+			      size_t cap)
 {
 	struct bw_worker *w = x->w;
+	struct post p = {.x = x, .pol = w->state->policy};
+	struct bw_verdict v;
+	if (x->passthru)
+		return SYNTH_NONE;
+	if (x->deferred &&
+	    bw_policy_match_qname(p.pol, x->profile, x->q.qname_lc, x->q.qname_len, &v))
+		post_consider(&p, &v, 0, NULL);
 	const struct bw_chain *c = &w->chain;
 	for (unsigned i = 0; i < c->n; i++) {
 		if (c->len[i] == x->q.qname_len && !memcmp(c->name[i], x->q.qname_lc, c->len[i]))
 			continue; /* checked before resolution */
-		struct bw_verdict v;
-		if (!bw_policy_match(w->state->policy, c->name[i], c->len[i], &v))
+		if (!bw_policy_match_qname(p.pol, x->profile, c->name[i], c->len[i], &v))
 			continue;
-		w->stats.blocked_cname++;
-		uint32_t ttl = m->ttl;
-		bw_answer_meta_init(m);
-		m->rcode = BW_RCODE_NXDOMAIN;
-		m->ttl = ttl;
-		m->ede = v.ede;
-		blocked_text(m->ede_text, sizeof(m->ede_text), &v, c->name[i], c->len[i]);
-		return true;
+		char text[4 * BW_DNS_MAXNAME + 8] = "CNAME ";
+		if (bw_name_to_text(c->name[i], c->len[i], text + 6, sizeof(text) - 6) < 0)
+			text[0] = 0;
+		post_consider(&p, &v, 0, text);
 	}
-	return false;
+	bw_answer_addrs(m, body, post_addr, &p);
+	if (!p.have)
+		return SYNTH_NONE;
+	enum synth r = synth_verdict(w, &x->q, x->via, &p.v, p.via, m, body, cap);
+	if (r != SYNTH_NONE) {
+		if (p.kind == 1)
+			w->stats.blocked_ip++;
+		else if (p.via[0])
+			w->stats.blocked_cname++;
+	}
+	return r;
 }
 
 /* Turns the resolver's result for x into the answer to send, in out. Returns its length
@@ -369,7 +555,15 @@ static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_
 	m->secure = (uint8_t)sec;
 	if (sec == BW_SEC_SECURE && (x->q.do_bit || (x->q.flags & BW_DNS_AD)))
 		m->flags |= BW_DNS_AD;
-	post_policy(x, m);
+	switch (post_policy(x, m, w->body, sizeof(w->body))) {
+	case SYNTH_DROP:
+		return 0;
+	case SYNTH_TC:
+		return tc_answer(&x->q, out, cap);
+	case SYNTH_NONE:
+	case SYNTH_ANSWER:
+		break;
+	}
 	bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
 	w->stats.resolved++;
 	int n = bw_answer_write(&x->q, m, w->body, 0, 0, limit, out, cap);

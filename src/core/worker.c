@@ -72,7 +72,12 @@ static void on_tcp_msg(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, vo
 	socklen_t plen;
 	const struct sockaddr *peer = bw_tcp_conn_peer(c, &plen);
 	struct bw_origin o = {
-		.via = BW_VIA_TCP, .fd = -1, .conn = c, .peer = peer, .peerlen = plen, .listener = 0,
+		.via = BW_VIA_TCP,
+		.fd = -1,
+		.conn = c,
+		.peer = peer,
+		.peerlen = plen,
+		.listener = bw_tcp_conn_listener(c),
 	};
 	w->stats.tcp++;
 	bw_worker_hold_state(w);

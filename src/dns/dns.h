@@ -198,6 +198,22 @@ int bw_answer_error(const struct bw_query *q, uint16_t rcode, uint16_t ede, cons
 int bw_answer_any(const struct bw_query *q, struct bw_answer_meta *meta, uint8_t *body,
 		  size_t cap);
 
+/* ---- answers made up by policy (synth.c) ---- */
+/* Local data for q from packed records {type u16, ttl u32, rdlen u16, rdata} (owner: the
+ * question name): the records of q's type, or the CNAME if there is one; none -> NODATA
+ * with TTL neg_ttl. Returns 0, BW_EMALFORMED (bad packing) or BW_ESPACE. */
+int bw_answer_synth_local(const struct bw_query *q, const uint8_t *rrs, size_t rrs_len,
+			  uint16_t n_rrs, uint32_t neg_ttl, struct bw_answer_meta *m, uint8_t *body,
+			  size_t cap);
+/* A CNAME from the question name to target (wire); with wildcard, to <qname>.<target>. */
+int bw_answer_synth_cname(const struct bw_query *q, const uint8_t *target, size_t target_len,
+			  bool wildcard, uint32_t ttl, struct bw_answer_meta *m, uint8_t *body,
+			  size_t cap);
+/* Calls fn(ctx, 4 or 6, address bytes) for every A/AAAA record of the answer section of a
+ * body; stops and returns 1 when fn returns true, 0 after the last, BW_EMALFORMED. */
+int bw_answer_addrs(const struct bw_answer_meta *m, const uint8_t *body,
+		    bool (*fn)(void *ctx, int family, const uint8_t *addr), void *ctx);
+
 /* Initialises meta to an empty NOERROR answer with no EDE. */
 void bw_answer_meta_init(struct bw_answer_meta *meta);
 

@@ -64,5 +64,7 @@ void bw_tcp_conn_release(struct bw_tcp_conn *c);
 /* Sends an answer for a query answered synchronously (inside on_msg, no hold taken). */
 void bw_tcp_conn_send(struct bw_tcp_conn *c, const uint8_t *msg, size_t len);
 const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *len);
+/* The listener (index in server.listen) the connection came in on. */
+int bw_tcp_conn_listener(const struct bw_tcp_conn *c);
 
 #endif

@@ -271,3 +271,8 @@ const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *
 	*len = c->peerlen;
 	return (const struct sockaddr *)&c->peer;
 }
+
+int bw_tcp_conn_listener(const struct bw_tcp_conn *c)
+{
+	return c->srv->opts.listener_index;
+}

@@ -1,13 +1,12 @@
 /*
- * policy/feed.c - feed file formats (blocking v1: `domains` and `hosts`) to lower-cased
- * wire names.
+ * policy/feed.c - feed files to lower-cased wire names for the current snapshot
+ * (blocking v1: `domains` and `hosts`), and the name syntax every list format shares.
  *
- * The whole file is read into memory once and scanned line by line in place: no
- * allocation per line, and a line longer than MAX_LINE is counted as bad and skipped
- * without being copied. Bad lines never abort a parse; the first MAX_LOGGED of each parse
- * are logged as "label:line: reason".
+ * The parsing itself is the rule parsers' (parse_lists.c): bw_feed_parse_stats() runs
+ * bw_parse_domains() / bw_parse_hosts() and hands the name of each QNAME rule to add(), so
+ * the name lists and the rules always accept the same lines. Bad lines never abort a
+ * parse; the first few of each parse are logged as "label:line: reason".
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -15,62 +14,24 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "policy/rules.h"
 
-#define MAX_LINE 4096
-#define MAX_LOGGED 5
 #define MAX_FILE (1ULL << 30)
-#define WIRE_MAX 255
 
-struct parser {
-	const char *label;
-	bw_feed_add_fn add;
-	void *ctx;
-	struct bw_feed_stats *st;
-	unsigned long lineno;
-};
-
-static void bad(struct parser *ps, const char *reason)
+/* Ends the label that starts at out[lab] (its length byte) and runs to out[w - 1]. */
+static bool close_label(uint8_t *out, size_t lab, size_t w, const char **reason)
 {
-	if (ps->label && ps->st->bad_lines < MAX_LOGGED)
-		bw_warn("%s:%lu: %s", ps->label, ps->lineno, reason);
-	ps->st->bad_lines++;
-}
-
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* Next whitespace-separated token in [*pos, end); false when none is left. */
-static bool next_token(const char **pos, const char *end, const char **tok, size_t *tlen)
-{
-	const char *p = *pos;
-
-	while (p < end && is_space(*p))
-		p++;
-	if (p == end) {
-		*pos = p;
+	size_t l = w - lab - 1;
+	if (l == 0) {
+		*reason = "empty label";
 		return false;
 	}
-	*tok = p;
-	while (p < end && !is_space(*p))
-		p++;
-	*tlen = (size_t)(p - *tok);
-	*pos = p;
-	return true;
-}
-
-/* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index)? */
-static bool is_ip(const char *tok, size_t len)
-{
-	char buf[INET6_ADDRSTRLEN + 1];
-	unsigned char addr[sizeof(struct in6_addr)];
-
-	if (len == 0 || len >= sizeof(buf) || memchr(tok, '\0', len))
+	if (l > 63) {
+		*reason = "label longer than 63 bytes";
 		return false;
-	memcpy(buf, tok, len);
-	buf[len] = '\0';
-	return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+	}
+	out[lab] = (uint8_t)l;
+	return true;
 }
 
 size_t bw_feed_name_to_wire(const char *text, size_t len, uint8_t *out, const char **reason)
@@ -91,16 +52,8 @@ size_t bw_feed_name_to_wire(const char *text, size_t len, uint8_t *out, const ch
 		unsigned char c = (unsigned char)text[i];
 
 		if (c == '.') {
-			size_t l = w - lab - 1;
-			if (l == 0) {
-				*reason = "empty label";
+			if (!close_label(out, lab, w, reason))
 				return 0;
-			}
-			if (l > 63) {
-				*reason = "label longer than 63 bytes";
-				return 0;
-			}
-			out[lab] = (uint8_t)l;
 			lab = w++;
 			continue;
 		}
@@ -117,127 +70,44 @@ size_t bw_feed_name_to_wire(const char *text, size_t len, uint8_t *out, const ch
 		}
 		out[w++] = c;
 	}
-	size_t l = w - lab - 1;
-	if (l == 0) {
-		*reason = "empty label";
+	if (!close_label(out, lab, w, reason))
 		return 0;
-	}
-	if (l > 63) {
-		*reason = "label longer than 63 bytes";
-		return 0;
-	}
-	out[lab] = (uint8_t)l;
 	out[w++] = 0;
 	return w;
 }
 
-/* Names a hosts file maps for the machine itself; never blocking entries. */
-static bool is_local_name(const char *tok, size_t len)
+/* A domains/hosts rule parse seen as a list of names: one name per QNAME rule. */
+struct names_ctx {
+	bw_feed_add_fn add;
+	void *ctx;
+	size_t names;
+};
+
+static int add_qname(void *ctx, const struct bw_rule *r)
 {
-	static const char *const names[] = {
-	    "localhost",     "localhost.localdomain", "local",	      "broadcasthost",
-	    "ip6-localhost", "ip6-loopback",	      "ip6-localnet", "ip6-mcastprefix",
-	    "ip6-allnodes",  "ip6-allrouters",	      "ip6-allhosts", "0.0.0.0",
-	};
+	struct names_ctx *nc = ctx;
 
-	if (len > 0 && tok[len - 1] == '.')
-		len--;
-	for (size_t i = 0; i < BW_ARRAY_LEN(names); i++) {
-		if (strlen(names[i]) == len && strncasecmp(names[i], tok, len) == 0)
-			return true;
+	if (r->trigger == BW_TRIG_QNAME) {
+		nc->names++;
+		nc->add(r->name, r->name_len, nc->ctx);
 	}
-	return false;
-}
-
-/* One name token: 1 added, 0 skipped on purpose, -1 unusable (*reason set). */
-static int take_name(struct parser *ps, const char *tok, size_t len, const char **reason)
-{
-	uint8_t wire[WIRE_MAX];
-
-	if (is_ip(tok, len)) {
-		ps->st->skipped++;
-		return 0;
-	}
-	size_t wlen = bw_feed_name_to_wire(tok, len, wire, reason);
-	if (wlen == 0)
-		return -1;
-	ps->st->names++;
-	ps->add(wire, wlen, ps->ctx);
-	return 1;
-}
-
-static void parse_domains_line(struct parser *ps, const char *p, const char *end)
-{
-	const char *tok, *extra, *reason;
-	size_t tlen, elen;
-
-	if (!next_token(&p, end, &tok, &tlen))
-		return;
-	if (next_token(&p, end, &extra, &elen)) {
-		bad(ps, "several tokens on one line");
-		return;
-	}
-	if (take_name(ps, tok, tlen, &reason) < 0)
-		bad(ps, reason);
-}
-
-static void parse_hosts_line(struct parser *ps, const char *p, const char *end)
-{
-	const char *tok, *reason = NULL;
-	size_t tlen;
-	unsigned seen = 0;
-
-	if (!next_token(&p, end, &tok, &tlen))
-		return;
-	if (!is_ip(tok, tlen)) {
-		bad(ps, "first field is not an IP address");
-		return;
-	}
-	while (next_token(&p, end, &tok, &tlen)) {
-		seen++;
-		if (is_local_name(tok, tlen)) {
-			ps->st->skipped++;
-			continue;
-		}
-		const char *why;
-		if (take_name(ps, tok, tlen, &why) < 0 && !reason)
-			reason = why;
-	}
-	if (seen == 0)
-		bad(ps, "no names after the address");
-	else if (reason)
-		bad(ps, reason); /* the line's good names are kept */
+	return 0;
 }
 
 void bw_feed_parse_stats(const char *buf, size_t len, enum bw_feed_format format, const char *label,
 			 bw_feed_add_fn add, void *ctx, struct bw_feed_stats *st)
 {
-	struct parser ps = {.label = label, .add = add, .ctx = ctx, .st = st};
-	const char *p = buf, *end = buf + len;
+	struct names_ctx nc = {.add = add, .ctx = ctx};
+	struct bw_parse_report rep;
 
-	memset(st, 0, sizeof(*st));
-	if (!buf)
-		return;
-	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) /* UTF-8 byte order mark */
-		p += 3;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-
-		ps.lineno++;
-		if (eol - p > MAX_LINE) {
-			bad(&ps, "line longer than 4096 bytes");
-		} else {
-			const char *hash = memchr(p, '#', (size_t)(eol - p));
-			const char *stop = hash ? hash : eol;
-			if (format == BW_FEED_HOSTS)
-				parse_hosts_line(&ps, p, stop);
-			else
-				parse_domains_line(&ps, p, stop);
-		}
-		p = nl ? nl + 1 : end;
-	}
-	st->lines = ps.lineno;
+	if (format == BW_FEED_HOSTS)
+		bw_parse_hosts(buf, len, label, add_qname, &nc, &rep);
+	else
+		bw_parse_domains(buf, len, label, add_qname, &nc, &rep);
+	st->lines = rep.units;
+	st->names = nc.names;
+	st->bad_lines = rep.bad;
+	st->skipped = rep.skipped;
 }
 
 long bw_feed_parse_buf(const char *buf, size_t len, enum bw_feed_format format, const char *label,

@@ -2,20 +2,25 @@
  * policy/policy.h - blocking policy: feeds compiled into one immutable snapshot, and the
  * match that decides a name's verdict.
  *
- * Owns: struct bw_policy (a compiled snapshot: flat name arena + open-addressing hash
- * table on lower-cased wire names, one table for blocked names, one for the allowlist).
- * Borrows: the config's feed list while building.
+ * Owns: struct bw_policy (a compiled snapshot: a flat arena of lower-cased wire names,
+ * an open-addressing table of (name, feed) slots holding the exact and wildcard actions,
+ * an "extras" array for rules that carry data (local data, redirect targets), tables for
+ * IP triggers keyed on (trigger, family, prefix, masked address), the allowlists and the
+ * profiles; see docs/internals/snapshot.md). A snapshot made by bw_policy_apply_delta()
+ * shares its base (reference-counted) and adds one overlay.
+ * Borrows: the config while building; the feed parsers (rules.h) produce the rules.
  *
- * Semantics (blocking v1): a listed name blocks itself and every subdomain; the
- * allowlist wins over every feed (an allowlisted name allows itself and its subdomains);
- * feeds apply in configured order and the first feed (lowest index) that lists the name
- * or one of its parents is the one reported.
+ * Semantics: RPZ (draft-vixie-dnsop-dns-rpz), for every feed format - see rules.h and the
+ * precedence rules below. The allowlists win over every feed (an allowlisted name allows
+ * itself and its subdomains). At most 64 feeds and 255 profiles.
  *
  * Thread safety: a built snapshot is immutable; bw_policy_match() may run on any number of
  * threads at once. Building runs on one thread (the reloader) beside the live snapshot.
  */
 #ifndef BW_POLICY_H
 #define BW_POLICY_H
+
+#include <sys/socket.h>
 
 #include "base/base.h"
 #include "conf/conf.h"
@@ -31,23 +36,39 @@ enum bw_action {
 	BW_ACT_PASSTHRU,
 };
 
+/* The outcome of a match. Pointers point into the snapshot: valid while it is held. */
 struct bw_verdict {
 	enum bw_action action;
-	uint16_t ede;         /* EDE code for blocked answers (BW_EDE_BLOCKED) */
-	int feed;             /* index of the feed that matched, -1 if none */
-	const char *feed_name; /* points into the snapshot; valid while it is held */
+	uint16_t ede;          /* EDE code for blocked answers (15 Blocked), or 0xffff */
+	int feed;              /* index of the feed whose rule won, -1 if none */
+	const char *feed_name;
 	const char *category;
-	bool allowlisted;     /* the allowlist matched (action is ALLOW) */
+	bool allowlisted;      /* an allowlist matched (action is ALLOW) */
+	bool log_only;         /* the feed is on trial (action log-only): answer normally */
+	uint8_t trigger;       /* enum bw_trigger (rules.h) of the winning rule */
+	const uint8_t *match;  /* the name (or ancestor, for wildcards) that matched; points
+				  into the caller's name; NULL for address verdicts */
+	size_t match_len;
+	uint32_t ttl;          /* TTL for synthesized records */
+	/* BW_ACT_LOCAL_DATA: n_rrs records packed as {type u16, ttl u32, rdlen u16, rdata}
+	 * (network byte order) in data[0..data_len) */
+	const uint8_t *data;
+	size_t data_len;
+	uint16_t n_rrs;
+	/* BW_ACT_REDIRECT: CNAME target (wire, lower-cased); target_wildcard: the answer is
+	 * <query name>.<target> */
+	const uint8_t *target;
+	size_t target_len;
+	bool target_wildcard;
 };
 
 /* Per-feed load report, kept in the snapshot. */
 struct bw_feed_status {
 	char *name;
 	char *category;
-	size_t entries;     /* distinct names this feed contributed */
+	size_t entries;     /* distinct names/networks this feed has rules for */
 	size_t bad_lines;   /* lines the parser could not use */
-	size_t skipped;     /* entries ignored on purpose: IP literals (IP triggers are not
-			       supported yet) and hosts-file names such as localhost */
+	size_t skipped;     /* entries ignored on purpose (see struct bw_parse_report) */
 	int load_error;     /* 0, or BW_E* if the file could not be read (previous version kept) */
 	bool kept_previous; /* true when this feed's entries come from the previous snapshot */
 	uint64_t file_mtime_ns; /* mtime of the file when loaded, for change detection */
@@ -62,21 +83,68 @@ struct bw_policy;
  * (matched by feed name) and says so in its status. Unusable lines are counted and the
  * first few are logged as "file:line: reason"; they never abort the load.
  * `generation` is stored and returned by bw_policy_generation() (used in cache keys).
- * Returns 0 and *out, or BW_ENOMEM (BW_EINVAL for a NULL conf or more than 65535 feeds).
+ * Returns 0 and *out, or BW_ENOMEM (BW_EINVAL for a NULL conf or more than 64 feeds).
  */
 int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, uint64_t generation,
 		    struct bw_policy **out);
 void bw_policy_free(struct bw_policy *p);
 
-/* Matches a lower-cased wire name (as bw_query.qname_lc). Always fills v; returns true
- * when the name is blocked (v->action != BW_ACT_ALLOW). */
+/* Matches a lower-cased wire name (as bw_query.qname_lc) against profile 0 - not the
+ * default profile: the daemon uses bw_policy_match_qname() (QNAME and
+ * wildcard triggers, allowlists first). Always fills v; returns true when a rule matched
+ * (v->action != BW_ACT_ALLOW, PASSTHRU included). */
 bool bw_policy_match(const struct bw_policy *p, const uint8_t *name_lc, size_t len,
 		     struct bw_verdict *v);
+
+/* ---- rule engine (RPZ semantics; see rules.h and docs/internals/snapshot.md) ----
+ * Precedence: feeds in configured order, the first feed with a matching rule wins; within
+ * a feed CLIENT-IP, then QNAME (an exact name before wildcards, the most specific wildcard
+ * first), then RESPONSE-IP, then NSDNAME, then NSIP. PASSTHRU is a winning rule that
+ * allows. The global allowlist and the profile's allowlist win over every feed for names.
+ * A profile enables a subset of the feeds; every match takes the profile index. */
+unsigned bw_policy_profile_count(const struct bw_policy *p);
+const char *bw_policy_profile_name(const struct bw_policy *p, unsigned profile);
+/* The profile for a query: the listener's if it names one, else the first profile whose
+ * clients contain the address, else the default. */
+unsigned bw_policy_select_profile(const struct bw_policy *p, const struct bw_conf *conf,
+				  int listener, const struct sockaddr *client);
+
+bool bw_policy_match_qname(const struct bw_policy *p, unsigned profile, const uint8_t *name_lc,
+			   size_t len, struct bw_verdict *v);
+/* CLIENT-IP triggers. bw_policy_has_client_rules() is false when the profile has none, so
+ * the caller can skip the lookup (and keep answering from the cache first). */
+bool bw_policy_has_client_rules(const struct bw_policy *p, unsigned profile);
+bool bw_policy_match_client(const struct bw_policy *p, unsigned profile,
+			    const struct sockaddr *client, struct bw_verdict *v);
+/* RESPONSE-IP (an A/AAAA in the answer) and NSIP triggers: addr is 4 or 16 bytes. */
+bool bw_policy_match_ip(const struct bw_policy *p, unsigned profile, int family,
+			const uint8_t *addr, struct bw_verdict *v);
+bool bw_policy_match_nsip(const struct bw_policy *p, unsigned profile, int family,
+			  const uint8_t *addr, struct bw_verdict *v);
+bool bw_policy_match_nsdname(const struct bw_policy *p, unsigned profile, const uint8_t *name_lc,
+			     size_t len, struct bw_verdict *v);
+/* The lowest feed index (in the profile) that has RESPONSE-IP, NSDNAME or NSIP rules, or
+ * INT_MAX: a QNAME verdict from a later feed must wait for the answer, since an earlier
+ * feed's IP rule would win over it. */
+int bw_policy_first_post_feed(const struct bw_policy *p, unsigned profile);
+
+/*
+ * Incremental path (IXFR, small list updates): a new snapshot equal to `base` with one
+ * feed's rules changed: `adds` added, `removes` removed (matched on trigger + name/net).
+ * Does not rebuild the base: the changes go into an overlay consulted before the base
+ * (which is shared, reference-counted); bw_policy_compact() later folds overlays into a
+ * fresh base off the query path. Returns 0 and *out.
+ */
+struct bw_rule;
+int bw_policy_apply_delta(const struct bw_policy *base, unsigned feed, const struct bw_rule *adds,
+			  size_t n_adds, const struct bw_rule *removes, size_t n_removes,
+			  uint64_t generation, struct bw_policy **out);
+int bw_policy_compact(const struct bw_policy *p, uint64_t generation, struct bw_policy **out);
 
 uint64_t bw_policy_generation(const struct bw_policy *p);
 size_t bw_policy_entries(const struct bw_policy *p);       /* distinct blocked names */
 size_t bw_policy_feed_count(const struct bw_policy *p);
-size_t bw_policy_memory(const struct bw_policy *p); /* bytes held by the snapshot */
+size_t bw_policy_memory(const struct bw_policy *p); /* bytes held (a delta snapshot: with its base) */
 const struct bw_feed_status *bw_policy_feed_status(const struct bw_policy *p, size_t i);
 
 /*

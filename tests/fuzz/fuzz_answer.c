@@ -9,12 +9,8 @@
  * and meta (the recompression is stable), and truncation respects the limit.
  */
 #include "dns/dns.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond))                                                                     \
-			__builtin_trap();                                                        \
-	} while (0)
 
 static uint8_t out[BW_DNS_MAXMSG];
 static uint8_t body[BW_DNS_MAXMSG];

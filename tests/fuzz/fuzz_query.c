@@ -7,14 +7,10 @@
  * for the query parses back as an answer to it.
  */
 #include "dns/dns.h"
+#include "fuzz.h"
 
 #include <stdlib.h>
 
-#define CHECK(cond)                                                                              \
-	do {                                                                                     \
-		if (!(cond))                                                                     \
-			__builtin_trap();                                                        \
-	} while (0)
 
 static uint8_t out[BW_DNS_MAXMSG];
 static uint8_t body[BW_DNS_MAXMSG];

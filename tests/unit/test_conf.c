@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_conf.c - unit tests for conf/: loading, defaults, every error class with
- * its line:column, forward addresses, relative paths and access control.
+ * its line:column, forward addresses, relative paths, feed formats and actions, profiles
+ * and access control.
  *
  * Run from the repository root (fixtures are under tests/unit/conf/).
  */
@@ -99,6 +100,7 @@ static void check_defaults(const struct bw_conf *c)
 	assert_int_equal(ntohs(sin->sin_port), 5353);
 	assert_int_equal(ntohl(sin->sin_addr.s_addr), 0x7f000001);
 	assert_int_equal(c->server.listen[0].addrlen, sizeof(struct sockaddr_in));
+	assert_int_equal(c->server.listen[0].profile, -1);
 	assert_int_equal(c->server.workers, 0);
 	assert_int_equal(c->server.tcp_max_conns, 1024);
 	assert_int_equal(c->server.tcp_idle_ms, 10000);
@@ -126,6 +128,15 @@ static void check_defaults(const struct bw_conf *c)
 	assert_int_equal(c->policy.n_feeds, 0);
 	assert_int_equal(c->policy.n_allowlist, 0);
 	assert_int_equal(c->policy.watch_ms, 2000);
+	/* One profile named "default" that blocks with every feed. */
+	assert_int_equal(c->policy.n_profiles, 1);
+	assert_string_equal(c->policy.profiles[0].name, "default");
+	assert_true(c->policy.profiles[0].all_feeds);
+	assert_int_equal(c->policy.profiles[0].n_feeds, 0);
+	assert_int_equal(c->policy.profiles[0].n_categories, 0);
+	assert_int_equal(c->policy.profiles[0].n_allowlist, 0);
+	assert_int_equal(c->policy.profiles[0].n_clients, 0);
+	assert_int_equal(c->policy.default_profile, 0);
 	assert_int_equal(c->log.level, BW_LOG_INFO);
 	assert_false(c->log.syslog);
 }
@@ -150,8 +161,39 @@ static void test_shipped_config(void **state)
 	assert_string_equal(c->policy.feeds[1].file, "etc/feeds/phishing.hosts");
 	assert_int_equal(c->policy.feeds[1].format, BW_FEED_HOSTS);
 	assert_string_equal(c->policy.feeds[1].category, "phishing");
+	for (size_t i = 0; i < c->policy.n_feeds; i++) {
+		assert_int_equal(c->policy.feeds[i].action, BW_FEED_ACT_GIVEN);
+		assert_null(c->policy.feeds[i].redirect_name);
+	}
 	/* The shipped ACL is the default one, written out. */
 	assert_int_equal(c->server.n_acl, 8);
+	for (size_t i = 0; i < c->server.n_listen; i++)
+		assert_int_equal(c->server.listen[i].profile, -1);
+
+	/* The three tiers; protected is the default. */
+	assert_int_equal(c->policy.n_profiles, 3);
+	const struct bw_profile_conf *p = c->policy.profiles;
+	assert_string_equal(p[0].name, "private");
+	assert_false(p[0].all_feeds);
+	assert_int_equal(p[0].n_feeds, 0);
+	assert_int_equal(p[0].n_categories, 0);
+	assert_string_equal(p[1].name, "protected");
+	assert_false(p[1].all_feeds);
+	assert_int_equal(p[1].n_feeds, 0);
+	const char *threats[] = {"malware", "phishing", "c2", "scam", "adult"};
+	assert_int_equal(p[1].n_categories, 4);
+	for (size_t i = 0; i < 4; i++)
+		assert_string_equal(p[1].categories[i], threats[i]);
+	assert_string_equal(p[2].name, "family");
+	assert_false(p[2].all_feeds);
+	assert_int_equal(p[2].n_categories, 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(p[2].categories[i], threats[i]);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(p[i].n_allowlist, 0);
+		assert_int_equal(p[i].n_clients, 0);
+	}
+	assert_int_equal(c->policy.default_profile, 1);
 	bw_conf_free(c);
 }
 
@@ -190,6 +232,9 @@ static void test_full(void **state)
 	assert_int_equal(s6->sin6_family, AF_INET6);
 	assert_int_equal(ntohs(s6->sin6_port), 5301);
 	assert_int_equal(c->server.listen[1].addrlen, sizeof(struct sockaddr_in6));
+	assert_int_equal(c->server.listen[0].profile, -1);
+	assert_int_equal(c->server.listen[1].profile, 1); /* kids, defined under policy */
+	assert_int_equal(c->server.listen[2].profile, -1);
 	assert_string_equal(c->server.listen[2].address, "0.0.0.0");
 	assert_int_equal(c->server.listen[2].port, 53);
 	assert_int_equal(c->server.workers, 3);
@@ -242,14 +287,52 @@ static void test_full(void **state)
 	assert_string_equal(c->policy.feeds[0].category, "malware");
 	assert_int_equal(c->policy.feeds[0].format, BW_FEED_DOMAINS);
 	assert_string_equal(c->policy.feeds[0].file, FIX "feeds/a.domains");
+	assert_int_equal(c->policy.feeds[0].action, BW_FEED_ACT_LOG_ONLY);
+	assert_false(c->policy.feeds[0].redirect_has_v4);
+	assert_false(c->policy.feeds[0].redirect_has_v6);
+	assert_null(c->policy.feeds[0].redirect_name);
 	assert_string_equal(c->policy.feeds[1].name, "phish_1.x");
 	assert_int_equal(c->policy.feeds[1].format, BW_FEED_HOSTS);
 	assert_string_equal(c->policy.feeds[1].file, FIX "feeds/b.hosts");
+	assert_int_equal(c->policy.feeds[1].action, BW_FEED_ACT_REDIRECT);
+	assert_true(c->policy.feeds[1].redirect_has_v4);
+	assert_memory_equal(c->policy.feeds[1].redirect_v4, ((uint8_t[]){192, 0, 2, 80}), 4);
+	assert_true(c->policy.feeds[1].redirect_has_v6);
+	assert_memory_equal(
+	    c->policy.feeds[1].redirect_v6,
+	    ((uint8_t[]){0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80}), 16);
+	assert_null(c->policy.feeds[1].redirect_name);
 	assert_int_equal(c->policy.n_allowlist, 3);
 	assert_string_equal(c->policy.allowlist[0], "example.org");
 	assert_string_equal(c->policy.allowlist[1], "partner.example");
 	assert_string_equal(c->policy.allowlist[2], "_dmarc.example.net");
 	assert_int_equal(c->policy.watch_ms, 0);
+
+	assert_int_equal(c->policy.n_profiles, 2);
+	const struct bw_profile_conf *p = c->policy.profiles;
+	assert_string_equal(p[0].name, "staff");
+	assert_false(p[0].all_feeds);
+	assert_int_equal(p[0].n_feeds, 1);
+	assert_string_equal(p[0].feeds[0], "phish_1.x");
+	assert_int_equal(p[0].n_categories, 0);
+	assert_int_equal(p[0].n_allowlist, 0);
+	assert_int_equal(p[0].n_clients, 2);
+	assert_int_equal(p[0].clients[0].family, AF_INET);
+	assert_int_equal(p[0].clients[0].prefix, 25);
+	assert_int_equal(p[0].clients[1].family, AF_INET6);
+	assert_int_equal(p[0].clients[1].prefix, 48);
+	assert_string_equal(p[1].name, "kids");
+	assert_false(p[1].all_feeds);
+	assert_int_equal(p[1].n_feeds, 1);
+	assert_string_equal(p[1].feeds[0], "bad-stuff");
+	assert_int_equal(p[1].n_categories, 2);
+	assert_string_equal(p[1].categories[0], "phishing");
+	assert_string_equal(p[1].categories[1], "adult");
+	assert_int_equal(p[1].n_allowlist, 1);
+	assert_string_equal(p[1].allowlist[0], "school.example");
+	assert_int_equal(p[1].n_clients, 1);
+	assert_int_equal(p[1].clients[0].addr[3], 128);
+	assert_int_equal(c->policy.default_profile, 1);
 
 	assert_int_equal(c->log.level, BW_LOG_DEBUG);
 	assert_true(c->log.syslog);
@@ -376,7 +459,7 @@ static void test_key_errors(void **state)
 		     "access-control)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
-		     "transport)");
+		     "transport, profile)");
 	expect_error("cache:\n  Size: 1G\n", ":2:3: unknown key 'Size' in cache (known: size, "
 					     "shards, min-ttl, max-ttl, max-negative-ttl, "
 					     "serve-stale)");
@@ -538,8 +621,9 @@ static void test_feed_errors(void **state)
 	expect_file_error(FIX "bad-feed-dup.yaml",
 			  FIX "bad-feed-dup.yaml:4:7: duplicate feed name 'one'");
 	expect_file_error(FIX "bad-feed-format.yaml",
-			  FIX "bad-feed-format.yaml:5:15: feed 'rpzfeed': format 'rpz' is not "
-			      "supported (supported: domains, hosts)");
+			  FIX "bad-feed-format.yaml:5:15: feed 'csvfeed': format 'csv' is not "
+			      "supported (supported: domains, hosts, wildcard, adblock, rpz, stix, "
+			      "misp)");
 	expect_file_error(FIX "bad-feed-noname.yaml",
 			  FIX "bad-feed-noname.yaml:3:7: missing required key 'name' in "
 			      "policy.feeds item");
@@ -554,9 +638,319 @@ static void test_feed_errors(void **state)
 		     "0-9 _ . -");
 	expect_error("policy:\n  feeds:\n    - { name: a, category: c, file: x, url: y }\n",
 		     ":3:40: unknown key 'url' in policy.feeds item (known: name, category, "
-		     "format, file)");
+		     "format, file, action, redirect)");
 	expect_error("policy:\n  feeds: { name: a }\n",
 		     ":2:10: expected a sequence for 'feeds', found a mapping");
+}
+
+/* ---- feed formats and actions ---- */
+
+/* One feed in block style: extra keys start at line 6, indented 6 (values at column 15 for
+ * "action:", 17 for "redirect:"). */
+#define FEED "policy:\n  feeds:\n    - name: a\n      category: c\n      file: /dev/null\n"
+
+static void test_feed_formats(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum bw_feed_format format;
+	} formats[] = {
+	    {"domains", BW_FEED_DOMAINS}, {"hosts", BW_FEED_HOSTS}, {"wildcard", BW_FEED_WILDCARD},
+	    {"adblock", BW_FEED_ADBLOCK}, {"rpz", BW_FEED_RPZ},	    {"stix", BW_FEED_STIX},
+	    {"misp", BW_FEED_MISP},
+	};
+	char text[256];
+
+	for (size_t i = 0; i < BW_ARRAY_LEN(formats); i++) {
+		snprintf(text, sizeof(text), FEED "      format: %s\n", formats[i].name);
+		struct bw_conf *c = load_ok_text(text);
+		assert_int_equal(c->policy.feeds[0].format, formats[i].format);
+		assert_int_equal(c->policy.feeds[0].action, BW_FEED_ACT_GIVEN);
+		bw_conf_free(c);
+	}
+	expect_error(FEED "      format: RPZ\n",
+		     ":6:15: feed 'a': format 'RPZ' is not supported (supported: domains, hosts, "
+		     "wildcard, adblock, rpz, stix, misp)");
+	expect_error(FEED "      format: [ rpz ]\n",
+		     ":6:15: expected a scalar for 'format', found a sequence");
+}
+
+static void test_feed_actions(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;
+		enum bw_feed_action action;
+	} actions[] = {
+	    {"given", BW_FEED_ACT_GIVEN},	{"nxdomain", BW_FEED_ACT_NXDOMAIN},
+	    {"nodata", BW_FEED_ACT_NODATA},	{"drop", BW_FEED_ACT_DROP},
+	    {"log-only", BW_FEED_ACT_LOG_ONLY},
+	};
+	char text[256];
+
+	for (size_t i = 0; i < BW_ARRAY_LEN(actions); i++) {
+		snprintf(text, sizeof(text), FEED "      action: %s\n", actions[i].name);
+		struct bw_conf *c = load_ok_text(text);
+		assert_int_equal(c->policy.feeds[0].action, actions[i].action);
+		assert_false(c->policy.feeds[0].redirect_has_v4);
+		assert_false(c->policy.feeds[0].redirect_has_v6);
+		assert_null(c->policy.feeds[0].redirect_name);
+		bw_conf_free(c);
+	}
+	/* An empty action is the default. */
+	struct bw_conf *c = load_ok_text(FEED "      action:\n");
+	assert_int_equal(c->policy.feeds[0].action, BW_FEED_ACT_GIVEN);
+	bw_conf_free(c);
+
+	/* redirect: one scalar or a list; one IPv4 and/or one IPv6 address, or one name. */
+	c = load_ok_text(FEED "      action: redirect\n      redirect: 192.0.2.1\n");
+	const struct bw_feed_conf *f = &c->policy.feeds[0];
+	assert_int_equal(f->action, BW_FEED_ACT_REDIRECT);
+	assert_true(f->redirect_has_v4);
+	assert_memory_equal(f->redirect_v4, ((uint8_t[]){192, 0, 2, 1}), 4);
+	assert_false(f->redirect_has_v6);
+	assert_null(f->redirect_name);
+	bw_conf_free(c);
+
+	c = load_ok_text(FEED "      action: redirect\n      redirect: \"2001:db8::1\"\n");
+	f = &c->policy.feeds[0];
+	assert_false(f->redirect_has_v4);
+	assert_true(f->redirect_has_v6);
+	assert_memory_equal(f->redirect_v6,
+			    ((uint8_t[]){0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}),
+			    16);
+	assert_null(f->redirect_name);
+	bw_conf_free(c);
+
+	c = load_ok_text(FEED "      action: redirect\n      redirect:\n        - \"::\"\n"
+			      "        - 0.0.0.0\n");
+	f = &c->policy.feeds[0];
+	assert_true(f->redirect_has_v4);
+	assert_true(f->redirect_has_v6);
+	assert_memory_equal(f->redirect_v4, ((uint8_t[4]){0}), 4);
+	assert_memory_equal(f->redirect_v6, ((uint8_t[16]){0}), 16);
+	bw_conf_free(c);
+
+	c = load_ok_text(FEED "      action: redirect\n      redirect: Blocked.Example.ORG.\n");
+	f = &c->policy.feeds[0];
+	assert_false(f->redirect_has_v4);
+	assert_false(f->redirect_has_v6);
+	assert_string_equal(f->redirect_name, "blocked.example.org");
+	bw_conf_free(c);
+
+	c = load_ok_text(FEED "      action: redirect\n      redirect: [ block-page.example ]\n");
+	assert_string_equal(c->policy.feeds[0].redirect_name, "block-page.example");
+	bw_conf_free(c);
+}
+
+static void test_redirect_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {FEED "      action: block\n",
+	     ":6:15: invalid action 'block' (expected one of: given, nxdomain, nodata, drop, "
+	     "log-only, redirect)"},
+	    {FEED "      action: redirect\n",
+	     ":6:15: feed 'a': 'action: redirect' needs 'redirect' (an IPv4 and/or IPv6 address, "
+	     "or a name)"},
+	    {FEED "      action: redirect\n      redirect:\n",
+	     ":6:15: feed 'a': 'action: redirect' needs 'redirect' (an IPv4 and/or IPv6 address, "
+	     "or a name)"},
+	    {FEED "      redirect: 192.0.2.1\n",
+	     ":6:17: feed 'a': 'redirect' is only used with 'action: redirect'"},
+	    {FEED "      action: nxdomain\n      redirect: 192.0.2.1\n",
+	     ":7:17: feed 'a': 'redirect' is only used with 'action: redirect'"},
+	    {FEED "      action: redirect\n      redirect: [ 192.0.2.1, 192.0.2.2 ]\n",
+	     ":7:30: feed 'a': 'redirect' has more than one IPv4 address"},
+	    {FEED "      action: redirect\n      redirect: [ \"::1\", \"::2\" ]\n",
+	     ":7:26: feed 'a': 'redirect' has more than one IPv6 address"},
+	    {FEED "      action: redirect\n      redirect: [ a.example, 192.0.2.1 ]\n",
+	     ":7:30: feed 'a': 'redirect' is either one name or addresses (at most one IPv4 and "
+	     "one IPv6), not both"},
+	    {FEED "      action: redirect\n      redirect: [ \"::1\", a.example ]\n",
+	     ":7:26: feed 'a': 'redirect' is either one name or addresses (at most one IPv4 and "
+	     "one IPv6), not both"},
+	    {FEED "      action: redirect\n      redirect: [ a.example, b.example ]\n",
+	     ":7:30: feed 'a': 'redirect' has more than one name"},
+	    {FEED "      action: redirect\n      redirect: bad..example\n",
+	     ":7:17: feed 'a': redirect name 'bad..example' has an empty label"},
+	    {FEED "      action: redirect\n      redirect: \"*.example\"\n",
+	     ":7:17: feed 'a': redirect name '*.example' has a character that is not a letter, "
+	     "digit, '-' or '_' (write international names in their xn-- form)"},
+	    {FEED "      action: redirect\n      redirect: \"\"\n",
+	     ":7:17: feed 'a': redirect name '' is empty"},
+	    {FEED "      action: redirect\n      redirect: 192.0.2.300\n",
+	     ":7:17: feed 'a': redirect '192.0.2.300' is not a valid IPv4 address"},
+	    {FEED "      action: redirect\n      redirect: \"2001:db8::g\"\n",
+	     ":7:17: feed 'a': redirect '2001:db8::g' is not a valid IPv6 address"},
+	    {FEED "      action: redirect\n      redirect: []\n",
+	     ":7:17: feed 'a': 'redirect' lists no address or name"},
+	    {FEED "      action: redirect\n      redirect: { v4: 192.0.2.1 }\n",
+	     ":7:17: expected an address, a name or a list of them for 'redirect', found a "
+	     "mapping"},
+	    {FEED "      action: redirect\n      redirect: [ [ 192.0.2.1 ] ]\n",
+	     ":7:19: expected a scalar for 'redirect', found a sequence"},
+	};
+	for (size_t i = 0; i < BW_ARRAY_LEN(cases); i++)
+		expect_error(cases[i].text, cases[i].want);
+}
+
+/* ---- profiles ---- */
+
+/* Two feeds; profile items start at line 6. */
+#define PROF                                                                                       \
+	"policy:\n  feeds:\n    - { name: a, category: malware, file: /dev/null }\n"               \
+	"    - { name: b, category: phishing, file: /dev/null }\n  profiles:\n"
+
+static void test_profiles(void **state)
+{
+	(void)state;
+	struct bw_conf *c =
+	    load_ok_text(PROF "    - { name: everything }\n"
+			      "    - { name: all2, feeds: all }\n"
+			      "    - { name: nothing, feeds: none }\n"
+			      "    - { name: empty, feeds: [] }\n"
+			      "    - { name: some, feeds: [ b, a ] }\n"
+			      "    - { name: cats, categories: [ phishing, adult ] }\n"
+			      "    - { name: mixed, feeds: none, categories: [ malware ] }\n"
+			      "    - { name: nulls, feeds: ~, categories: }\n"
+			      "    - name: Open_1.x\n"
+			      "      feeds: [ a ]\n"
+			      "      allowlist: [ Good.Example., b.example ]\n"
+			      "      clients: [ 10.1.2.3/16, \"fd00::/8\", 192.0.2.1 ]\n");
+	const struct bw_profile_conf *p = c->policy.profiles;
+	assert_int_equal(c->policy.n_profiles, 9);
+	assert_int_equal(c->policy.default_profile, 0); /* the first one */
+
+	const bool all[] = {true, true, false, false, false, false, false, true, false};
+	const size_t nf[] = {0, 0, 0, 0, 2, 0, 0, 0, 1}, nc[] = {0, 0, 0, 0, 0, 2, 1, 0, 0};
+	for (size_t i = 0; i < 9; i++) {
+		if (p[i].all_feeds != all[i] || p[i].n_feeds != nf[i] ||
+		    p[i].n_categories != nc[i]) {
+			print_error("profile %s: all %d feeds %zu categories %zu\n", p[i].name,
+				    p[i].all_feeds, p[i].n_feeds, p[i].n_categories);
+			fail();
+		}
+	}
+	assert_string_equal(p[0].name, "everything");
+	assert_string_equal(p[4].feeds[0], "b");
+	assert_string_equal(p[4].feeds[1], "a");
+	assert_string_equal(p[5].categories[0], "phishing");
+	assert_string_equal(p[5].categories[1], "adult"); /* no feed has it yet: fine */
+	assert_string_equal(p[6].categories[0], "malware");
+	assert_string_equal(p[8].name, "Open_1.x");
+	assert_string_equal(p[8].feeds[0], "a");
+	assert_int_equal(p[8].n_allowlist, 2);
+	assert_string_equal(p[8].allowlist[0], "good.example");
+	assert_string_equal(p[8].allowlist[1], "b.example");
+	assert_int_equal(p[8].n_clients, 3);
+	assert_int_equal(p[8].clients[0].family, AF_INET);
+	assert_int_equal(p[8].clients[0].prefix, 16);
+	assert_memory_equal(p[8].clients[0].addr, ((uint8_t[]){10, 1, 0, 0}), 4);
+	assert_int_equal(p[8].clients[1].family, AF_INET6);
+	assert_int_equal(p[8].clients[1].prefix, 8);
+	assert_int_equal(p[8].clients[2].prefix, 32);
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	inet_pton(AF_INET, "10.1.200.1", &sin.sin_addr);
+	assert_true(bw_cidr_match(&p[8].clients[0], (struct sockaddr *)&sin));
+	/* The global allowlist is not touched by a profile's. */
+	assert_int_equal(c->policy.n_allowlist, 0);
+	for (size_t i = 0; i < c->server.n_listen; i++)
+		assert_int_equal(c->server.listen[i].profile, -1);
+	bw_conf_free(c);
+
+	/* Listeners name profiles that are defined later in the file; default-profile too. */
+	c = load_ok_text("server:\n  listen:\n"
+			 "    - { address: 127.0.0.1, port: 53, profile: kids }\n"
+			 "    - { address: 127.0.0.1, port: 54, profile: ~ }\n"
+			 "    - { address: 127.0.0.1, port: 55, profile: staff }\n"
+			 "policy:\n  default-profile: kids\n"
+			 "  profiles: [ { name: staff }, { name: kids, feeds: none } ]\n");
+	assert_int_equal(c->server.listen[0].profile, 1);
+	assert_int_equal(c->server.listen[1].profile, -1);
+	assert_int_equal(c->server.listen[2].profile, 0);
+	assert_int_equal(c->policy.default_profile, 1);
+	bw_conf_free(c);
+
+	/* Without profiles, the implicit one is called "default" and may be named. */
+	c = load_ok_text("server:\n  listen:\n    - { address: 127.0.0.1, profile: default }\n"
+			 "policy:\n  default-profile: default\n  profiles:\n");
+	assert_int_equal(c->policy.n_profiles, 1);
+	assert_string_equal(c->policy.profiles[0].name, "default");
+	assert_true(c->policy.profiles[0].all_feeds);
+	assert_int_equal(c->server.listen[0].profile, 0);
+	assert_int_equal(c->policy.default_profile, 0);
+	bw_conf_free(c);
+}
+
+static void test_profile_errors(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {PROF "    - { name: x }\n    - { name: x, feeds: none }\n",
+	     ":7:7: duplicate profile name 'x'"},
+	    {PROF "    - { name: x, feeds: [ a, c ] }\n",
+	     ":6:30: profile 'x': unknown feed 'c' (not in policy.feeds)"},
+	    {PROF "    - { name: x, feeds: [ a, a ] }\n",
+	     ":6:30: profile 'x': feed 'a' is listed twice"},
+	    {PROF "    - { name: x, feeds: a }\n",
+	     ":6:25: profile 'x': 'feeds' must be all, none or a list of feed names, found 'a'"},
+	    {PROF "    - { name: x, feeds: { a: 1 } }\n",
+	     ":6:25: profile 'x': 'feeds' must be all, none or a list of feed names, found a "
+	     "mapping"},
+	    {PROF "    - { name: x, feeds: [ [ a ] ] }\n",
+	     ":6:27: expected a scalar for 'feeds', found a sequence"},
+	    {PROF "    - { name: x, feeds: all, categories: [ malware ] }\n",
+	     ":6:42: profile 'x': 'categories' has no effect with 'feeds: all'"},
+	    {PROF "    - { name: x, categories: malware }\n",
+	     ":6:30: expected a sequence for 'categories', found a scalar"},
+	    {PROF "    - { name: x, categories: [ \"a/b\" ] }\n",
+	     ":6:32: profile 'x': category 'a/b' must be 1 to 64 characters from A-Z a-z 0-9 _ "
+	     ". -"},
+	    {PROF "    - { name: x, categories: [ c2, c2 ] }\n",
+	     ":6:36: profile 'x': category 'c2' is listed twice"},
+	    {PROF "    - { feeds: all }\n",
+	     ":6:7: missing required key 'name' in policy.profiles item"},
+	    {PROF "    - { name: \"a b\" }\n",
+	     ":6:15: profile name 'a b' must be 1 to 64 characters from A-Z a-z 0-9 _ . -"},
+	    {PROF "    - { name: x, feed: all }\n",
+	     ":6:18: unknown key 'feed' in policy.profiles item (known: name, feeds, "
+	     "categories, allowlist, clients)"},
+	    {PROF "    - { name: x, clients: [ 10.0.0.0/33 ] }\n",
+	     ":6:29: profile 'x': invalid client network '10.0.0.0/33' (expected an address or "
+	     "address/prefix-length, e.g. 192.168.0.0/16 or fc00::/7)"},
+	    {PROF "    - { name: x, clients: 10.0.0.0/8 }\n",
+	     ":6:27: expected a sequence for 'clients', found a scalar"},
+	    {PROF "    - { name: x, allowlist: [ bad..example ] }\n",
+	     ":6:31: profile 'x': allowlist name 'bad..example' has an empty label"},
+	    {PROF "    - x\n", ":6:7: expected a mapping for each item of 'profiles', found a "
+			       "scalar"},
+	    {"policy:\n  profiles: []\n", ":2:13: 'profiles' must name at least one profile"},
+	    {"policy:\n  profiles: { name: x }\n",
+	     ":2:13: expected a sequence for 'profiles', found a mapping"},
+	    {"policy:\n  default-profile: kids\n",
+	     ":2:20: unknown default-profile 'kids' (profiles: default)"},
+	    {"policy:\n  default-profile: [ kids ]\n",
+	     ":2:20: expected a scalar for 'default-profile', found a sequence"},
+	    {"policy:\n  profiles: [ { name: a }, { name: b } ]\n  default-profile: c\n",
+	     ":3:20: unknown default-profile 'c' (profiles: a, b)"},
+	    /* A listener's profile is checked once policy has been read, at its own place. */
+	    {"server:\n  listen:\n    - { address: 127.0.0.1, profile: kids }\n"
+	     "policy:\n  profiles: [ { name: adults } ]\n",
+	     ":3:38: unknown listener profile 'kids' (profiles: adults)"},
+	    {"server:\n  listen:\n    - { address: 127.0.0.1 }\n"
+	     "    - address: \"::1\"\n      profile: family\n",
+	     ":5:16: unknown listener profile 'family' (profiles: default)"},
+	    {"server:\n  listen:\n    - { address: 127.0.0.1, profile: [ a ] }\n",
+	     ":3:38: expected a scalar for 'profile', found a sequence"},
+	};
+	for (size_t i = 0; i < BW_ARRAY_LEN(cases); i++)
+		expect_error(cases[i].text, cases[i].want);
 }
 
 /* ---- access control ---- */
@@ -716,6 +1110,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_resolver_errors, reset_mismatches,
 					    check_mismatches),
 	    cmocka_unit_test_setup_teardown(test_feed_errors, reset_mismatches, check_mismatches),
+	    cmocka_unit_test_setup_teardown(test_feed_formats, reset_mismatches, check_mismatches),
+	    cmocka_unit_test_setup_teardown(test_feed_actions, reset_mismatches, check_mismatches),
+	    cmocka_unit_test_setup_teardown(test_redirect_errors, reset_mismatches,
+					    check_mismatches),
+	    cmocka_unit_test_setup_teardown(test_profiles, reset_mismatches, check_mismatches),
+	    cmocka_unit_test_setup_teardown(test_profile_errors, reset_mismatches,
+					    check_mismatches),
 	    cmocka_unit_test_setup_teardown(test_acl_default, reset_mismatches, check_mismatches),
 	    cmocka_unit_test_setup_teardown(test_acl_rules, reset_mismatches, check_mismatches),
 	    cmocka_unit_test_setup_teardown(test_cidr_match, reset_mismatches, check_mismatches),

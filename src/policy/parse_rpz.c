@@ -1,0 +1,608 @@
+/*
+ * policy/parse_rpz.c - RPZ zone files (draft-vixie-dnsop-dns-rpz) to rules.
+ *
+ * The master-file syntax ($ORIGIN, $TTL, relative names, parentheses, comments, every RR
+ * type) is left to libzscanner (Knot DNS), driven one record at a time with
+ * zs_parse_record(): in that mode $INCLUDE comes back to us instead of being opened, and a
+ * feed must never make the resolver read local files. Each record becomes at most one rule:
+ *
+ *  - the zone's origin (apex) is the owner of the first record, which must be the SOA; if it
+ *    is not, the $ORIGIN in effect for that record is used and the record is reported once.
+ *    Records at the apex (SOA, NS, anything else) are not policy; a second SOA is bad.
+ *  - the owner relative to the apex is the trigger: "name" QNAME, "*.name" WILDCARD, "*"
+ *    WILDCARD on the root (everything), "<prefix>.<reversed ip>.rpz-client-ip" CLIENT_IP,
+ *    "...rpz-ip" RESPONSE_IP, "...rpz-nsip" NSIP, "[*.]name.rpz-nsdname" NSDNAME.
+ *    Glue of the zone's own name servers below the apex is a QNAME trigger like any other
+ *    (BIND does the same).
+ *  - the record is the action: CNAME "." NXDOMAIN, "*." NODATA, "rpz-passthru." (or the
+ *    legacy CNAME to the trigger's own name) PASSTHRU, "rpz-drop." DROP, "rpz-tcp-only."
+ *    TCP_ONLY, "*.name" REDIRECT to <qname>.name (target_wildcard), any other name
+ *    REDIRECT; any other type is LOCAL_DATA carrying that one record.
+ *
+ * Bad records (syntax, out-of-zone owner, bad IP encoding, CNAME beside other data) are
+ * counted with their line and the parse goes on, also after libzscanner's fatal errors
+ * (unbalanced parentheses, a stray CR): the scanner is restarted on the next line with the
+ * $ORIGIN and $TTL it had (more than MAX_RESTARTS such errors: the report says "broken").
+ * A record's line is the line on which it ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+#include <libzscanner/scanner.h>
+
+#include "policy/rules.h"
+
+enum {
+	RR_NS = 2,
+	RR_CNAME = 5,
+	RR_SOA = 6,
+	CLASS_IN = 1,
+	DEFAULT_TTL = 3600, /* when the file has neither $TTL nor a TTL on the record */
+	MAX_LABELS = 128,
+	/* each fatal scanner error costs a restart (zs_init clears ~200 KiB): a file with
+	 * this many is not a zone, it is broken */
+	MAX_RESTARTS = 1000,
+};
+
+/* Owners seen so far with what they hold, to find CNAME-and-other-data conflicts even when
+ * the records of one owner are not adjacent. Open addressing on a 62-bit hash of the
+ * lower-cased wire name, the names themselves are not kept: two owners of one zone share a
+ * hash with odds of 2^-62 per pair, and the harm would be one record reported as a conflict.
+ * Sized from the line count up front, so it grows only for files with several records a
+ * line; the input's size bounds it. */
+enum { OWN_CNAME = 1, OWN_OTHER = 2, OWN_FLAGS = 3, OWN_USED = 4 };
+struct owner_tab {
+	uint64_t *slots; /* 0: empty; else hash with OWN_USED set, flags in the low bits */
+	size_t cap;	 /* power of two, or 0 */
+	size_t used;
+};
+
+struct rpz {
+	zs_scanner_t *zs;
+	const char *label;
+	bw_rule_sink sink;
+	void *ctx;
+	struct bw_parse_report *rep;
+	int err; /* the sink's error (or ENOMEM): ends the parse */
+	uint8_t apex[ZS_MAX_DNAME_LENGTH + 1];
+	size_t apex_len;
+	bool have_apex;
+	unsigned long last_bad; /* a line counts as bad once */
+	bool bad_multiline;	/* the last bad record left a parenthesis open */
+	struct owner_tab owners;
+};
+
+/* A trigger decoded from an owner name. */
+struct trig {
+	const uint8_t *lab[MAX_LABELS]; /* labels of the part left of the apex, wire (len byte) */
+	size_t n;
+	const uint8_t *part; /* that part, wire, not terminated */
+	size_t part_len;
+};
+
+static void bad(struct rpz *z, unsigned long line, const char *reason)
+{
+	if (line != 0 && line == z->last_bad)
+		return;
+	z->last_bad = line;
+	bw_parse_report_bad(z->rep, z->label, line, reason);
+}
+
+static void lower_name(uint8_t *dst, const uint8_t *src, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = src[i];
+		dst[i] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+	}
+}
+
+/* Wire length of a name in rdata, or 0 if it is not a whole name within len. */
+static size_t wire_name_len(const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		if (p[i] == 0)
+			return i + 1;
+		if (p[i] > 63)
+			return 0;
+		i += 1 + (size_t)p[i];
+	}
+	return 0;
+}
+
+static bool label_is(const uint8_t *lab, const char *text)
+{
+	size_t n = strlen(text);
+
+	return lab[0] == n && memcmp(lab + 1, text, n) == 0;
+}
+
+static bool name_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* ---- owner table ---- */
+
+static int owners_init(struct owner_tab *t, size_t expect)
+{
+	size_t cap = 1024;
+
+	while (cap < expect + expect / 2 && cap < ((size_t)1 << 40))
+		cap *= 2;
+	uint64_t *ns = calloc(cap, sizeof(*ns));
+	if (!ns)
+		return BW_ENOMEM;
+	for (size_t i = 0; i < t->cap; i++) {
+		if (t->slots[i] == 0)
+			continue;
+		size_t j = (size_t)(t->slots[i] >> 2) & (cap - 1);
+		while (ns[j] != 0)
+			j = (j + 1) & (cap - 1);
+		ns[j] = t->slots[i];
+	}
+	free(t->slots);
+	t->slots = ns;
+	t->cap = cap;
+	return 0;
+}
+
+/* Finds or adds the owner; returns its slot, or NULL when out of memory. */
+static uint64_t *owners_get(struct owner_tab *t, const uint8_t *name, size_t len)
+{
+	if ((t->used + 1) * 4 > t->cap * 3 && owners_init(t, t->cap) != 0)
+		return NULL;
+	uint64_t key = (bw_hash(name, len, 0x52505aull) & ~(uint64_t)OWN_FLAGS) | OWN_USED;
+	size_t j = (size_t)(key >> 2) & (t->cap - 1);
+	while (t->slots[j] != 0) {
+		if ((t->slots[j] & ~(uint64_t)OWN_FLAGS) == key)
+			return &t->slots[j];
+		j = (j + 1) & (t->cap - 1);
+	}
+	t->slots[j] = key;
+	t->used++;
+	return &t->slots[j];
+}
+
+/* ---- IP triggers ---- */
+
+/* A decimal label of 1..3 digits; returns false if it is not one. */
+static bool dec_label(const uint8_t *lab, unsigned *v)
+{
+	if (lab[0] < 1 || lab[0] > 3)
+		return false;
+	*v = 0;
+	for (unsigned i = 1; i <= lab[0]; i++) {
+		if (lab[i] < '0' || lab[i] > '9')
+			return false;
+		*v = *v * 10 + (unsigned)(lab[i] - '0');
+	}
+	return true;
+}
+
+static bool hex_label(const uint8_t *lab, unsigned *v)
+{
+	if (lab[0] < 1 || lab[0] > 4)
+		return false;
+	*v = 0;
+	for (unsigned i = 1; i <= lab[0]; i++) {
+		uint8_t c = lab[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return false;
+		*v = *v * 16 + d;
+	}
+	return true;
+}
+
+/* Decodes "<prefix>.<address, reversed>" (lab[0..n), lower-cased): IPv4 "32.4.3.2.1" is
+ * 1.2.3.4/32; IPv6 groups come in reverse order and "zz" stands for a run of zero groups
+ * ("128.1.zz.db8.2001" is 2001:db8::1/128). Uncompressed zero groups are accepted, as BIND
+ * does; set bits after the prefix length are not. */
+static const char *decode_ip(const uint8_t *const *lab, size_t n, struct bw_cidr *net)
+{
+	unsigned prefix, v;
+	bool zz = false;
+
+	memset(net, 0, sizeof(*net));
+	if (n < 2)
+		return "rpz IP trigger without an address";
+	if (!dec_label(lab[0], &prefix))
+		return "rpz IP trigger: bad prefix length";
+	for (size_t i = 1; i < n; i++)
+		zz |= label_is(lab[i], "zz");
+	if (n == 5 && !zz) {
+		net->family = AF_INET;
+		for (size_t i = 1; i < 5; i++) {
+			if (!dec_label(lab[i], &v) || v > 255)
+				return "rpz IP trigger: bad IPv4 address";
+			net->addr[4 - i] = (uint8_t)v;
+		}
+		if (prefix < 1 || prefix > 32)
+			return "rpz IP trigger: IPv4 prefix length out of 1..32";
+	} else {
+		uint16_t g[8] = {0};
+		size_t ng = 0, zpos = SIZE_MAX;
+		for (size_t i = n - 1; i >= 1; i--) { /* most significant group first */
+			if (label_is(lab[i], "zz")) {
+				if (zpos != SIZE_MAX)
+					return "rpz IP trigger: more than one zz";
+				zpos = ng;
+				continue;
+			}
+			if (ng == 8 || !hex_label(lab[i], &v))
+				return "rpz IP trigger: bad IPv6 address";
+			g[ng++] = (uint16_t)v;
+		}
+		if (zpos == SIZE_MAX ? ng != 8 : ng > 7)
+			return "rpz IP trigger: bad IPv6 address";
+		if (zpos != SIZE_MAX) { /* open the gap of zero groups at zpos */
+			size_t gap = 8 - ng;
+			memmove(g + zpos + gap, g + zpos, (ng - zpos) * sizeof(g[0]));
+			memset(g + zpos, 0, gap * sizeof(g[0]));
+		}
+		net->family = AF_INET6;
+		for (size_t i = 0; i < 8; i++) {
+			net->addr[2 * i] = (uint8_t)(g[i] >> 8);
+			net->addr[2 * i + 1] = (uint8_t)g[i];
+		}
+		if (prefix < 1 || prefix > 128)
+			return "rpz IP trigger: IPv6 prefix length out of 1..128";
+	}
+	size_t bits = net->family == AF_INET ? 32 : 128;
+	for (size_t b = prefix; b < bits; b++)
+		if (net->addr[b / 8] & (0x80u >> (b % 8)))
+			return "rpz IP trigger: address has bits set after the prefix length";
+	net->prefix = (uint8_t)prefix;
+	return NULL;
+}
+
+/* ---- records ---- */
+
+/* Fills *r's trigger from the owner's part left of the apex. Returns NULL or the reason
+ * the owner is unusable. `buf` (256 bytes) receives the trigger name. */
+static const char *decode_trigger(struct trig *t, struct bw_rule *r, uint8_t *buf,
+				  const uint8_t **self, size_t *self_len)
+{
+	const uint8_t *last = t->lab[t->n - 1];
+	size_t skip = 0, keep = t->n;
+
+	*self = NULL;
+	if (label_is(last, "rpz-client-ip") || label_is(last, "rpz-ip") ||
+	    label_is(last, "rpz-nsip")) {
+		r->trigger = label_is(last, "rpz-ip")	  ? BW_TRIG_RESPONSE_IP
+			     : label_is(last, "rpz-nsip") ? BW_TRIG_NSIP
+							  : BW_TRIG_CLIENT_IP;
+		/* the legacy passthru "CNAME <address part>." names the owner without the
+		 * rpz-* label */
+		*self_len = (size_t)(last - t->part);
+		memcpy(buf, t->part, *self_len);
+		buf[(*self_len)++] = 0;
+		*self = buf;
+		return decode_ip(t->lab, t->n - 1, &r->net);
+	}
+	if (label_is(last, "rpz-nsdname")) {
+		r->trigger = BW_TRIG_NSDNAME;
+		keep = t->n - 1;
+	} else {
+		r->trigger = BW_TRIG_QNAME;
+	}
+	if (keep == 0)
+		return "rpz-nsdname trigger without a name";
+	if (label_is(t->lab[0], "*")) {
+		skip = 1;
+		if (r->trigger == BW_TRIG_NSDNAME)
+			r->nsdname_wildcard = true;
+		else
+			r->trigger = BW_TRIG_WILDCARD;
+	}
+	for (size_t i = skip; i < keep; i++)
+		if (label_is(t->lab[i], "*"))
+			return "wildcard label not leftmost";
+	/* the name is lab[skip..keep): empty (the root) for "*" and "*.rpz-nsdname" */
+	size_t to = keep < t->n ? (size_t)(t->lab[keep] - t->part) : t->part_len;
+	size_t from = skip < keep ? (size_t)(t->lab[skip] - t->part) : to;
+	memcpy(buf, t->part + from, to - from);
+	buf[to - from] = 0;
+	r->name = buf;
+	r->name_len = to - from + 1;
+	return NULL;
+}
+
+/* Decides the action of a CNAME record; `target` is lower-cased wire. */
+static void cname_action(struct bw_rule *r, const uint8_t *target, size_t tlen,
+			 const uint8_t *owner, size_t owner_len, const struct trig *t,
+			 const uint8_t *self, size_t self_len)
+{
+	static const uint8_t nodata[] = {1, '*', 0};
+	uint8_t trig_abs[ZS_MAX_DNAME_LENGTH + 1];
+
+	memcpy(trig_abs, t->part, t->part_len);
+	trig_abs[t->part_len] = 0;
+	if (tlen == 1) {
+		r->action = BW_ACT_NXDOMAIN;
+	} else if (name_eq(target, tlen, nodata, sizeof(nodata))) {
+		r->action = BW_ACT_NODATA;
+	} else if (label_is(target, "rpz-passthru") && tlen == 14) {
+		r->action = BW_ACT_PASSTHRU;
+	} else if (label_is(target, "rpz-drop") && tlen == 10) {
+		r->action = BW_ACT_DROP;
+	} else if (label_is(target, "rpz-tcp-only") && tlen == 14) {
+		r->action = BW_ACT_TCP_ONLY;
+	} else if (name_eq(target, tlen, trig_abs, t->part_len + 1) ||
+		   name_eq(target, tlen, owner, owner_len) ||
+		   (self && name_eq(target, tlen, self, self_len))) {
+		r->action = BW_ACT_PASSTHRU; /* legacy: CNAME to the trigger itself */
+	} else if (target[0] == 1 && target[1] == '*') {
+		r->action = BW_ACT_REDIRECT;
+		r->target_wildcard = true;
+		r->target = target + 2;
+		r->target_len = tlen - 2;
+	} else {
+		r->action = BW_ACT_REDIRECT;
+		r->target = target;
+		r->target_len = tlen;
+	}
+}
+
+static void on_record(struct rpz *z, unsigned long line)
+{
+	zs_scanner_t *s = z->zs;
+	uint8_t owner[ZS_MAX_DNAME_LENGTH + 1], name[ZS_MAX_DNAME_LENGTH + 1];
+	uint8_t target[ZS_MAX_DNAME_LENGTH + 1];
+	size_t olen = s->r_owner_length;
+	struct bw_rule r = {0};
+	struct bw_rule_rr rr;
+	struct trig t;
+	const uint8_t *self;
+	size_t self_len = 0;
+	const char *why;
+
+	if (olen < 1 || olen > ZS_MAX_DNAME_LENGTH) {
+		bad(z, line, "bad owner name");
+		return;
+	}
+	lower_name(owner, s->r_owner, olen);
+	if (s->r_class != CLASS_IN) {
+		bad(z, line, "class is not IN");
+		return;
+	}
+	if (!z->have_apex) {
+		z->have_apex = true;
+		if (s->r_type == RR_SOA) {
+			memcpy(z->apex, owner, olen);
+			z->apex_len = olen;
+			/* "rpz.example. SOA ..." with no $ORIGIN before it: relative names that
+			 * follow are relative to the zone, as when a server loads the file under
+			 * the zone's name */
+			if (s->zone_origin_length == 1 && olen > 1) {
+				memcpy(s->zone_origin, s->r_owner, olen);
+				s->zone_origin_length = (uint32_t)olen;
+			}
+			return;
+		}
+		size_t alen = s->zone_origin_length;
+		if (alen < 1 || alen > ZS_MAX_DNAME_LENGTH) { /* cannot happen: the root */
+			alen = 1;
+			s->zone_origin[0] = 0;
+		}
+		lower_name(z->apex, s->zone_origin, alen);
+		z->apex_len = alen;
+		bad(z, line, "first record is not the SOA: zone origin taken from $ORIGIN");
+		z->last_bad = 0; /* the record itself is judged on its own below */
+	} else if (s->r_type == RR_SOA) {
+		bad(z, line, "SOA other than the first record");
+		return;
+	}
+	if (name_eq(owner, olen, z->apex, z->apex_len)) {
+		if (s->r_type != RR_NS)
+			z->rep->skipped++;
+		return;
+	}
+	/* under the apex: ends with it, on a label boundary */
+	if (olen <= z->apex_len || memcmp(owner + olen - z->apex_len, z->apex, z->apex_len) != 0) {
+		bad(z, line, "owner name outside the zone");
+		return;
+	}
+	t.part = owner;
+	t.part_len = olen - z->apex_len;
+	t.n = 0;
+	size_t i = 0;
+	while (i < t.part_len && t.n < MAX_LABELS && owner[i] != 0) {
+		t.lab[t.n++] = owner + i;
+		i += 1 + (size_t)owner[i];
+	}
+	if (i != t.part_len) { /* the apex matched inside a label */
+		bad(z, line, "owner name outside the zone");
+		return;
+	}
+	why = decode_trigger(&t, &r, name, &self, &self_len);
+	if (why) {
+		bad(z, line, why);
+		return;
+	}
+	if (s->r_type == RR_CNAME) {
+		size_t tlen = wire_name_len(s->r_data, s->r_data_length);
+		if (tlen == 0 || tlen != s->r_data_length) {
+			bad(z, line, "bad CNAME target");
+			return;
+		}
+		lower_name(target, s->r_data, tlen);
+		cname_action(&r, target, tlen, owner, olen, &t, self, self_len);
+	} else {
+		/* One rule per record: the snapshot builder merges the records of one trigger
+		 * into one answer. */
+		rr = (struct bw_rule_rr){.type = s->r_type,
+					 .ttl = s->r_ttl,
+					 .rdlen = (uint16_t)s->r_data_length,
+					 .rdata = s->r_data};
+		r.action = BW_ACT_LOCAL_DATA;
+		r.rrs = &rr;
+		r.n_rrs = 1;
+	}
+	uint64_t *o = owners_get(&z->owners, owner, olen);
+	if (!o) {
+		z->err = BW_ENOMEM;
+		return;
+	}
+	uint64_t want = s->r_type == RR_CNAME ? OWN_CNAME : OWN_OTHER;
+	if ((*o & OWN_CNAME) || (want == OWN_CNAME && (*o & OWN_FLAGS))) {
+		bad(z, line, "CNAME and other data at the same owner");
+		return;
+	}
+	*o |= want;
+	r.ttl = s->r_ttl;
+	r.line = line;
+	z->rep->rules++;
+	int rc = z->sink(z->ctx, &r);
+	if (rc < 0)
+		z->err = rc;
+}
+
+/* ---- the scanner loop ---- */
+
+/* Starts (or restarts, after a fatal error) the scanner on text[off..len) at `line`,
+ * keeping the $ORIGIN, $TTL and last owner of the previous run. */
+static int scanner_start(struct rpz *z, const char *text, size_t len, size_t off,
+			 unsigned long line, bool restart)
+{
+	zs_scanner_t *s = z->zs;
+	uint8_t origin[sizeof(s->zone_origin)], last_owner[sizeof(s->r_owner)];
+	uint32_t origin_len = 0, ttl = DEFAULT_TTL, last_owner_len = 0;
+
+	if (restart) {
+		origin_len = s->zone_origin_length;
+		memcpy(origin, s->zone_origin, sizeof(origin));
+		ttl = s->default_ttl;
+		last_owner_len = s->r_owner_length;
+		memcpy(last_owner, s->r_owner, sizeof(last_owner));
+		zs_deinit(s);
+	}
+	if (zs_init(s, ".", CLASS_IN, ttl) != 0)
+		return BW_ENOMEM;
+	if (restart) {
+		s->zone_origin_length = origin_len;
+		memcpy(s->zone_origin, origin, sizeof(origin));
+		s->r_owner_length = last_owner_len;
+		memcpy(s->r_owner, last_owner, sizeof(last_owner));
+	}
+	s->line_counter = line;
+	if (zs_set_input_string(s, text + off, len - off) != 0)
+		return BW_ENOMEM;
+	return 0;
+}
+
+/* Offset of the start of line `want` (1-based), moving the cursor (*pos at *line) forward;
+ * len if the text has no such line. */
+static size_t line_start(const char *text, size_t len, size_t *pos, unsigned long *line,
+			 unsigned long want)
+{
+	while (*line < want && *pos < len) {
+		const char *nl = memchr(text + *pos, '\n', len - *pos);
+		if (!nl) {
+			*pos = len;
+			break;
+		}
+		*pos = (size_t)(nl - text) + 1;
+		(*line)++;
+	}
+	return *line < want ? len : *pos;
+}
+
+static int run(struct rpz *z, const char *text, size_t len)
+{
+	zs_scanner_t *s = z->zs;
+	size_t cur_pos = 0, start_off = 0;
+	unsigned long cur_line = 1, restarts = 0;
+	char msg[128];
+	int rc;
+
+	rc = scanner_start(z, text, len, 0, 1, false);
+	while (rc == 0 && z->err == 0) {
+		if (zs_parse_record(s) != 0 || (s->state == ZS_STATE_ERROR && s->error.fatal)) {
+			/* fatal for libzscanner: count the line (unless it is the open parenthesis
+			 * of a record already counted), restart after it */
+			unsigned long line = (unsigned long)s->line_counter;
+			snprintf(msg, sizeof(msg), "zone syntax: %s", zs_strerror(s->error.code));
+			if (s->error.code != ZS_UNCLOSED_MULTILINE || !z->bad_multiline)
+				bad(z, line, msg);
+			size_t off = line_start(text, len, &cur_pos, &cur_line, line + 1);
+			if (off <= start_off) /* no progress: skip one more line */
+				off = line_start(text, len, &cur_pos, &cur_line, cur_line + 1);
+			if (off >= len || off <= start_off)
+				break;
+			if (++restarts > MAX_RESTARTS) {
+				z->rep->broken = true;
+				break;
+			}
+			start_off = off;
+			rc = scanner_start(z, text, len, off, cur_line, true);
+			continue;
+		}
+		switch (s->state) {
+		case ZS_STATE_DATA:
+			z->bad_multiline = false;
+			on_record(z, (unsigned long)s->line_counter);
+			break;
+		case ZS_STATE_ERROR:
+			snprintf(msg, sizeof(msg), "zone syntax: %s", zs_strerror(s->error.code));
+			bad(z, (unsigned long)s->line_counter, msg);
+			z->bad_multiline = s->multiline;
+			break;
+		case ZS_STATE_INCLUDE:
+			bad(z, (unsigned long)s->line_counter, "$INCLUDE is not supported");
+			break;
+		default: /* EOF, STOP */
+			return rc;
+		}
+	}
+	return rc ? rc : z->err;
+}
+
+int bw_parse_rpz(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		 struct bw_parse_report *rep)
+{
+	struct rpz z = {.label = label, .sink = sink, .ctx = ctx, .rep = rep};
+	char *copy = NULL;
+	const char *text = buf;
+	size_t tlen = len;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if (len > 0 && !buf)
+		return BW_EINVAL;
+	for (size_t i = 0; i < len;) { /* lines looked at */
+		const char *nl = memchr(buf + i, '\n', len - i);
+		rep->units++;
+		i = nl ? (size_t)(nl - buf) + 1 : len;
+	}
+	/* libzscanner stops at a CR: accept CRLF files by dropping the CR of each CRLF */
+	if (len > 0 && memchr(buf, '\r', len)) {
+		copy = malloc(len);
+		if (!copy)
+			return BW_ENOMEM;
+		tlen = 0;
+		for (size_t i = 0; i < len; i++)
+			if (buf[i] != '\r' || i + 1 >= len || buf[i + 1] != '\n')
+				copy[tlen++] = buf[i];
+		text = copy;
+	}
+	z.zs = malloc(sizeof(*z.zs)); /* ~200 KiB: never on the stack */
+	if (!z.zs || owners_init(&z.owners, rep->units) != 0) {
+		rc = BW_ENOMEM;
+		goto out;
+	}
+	rc = run(&z, text ? text : "", tlen);
+	zs_deinit(z.zs);
+out:
+	free(z.zs);
+	free(z.owners.slots);
+	free(copy);
+	return rc;
+}

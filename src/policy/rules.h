@@ -1,0 +1,123 @@
+/*
+ * policy/rules.h - the common output of every feed parser: a stream of rules (trigger +
+ * action + origin) handed to a sink. Parsers know file formats; the snapshot builder knows
+ * how to store and match rules. Neither knows the other.
+ *
+ * Semantics follow RPZ (draft-vixie-dnsop-dns-rpz), the reference for every format:
+ *  - a QNAME trigger on "name" matches exactly that name; a WILDCARD trigger on "name"
+ *    (written "*.name") matches every name strictly below it, not the name itself. List
+ *    formats (domains, hosts, adblock "||name^") emit both, so the name and everything
+ *    under it is covered, as before.
+ *  - CLIENT_IP matches the client's address; RESPONSE_IP an A/AAAA address in the answer;
+ *    NSDNAME / NSIP the name or address of a name server of the delegation.
+ *  - actions are enum bw_action (policy.h); LOCAL_DATA carries records, REDIRECT a target.
+ *
+ * Thread safety: parsers are reentrant; a sink is called on the parser's thread.
+ */
+#ifndef BW_POLICY_RULES_H
+#define BW_POLICY_RULES_H
+
+#include "base/base.h"
+#include "conf/conf.h"
+#include "policy/policy.h"
+
+enum bw_trigger {
+	BW_TRIG_QNAME = 0, /* exact name */
+	BW_TRIG_WILDCARD,  /* every name strictly below `name` */
+	BW_TRIG_CLIENT_IP,
+	BW_TRIG_RESPONSE_IP,
+	BW_TRIG_NSDNAME, /* exact name server name (wildcard flag below for "*.") */
+	BW_TRIG_NSIP,
+};
+
+/* One local-data record of a LOCAL_DATA rule (RPZ: any RR type at the trigger's owner). */
+struct bw_rule_rr {
+	uint16_t type;
+	uint32_t ttl;
+	uint16_t rdlen;
+	const uint8_t *rdata; /* uncompressed wire rdata; names inside are absolute */
+};
+
+struct bw_rule {
+	enum bw_trigger trigger;
+	bool nsdname_wildcard;    /* NSDNAME trigger written "*.name" */
+	const uint8_t *name;      /* lower-cased wire name (QNAME, WILDCARD, NSDNAME) */
+	size_t name_len;
+	struct bw_cidr net;       /* CLIENT_IP, RESPONSE_IP, NSIP */
+	enum bw_action action;
+	const uint8_t *target;    /* REDIRECT: the CNAME target (wire, lower-cased) */
+	size_t target_len;
+	bool target_wildcard;     /* REDIRECT to "*.target": the answer is a CNAME to
+				     <query name>.<target> (RPZ "CNAME *.example."); only
+				     "CNAME *." alone means NODATA */
+	const struct bw_rule_rr *rrs; /* LOCAL_DATA records (several per owner allowed) */
+	size_t n_rrs;
+	uint32_t ttl;             /* TTL of the synthesized answer */
+	/* origin, for explain and logs */
+	unsigned long line;       /* 1-based line in the feed file (RPZ: where the record
+				     ends), 0 if not line-based */
+	const char *ref;          /* e.g. STIX indicator id "indicator--...", or NULL */
+	const char *title;        /* e.g. STIX indicator name, MISP event info, or NULL */
+};
+
+/* Receives rules; returns 0 to go on, or a negative BW_E* to abort the parse (only for
+ * fatal conditions such as out-of-memory: bad input never aborts). The rule and every
+ * pointer in it are valid during the call only. */
+typedef int (*bw_rule_sink)(void *ctx, const struct bw_rule *r);
+
+/* What a parse of one feed found. */
+struct bw_parse_report {
+	unsigned long units;   /* lines (text formats) or objects (JSON formats) looked at */
+	size_t rules;          /* rules emitted */
+	size_t bad;            /* units that could not be used */
+	size_t skipped;        /* units ignored on purpose (comments excluded): e.g. AdBlock
+				  rules with modifiers the DNS cannot enforce, expired STIX
+				  indicators, MISP attributes without to_ids */
+	char first_errors[5][160]; /* "label:line: reason" of the first few bad units */
+	unsigned n_errors;
+	bool broken;           /* structurally unusable (e.g. not JSON at all): the caller
+				  keeps the previous version of the feed */
+};
+
+/* Records a bad unit in the report: counts it and keeps the message among the first few. */
+void bw_parse_report_bad(struct bw_parse_report *rep, const char *label, unsigned long where,
+			 const char *reason);
+
+/* Parsers: each reads a whole feed held in memory (not NUL-terminated) and never aborts on
+ * bad input. `label` (usually the file name) prefixes messages. `now` (wall-clock seconds)
+ * is used by formats with validity windows (STIX). Return 0, or the sink's error. */
+int bw_parse_domains(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		     struct bw_parse_report *rep);
+int bw_parse_hosts(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		   struct bw_parse_report *rep);
+int bw_parse_wildcard(const char *buf, size_t len, const char *label, bw_rule_sink sink,
+		      void *ctx, struct bw_parse_report *rep);
+int bw_parse_adblock(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		     struct bw_parse_report *rep);
+int bw_parse_rpz(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		 struct bw_parse_report *rep);
+int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep);
+int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		  struct bw_parse_report *rep);
+
+/* ---- shared by the threat-intel parsers (parse_stix.c, parse_misp.c) ---- */
+
+/* Largest JSON feed accepted: the parsed tree takes several times the text. */
+#define BW_JSON_FEED_MAX ((size_t)256 << 20)
+
+enum bw_ioc_kind {
+	BW_IOC_DOMAIN, /* "name" or "*.name": QNAME + WILDCARD (WILDCARD only for "*.") */
+	BW_IOC_URL,    /* the URL's host: a name as DOMAIN, an IP literal as a /32 or /128 */
+	BW_IOC_IP,     /* "a.b.c.d", "v6", optionally "/prefix": one RESPONSE_IP rule */
+};
+
+/* Emits the NXDOMAIN rules for one indicator value (not NUL-terminated; a domain that is an
+ * IP literal becomes an IP rule). Counts emitted rules in rep->rules. Returns 1 when rules
+ * were emitted, 0 when the value is unusable (*reason: a static string), or the sink's
+ * negative error. Defined in parse_stix.c. */
+int bw_rule_emit_ioc(enum bw_ioc_kind kind, const char *val, size_t len, const char *ref,
+		     const char *title, bw_rule_sink sink, void *ctx, struct bw_parse_report *rep,
+		     const char **reason);
+
+#endif

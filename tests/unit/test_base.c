@@ -1,0 +1,148 @@
+/* tests/unit/test_base.c - base module: sizes, hashing, the wire cursor, snapshot swap. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "base/base.h"
+
+static void test_parse_size(void **state)
+{
+	(void)state;
+	uint64_t v = 0;
+	assert_int_equal(bw_parse_size("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(bw_parse_size("1234", &v), 0);
+	assert_int_equal(v, 1234);
+	assert_int_equal(bw_parse_size("4K", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(bw_parse_size("256M", &v), 0);
+	assert_int_equal(v, 256ULL << 20);
+	assert_int_equal(bw_parse_size("2g", &v), 0);
+	assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(bw_parse_size("1MB", &v), 0);
+	assert_int_equal(v, 1ULL << 20);
+	assert_int_equal(bw_parse_size("", &v), BW_EINVAL);
+	assert_int_equal(bw_parse_size("-1", &v), BW_EINVAL);
+	assert_int_equal(bw_parse_size("12T", &v), BW_EINVAL);
+	assert_int_equal(bw_parse_size("1M2", &v), BW_EINVAL);
+	assert_int_equal(bw_parse_size("99999999999999999999", &v), BW_ERANGE);
+	assert_int_equal(bw_parse_size("18014398509481984G", &v), BW_ERANGE);
+}
+
+static void test_hash(void **state)
+{
+	(void)state;
+	const char *a = "\x03www\x07example\x03org";
+	/* deterministic, seed-dependent, sensitive to every byte and to the length */
+	assert_true(bw_hash(a, 17, 1) == bw_hash(a, 17, 1));
+	assert_true(bw_hash(a, 17, 1) != bw_hash(a, 17, 2));
+	assert_true(bw_hash(a, 17, 1) != bw_hash(a, 16, 1));
+	char b[32];
+	for (size_t len = 1; len <= 24; len++) {
+		for (size_t i = 0; i < len; i++) {
+			memset(b, 'x', sizeof(b));
+			uint64_t h0 = bw_hash(b, len, 7);
+			b[i] = 'y';
+			assert_true(bw_hash(b, len, 7) != h0);
+		}
+	}
+	/* bytes past len never matter */
+	memset(b, 'x', sizeof(b));
+	uint64_t h = bw_hash(b, 5, 3);
+	b[5] = 'z';
+	assert_true(bw_hash(b, 5, 3) == h);
+}
+
+static void test_cursor(void **state)
+{
+	(void)state;
+	const uint8_t buf[] = {0x12, 0x34, 0x56, 0x78, 0x9a};
+	struct bw_cursor c;
+	bw_cursor_init(&c, buf, sizeof(buf));
+	assert_int_equal(bw_cursor_u16(&c), 0x1234);
+	assert_int_equal(bw_cursor_left(&c), 3);
+	assert_int_equal(bw_cursor_u32(&c), 0); /* only 3 left: error, nothing consumed */
+	assert_int_equal(c.error, BW_EMALFORMED);
+	assert_int_equal(bw_cursor_u8(&c), 0); /* sticky */
+	assert_int_equal(bw_cursor_left(&c), 0);
+
+	bw_cursor_init(&c, buf, sizeof(buf));
+	bw_cursor_skip(&c, 4);
+	assert_int_equal(bw_cursor_u8(&c), 0x9a);
+	assert_int_equal(c.error, 0);
+	bw_cursor_skip(&c, 1);
+	assert_int_equal(c.error, BW_EMALFORMED);
+
+	bw_cursor_init(&c, buf, sizeof(buf));
+	bw_cursor_skip(&c, SIZE_MAX); /* no overflow in the bounds check */
+	assert_int_equal(c.error, BW_EMALFORMED);
+}
+
+/* A reader keeps acquiring the current snapshot and checks it was not freed (the
+ * writer poisons a snapshot before freeing it). */
+struct snap {
+	_Atomic int alive;
+	int value;
+};
+static struct bw_snapref ref;
+static _Atomic bool stop;
+static _Atomic long reads;
+
+static void *reader(void *arg)
+{
+	unsigned slot = (unsigned)(uintptr_t)arg;
+	while (!atomic_load(&stop)) {
+		struct snap *s = bw_snapref_acquire(&ref, slot);
+		for (int i = 0; i < 50; i++)
+			assert_int_equal(atomic_load(&s->alive), 1);
+		bw_snapref_release(&ref, slot);
+		atomic_fetch_add(&reads, 1);
+	}
+	return NULL;
+}
+
+static void test_snapref(void **state)
+{
+	(void)state;
+	struct snap *first = calloc(1, sizeof(*first));
+	first->alive = 1;
+	bw_snapref_init(&ref, first, 2);
+	pthread_t t[2];
+	for (unsigned i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, reader, (void *)(uintptr_t)i);
+	while (atomic_load(&reads) == 0)
+		usleep(100); /* readers are running */
+	int i;
+	for (i = 0; i < 2000 || atomic_load(&reads) < 20000; i++) {
+		struct snap *next = calloc(1, sizeof(*next));
+		next->alive = 1;
+		next->value = i;
+		struct snap *old = bw_snapref_swap(&ref, next);
+		assert_non_null(old);
+		atomic_store(&old->alive, 0); /* a reader still holding it would see this */
+		free(old);
+	}
+	atomic_store(&stop, true);
+	for (unsigned k = 0; k < 2; k++)
+		pthread_join(t[k], NULL);
+	assert_true(atomic_load(&reads) > 0);
+	struct snap *last = atomic_load(&ref.current);
+	assert_int_equal(last->value, i - 1);
+	free(last);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_cursor),
+		cmocka_unit_test(test_snapref),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
