@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # bulwark-bench.sh - starts Bulwark as a ../shared/bench `cmd:` target.
-# The harness sets PORT AUTH_ADDR AUTH_PORT POLICY_DOMAINS RUNDIR; this writes a config
-# equivalent to the peers' (one worker, forward "." to the harness's authoritative
-# server, no DNSSEC: the bench root is unsigned, the policy's domain list as one feed)
-# and execs the daemon so the harness measures its PID.
+# The harness sets PORT AUTH_ADDR AUTH_PORT POLICY_RPZ POLICY_DOMAINS RUNDIR; this writes a
+# config equivalent to the peers' (one worker, forward "." to the harness's authoritative
+# server, no DNSSEC: the bench root is unsigned, the same RPZ zone the peers load as one
+# feed) and execs the daemon so the harness measures its PID.
+# BENCH_POLICY=domains loads the policy's domain-list form instead; BENCH_POLICY=none
+# loads no policy at all (the baseline for "QPS with the policy within 5% of without").
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -17,10 +19,12 @@ resolver:
   forward: [ "$AUTH_ADDR@$AUTH_PORT" ]
   qname-minimisation: false
   prefetch: false
-cache: { size: 1G, max-ttl: 1d }
-policy:
-  feeds:
-    - { name: bench, category: malware, format: domains, file: "$POLICY_DOMAINS" }
+cache: { size: 256M, max-ttl: 1d }
+$(case ${BENCH_POLICY:-rpz} in
+  rpz) printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: rpz, file: "%s" }\n' "$POLICY_RPZ" ;;
+  domains) printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: domains, file: "%s" }\n' "$POLICY_DOMAINS" ;;
+  none) printf 'policy:\n' ;;
+esac)
   watch-interval: 0
 log: { level: warning }
 YAML

@@ -21,7 +21,7 @@
 #define DEFAULT_SHARDS 64
 #define MAX_SHARDS 4096
 #define AUTO_SHARD_MIN (64 * 1024) /* auto mode: no shard smaller than this */
-#define ENTRY_ESTIMATE 128         /* bytes per entry assumed when sizing buckets */
+#define ENTRY_ESTIMATE 512         /* bytes per entry assumed when sizing buckets */
 #define MIN_BUCKETS 16
 #define STALE_TTL 30               /* TTL of answers served stale (RFC 8767) */
 

@@ -64,9 +64,9 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	/* libunbound's own caches sit behind the packet cache, one set per worker: big enough
 	 * for the delegations and DNSSEC keys, not a second copy of every answer
 	 * (resolver.unbound-options can change them) */
-	if ((ret = set_opt(ctx, "msg-cache-size:", "16m", err, errlen)))
+	if ((ret = set_opt(ctx, "msg-cache-size:", "4m", err, errlen)))
 		return ret;
-	if ((ret = set_opt(ctx, "rrset-cache-size:", "32m", err, errlen)))
+	if ((ret = set_opt(ctx, "rrset-cache-size:", "8m", err, errlen)))
 		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
