@@ -50,6 +50,9 @@ local.insecure.tld        TXT   "blocked by the security team"
 *.ld.insecure.tld         A     192.0.2.99
 ; CNAME redirect to a walled garden that resolves in the fake internet
 redir.insecure.tld        CNAME garden.insecure.tld.
+*.lure.insecure.tld       CNAME *.garden.insecure.tld.
+; the older PASSTHRU form (a CNAME to the trigger's own name), under the *.ld wildcard
+legacy.ld.insecure.tld    CNAME legacy.ld.insecure.tld.
 ; precedence within the feed (the wildcard comes first in the file on purpose)
 *.prec.insecure.tld       CNAME .
 *.deep.prec.insecure.tld  A     192.0.2.96
@@ -231,6 +234,35 @@ def test_cname_redirect_to_walled_garden(rpzd):
     assert_resolves(rpzd.query("garden.insecure.tld.", "A"), addrs=["192.0.2.120"])
 
 
+def test_cname_redirect_follows_target(rpzd):
+    """The walled garden must be reachable: the CNAME is followed and the target's address
+    comes with it (as BIND does), else a stub resolver (getaddrinfo) gets no address."""
+    r = rpzd.query("redir.insecure.tld.", "A")
+    assert r.rcode() == dns.rcode.NOERROR, describe(r)
+    assert r.answer and r.answer[0].rdtype == dns.rdatatype.CNAME, describe(r)
+    rrset = dnsutil.answer_rrset(r, "garden.insecure.tld.", "A")
+    assert rrset is not None and [rd.to_text() for rd in rrset] == ["192.0.2.120"], \
+        "the redirect target's A record is not in the answer: " + describe(r)
+
+
+def test_wildcard_cname_redirect(rpzd):
+    # "*.lure CNAME *.garden.": the query name is prepended to the target (RPZ, BIND)
+    r = rpzd.query("x.lure.insecure.tld.", "A")
+    assert r.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN), describe(r)
+    assert ede_text(r) == "blocked by rpzmain (malware)", describe(r)
+    assert r.answer and r.answer[0].rdtype == dns.rdatatype.CNAME, describe(r)
+    assert r.answer[0].name.to_text() == "x.lure.insecure.tld.", describe(r)
+    assert r.answer[0][0].target.to_text() == "x.lure.insecure.tld.garden.insecure.tld.", \
+        describe(r)
+
+
+def test_legacy_passthru_cname_to_self(rpzd):
+    # resolved normally (no such name in the zone) instead of *.ld's local data
+    r = rpzd.query("legacy.ld.insecure.tld.", "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN and not dnsutil.ede(r), describe(r)
+    assert "192.0.2.99" not in dnsutil.addresses(r), describe(r)
+
+
 def test_cname_chain_into_rpz_name(rpzd):
     r = rpzd.query("to-bad.insecure.tld.", "A")
     assert_policy(r, dns.rcode.NXDOMAIN, "rpzmain", "malware", via="CNAME bad.insecure.tld.")
@@ -259,6 +291,38 @@ def test_more_specific_wildcard_wins(rpzd):
     assert_nxdomain(rpzd.query("c.prec.insecure.tld.", "A"))
     assert_nxdomain(rpzd.query("deep.prec.insecure.tld.", "A"))
     assert_resolves(rpzd.query("prec.insecure.tld.", "A"), addrs=["192.0.2.122"])
+
+
+ORDER_A = """\
+$ORIGIN a.rpz.test.
+@                            SOA ns hostmaster 1 3600 600 86400 60
+respip-clean.insecure.tld    CNAME rpz-passthru.
+"""
+ORDER_B = """\
+$ORIGIN b.rpz.test.
+@                            SOA ns hostmaster 1 3600 600 86400 60
+32.7.100.51.198.rpz-ip       CNAME *.
+32.8.100.51.198.rpz-ip       CNAME .
+"""
+ORDER_C = """\
+$ORIGIN c.rpz.test.
+@                            SOA ns hostmaster 1 3600 600 86400 60
+respip32.insecure.tld        CNAME .
+bad.insecure.tld             CNAME .
+"""
+
+
+def test_feed_order_across_trigger_types(bulwark, workdir):
+    """The first feed with any matching rule wins, whatever the trigger type: a QNAME
+    PASSTHRU in feed A beats feed B's RESPONSE-IP block; feed B's RESPONSE-IP rule beats a
+    QNAME rule of the later feed C (whose verdict must wait for the answer)."""
+    d = bulwark(feeds=[rpz_feed(workdir, "oa", ORDER_A), rpz_feed(workdir, "ob", ORDER_B),
+                       rpz_feed(workdir, "oc", ORDER_C, category="c2")], allowlist=[])
+    assert_resolves(d.query("respip-clean.insecure.tld.", "A"), addrs=["198.51.100.8"])
+    for attempt in ("miss", "hit"):
+        assert_nodata(d.query("respip32.insecure.tld.", "A"), "ob", "malware",
+                      via="address 198.51.100.7")
+    assert_nxdomain(d.query("bad.insecure.tld.", "A"), "oc", "c2")
 
 
 # -- RESPONSE-IP --------------------------------------------------------------------------------
