@@ -54,6 +54,13 @@ struct bw_qctx {
 	bool passthru;       /* no policy after resolution (PASSTHRU rule or allowlist) */
 	bool deferred;       /* the QNAME verdict waits for the answer (see pipeline.c) */
 	unsigned profile;
+	/* a CNAME redirect (RPZ walled garden): we resolve the target and answer with the
+	 * CNAME followed by the target's records */
+	bool redirect;
+	uint8_t rlen;
+	uint32_t rttl;
+	uint8_t rname[BW_DNS_MAXNAME];
+	char rtext[80];
 	uint64_t deadline_ms;
 	enum bw_transport_kind via;
 	int fd;

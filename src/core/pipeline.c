@@ -31,6 +31,9 @@ struct job {
 	bool stale_possible;
 	bool passthru; /* a PASSTHRU rule or an allowlist matched: no policy after this */
 	bool deferred; /* a QNAME rule matched, but an earlier feed's IP rule could win */
+	bool redirect; /* a CNAME redirect whose target we resolve (see prepare_redirect) */
+	uint8_t rlen;
+	uint8_t rname[BW_DNS_MAXNAME];
 	uint8_t *out;
 	size_t cap;
 	size_t out_len;
@@ -203,6 +206,34 @@ static enum bw_stage stage_client(struct job *j)
 	return BW_STAGE_DONE;
 }
 
+/* A CNAME redirect to a walled garden is only useful when the client also gets the
+ * garden's address (as BIND answers): resolve the target instead of the query name and
+ * answer with the CNAME followed by the target's records. Not for CNAME or ANY queries,
+ * which the CNAME alone answers. Returns 0 when the query goes on to resolve the target. */
+static int prepare_redirect(struct job *j)
+{
+	const struct bw_verdict *v = &j->verdict;
+	if (j->q.qtype == BW_T_CNAME || j->q.qtype == BW_T_ANY)
+		return BW_EINVAL;
+	size_t len = v->target_len;
+	if (v->target_wildcard) {
+		len = j->q.qname_len - 1u + v->target_len;
+		if (len > BW_DNS_MAXNAME)
+			return BW_ERANGE;
+		memcpy(j->rname, j->q.qname_lc, j->q.qname_len - 1u);
+		memcpy(j->rname + j->q.qname_len - 1, v->target, v->target_len);
+	} else {
+		if (len > BW_DNS_MAXNAME)
+			return BW_ERANGE;
+		memcpy(j->rname, v->target, len);
+	}
+	j->rlen = (uint8_t)len;
+	j->redirect = true;
+	j->passthru = true; /* the garden's own answer is not policed again */
+	j->w->stats.blocked++;
+	return 0;
+}
+
 /* Policy before resolution: QNAME triggers, allowlists first. Runs on cache misses only:
  * the cache key carries the profile and the policy generation, so a cached answer
  * (policy answers included) was produced under the same verdict. */
@@ -224,6 +255,9 @@ static enum bw_stage stage_policy(struct job *j)
 		j->passthru = true;
 		return BW_STAGE_NEXT;
 	}
+	if (j->verdict.action == BW_ACT_REDIRECT && !j->verdict.log_only &&
+	    prepare_redirect(j) == 0)
+		return BW_STAGE_NEXT;
 	if (j->verdict.feed > bw_policy_first_post_feed(pol, j->profile)) {
 		/* an earlier feed has response-IP rules, which win if the answer matches */
 		j->deferred = true;
@@ -346,6 +380,13 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->profile = j->profile;
 	x->passthru = j->passthru;
 	x->deferred = j->deferred;
+	x->redirect = j->redirect;
+	if (j->redirect) {
+		x->rlen = j->rlen;
+		memcpy(x->rname, j->rname, j->rlen);
+		x->rttl = j->verdict.ttl ? j->verdict.ttl : BW_BLOCKED_TTL;
+		blocked_text(x->rtext, sizeof(x->rtext), &j->verdict, NULL);
+	}
 	if (x->via == BW_VIA_TCP)
 		bw_tcp_conn_hold(x->conn);
 	const struct bw_conf *conf = w->srv->conf;
@@ -357,8 +398,10 @@ static enum bw_stage stage_resolve(struct job *j)
 		ms = BW_STALE_WAIT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(x->timer, &tv);
-	int rc = bw_resolver_query(w->resolver, x->q.qname_lc, x->q.qname_len, x->q.qtype,
-				   x->q.qclass, x, &x->ub_id);
+	int rc = x->redirect ? bw_resolver_query(w->resolver, x->rname, x->rlen, x->q.qtype,
+						 x->q.qclass, x, &x->ub_id)
+			     : bw_resolver_query(w->resolver, x->q.qname_lc, x->q.qname_len,
+						 x->q.qtype, x->q.qclass, x, &x->ub_id);
 	if (rc == 0)
 		return BW_STAGE_ASYNC;
 	evtimer_del(x->timer);
@@ -395,6 +438,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.stale_possible = false;
 	j.passthru = false;
 	j.deferred = false;
+	j.redirect = false;
 	j.profile = 0;
 	w->stats.queries++;
 
@@ -525,6 +569,50 @@ static enum synth post_policy(struct bw_qctx *x, struct bw_answer_meta *m, uint8
 	return r;
 }
 
+/* The answer to a redirected query: the CNAME to the target, then (when the target
+ * resolved and validated) the target's own records, compressed against the target name
+ * inside the CNAME's RDATA. The rcode is the target's (a CNAME into a name that does not
+ * exist is an NXDOMAIN, RFC 6604). */
+static size_t redirect_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len,
+			      enum bw_sec sec, uint8_t *out, size_t cap)
+{
+	struct bw_worker *w = x->w;
+	struct bw_answer_meta *m = &w->meta;
+	if (bw_answer_synth_cname(&x->q, x->rname, x->rlen, false, x->rttl, m, w->body,
+				  sizeof(w->body)) != 0)
+		return 0;
+	size_t head = m->body_len;
+	if (!err && !(sec == BW_SEC_BOGUS && !(x->q.flags & BW_DNS_CD))) {
+		struct bw_query tq = x->q;
+		memcpy(tq.qname, x->rname, x->rlen);
+		memcpy(tq.qname_lc, x->rname, x->rlen);
+		tq.qname_len = x->rlen;
+		/* header, question, then the CNAME record: owner pointer, type, class, TTL and
+		 * RDLENGTH (12 bytes) before its RDATA, the target name */
+		size_t at = BW_DNS_HDR + x->q.qname_len + 4u + 12u;
+		struct bw_answer_meta t;
+		if (bw_answer_from_wire_at(pkt, len, &tq, x->q.do_bit, at, &t, w->body + head,
+					   sizeof(w->body) - head, NULL) == 0 &&
+		    m->nttl + t.nttl <= BW_ANSWER_MAXTTL) {
+			m->rcode = t.rcode;
+			m->ancount = (uint16_t)(m->ancount + t.ancount);
+			m->nscount = t.nscount;
+			m->arcount = t.arcount;
+			for (unsigned i = 0; i < t.nttl; i++)
+				m->ttl_off[m->nttl++] = (uint16_t)(t.ttl_off[i] + head);
+			if (t.ttl)
+				m->ttl = BW_MIN(m->ttl, t.ttl);
+			m->body_len = (uint16_t)(head + t.body_len);
+		}
+	}
+	m->ede = BW_EDE_BLOCKED;
+	snprintf(m->ede_text, sizeof(m->ede_text), "%s", x->rtext);
+	if (!err)
+		bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
+	int n = bw_answer_write(&x->q, m, w->body, 0, 0, answer_limit(&x->q, x->via), out, cap);
+	return n > 0 ? (size_t)n : 0;
+}
+
 /* Turns the resolver's result for x into the answer to send, in out. Returns its length
  * (0: nothing to send). Needs the policy state held. */
 static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len,
@@ -534,6 +622,8 @@ static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_
 	size_t limit = answer_limit(&x->q, x->via);
 	struct bw_answer_meta *m = &w->meta;
 
+	if (x->redirect)
+		return redirect_answer(x, err, pkt, len, sec, out, cap);
 	if (err)
 		return fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream unreachable", out,
 				   cap);

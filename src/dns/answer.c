@@ -63,6 +63,7 @@ static inline void put32(struct wbuf *w, uint32_t v)
 struct qctx {
 	const uint8_t *lc; /* lower-cased question name */
 	size_t len;
+	size_t at;         /* where that name sits in the final message (12: the question) */
 	uint8_t boundary[(BW_DNS_MAXNAME + 7) / 8]; /* bit set: a label starts here */
 };
 
@@ -70,6 +71,7 @@ static void qctx_init(struct qctx *qc, const struct bw_query *q)
 {
 	qc->lc = q->qname_lc;
 	qc->len = q->qname_len;
+	qc->at = BW_DNS_HDR;
 	memset(qc->boundary, 0, sizeof(qc->boundary));
 	for (size_t o = 0; o < qc->len && q->qname_lc[o] != 0; o = bw_name_parent(q->qname_lc, o))
 		qc->boundary[o >> 3] |= (uint8_t)(1u << (o & 7));
@@ -96,7 +98,7 @@ static void put_name(struct wbuf *w, const uint8_t *name, const uint8_t *lc, siz
 			if (memcmp(lc + o, qc->lc + qc->len - s, s) != 0)
 				continue;
 			put(w, name, o);
-			put16(w, (uint16_t)(0xc000 | (BW_DNS_HDR + qc->len - s)));
+			put16(w, (uint16_t)(0xc000 | (qc->at + qc->len - s)));
 			return;
 		}
 	}
@@ -225,6 +227,13 @@ int bw_answer_from_wire(const uint8_t *pkt, size_t len, const struct bw_query *q
 			bool dnssec_ok, struct bw_answer_meta *meta, uint8_t *body, size_t cap,
 			struct bw_chain *chain)
 {
+	return bw_answer_from_wire_at(pkt, len, q, dnssec_ok, BW_DNS_HDR, meta, body, cap, chain);
+}
+
+int bw_answer_from_wire_at(const uint8_t *pkt, size_t len, const struct bw_query *q,
+			   bool dnssec_ok, size_t name_at, struct bw_answer_meta *meta,
+			   uint8_t *body, size_t cap, struct bw_chain *chain)
+{
 	struct bw_cursor c;
 	struct qctx qc;
 	struct rrinfo ri;
@@ -260,6 +269,9 @@ int bw_answer_from_wire(const uint8_t *pkt, size_t len, const struct bw_query *q
 	if (memcmp(lc, q->qname_lc, (size_t)n) != 0)
 		return BW_EMALFORMED;
 	qctx_init(&qc, q);
+	if (name_at < BW_DNS_HDR || name_at + q->qname_len > 0x3fff)
+		return BW_EINVAL;
+	qc.at = name_at;
 
 	for (int s = 0; s < 3; s++) {
 		for (unsigned i = 0; i < count[s]; i++) {

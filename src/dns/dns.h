@@ -168,6 +168,14 @@ int bw_answer_from_wire(const uint8_t *pkt, size_t len, const struct bw_query *q
 			bool dnssec_ok, struct bw_answer_meta *meta, uint8_t *body, size_t cap,
 			struct bw_chain *chain);
 
+/* Same, for a body that will not follow the question directly: the name q asked about
+ * (uncompressed) sits at offset name_at of the final message and names are compressed
+ * against it there. Used to append the answer for a CNAME redirect's target after the
+ * synthesized CNAME record, whose RDATA holds that name. */
+int bw_answer_from_wire_at(const uint8_t *pkt, size_t len, const struct bw_query *q,
+			   bool dnssec_ok, size_t name_at, struct bw_answer_meta *meta,
+			   uint8_t *body, size_t cap, struct bw_chain *chain);
+
 /*
  * Writes the response to q from (meta, body) into out:
  *   header: q's ID, QR, RD and CD echoed from q, RA, meta->flags, meta->rcode;
