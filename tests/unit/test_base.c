@@ -37,7 +37,8 @@ static void test_parse_size(void **state)
 static void test_hash(void **state)
 {
 	(void)state;
-	const char *a = "\x03www\x07example\x03org";
+	static const uint8_t a[17] = {3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm',
+				      'p', 'l', 'e', 3, 'o', 'r', 'g', 0};
 	/* deterministic, seed-dependent, sensitive to every byte and to the length */
 	assert_true(bw_hash(a, 17, 1) == bw_hash(a, 17, 1));
 	assert_true(bw_hash(a, 17, 1) != bw_hash(a, 17, 2));
