@@ -47,9 +47,11 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+# the team's real data, beside the checkout (suites that use it say when it is absent)
+SHARED_DATA ?= $(abspath ../shared/data)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -DSHARED='"$(SHARED_DATA)"' -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 # fuzz targets built as ordinary programs that replay their saved corpus
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)

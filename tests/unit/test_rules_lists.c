@@ -16,7 +16,9 @@
 
 #include "policy/rules.h"
 
-#define SHARED "/work/shared/data"
+#ifndef SHARED
+#define SHARED "/work/shared/data" /* the Makefile passes ../shared/data */
+#endif
 
 typedef int (*parse_fn)(const char *buf, size_t len, const char *label, bw_rule_sink sink,
 			void *ctx, struct bw_parse_report *rep);
