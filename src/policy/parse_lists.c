@@ -378,16 +378,20 @@ static void adblock_line(struct lp *lp, const char *p, const char *end)
 		bad(lp, reason);
 }
 
+/* `more`: buf continues the text of the parse that rep reports (bw_parse_list_more()). */
 static int scan(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
-		struct bw_parse_report *rep, line_fn fn)
+		struct bw_parse_report *rep, line_fn fn, bool more)
 {
 	struct lp lp = {.label = label, .sink = sink, .ctx = ctx, .rep = rep};
 	const char *p = buf, *end = buf + len;
 
-	memset(rep, 0, sizeof(*rep));
+	if (more)
+		lp.lineno = rep->units;
+	else
+		memset(rep, 0, sizeof(*rep));
 	if (!buf)
 		return 0;
-	if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) /* UTF-8 byte order mark */
+	if (!more && len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) /* UTF-8 byte order mark */
 		p += 3;
 	while (p < end && !lp.err) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -407,23 +411,37 @@ static int scan(const char *buf, size_t len, const char *label, bw_rule_sink sin
 int bw_parse_domains(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		     struct bw_parse_report *rep)
 {
-	return scan(buf, len, label, sink, ctx, rep, domains_line);
+	return scan(buf, len, label, sink, ctx, rep, domains_line, false);
 }
 
 int bw_parse_hosts(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		   struct bw_parse_report *rep)
 {
-	return scan(buf, len, label, sink, ctx, rep, hosts_line);
+	return scan(buf, len, label, sink, ctx, rep, hosts_line, false);
 }
 
 int bw_parse_wildcard(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		      struct bw_parse_report *rep)
 {
-	return scan(buf, len, label, sink, ctx, rep, wildcard_line);
+	return scan(buf, len, label, sink, ctx, rep, wildcard_line, false);
 }
 
 int bw_parse_adblock(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		     struct bw_parse_report *rep)
 {
-	return scan(buf, len, label, sink, ctx, rep, adblock_line);
+	return scan(buf, len, label, sink, ctx, rep, adblock_line, false);
+}
+
+int bw_parse_list_more(enum bw_feed_format format, const char *buf, size_t len, const char *label,
+		       bw_rule_sink sink, void *ctx, struct bw_parse_report *rep)
+{
+	line_fn fn = format == BW_FEED_DOMAINS	  ? domains_line
+		     : format == BW_FEED_HOSTS	  ? hosts_line
+		     : format == BW_FEED_WILDCARD ? wildcard_line
+		     : format == BW_FEED_ADBLOCK  ? adblock_line
+						  : NULL;
+
+	if (!fn)
+		return BW_EINVAL;
+	return scan(buf, len, label, sink, ctx, rep, fn, true);
 }

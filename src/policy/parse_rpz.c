@@ -24,6 +24,13 @@
  * (unbalanced parentheses, a stray CR): the scanner is restarted on the next line with the
  * $ORIGIN and $TTL it had (more than MAX_RESTARTS such errors: the report says "broken").
  * A record's line is the line on which it ends.
+ *
+ * A CNAME beside other data at one owner is found here among the adjacent records of the
+ * owner; records of an owner that are far apart are left to the sink (BW_SINK_CONFLICT in
+ * rules.h: the snapshot builder holds every trigger anyway), so the parser keeps no table
+ * of owners. The text may come in pieces (bw_rpz_begin/feed/end): each piece ends after a
+ * line that ends outside parentheses, quotes and comments, and the scanner starts on it
+ * with the $ORIGIN, $TTL and last owner it had, as after a fatal error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,20 +52,23 @@ enum {
 	MAX_RESTARTS = 1000,
 };
 
-/* Owners seen so far with what they hold, to find CNAME-and-other-data conflicts even when
- * the records of one owner are not adjacent. Open addressing on a 62-bit hash of the
- * lower-cased wire name, the names themselves are not kept: two owners of one zone share a
- * hash with odds of 2^-62 per pair, and the harm would be one record reported as a conflict.
- * Sized from the line count up front, so it grows only for files with several records a
- * line; the input's size bounds it. */
-enum { OWN_CNAME = 1, OWN_OTHER = 2, OWN_FLAGS = 3, OWN_USED = 4 };
-struct owner_tab {
-	uint64_t *slots; /* 0: empty; else hash with OWN_USED set, flags in the low bits */
-	size_t cap;	 /* power of two, or 0 */
-	size_t used;
+#define CONFLICT "CNAME and other data at the same owner"
+
+/* Records of one owner that are adjacent (the usual layout) are checked for CNAME beside
+ * other data here, with the last owner and what it held; the sink refuses with
+ * BW_SINK_CONFLICT the records of an owner seen earlier (the snapshot builder does: it has
+ * the owner's trigger anyway), and the conflict is reported the same way. */
+enum { OWN_CNAME = 1, OWN_OTHER = 2 };
+
+/* Where a piece of text may be cut: the scan state at scan_pos of the text not consumed. */
+struct cutter {
+	size_t scan_pos; /* bytes of the remainder already scanned */
+	size_t last_cut; /* end of the last safe line within them (0: none) */
+	unsigned depth;	 /* open parentheses */
+	bool quote, comment, escape;
 };
 
-struct rpz {
+struct bw_rpz {
 	zs_scanner_t *zs;
 	const char *label;
 	bw_rule_sink sink;
@@ -70,7 +80,18 @@ struct rpz {
 	bool have_apex;
 	unsigned long last_bad; /* a line counts as bad once */
 	bool bad_multiline;	/* the last bad record left a parenthesis open */
-	struct owner_tab owners;
+	uint8_t last_owner[ZS_MAX_DNAME_LENGTH + 1]; /* lower-cased, of the last rule */
+	size_t last_owner_len;
+	unsigned last_flags; /* OWN_* the last owner holds */
+	/* streaming */
+	unsigned long line; /* line number of the next piece's first line */
+	unsigned long restarts;
+	bool started; /* the scanner has run: its state carries over */
+	bool done;    /* broken or failed: the rest is not parsed */
+	bool cr;      /* the text has CRs (a copy without those of CRLF is parsed) */
+	char *copy;
+	size_t copy_cap;
+	struct cutter cut;
 };
 
 /* A trigger decoded from an owner name. */
@@ -81,7 +102,7 @@ struct trig {
 	size_t part_len;
 };
 
-static void bad(struct rpz *z, unsigned long line, const char *reason)
+static void bad(struct bw_rpz *z, unsigned long line, const char *reason)
 {
 	if (line != 0 && line == z->last_bad)
 		return;
@@ -122,48 +143,6 @@ static bool label_is(const uint8_t *lab, const char *text)
 static bool name_eq(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	return alen == blen && memcmp(a, b, alen) == 0;
-}
-
-/* ---- owner table ---- */
-
-static int owners_init(struct owner_tab *t, size_t expect)
-{
-	size_t cap = 1024;
-
-	while (cap < expect + expect / 2 && cap < ((size_t)1 << 40))
-		cap *= 2;
-	uint64_t *ns = calloc(cap, sizeof(*ns));
-	if (!ns)
-		return BW_ENOMEM;
-	for (size_t i = 0; i < t->cap; i++) {
-		if (t->slots[i] == 0)
-			continue;
-		size_t j = (size_t)(t->slots[i] >> 2) & (cap - 1);
-		while (ns[j] != 0)
-			j = (j + 1) & (cap - 1);
-		ns[j] = t->slots[i];
-	}
-	free(t->slots);
-	t->slots = ns;
-	t->cap = cap;
-	return 0;
-}
-
-/* Finds or adds the owner; returns its slot, or NULL when out of memory. */
-static uint64_t *owners_get(struct owner_tab *t, const uint8_t *name, size_t len)
-{
-	if ((t->used + 1) * 4 > t->cap * 3 && owners_init(t, t->cap) != 0)
-		return NULL;
-	uint64_t key = (bw_hash(name, len, 0x52505aull) & ~(uint64_t)OWN_FLAGS) | OWN_USED;
-	size_t j = (size_t)(key >> 2) & (t->cap - 1);
-	while (t->slots[j] != 0) {
-		if ((t->slots[j] & ~(uint64_t)OWN_FLAGS) == key)
-			return &t->slots[j];
-		j = (j + 1) & (t->cap - 1);
-	}
-	t->slots[j] = key;
-	t->used++;
-	return &t->slots[j];
 }
 
 /* ---- IP triggers ---- */
@@ -351,7 +330,7 @@ static void cname_action(struct bw_rule *r, const uint8_t *target, size_t tlen,
 	}
 }
 
-static void on_record(struct rpz *z, unsigned long line)
+static void on_record(struct bw_rpz *z, unsigned long line)
 {
 	zs_scanner_t *s = z->zs;
 	uint8_t owner[ZS_MAX_DNAME_LENGTH + 1], name[ZS_MAX_DNAME_LENGTH + 1];
@@ -446,30 +425,34 @@ static void on_record(struct rpz *z, unsigned long line)
 		r.rrs = &rr;
 		r.n_rrs = 1;
 	}
-	uint64_t *o = owners_get(&z->owners, owner, olen);
-	if (!o) {
-		z->err = BW_ENOMEM;
+	unsigned want = s->r_type == RR_CNAME ? OWN_CNAME : OWN_OTHER;
+	if (!name_eq(owner, olen, z->last_owner, z->last_owner_len)) {
+		memcpy(z->last_owner, owner, olen);
+		z->last_owner_len = olen;
+		z->last_flags = 0;
+	} else if ((z->last_flags & OWN_CNAME) || (want == OWN_CNAME && z->last_flags)) {
+		bad(z, line, CONFLICT);
 		return;
 	}
-	uint64_t want = s->r_type == RR_CNAME ? OWN_CNAME : OWN_OTHER;
-	if ((*o & OWN_CNAME) || (want == OWN_CNAME && (*o & OWN_FLAGS))) {
-		bad(z, line, "CNAME and other data at the same owner");
-		return;
-	}
-	*o |= want;
+	z->last_flags |= want;
 	r.ttl = s->r_ttl;
 	r.line = line;
+	r.cname_exclusive = true;
 	z->rep->rules++;
 	int rc = z->sink(z->ctx, &r);
-	if (rc < 0)
+	if (rc == BW_SINK_CONFLICT) {
+		z->rep->rules--;
+		bad(z, line, CONFLICT);
+	} else if (rc < 0) {
 		z->err = rc;
+	}
 }
 
 /* ---- the scanner loop ---- */
 
 /* Starts (or restarts, after a fatal error) the scanner on text[off..len) at `line`,
  * keeping the $ORIGIN, $TTL and last owner of the previous run. */
-static int scanner_start(struct rpz *z, const char *text, size_t len, size_t off,
+static int scanner_start(struct bw_rpz *z, const char *text, size_t len, size_t off,
 			 unsigned long line, bool restart)
 {
 	zs_scanner_t *s = z->zs;
@@ -515,15 +498,17 @@ static size_t line_start(const char *text, size_t len, size_t *pos, unsigned lon
 	return *line < want ? len : *pos;
 }
 
-static int run(struct rpz *z, const char *text, size_t len)
+/* Parses text[0..len), whose first line is line z->line, continuing the scanner's state. */
+static int run(struct bw_rpz *z, const char *text, size_t len)
 {
 	zs_scanner_t *s = z->zs;
 	size_t cur_pos = 0, start_off = 0;
-	unsigned long cur_line = 1, restarts = 0;
+	unsigned long cur_line = z->line;
 	char msg[128];
 	int rc;
 
-	rc = scanner_start(z, text, len, 0, 1, false);
+	rc = scanner_start(z, text, len, 0, z->line, z->started);
+	z->started = true;
 	while (rc == 0 && z->err == 0) {
 		if (zs_parse_record(s) != 0 || (s->state == ZS_STATE_ERROR && s->error.fatal)) {
 			/* fatal for libzscanner: count the line (unless it is the open parenthesis
@@ -537,7 +522,7 @@ static int run(struct rpz *z, const char *text, size_t len)
 				off = line_start(text, len, &cur_pos, &cur_line, cur_line + 1);
 			if (off >= len || off <= start_off)
 				break;
-			if (++restarts > MAX_RESTARTS) {
+			if (++z->restarts > MAX_RESTARTS) {
 				z->rep->broken = true;
 				break;
 			}
@@ -565,44 +550,153 @@ static int run(struct rpz *z, const char *text, size_t len)
 	return rc ? rc : z->err;
 }
 
-int bw_parse_rpz(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
-		 struct bw_parse_report *rep)
+/* Scans the remainder buf[0..len) on from where the last call stopped; returns the end of
+ * its last line that ends outside parentheses, quotes and comments (0: none yet). Escapes
+ * (\X) are skipped; a quote left open by a line is taken as running on (no cut there). */
+static size_t find_cut(struct cutter *c, const char *buf, size_t len)
 {
-	struct rpz z = {.label = label, .sink = sink, .ctx = ctx, .rep = rep};
-	char *copy = NULL;
+	for (size_t i = c->scan_pos; i < len; i++) {
+		char ch = buf[i];
+
+		if (c->escape) {
+			c->escape = false;
+			if (ch != '\n')
+				continue;
+		}
+		if (ch == '\n') {
+			c->comment = false;
+			if (c->depth == 0 && !c->quote)
+				c->last_cut = i + 1;
+			continue;
+		}
+		if (c->comment)
+			continue;
+		if (ch == '\\') {
+			c->escape = true;
+		} else if (ch == '"') {
+			c->quote = !c->quote;
+		} else if (c->quote) {
+			continue;
+		} else if (ch == ';') {
+			c->comment = true;
+		} else if (ch == '(') {
+			c->depth++;
+		} else if (ch == ')' && c->depth > 0) {
+			c->depth--;
+		}
+	}
+	c->scan_pos = len;
+	return c->last_cut;
+}
+
+/* Parses one piece of whole lines. */
+static int parse_piece(struct bw_rpz *z, const char *buf, size_t len)
+{
 	const char *text = buf;
 	size_t tlen = len;
-	int rc;
 
-	memset(rep, 0, sizeof(*rep));
-	if (len > 0 && !buf)
-		return BW_EINVAL;
 	for (size_t i = 0; i < len;) { /* lines looked at */
 		const char *nl = memchr(buf + i, '\n', len - i);
-		rep->units++;
+		z->rep->units++;
 		i = nl ? (size_t)(nl - buf) + 1 : len;
 	}
-	/* libzscanner stops at a CR: accept CRLF files by dropping the CR of each CRLF */
-	if (len > 0 && memchr(buf, '\r', len)) {
-		copy = malloc(len);
-		if (!copy)
-			return BW_ENOMEM;
+	/* libzscanner stops at a CR: accept CRLF files by dropping the CR of each CRLF (a
+	 * piece ends with a whole line, so a CRLF is never split) */
+	if (len > 0 && (z->cr || memchr(buf, '\r', len))) {
+		z->cr = true;
+		if (z->copy_cap < len) {
+			char *n = realloc(z->copy, len);
+			if (!n)
+				return BW_ENOMEM;
+			z->copy = n;
+			z->copy_cap = len;
+		}
 		tlen = 0;
 		for (size_t i = 0; i < len; i++)
 			if (buf[i] != '\r' || i + 1 >= len || buf[i + 1] != '\n')
-				copy[tlen++] = buf[i];
-		text = copy;
+				z->copy[tlen++] = buf[i];
+		text = z->copy;
 	}
-	z.zs = malloc(sizeof(*z.zs)); /* ~200 KiB: never on the stack */
-	if (!z.zs || owners_init(&z.owners, rep->units) != 0) {
-		rc = BW_ENOMEM;
-		goto out;
+	int rc = run(z, text ? text : "", tlen);
+	z->line = z->rep->units + 1;
+	return rc;
+}
+
+int bw_rpz_begin(struct bw_rpz **out, const char *label, bw_rule_sink sink, void *ctx,
+		 struct bw_parse_report *rep)
+{
+	struct bw_rpz *z = calloc(1, sizeof(*z));
+
+	*out = NULL;
+	memset(rep, 0, sizeof(*rep));
+	if (!z)
+		return BW_ENOMEM;
+	z->zs = malloc(sizeof(*z->zs)); /* ~200 KiB: never on the stack */
+	if (!z->zs) {
+		free(z);
+		return BW_ENOMEM;
 	}
-	rc = run(&z, text ? text : "", tlen);
-	zs_deinit(z.zs);
-out:
-	free(z.zs);
-	free(z.owners.slots);
-	free(copy);
+	z->label = label;
+	z->sink = sink;
+	z->ctx = ctx;
+	z->rep = rep;
+	z->line = 1;
+	*out = z;
+	return 0;
+}
+
+int bw_rpz_feed(struct bw_rpz *zp, const char *buf, size_t len, bool last, size_t *used)
+{
+	struct bw_rpz *z = zp;
+	size_t n = len;
+	int rc;
+
+	*used = 0;
+	if (len > 0 && !buf)
+		return BW_EINVAL;
+	if (!last) {
+		n = find_cut(&z->cut, buf, len);
+		if (n == 0)
+			return 0;
+	}
+	*used = n;
+	/* the rest was scanned from a line start outside everything: go on from its end */
+	if (last)
+		memset(&z->cut, 0, sizeof(z->cut));
+	else
+		z->cut.scan_pos -= n;
+	z->cut.last_cut = 0;
+	if (z->done || (n == 0 && z->started))
+		return 0;
+	rc = parse_piece(z, buf, n);
+	if (rc || z->rep->broken)
+		z->done = true;
+	return rc;
+}
+
+void bw_rpz_end(struct bw_rpz *zp)
+{
+	struct bw_rpz *z = zp;
+
+	if (!z)
+		return;
+	if (z->started)
+		zs_deinit(z->zs);
+	free(z->zs);
+	free(z->copy);
+	free(z);
+}
+
+int bw_parse_rpz(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
+		 struct bw_parse_report *rep)
+{
+	struct bw_rpz *z;
+	size_t used;
+
+	int rc = bw_rpz_begin(&z, label, sink, ctx, rep);
+	if (rc)
+		return rc;
+	rc = bw_rpz_feed(z, buf, len, true, &used);
+	bw_rpz_end(z);
 	return rc;
 }

@@ -9,12 +9,14 @@
  * snapshot they came from (reference-counted), so they may be freed in any order.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dns/dns.h"
 #include "policy/snapshot.h"
@@ -453,7 +455,9 @@ static int set_extra(struct adder *ad, uint32_t off, int kind, const struct bw_r
 }
 
 /* Adds one rule for feed ad->feed. Same (key, feed, trigger) twice: PASSTHRU wins over
- * anything, LOCAL_DATA records merge into one answer, otherwise the first rule stays. */
+ * anything, LOCAL_DATA records merge into one answer, otherwise the first rule stays; a
+ * cname_exclusive rule that would meet a rule of another kind is refused with
+ * BW_SINK_CONFLICT (the parser counts it). */
 static int add_rule(struct adder *ad, const struct bw_rule *r)
 {
 	uint8_t key[WIRE_MAX];
@@ -482,6 +486,10 @@ static int add_rule(struct adder *ad, const struct bw_rule *r)
 	bool extra = act == BW_ACT_LOCAL_DATA || act == BW_ACT_REDIRECT || r->ttl != dttl;
 	bool merge = false;
 
+	/* RPZ: a CNAME stands alone at its owner (the first record of the owner stays) */
+	if (r->cname_exclusive && cur != 0 &&
+	    (cur != BW_ACT_LOCAL_DATA || act != BW_ACT_LOCAL_DATA))
+		return BW_SINK_CONFLICT;
 	if (cur == 0 || (act == BW_ACT_PASSTHRU && cur != BW_ACT_PASSTHRU)) {
 		*f = (uint8_t)(act | (extra ? ACT_EXTRA : 0));
 	} else if (cur == BW_ACT_LOCAL_DATA && act == BW_ACT_LOCAL_DATA) {
@@ -876,6 +884,127 @@ static int count_keys(const struct rset *rs, size_t *out)
 	return 0;
 }
 
+/* Feed files in a text format (RPZ, lists) are read and parsed in pieces of this size
+ * (grown only for one record or line longer than that): the file is never in memory whole.
+ * The JSON formats are read whole (their parsers need the whole text). */
+#define PIECE ((size_t)4 << 20)
+#define FILE_MAX ((uint64_t)1 << 30) /* as bw_feed_read_file() */
+
+static bool piecewise(enum bw_feed_format f)
+{
+	return f == BW_FEED_RPZ || f == BW_FEED_DOMAINS || f == BW_FEED_HOSTS ||
+	       f == BW_FEED_WILDCARD || f == BW_FEED_ADBLOCK;
+}
+
+/* Reads up to `want` bytes; returns the count (short at the end of the file) or -1. */
+static ssize_t read_full(int fd, char *buf, size_t want)
+{
+	size_t got = 0;
+
+	while (got < want) {
+		ssize_t n = read(fd, buf + got, want - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+static int run_parser(const struct bw_feed_conf *fc, const char *buf, size_t len, struct adder *ad,
+		      struct bw_parse_report *rep);
+
+/* Parses the complete part of buf[0..have) (all of it when `last`) and sets *used to its
+ * length: an RPZ zone up to a line that ends outside parentheses and quotes (z), a list up
+ * to its last newline. */
+static int parse_piece(const struct bw_feed_conf *fc, struct bw_rpz *z, struct adder *ad,
+		       struct bw_parse_report *rep, const char *buf, size_t have, bool last,
+		       bool first, size_t *used)
+{
+	if (z)
+		return bw_rpz_feed(z, buf, have, last, used);
+	const char *nl = last || have == 0 ? NULL : memrchr(buf, '\n', have);
+	*used = last ? have : nl ? (size_t)(nl - buf) + 1 : 0;
+	if (first)
+		return run_parser(fc, buf, *used, ad, rep);
+	return bw_parse_list_more(fc->format, buf, *used, fc->file, sink_add, ad, rep);
+}
+
+/* Parses a text feed file piece by piece into the adder, with the errors of
+ * bw_feed_read_file() (a read error after some rules: BW_EIO, the caller drops them).
+ * *prc: the parse's result (0, or the sink's error). */
+static int stream_feed(const struct bw_feed_conf *fc, struct adder *ad, struct bw_parse_report *rep,
+		       struct bw_feed_status *fs, int *prc)
+{
+	struct stat sb;
+	struct bw_rpz *z = NULL;
+	char *buf = NULL;
+	size_t cap = PIECE, have = 0;
+	bool first = true;
+	int err = BW_EIO, fd;
+
+	*prc = 0;
+	fd = open(fc->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return BW_EIO;
+	if (fstat(fd, &sb) < 0)
+		goto out;
+	if (!S_ISREG(sb.st_mode)) {
+		errno = EINVAL;
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > FILE_MAX) {
+		err = BW_ERANGE;
+		goto out;
+	}
+	size_t left = (size_t)sb.st_size; /* a file that grows meanwhile: read what it was */
+	if (left + 1 < cap)
+		cap = left + 1;
+	buf = malloc(cap);
+	if (!buf ||
+	    (fc->format == BW_FEED_RPZ && bw_rpz_begin(&z, fc->file, sink_add, ad, rep) != 0)) {
+		err = BW_ENOMEM;
+		goto out;
+	}
+	for (;;) {
+		size_t want = cap - have < left ? cap - have : left, used;
+		ssize_t n = read_full(fd, buf + have, want);
+		if (n < 0)
+			goto out;
+		have += (size_t)n;
+		left = (size_t)n < want ? 0 : left - (size_t)n; /* short: truncated meanwhile */
+		*prc = parse_piece(fc, z, ad, rep, buf, have, left == 0, first, &used);
+		if (*prc || left == 0)
+			break;
+		first = first && used == 0;
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		if (have == cap) { /* one record longer than the buffer */
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				err = BW_ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	fs->file_mtime_ns =
+	    (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
+	fs->file_size = (uint64_t)sb.st_size;
+	err = 0;
+out:
+	bw_rpz_end(z);
+	free(buf);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return err;
+}
+
 static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed_conf *fc,
 		     unsigned idx, const struct bw_policy *prev, bool *dropped)
 {
@@ -889,15 +1018,31 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 	ad->ttl_set = false;
 	ad->last_tab = -1;
 	size_t rejected = ad->rejected;
-	int err = fc->file
-		      ? bw_feed_read_file(fc->file, &buf, &len, &fs->file_mtime_ns, &fs->file_size)
-		      : BW_ENOENT;
+	int err, rc = 0;
+	bool stream = fc->file && piecewise(fc->format);
+
+	memset(&rep, 0, sizeof(rep));
+	if (stream)
+		err = stream_feed(fc, ad, &rep, fs, &rc);
+	else if (fc->file)
+		err = bw_feed_read_file(fc->file, &buf, &len, &fs->file_mtime_ns, &fs->file_size);
+	else
+		err = BW_ENOENT;
 	int sys_errno = errno;
-	if (err == BW_ENOMEM)
-		return err;
+	/* out of memory: the build fails, the live snapshot stays */
+	if (err == BW_ENOMEM || rc < 0)
+		return err == BW_ENOMEM ? err : rc;
+	/* a read error after some rules: drop them */
+	if (err && ad->slots[idx]) {
+		rc = drop_feed(ad, p->feed_trig, idx);
+		if (rc)
+			return rc;
+		*dropped = true;
+		ad->ttl_set = false;
+	}
 	if (!err) {
-		memset(&rep, 0, sizeof(rep));
-		int rc = run_parser(fc, buf, len, ad, &rep);
+		if (!stream)
+			rc = run_parser(fc, buf, len, ad, &rep);
 		free(buf);
 		if (rc < 0)
 			return rc; /* out of memory: the build fails, the live snapshot stays */
@@ -921,7 +1066,7 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 		if (j >= 0) {
 			ad->fi[idx].ttl = prev->base->feeds[j].ttl;
 			ad->ttl_set = true;
-			int rc = each_rule(prev, j, copy_rule, ad);
+			rc = each_rule(prev, j, copy_rule, ad);
 			if (rc)
 				return rc;
 			fs->kept_previous = true;
@@ -1143,6 +1288,10 @@ static int delta_one(struct bw_policy *q, struct adder *ad, const struct bw_rule
 		return err;
 	if (add) {
 		err = add_rule(ad, r);
+		if (err == BW_SINK_CONFLICT) {
+			ad->rejected++;
+			err = 0;
+		}
 	} else {
 		err = find_slot(ad, tab, key, len, false, &idx);
 		if (!err)

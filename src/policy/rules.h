@@ -58,12 +58,23 @@ struct bw_rule {
 				     ends), 0 if not line-based */
 	const char *ref;          /* e.g. STIX indicator id "indicator--...", or NULL */
 	const char *title;        /* e.g. STIX indicator name, MISP event info, or NULL */
+	bool cname_exclusive;     /* RPZ: the rule comes from a record of a zone, where a CNAME
+				     stands alone at its owner: a sink that keeps rules by
+				     trigger may refuse it with BW_SINK_CONFLICT when the same
+				     trigger already has a rule and one of the two is not
+				     LOCAL_DATA (a CNAME beside other data) */
 };
 
 /* Receives rules; returns 0 to go on, or a negative BW_E* to abort the parse (only for
  * fatal conditions such as out-of-memory: bad input never aborts). The rule and every
  * pointer in it are valid during the call only. */
 typedef int (*bw_rule_sink)(void *ctx, const struct bw_rule *r);
+
+/* A sink's answer to a cname_exclusive rule that conflicts with one taken before (RPZ:
+ * CNAME and other data at one owner): the rule is not taken, the parser counts it as a bad
+ * unit and goes on. The RPZ parser itself finds the conflicts between adjacent records of
+ * an owner; those between records far apart are left to the sink. */
+#define BW_SINK_CONFLICT 1
 
 /* What a parse of one feed found. */
 struct bw_parse_report {
@@ -96,6 +107,28 @@ int bw_parse_adblock(const char *buf, size_t len, const char *label, bw_rule_sin
 		     struct bw_parse_report *rep);
 int bw_parse_rpz(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		 struct bw_parse_report *rep);
+/* The list formats (domains, hosts, wildcard, adblock) over a file read in pieces: the first
+ * piece goes to the format's parser above, each later one (the text after a newline) to
+ * bw_parse_list_more(), which goes on with the same report: lines are numbered from
+ * rep->units + 1 and the counts add up. BW_EINVAL for another format. */
+int bw_parse_list_more(enum bw_feed_format format, const char *buf, size_t len, const char *label,
+		       bw_rule_sink sink, void *ctx, struct bw_parse_report *rep);
+
+/* RPZ over a file read in pieces, so that the whole file need not be in memory:
+ * bw_rpz_begin(), then bw_rpz_feed() on the text not yet consumed with more read after it,
+ * then bw_rpz_end() (frees). A feed parses the lines of buf[0..len) up to the last one that
+ * ends outside parentheses, quotes and comments and sets *used to their length (possibly
+ * 0): the caller keeps the rest and passes it again, at the start of the next buffer, with
+ * the text that follows. With `last` the whole buffer is parsed (the end of the file).
+ * Line numbers, $ORIGIN, $TTL, the last owner and the apex carry over; the report
+ * (cleared by bw_rpz_begin) adds up over the pieces as for one bw_parse_rpz() call, which
+ * is the same thing on one buffer. Returns 0, BW_ENOMEM or the sink's error, after which
+ * later feeds parse nothing. */
+struct bw_rpz;
+int bw_rpz_begin(struct bw_rpz **z, const char *label, bw_rule_sink sink, void *ctx,
+		 struct bw_parse_report *rep);
+int bw_rpz_feed(struct bw_rpz *z, const char *buf, size_t len, bool last, size_t *used);
+void bw_rpz_end(struct bw_rpz *z);
 int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
 		  void *ctx, struct bw_parse_report *rep);
 int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,

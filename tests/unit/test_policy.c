@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -1112,6 +1113,184 @@ static void test_rpz_file(void **state)
 	free(f);
 }
 
+/* An RPZ file larger than the piece the builder reads at a time: records in parentheses
+ * across lines, a $TTL change and a conflict far from its CNAME come out as from one piece. */
+static void test_rpz_file_pieces(void **state)
+{
+	enum { N = 200000 };
+	size_t cap = (size_t)N * 40 + 4096, o = 0;
+	char *text = malloc(cap);
+	struct bw_verdict v;
+	struct stat sb;
+
+	(void)state;
+	assert_non_null(text);
+	o += (size_t)snprintf(text + o, cap - o,
+			      "$TTL 60\n$ORIGIN rpz.test.\n@ SOA localhost. "
+			      "root.localhost. 1 3600 600 86400 60\n"
+			      "m.example A 192.0.2.1\n");
+	for (int i = 0; i < N; i++) {
+		if (i == N / 2)
+			o += (size_t)snprintf(text + o, cap - o, "$TTL 99\n");
+		if (i % 10000 == 7)
+			o += (size_t)snprintf(text + o, cap - o,
+					      "t%d.example TXT ( \"a ; (\"\n  \"b\" ) ; ) \"\n", i);
+		o += (size_t)snprintf(text + o, cap - o, "n%07d.example CNAME .\n", i);
+	}
+	o += (size_t)snprintf(text + o, cap - o,
+			      "n0000005.example A 192.0.2.1\n"
+			      "m.example TXT \"two\"\n");
+	assert_true(o > ((size_t)4 << 20) + 100000);
+	char *f = write_file("big.rpz", text);
+	struct bw_feed_conf feeds[] = {
+	    {.name = "rpz", .category = "malware", .format = BW_FEED_RPZ, .file = f}};
+	struct bw_policy *p = build(feeds, 1, NULL, 0, NULL);
+	const struct bw_feed_status *fs = bw_policy_feed_status(p, 0);
+	assert_int_equal(fs->bad_lines, 1); /* n0000005's A beside its CNAME */
+	assert_int_equal(fs->entries, N + N / 10000 + 1);
+	assert_int_equal(stat(f, &sb), 0);
+	assert_int_equal(fs->file_size, (uint64_t)sb.st_size);
+	assert_true(match(p, "n0000005.example", &v));
+	assert_int_equal(v.action, BW_ACT_NXDOMAIN);
+	assert_int_equal(v.ttl, 60);
+	assert_true(match(p, "n0199999.example", &v));
+	assert_int_equal(v.action, BW_ACT_NXDOMAIN);
+	assert_int_equal(v.ttl, 99);
+	assert_true(match(p, "t190007.example", &v));
+	assert_int_equal(v.action, BW_ACT_LOCAL_DATA);
+	assert_int_equal(v.n_rrs, 1);
+	assert_true(match(p, "m.example", &v));
+	assert_int_equal(v.action, BW_ACT_LOCAL_DATA);
+	assert_int_equal(v.n_rrs, 2);
+	bw_policy_free(p);
+	free(f);
+	free(text);
+}
+
+/* ---- list files in pieces ---- */
+
+struct lrules {
+	char text[64][300]; /* "trigger action line name" of each rule */
+	size_t n;
+};
+
+static int lrules_sink(void *ctx, const struct bw_rule *r)
+{
+	struct lrules *l = ctx;
+	char name[256] = "";
+
+	assert_true(l->n < 64);
+	for (size_t i = 0; i < r->name_len && i + 1 < sizeof(name); i++)
+		name[i] = r->name[i] >= 0x20 ? (char)r->name[i] : '.';
+	snprintf(l->text[l->n++], sizeof(l->text[0]), "%d %d %lu %s", r->trigger, r->action,
+		 r->line, name);
+	return 0;
+}
+
+static int parse_list(enum bw_feed_format f, const char *buf, size_t len, struct lrules *l,
+		      struct bw_parse_report *rep)
+{
+	switch (f) {
+	case BW_FEED_HOSTS:
+		return bw_parse_hosts(buf, len, NULL, lrules_sink, l, rep);
+	case BW_FEED_WILDCARD:
+		return bw_parse_wildcard(buf, len, NULL, lrules_sink, l, rep);
+	case BW_FEED_ADBLOCK:
+		return bw_parse_adblock(buf, len, NULL, lrules_sink, l, rep);
+	default:
+		return bw_parse_domains(buf, len, NULL, lrules_sink, l, rep);
+	}
+}
+
+/* A list cut after any two of its newlines gives what the whole list gives: rules with
+ * their lines, and the report. */
+static void test_list_pieces(void **state)
+{
+	static const char text[] = "\xef\xbb\xbf# comment\n"
+				   "a.example\n"
+				   "0.0.0.0 b.example\r\n"
+				   "*.c.example\n"
+				   "||d.example^\n"
+				   "bad name!\n"
+				   "\n"
+				   "@@||e.example^\n"
+				   "127.0.0.1 localhost\n"
+				   "f.example # trailing\n"
+				   "||g.example^$third-party\n"
+				   "last.example";
+	static const enum bw_feed_format fmts[] = {BW_FEED_DOMAINS, BW_FEED_HOSTS, BW_FEED_WILDCARD,
+						   BW_FEED_ADBLOCK};
+	size_t len = strlen(text), cuts[16], n_cuts = 0;
+
+	(void)state;
+	for (size_t i = 0; i < len; i++)
+		if (text[i] == '\n')
+			cuts[n_cuts++] = i + 1;
+	for (size_t k = 0; k < BW_ARRAY_LEN(fmts); k++) {
+		static struct lrules whole, pieces;
+		struct bw_parse_report r1, r2;
+
+		memset(&whole, 0, sizeof(whole));
+		assert_int_equal(parse_list(fmts[k], text, len, &whole, &r1), 0);
+		for (size_t i = 0; i < n_cuts; i++) {
+			for (size_t j = i; j < n_cuts; j++) {
+				size_t a = cuts[i], b = cuts[j];
+				memset(&pieces, 0, sizeof(pieces));
+				assert_int_equal(parse_list(fmts[k], text, a, &pieces, &r2), 0);
+				assert_int_equal(bw_parse_list_more(fmts[k], text + a, b - a, NULL,
+								    lrules_sink, &pieces, &r2),
+						 0);
+				assert_int_equal(bw_parse_list_more(fmts[k], text + b, len - b,
+								    NULL, lrules_sink, &pieces,
+								    &r2),
+						 0);
+				assert_int_equal(whole.n, pieces.n);
+				for (size_t m = 0; m < whole.n; m++)
+					assert_string_equal(whole.text[m], pieces.text[m]);
+				assert_int_equal(r1.units, r2.units);
+				assert_int_equal(r1.rules, r2.rules);
+				assert_int_equal(r1.bad, r2.bad);
+				assert_int_equal(r1.skipped, r2.skipped);
+				assert_int_equal(r1.n_errors, r2.n_errors);
+				for (unsigned e = 0; e < r1.n_errors; e++)
+					assert_string_equal(r1.first_errors[e], r2.first_errors[e]);
+			}
+		}
+	}
+	struct bw_parse_report rep;
+	assert_int_equal(bw_parse_list_more(BW_FEED_RPZ, "x", 1, NULL, lrules_sink, NULL, &rep),
+			 BW_EINVAL);
+}
+
+/* A domains file larger than the piece the builder reads at a time. */
+static void test_list_file_pieces(void **state)
+{
+	enum { N = 300000 };
+	size_t cap = (size_t)N * 24 + 64, o = 0;
+	char *text = malloc(cap);
+
+	(void)state;
+	assert_non_null(text);
+	for (int i = 0; i < N; i++) {
+		if (i % 100000 == 99999)
+			o += (size_t)snprintf(text + o, cap - o, "bad name %d\n", i);
+		o += (size_t)snprintf(text + o, cap - o, "n%07d.example\n", i);
+	}
+	assert_true(o > ((size_t)4 << 20) + 100000);
+	char *f = write_file("big.domains", text);
+	struct bw_feed_conf feeds[] = {
+	    {.name = "d", .category = "ads", .format = BW_FEED_DOMAINS, .file = f}};
+	struct bw_policy *p = build(feeds, 1, NULL, 0, NULL);
+	struct bw_verdict v;
+	assert_int_equal(bw_policy_feed_status(p, 0)->bad_lines, 3);
+	assert_int_equal(bw_policy_feed_status(p, 0)->entries, N);
+	assert_true(match(p, "n0299999.example", &v));
+	assert_true(match(p, "www.n0000000.example", &v));
+	bw_policy_free(p);
+	free(f);
+	free(text);
+}
+
 static void test_ip_triggers(void **state)
 {
 	struct tconf t;
@@ -1816,6 +1995,9 @@ int main(void)
 	    cmocka_unit_test(test_actions),
 	    cmocka_unit_test(test_passthru_exception),
 	    cmocka_unit_test(test_rpz_file),
+	    cmocka_unit_test(test_rpz_file_pieces),
+	    cmocka_unit_test(test_list_pieces),
+	    cmocka_unit_test(test_list_file_pieces),
 	    cmocka_unit_test(test_ip_triggers),
 	    cmocka_unit_test(test_nsdname),
 	    cmocka_unit_test(test_action_override),

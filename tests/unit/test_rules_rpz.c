@@ -768,8 +768,8 @@ static void test_hagezi_big(void **state)
 
 /* Parses text as the snapshot builder reads a file: a buffer of `piece` bytes (grown when one
  * record does not fit), the rest of each feed passed again before what is read next. */
-static int parse_pieces(const char *text, size_t len, size_t piece, struct cap *c,
-			struct bw_parse_report *rep)
+static int parse_pieces(const char *text, size_t len, size_t piece, const char *label,
+			struct cap *c, struct bw_parse_report *rep)
 {
 	struct bw_rpz *z;
 	size_t cap = piece, have = 0, off = 0;
@@ -779,7 +779,7 @@ static int parse_pieces(const char *text, size_t len, size_t piece, struct cap *
 	assert_non_null(buf);
 	memset(c, 0, sizeof(*c));
 	c->keep = true;
-	assert_int_equal(bw_rpz_begin(&z, "t.rpz", cap_sink, c, rep), 0);
+	assert_int_equal(bw_rpz_begin(&z, label, cap_sink, c, rep), 0);
 	for (;;) {
 		size_t n = len - off < cap - have ? len - off : cap - have, used;
 		memcpy(buf + have, text + off, n);
@@ -810,8 +810,9 @@ static void same_parse(const char *text, size_t len, size_t piece)
 
 	memset(&c1, 0, sizeof(c1));
 	c1.keep = true;
-	assert_int_equal(bw_parse_rpz(text, len, "t.rpz", cap_sink, &c1, &r1), 0);
-	assert_int_equal(parse_pieces(text, len, piece, &c2, &r2), 0);
+	/* no label: nothing logged */
+	assert_int_equal(bw_parse_rpz(text, len, NULL, cap_sink, &c1, &r1), 0);
+	assert_int_equal(parse_pieces(text, len, piece, NULL, &c2, &r2), 0);
 	assert_int_equal(c1.n, c2.n);
 	for (size_t i = 0; i < c1.n; i++)
 		assert_memory_equal(&c1.r[i], &c2.r[i], sizeof(c1.r[i]));
@@ -863,7 +864,7 @@ static void test_stream(void **state)
 	struct bw_parse_report rep;
 	struct cap c;
 
-	assert_int_equal(parse_pieces(z, len, 16, &c, &rep), 0);
+	assert_int_equal(parse_pieces(z, len, 16, "t.rpz", &c, &rep), 0);
 	assert_int_equal(rep.units, 27);
 	assert_int_equal(find(&c, BW_TRIG_QNAME, "b.")->n_rrs, 1);
 	assert_int_equal(find(&c, BW_TRIG_QNAME, "d.")->ttl, 77);
