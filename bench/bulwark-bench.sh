@@ -4,8 +4,9 @@
 # config equivalent to the peers' (one worker, forward "." to the harness's authoritative
 # server, no DNSSEC: the bench root is unsigned, the same RPZ zone the peers load as one
 # feed) and execs the daemon so the harness measures its PID.
-# BENCH_POLICY=domains loads the policy's domain-list form instead; BENCH_POLICY=none
-# loads no policy at all (the baseline for "QPS with the policy within 5% of without").
+# BENCH_POLICY=domains loads the policy's domain-list form instead; BENCH_POLICY=probe
+# loads only the harness's probe name (which it waits to see blocked): the no-policy
+# baseline for "QPS with the policy within 5% of QPS without".
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -23,7 +24,8 @@ cache: { size: 256M, max-ttl: 1d }
 $(case ${BENCH_POLICY:-rpz} in
   rpz) printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: rpz, file: "%s" }\n' "$POLICY_RPZ" ;;
   domains) printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: domains, file: "%s" }\n' "$POLICY_DOMAINS" ;;
-  none) printf 'policy:\n' ;;
+  probe) head -n1 "${POLICY_RPZ%.rpz}.probe" > "$RUNDIR/probe.domains"
+         printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: domains, file: "%s" }\n' "$RUNDIR/probe.domains" ;;
 esac)
   watch-interval: 0
 log: { level: warning }

@@ -131,6 +131,32 @@ static enum bw_stage stage_error(struct job *j, uint16_t rcode, uint16_t ede, co
 	return BW_STAGE_DONE;
 }
 
+/* A stage's outcome for a policy verdict's synth result: NEXT (resolve), DROP, the TC
+ * answer, or the synthesized answer written for j (and cached when `cache`: answers that
+ * depend on the client are not). */
+static enum bw_stage synth_stage(struct job *j, enum synth r, bool cache)
+{
+	struct bw_worker *w = j->w;
+	switch (r) {
+	case SYNTH_NONE:
+		return BW_STAGE_NEXT;
+	case SYNTH_DROP:
+		return BW_STAGE_DROP;
+	case SYNTH_TC:
+		j->out_len = tc_answer(&j->q, j->out, j->cap);
+		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+	case SYNTH_ANSWER:
+		break;
+	}
+	if (cache)
+		bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
+	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
+	if (n <= 0)
+		return BW_STAGE_DROP;
+	j->out_len = (size_t)n;
+	return BW_STAGE_DONE;
+}
+
 /* Access control and parsing. */
 static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 {
@@ -186,24 +212,9 @@ static enum bw_stage stage_client(struct job *j)
 		return BW_STAGE_NEXT;
 	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, "client address", &w->meta,
 				     w->body, sizeof(w->body));
-	switch (r) {
-	case SYNTH_NONE:
-		/* PASSTHRU for this client: resolve without policy, around the cache */
+	if (r == SYNTH_NONE) /* PASSTHRU for this client: resolve without policy */
 		j->passthru = v.action == BW_ACT_PASSTHRU;
-		return BW_STAGE_NEXT;
-	case SYNTH_DROP:
-		return BW_STAGE_DROP;
-	case SYNTH_TC:
-		j->out_len = tc_answer(&j->q, j->out, j->cap);
-		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
-	case SYNTH_ANSWER:
-		break;
-	}
-	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-	if (n <= 0)
-		return BW_STAGE_DROP;
-	j->out_len = (size_t)n;
-	return BW_STAGE_DONE;
+	return synth_stage(j, r, false);
 }
 
 /* A CNAME redirect to a walled garden is only useful when the client also gets the
@@ -263,24 +274,9 @@ static enum bw_stage stage_policy(struct job *j)
 		j->deferred = true;
 		return BW_STAGE_NEXT;
 	}
-	switch (synth_verdict(w, &j->q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
-			      sizeof(w->body))) {
-	case SYNTH_NONE:
-		return BW_STAGE_NEXT;
-	case SYNTH_DROP:
-		return BW_STAGE_DROP;
-	case SYNTH_TC:
-		j->out_len = tc_answer(&j->q, j->out, j->cap);
-		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
-	case SYNTH_ANSWER:
-		break;
-	}
-	bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
-	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-	if (n <= 0)
-		return BW_STAGE_DROP;
-	j->out_len = (size_t)n;
-	return BW_STAGE_DONE;
+	enum synth r = synth_verdict(w, &j->q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
+				     sizeof(w->body));
+	return synth_stage(j, r, true);
 }
 
 static void make_key(struct bw_cache_key *k, const struct bw_query *q, unsigned profile,

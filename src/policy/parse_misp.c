@@ -194,27 +194,13 @@ int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink s
 		  struct bw_parse_report *rep)
 {
 	struct misp m = {.label = label, .sink = sink, .ctx = ctx, .rep = rep};
-	json_error_t jerr;
 	json_t *root, *list = NULL, *el;
 	size_t i;
 	int rc = 0;
 
-	memset(rep, 0, sizeof(*rep));
-	if (len > BW_JSON_FEED_MAX) {
-		rep->broken = true;
-		bw_parse_report_bad(rep, label, 0, "MISP feed larger than the 256 MiB limit");
+	root = bw_json_feed_load(buf, len, label, "MISP", rep);
+	if (!root)
 		return 0;
-	}
-	root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
-	if (!root) {
-		char msg[160];
-
-		rep->broken = true;
-		snprintf(msg, sizeof(msg), "not JSON: %.140s", jerr.text);
-		bw_parse_report_bad(rep, label, (unsigned long)(jerr.line > 0 ? jerr.line : 0),
-				    msg);
-		return 0;
-	}
 	if (json_is_array(root)) {
 		list = root;
 	} else if (json_is_object(root)) {

@@ -553,9 +553,26 @@ static int run(struct bw_rpz *z, const char *text, size_t len)
 /* Scans the remainder buf[0..len) on from where the last call stopped; returns the end of
  * its last line that ends outside parentheses, quotes and comments (0: none yet). Escapes
  * (\X) are skipped; a quote left open by a line is taken as running on (no cut there). */
+/* The bytes that change the cutter's state; everything else is skipped in a tight loop
+ * (find_cut looks at every byte of the file). */
+static const bool cut_special[256] = {
+	['\n'] = true, ['\\'] = true, ['"'] = true, [';'] = true, ['('] = true, [')'] = true,
+};
+
 static size_t find_cut(struct cutter *c, const char *buf, size_t len)
 {
 	for (size_t i = c->scan_pos; i < len; i++) {
+		if (c->comment && !c->escape) {
+			const char *nl = memchr(buf + i, '\n', len - i);
+			if (!nl)
+				break;
+			i = (size_t)(nl - buf);
+		} else if (!c->escape) {
+			while (i < len && !cut_special[(unsigned char)buf[i]])
+				i++;
+			if (i == len)
+				break;
+		}
 		char ch = buf[i];
 
 		if (c->escape) {

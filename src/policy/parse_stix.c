@@ -882,30 +882,38 @@ out:
 	return rc;
 }
 
-int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
-		  void *ctx, struct bw_parse_report *rep)
+json_t *bw_json_feed_load(const char *buf, size_t len, const char *label, const char *kind,
+			  struct bw_parse_report *rep)
 {
-	struct stix st = {.label = label, .now = now, .sink = sink, .ctx = ctx, .rep = rep};
 	json_error_t jerr;
-	json_t *root, *objs = NULL;
-	int rc = 0;
-
+	char msg[160];
 	memset(rep, 0, sizeof(*rep));
 	if (len > BW_JSON_FEED_MAX) {
 		rep->broken = true;
-		bw_parse_report_bad(rep, label, 0, "STIX feed larger than the 256 MiB limit");
-		return 0;
+		snprintf(msg, sizeof(msg), "%s feed larger than the 256 MiB limit", kind);
+		bw_parse_report_bad(rep, label, 0, msg);
+		return NULL;
 	}
-	root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
+	json_t *root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
 	if (!root) {
-		char msg[160];
-
 		rep->broken = true;
 		snprintf(msg, sizeof(msg), "not JSON: %.140s", jerr.text);
 		bw_parse_report_bad(rep, label, (unsigned long)(jerr.line > 0 ? jerr.line : 0),
 				    msg);
-		return 0;
 	}
+	return root;
+}
+
+int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep)
+{
+	struct stix st = {.label = label, .now = now, .sink = sink, .ctx = ctx, .rep = rep};
+	json_t *root, *objs = NULL;
+	int rc = 0;
+
+	root = bw_json_feed_load(buf, len, label, "STIX", rep);
+	if (!root)
+		return 0;
 	if (json_is_array(root)) {
 		objs = root;
 	} else if (json_is_object(root)) {

@@ -153,4 +153,12 @@ int bw_rule_emit_ioc(enum bw_ioc_kind kind, const char *val, size_t len, const c
 		     const char *title, bw_rule_sink sink, void *ctx, struct bw_parse_report *rep,
 		     const char **reason);
 
+/* Starts a JSON feed's report (zeroed) and parses the text with jansson (size-capped, NUL
+ * bytes allowed, last duplicate key wins). Returns the tree (json_decref() it), or NULL
+ * with the feed marked broken and the reason reported. `kind` names the format in
+ * messages ("STIX", "MISP"). Defined in parse_stix.c. */
+struct json_t;
+struct json_t *bw_json_feed_load(const char *buf, size_t len, const char *label, const char *kind,
+				 struct bw_parse_report *rep);
+
 #endif
