@@ -1150,7 +1150,26 @@ int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, ui
 		       MAX_PROFILES);
 		return BW_EINVAL;
 	}
-	struct core *c = core_new(n_feeds, n_prof, make_seed(generation), NULL);
+	/* Size the name table once from the feeds' file sizes, so that a big feed does not end
+	 * its build with a doubling (old and new table at once: the peak of a load or reload).
+	 * The bytes per name are on the high side for each format, so the estimate stays at
+	 * or below the real count; the power-of-two rounding covers the rest. */
+	size_t caps[N_TAB] = {0};
+	for (size_t i = 0; i < n_feeds; i++) {
+		static const unsigned bytes_per_name[] = {
+			[BW_FEED_DOMAINS] = 24, [BW_FEED_HOSTS] = 32, [BW_FEED_WILDCARD] = 26,
+			[BW_FEED_ADBLOCK] = 26, [BW_FEED_RPZ] = 64,   [BW_FEED_STIX] = 0,
+			[BW_FEED_MISP] = 0,
+		};
+		const struct bw_feed_conf *fc = &conf->policy.feeds[i];
+		unsigned per = (unsigned)fc->format < BW_ARRAY_LEN(bytes_per_name)
+				       ? bytes_per_name[fc->format]
+				       : 0;
+		struct stat sb;
+		if (per && stat(fc->file, &sb) == 0 && sb.st_size > 0)
+			caps[TAB_QNAME] += (size_t)sb.st_size / per;
+	}
+	struct core *c = core_new(n_feeds, n_prof, make_seed(generation), caps);
 	if (!c)
 		return BW_ENOMEM;
 	p = snap_new(c, generation); /* p owns c now */
