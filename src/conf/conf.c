@@ -502,14 +502,14 @@ static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storag
 }
 
 /* "10.0.0.0/8", "fc00::/7" or a bare address (a host route). Host bits are cleared. */
-static int parse_cidr(const char *s, struct bw_cidr *out)
+int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
-	const char *slash = strchr(s, '/');
-	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	const char *slash = memchr(s, '/', len);
+	size_t alen = slash ? (size_t)(slash - s) : len;
 	unsigned long plen = 0;
 
-	if (alen == 0 || alen >= sizeof(buf))
+	if (alen == 0 || alen >= sizeof(buf) || memchr(s, '\0', alen))
 		return BW_EINVAL;
 	memcpy(buf, s, alen);
 	buf[alen] = '\0';
@@ -523,9 +523,15 @@ static int parse_cidr(const char *s, struct bw_cidr *out)
 
 	unsigned long max = out->family == AF_INET ? 32 : 128;
 	if (slash) {
-		const char *end;
-		if (!parse_ulong(slash + 1, &plen, &end) || *end)
+		size_t n = len - alen - 1;
+		if (n == 0 || n > 10)
 			return BW_EINVAL;
+		for (size_t i = 0; i < n; i++) {
+			char c = slash[1 + i];
+			if (c < '0' || c > '9')
+				return BW_EINVAL;
+			plen = plen * 10 + (unsigned long)(c - '0');
+		}
 		if (plen > max)
 			return BW_ERANGE;
 	} else {
@@ -535,6 +541,11 @@ static int parse_cidr(const char *s, struct bw_cidr *out)
 	for (unsigned bit = (unsigned)plen; bit < max; bit++)
 		out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
 	return 0;
+}
+
+static int parse_cidr(const char *s, struct bw_cidr *out)
+{
+	return bw_cidr_parse(s, strlen(s), out);
 }
 
 /* ---- names ---- */

@@ -167,6 +167,10 @@ struct bw_conf {
 int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errlen);
 void bw_conf_free(struct bw_conf *conf);
 
+/* Parses "192.0.2.0/24", "2001:db8::/32" or a bare address (a host route) from s[0..len)
+ * (not NUL-terminated); host bits past the prefix are cleared. Returns 0, BW_EINVAL (not
+ * an address, bad prefix syntax) or BW_ERANGE (prefix longer than the family allows). */
+int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
 /* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? */
 bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
 /* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */

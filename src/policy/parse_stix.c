@@ -56,44 +56,9 @@ static void trim(const char **s, size_t *len)
 /* "a.b.c.d", an IPv6 address, with "/prefix" when allowed; host bits are cleared. */
 static bool parse_net(const char *s, size_t len, bool allow_prefix, struct bw_cidr *out)
 {
-	char buf[64];
-	const char *slash = memchr(s, '/', len);
-	size_t alen = slash ? (size_t)(slash - s) : len;
-	unsigned max, plen = 0;
-
-	if (alen == 0 || alen >= sizeof(buf) || (slash && !allow_prefix))
+	if (!allow_prefix && memchr(s, '/', len))
 		return false;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, buf, out->addr) == 1)
-		out->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, out->addr) == 1)
-		out->family = AF_INET6;
-	else
-		return false;
-	max = out->family == AF_INET ? 32 : 128;
-	if (slash) {
-		size_t n = len - alen - 1;
-
-		if (n == 0 || n > 3)
-			return false;
-		for (size_t i = 0; i < n; i++) {
-			char c = slash[1 + i];
-
-			if (c < '0' || c > '9')
-				return false;
-			plen = plen * 10 + (unsigned)(c - '0');
-		}
-		if (plen > max)
-			return false;
-	} else {
-		plen = max;
-	}
-	out->prefix = (uint8_t)plen;
-	for (unsigned bit = plen; bit < max; bit++)
-		out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
-	return true;
+	return bw_cidr_parse(s, len, out) == 0;
 }
 
 /* Text name -> lower-cased wire name (out: 256 bytes). Labels of [a-z0-9_-], 1..63 bytes;
