@@ -88,21 +88,6 @@ static int sink(void *ctx, const struct bw_rule *r)
 	return 0;
 }
 
-static int parse_feed(const struct bw_feed_conf *f, const char *buf, size_t len, struct scan *s,
-		      struct bw_parse_report *rep)
-{
-	switch (f->format) {
-	case BW_FEED_DOMAINS: return bw_parse_domains(buf, len, f->file, sink, s, rep);
-	case BW_FEED_HOSTS: return bw_parse_hosts(buf, len, f->file, sink, s, rep);
-	case BW_FEED_WILDCARD: return bw_parse_wildcard(buf, len, f->file, sink, s, rep);
-	case BW_FEED_ADBLOCK: return bw_parse_adblock(buf, len, f->file, sink, s, rep);
-	case BW_FEED_RPZ: return bw_parse_rpz(buf, len, f->file, sink, s, rep);
-	case BW_FEED_STIX: return bw_parse_stix(buf, len, f->file, (int64_t)time(NULL), sink, s, rep);
-	case BW_FEED_MISP: return bw_parse_misp(buf, len, f->file, sink, s, rep);
-	}
-	return BW_EINVAL;
-}
-
 /* Precedence inside one feed: CLIENT-IP, then QNAME exact, then wildcards from the most
  * specific; PASSTHRU first among equals (AdBlock exceptions). */
 static int rank(const struct hit *h)
@@ -136,22 +121,6 @@ const char *bw_action_name(enum bw_action a)
 	static const char *names[] = {"ALLOW",	   "NXDOMAIN",	 "NODATA",   "DROP",
 				      "TCP-ONLY",  "LOCAL-DATA", "REDIRECT", "PASSTHRU"};
 	return (unsigned)a < BW_ARRAY_LEN(names) ? names[a] : "?";
-}
-
-/* Is feed i enabled in profile pc (same rule as the snapshot's)? */
-static bool feed_in_profile(const struct bw_conf *conf, const struct bw_profile_conf *pc,
-			    size_t i)
-{
-	if (!pc || pc->all_feeds)
-		return true;
-	const struct bw_feed_conf *f = &conf->policy.feeds[i];
-	for (size_t k = 0; k < pc->n_categories; k++)
-		if (!strcmp(pc->categories[k], f->category))
-			return true;
-	for (size_t k = 0; k < pc->n_feeds; k++)
-		if (!strcmp(pc->feeds[k], f->name))
-			return true;
-	return false;
 }
 
 static bool allowlisted(char *const *list, size_t n, const uint8_t *name, size_t len,
@@ -220,7 +189,7 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 		struct bw_parse_report rep;
 		memset(&rep, 0, sizeof(rep));
 		s->feed = (unsigned)i;
-		parse_feed(f, buf, blen, s, &rep);
+		bw_parse_feed(f, buf, blen, sink, s, &rep);
 		free(buf);
 	}
 	qsort(s->hits, s->n, sizeof(s->hits[0]), hit_cmp);
@@ -245,7 +214,7 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	for (unsigned i = 0; i < s->n; i++) {
 		const struct hit *h = &s->hits[i];
 		const struct bw_feed_conf *f = &conf->policy.feeds[h->feed];
-		bool on = feed_in_profile(conf, pc, h->feed);
+		bool on = bw_policy_profile_has_feed(p, profile, h->feed);
 		bool wins = !allow && on && !winner_shown && blocked && (int)h->feed == v.feed;
 		winner_shown |= wins;
 		fprintf(out, "  %s feed %s (%s) %s", wins ? "*" : "-", f->name, f->category, f->file);

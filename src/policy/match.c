@@ -366,6 +366,13 @@ const char *bw_policy_profile_name(const struct bw_policy *p, unsigned profile)
 	return p->profiles[profile].name;
 }
 
+bool bw_policy_profile_has_feed(const struct bw_policy *p, unsigned profile, unsigned feed)
+{
+	if (!p || profile >= p->n_profiles || feed >= MAX_FEEDS)
+		return false;
+	return (p->profiles[profile].mask >> feed) & 1;
+}
+
 unsigned bw_policy_select_profile(const struct bw_policy *p, const struct bw_conf *conf,
 				  int listener, const struct sockaddr *client)
 {

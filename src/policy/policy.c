@@ -801,29 +801,35 @@ static int add_allow(struct adder *ad, char *const *names, size_t n, unsigned ow
 	return 0;
 }
 
-static int run_parser(const struct bw_feed_conf *fc, const char *buf, size_t len, struct adder *ad,
-		      struct bw_parse_report *rep)
+int bw_parse_feed(const struct bw_feed_conf *fc, const char *buf, size_t len, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep)
 {
 	const char *label = fc->file;
 
 	switch (fc->format) {
 	case BW_FEED_DOMAINS:
-		return bw_parse_domains(buf, len, label, sink_add, ad, rep);
+		return bw_parse_domains(buf, len, label, sink, ctx, rep);
 	case BW_FEED_HOSTS:
-		return bw_parse_hosts(buf, len, label, sink_add, ad, rep);
+		return bw_parse_hosts(buf, len, label, sink, ctx, rep);
 	case BW_FEED_WILDCARD:
-		return bw_parse_wildcard(buf, len, label, sink_add, ad, rep);
+		return bw_parse_wildcard(buf, len, label, sink, ctx, rep);
 	case BW_FEED_ADBLOCK:
-		return bw_parse_adblock(buf, len, label, sink_add, ad, rep);
+		return bw_parse_adblock(buf, len, label, sink, ctx, rep);
 	case BW_FEED_RPZ:
-		return bw_parse_rpz(buf, len, label, sink_add, ad, rep);
+		return bw_parse_rpz(buf, len, label, sink, ctx, rep);
 	case BW_FEED_STIX:
-		return bw_parse_stix(buf, len, label, (int64_t)time(NULL), sink_add, ad, rep);
+		return bw_parse_stix(buf, len, label, (int64_t)time(NULL), sink, ctx, rep);
 	case BW_FEED_MISP:
-		return bw_parse_misp(buf, len, label, sink_add, ad, rep);
+		return bw_parse_misp(buf, len, label, sink, ctx, rep);
 	}
 	rep->broken = true;
 	return 0;
+}
+
+static int run_parser(const struct bw_feed_conf *fc, const char *buf, size_t len, struct adder *ad,
+		      struct bw_parse_report *rep)
+{
+	return bw_parse_feed(fc, buf, len, sink_add, ad, rep);
 }
 
 static int find_prev_feed(const struct bw_policy *prev, const char *name)

@@ -104,6 +104,8 @@ bool bw_policy_match(const struct bw_policy *p, const uint8_t *name_lc, size_t l
  * A profile enables a subset of the feeds; every match takes the profile index. */
 unsigned bw_policy_profile_count(const struct bw_policy *p);
 const char *bw_policy_profile_name(const struct bw_policy *p, unsigned profile);
+/* Does the profile apply feed (index in policy.feeds)? */
+bool bw_policy_profile_has_feed(const struct bw_policy *p, unsigned profile, unsigned feed);
 /* The profile for a query: the listener's if it names one, else the first profile whose
  * clients contain the address, else the default. */
 unsigned bw_policy_select_profile(const struct bw_policy *p, const struct bw_conf *conf,

@@ -134,6 +134,11 @@ int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, b
 int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
 		  struct bw_parse_report *rep);
 
+/* Runs the parser of fc's format over a whole feed (STIX validity windows: now). The one
+ * place that maps a configured format to its parser. Defined in policy.c. */
+int bw_parse_feed(const struct bw_feed_conf *fc, const char *buf, size_t len, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep);
+
 /* ---- shared by the threat-intel parsers (parse_stix.c, parse_misp.c) ---- */
 
 /* Largest JSON feed accepted: the parsed tree takes several times the text. */
