@@ -394,10 +394,11 @@ static enum bw_stage stage_resolve(struct job *j)
 		ms = BW_STALE_WAIT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(x->timer, &tv);
-	int rc = x->redirect ? bw_resolver_query(w->resolver, x->rname, x->rlen, x->q.qtype,
-						 x->q.qclass, x, &x->ub_id)
-			     : bw_resolver_query(w->resolver, x->q.qname_lc, x->q.qname_len,
-						 x->q.qtype, x->q.qclass, x, &x->ub_id);
+	/* a redirect resolves its target instead of the query name */
+	const uint8_t *name = x->redirect ? x->rname : x->q.qname_lc;
+	size_t name_len = x->redirect ? x->rlen : x->q.qname_len;
+	int rc = bw_resolver_query(w->resolver, name, name_len, x->q.qtype, x->q.qclass, x,
+				   &x->ub_id);
 	if (rc == 0)
 		return BW_STAGE_ASYNC;
 	evtimer_del(x->timer);
@@ -473,23 +474,31 @@ static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 	}
 }
 
+/* A stale answer for x from the cache (RFC 8767: TTL 30, EDE 3) into out; its length, or 0
+ * when serve-stale is off or nothing usable is cached. */
+static size_t stale_answer(struct bw_qctx *x, uint8_t *out, size_t cap)
+{
+	struct bw_worker *w = x->w;
+	if (!w->srv->conf->cache.stale_ttl)
+		return 0;
+	int n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true,
+				answer_limit(&x->q, x->via), out, cap);
+	if (n <= 0)
+		return 0;
+	w->stats.stale++;
+	return (size_t)n;
+}
+
 /* Upstream failed: a stale answer if we have one (RFC 8767), else SERVFAIL + EDE. */
 static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uint8_t *out,
 			  size_t cap)
 {
-	struct bw_worker *w = x->w;
-	size_t limit = answer_limit(&x->q, x->via);
-	int n = 0;
-	if (w->srv->conf->cache.stale_ttl)
-		n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true, limit, out,
-				    cap);
-	if (n > 0) {
-		w->stats.stale++;
-		return (size_t)n;
-	}
-	w->stats.servfail++;
-	n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, ede, text, out, cap);
-	return n > 0 ? (size_t)n : 0;
+	size_t n = stale_answer(x, out, cap);
+	if (n)
+		return n;
+	x->w->stats.servfail++;
+	int r = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, ede, text, out, cap);
+	return r > 0 ? (size_t)r : 0;
 }
 
 /* The best post-resolution match so far: lowest feed first; within a feed a name rule
@@ -691,15 +700,12 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = bw_now_ms();
 	if (!x->answered && x->stale_possible && now < x->deadline_ms) {
 		/* answer stale now, keep resolving until the deadline to refresh the cache */
-		size_t limit = answer_limit(&x->q, x->via);
-		int n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true, limit,
-					w->out, sizeof(w->out));
-		if (n > 0) {
-			w->stats.stale++;
+		size_t n = stale_answer(x, w->out, sizeof(w->out));
+		if (n) {
 			if (x->via == BW_VIA_UDP)
-				deliver(x, w->out, (size_t)n);
+				deliver(x, w->out, n);
 			else
-				bw_tcp_conn_send(x->conn, w->out, (size_t)n);
+				bw_tcp_conn_send(x->conn, w->out, n);
 			x->answered = true;
 			uint64_t left = x->deadline_ms - now;
 			struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};

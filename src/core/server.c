@@ -32,29 +32,26 @@ static void state_free(struct bw_state *st)
 	free(st);
 }
 
-/* Builds a new state from conf (owned when owns_conf) next to `prev`. */
+/* Builds a new state from conf (owned by it when owns_conf) next to `prev`. On failure
+ * returns NULL and conf stays with the caller. */
 static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, bool owns_conf,
 				    const struct bw_state *prev)
 {
 	struct bw_state *st = calloc(1, sizeof(*st));
 	if (!st)
-		goto fail;
+		return NULL;
 	st->conf = conf;
 	st->owns_conf = owns_conf;
 	st->generation = ++s->generation;
 	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build(conf, prev ? prev->policy : NULL, st->generation, &st->policy) != 0)
-		goto fail;
+	if (bw_policy_build(conf, prev ? prev->policy : NULL, st->generation, &st->policy) != 0) {
+		free(st);
+		return NULL;
+	}
 	bw_info("policy generation %llu: %zu blocked names from %zu feeds in %.2fs",
 		(unsigned long long)st->generation, bw_policy_entries(st->policy),
 		bw_policy_feed_count(st->policy), (double)(bw_now_ns() - t0) / 1e9);
 	return st;
-fail:
-	if (st)
-		free(st);
-	if (owns_conf)
-		bw_conf_free(conf);
-	return NULL;
 }
 
 int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, size_t errlen)
@@ -164,6 +161,7 @@ int bw_server_reload(struct bw_server *s)
 	struct bw_state *st = state_build(s, conf, true, cur);
 	if (!st) {
 		bw_err("reload failed: cannot build the policy");
+		bw_conf_free(conf);
 		return BW_ENOMEM;
 	}
 	bw_log_set_level(conf->log.level);
@@ -178,22 +176,11 @@ void bw_server_watch(struct bw_server *s)
 	if (!bw_policy_files_changed(cur->policy, cur->conf))
 		return;
 	bw_info("feed files changed: rebuilding the policy");
-	/* same config as the live state: the new state borrows it only if the old one
-	 * does; otherwise take over ownership when the old state is freed */
-	struct bw_state *st = calloc(1, sizeof(*st));
+	/* same config as the live state: the new state owns it if the old one did, and the
+	 * old one gives it up below */
+	struct bw_state *st = state_build(s, cur->conf, cur->owns_conf, cur);
 	if (!st)
 		return;
-	st->conf = cur->conf;
-	st->owns_conf = cur->owns_conf;
-	st->generation = ++s->generation;
-	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build(st->conf, cur->policy, st->generation, &st->policy) != 0) {
-		free(st);
-		return;
-	}
-	bw_info("policy generation %llu: %zu blocked names in %.2fs",
-		(unsigned long long)st->generation, bw_policy_entries(st->policy),
-		(double)(bw_now_ns() - t0) / 1e9);
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
 	old->owns_conf = false; /* the conf moved to the new state */
 	state_free(old);
