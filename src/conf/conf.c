@@ -11,6 +11,7 @@
  * empty string.
  */
 #include "conf/conf.h"
+#include "conf/internal.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -24,30 +25,10 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#define NAME_MAX_LEN 64 /* feed names and categories */
-
-struct ctx {
-	const char *path; /* the config file, for messages */
-	char *dir;	  /* its directory with a trailing '/', or NULL for "." */
-	yaml_document_t *doc;
-	char *err;
-	size_t errlen;
-	struct bw_conf *conf;
-	bool acl_given; /* access-control was written (even as an empty list) */
-	/* Profile names are resolved once the whole document is read (policy may come after
-	 * server): the `profile` value of each listener (NULL: none), and default-profile. */
-	yaml_node_t **listen_profile;
-	yaml_node_t *default_profile;
-};
-
 /* ---- error reporting ---- */
 
-static int fail_at(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_mark(struct ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static int vfail(struct ctx *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
+static int cf_vfail(struct cf_ctx *c, const yaml_mark_t *mark, int code, const char *fmt, va_list ap)
 {
 	char msg[768];
 
@@ -62,55 +43,55 @@ static int vfail(struct ctx *c, const yaml_mark_t *mark, int code, const char *f
 	return code;
 }
 
-static int fail_at(struct ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+int cf_fail_at(struct cf_ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	code = vfail(c, n ? &n->start_mark : NULL, code, fmt, ap);
+	code = cf_vfail(c, n ? &n->start_mark : NULL, code, fmt, ap);
 	va_end(ap);
 	return code;
 }
 
-static int fail_mark(struct ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
+int cf_fail_mark(struct cf_ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
 {
 	va_list ap;
 	int code;
 
 	va_start(ap, fmt);
-	code = vfail(c, mark, BW_EMALFORMED, fmt, ap);
+	code = cf_vfail(c, mark, BW_EMALFORMED, fmt, ap);
 	va_end(ap);
 	return code;
 }
 
-static int nomem(struct ctx *c)
+int cf_nomem(struct cf_ctx *c)
 {
-	return fail_at(c, NULL, BW_ENOMEM, "out of memory");
+	return cf_fail_at(c, NULL, BW_ENOMEM, "out of memory");
 }
 
 /* ---- node access ---- */
 
-static yaml_node_t *node(struct ctx *c, int idx)
+yaml_node_t *cf_node(struct cf_ctx *c, int idx)
 {
 	return yaml_document_get_node(c->doc, idx);
 }
 
-static const char *sval(const yaml_node_t *n)
+const char *cf_sval(const yaml_node_t *n)
 {
 	return (const char *)n->data.scalar.value;
 }
 
 /* An empty plain scalar, "~" or "null": YAML's null, treated as "not given". */
-static bool is_null(const yaml_node_t *n)
+bool cf_is_null(const yaml_node_t *n)
 {
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
-	const char *s = sval(n);
+	const char *s = cf_sval(n);
 	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
 	       !strcmp(s, "NULL");
 }
 
-static const char *type_name(yaml_node_type_t t)
+const char *cf_type_name(yaml_node_type_t t)
 {
 	switch (t) {
 	case YAML_MAPPING_NODE:
@@ -122,22 +103,22 @@ static const char *type_name(yaml_node_type_t t)
 	}
 }
 
-static int want_type(struct ctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *key)
+int cf_want_type(struct cf_ctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *key)
 {
 	if (n->type != t)
-		return fail_at(c, n, BW_EINVAL, "expected %s for '%s', found %s", type_name(t), key,
-			       type_name(n->type));
-	if (t == YAML_SCALAR_NODE && strlen(sval(n)) != n->data.scalar.length)
-		return fail_at(c, n, BW_EINVAL, "'%s' contains a NUL character", key);
+		return cf_fail_at(c, n, BW_EINVAL, "expected %s for '%s', found %s", cf_type_name(t), key,
+			       cf_type_name(n->type));
+	if (t == YAML_SCALAR_NODE && strlen(cf_sval(n)) != n->data.scalar.length)
+		return cf_fail_at(c, n, BW_EINVAL, "'%s' contains a NUL character", key);
 	return 0;
 }
 
-static int want_scalar(struct ctx *c, const yaml_node_t *n, const char *key, const char **out)
+int cf_want_scalar(struct cf_ctx *c, const yaml_node_t *n, const char *key, const char **out)
 {
-	int rc = want_type(c, n, YAML_SCALAR_NODE, key);
+	int rc = cf_want_type(c, n, YAML_SCALAR_NODE, key);
 	if (rc)
 		return rc;
-	*out = sval(n);
+	*out = cf_sval(n);
 	return 0;
 }
 
@@ -145,21 +126,21 @@ static int want_scalar(struct ctx *c, const yaml_node_t *n, const char *key, con
  * Checks every key of a mapping: a scalar, known, not repeated. `known` ends with NULL;
  * `where` names the mapping in messages ("server", "policy.feeds item").
  */
-static int check_keys(struct ctx *c, yaml_node_t *map, const char *where, const char *const *known)
+int cf_check_keys(struct cf_ctx *c, yaml_node_t *map, const char *where, const char *const *known)
 {
 	yaml_node_pair_t *start = map->data.mapping.pairs.start;
 	yaml_node_pair_t *top = map->data.mapping.pairs.top;
 
 	for (yaml_node_pair_t *p = start; p < top; p++) {
-		yaml_node_t *k = node(c, p->key);
+		yaml_node_t *k = cf_node(c, p->key);
 		if (k->type != YAML_SCALAR_NODE)
-			return fail_at(c, k, BW_EINVAL, "expected a scalar key in %s, found %s",
-				       where, type_name(k->type));
-		const char *name = sval(k);
+			return cf_fail_at(c, k, BW_EINVAL, "expected a scalar key in %s, found %s",
+				       where, cf_type_name(k->type));
+		const char *name = cf_sval(k);
 		for (yaml_node_pair_t *q = start; q < p; q++) {
-			yaml_node_t *prev = node(c, q->key);
-			if (!strcmp(sval(prev), name))
-				return fail_at(c, k, BW_EINVAL,
+			yaml_node_t *prev = cf_node(c, q->key);
+			if (!strcmp(cf_sval(prev), name))
+				return cf_fail_at(c, k, BW_EINVAL,
 					       "duplicate key '%s' in %s (first given at line %zu)",
 					       name, where, prev->start_mark.line + 1);
 		}
@@ -179,61 +160,61 @@ static int check_keys(struct ctx *c, yaml_node_t *map, const char *where, const 
 				break;
 			used += (size_t)w;
 		}
-		return fail_at(c, k, BW_EINVAL, "unknown key '%s' in %s (known: %s)", name, where,
+		return cf_fail_at(c, k, BW_EINVAL, "unknown key '%s' in %s (known: %s)", name, where,
 			       list);
 	}
 	return 0;
 }
 
-/* The pair whose key is `key`, or NULL. Keys were checked by check_keys() already. */
-static yaml_node_pair_t *find_pair(struct ctx *c, yaml_node_t *map, const char *key)
+/* The pair whose key is `key`, or NULL. Keys were checked by cf_check_keys() already. */
+yaml_node_pair_t *cf_find_pair(struct cf_ctx *c, yaml_node_t *map, const char *key)
 {
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
 	     p++) {
-		if (!strcmp(sval(node(c, p->key)), key))
+		if (!strcmp(cf_sval(cf_node(c, p->key)), key))
 			return p;
 	}
 	return NULL;
 }
 
 /* The value of `key`, or NULL when it is absent or null. */
-static yaml_node_t *get(struct ctx *c, yaml_node_t *map, const char *key)
+yaml_node_t *cf_get(struct cf_ctx *c, yaml_node_t *map, const char *key)
 {
-	yaml_node_pair_t *p = find_pair(c, map, key);
+	yaml_node_pair_t *p = cf_find_pair(c, map, key);
 	if (!p)
 		return NULL;
-	yaml_node_t *v = node(c, p->value);
-	return is_null(v) ? NULL : v;
+	yaml_node_t *v = cf_node(c, p->value);
+	return cf_is_null(v) ? NULL : v;
 }
 
 /* The value of a required key; a missing key is reported at the enclosing mapping. */
-static int need(struct ctx *c, yaml_node_t *map, const char *key, const char *where,
+int cf_need(struct cf_ctx *c, yaml_node_t *map, const char *key, const char *where,
 		yaml_node_t **out)
 {
-	yaml_node_pair_t *p = find_pair(c, map, key);
+	yaml_node_pair_t *p = cf_find_pair(c, map, key);
 	if (!p)
-		return fail_at(c, map, BW_EINVAL, "missing required key '%s' in %s", key, where);
-	yaml_node_t *v = node(c, p->value);
-	if (is_null(v))
-		return fail_at(c, node(c, p->key), BW_EINVAL, "'%s' needs a value", key);
+		return cf_fail_at(c, map, BW_EINVAL, "missing required key '%s' in %s", key, where);
+	yaml_node_t *v = cf_node(c, p->value);
+	if (cf_is_null(v))
+		return cf_fail_at(c, cf_node(c, p->key), BW_EINVAL, "'%s' needs a value", key);
 	*out = v;
 	return 0;
 }
 
-static size_t seq_len(const yaml_node_t *n)
+size_t cf_seq_len(const yaml_node_t *n)
 {
 	return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 }
 
-static yaml_node_t *seq_item(struct ctx *c, const yaml_node_t *n, size_t i)
+yaml_node_t *cf_seq_item(struct cf_ctx *c, const yaml_node_t *n, size_t i)
 {
-	return node(c, n->data.sequence.items.start[i]);
+	return cf_node(c, n->data.sequence.items.start[i]);
 }
 
 /* ---- scalar values ---- */
 
 /* A decimal unsigned integer: digits only, no sign, no spaces, no overflow. */
-static bool parse_ulong(const char *s, unsigned long *out, const char **end)
+bool cf_parse_ulong(const char *s, unsigned long *out, const char **end)
 {
 	char *e;
 
@@ -248,29 +229,29 @@ static bool parse_ulong(const char *s, unsigned long *out, const char **end)
 	return true;
 }
 
-static int get_uint(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+int cf_get_uint(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
 		    unsigned long hi, unsigned long *out)
 {
 	const char *s, *end;
 	unsigned long v;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
-	if (!parse_ulong(s, &v, &end) || *end)
-		return fail_at(c, n, BW_EINVAL, "expected a number for '%s', found '%s'", key, s);
+	if (!cf_parse_ulong(s, &v, &end) || *end)
+		return cf_fail_at(c, n, BW_EINVAL, "expected a number for '%s', found '%s'", key, s);
 	if (v < lo || v > hi)
-		return fail_at(c, n, BW_ERANGE, "'%s' must be between %lu and %lu, found %s", key,
+		return cf_fail_at(c, n, BW_ERANGE, "'%s' must be between %lu and %lu, found %s", key,
 			       lo, hi, s);
 	*out = v;
 	return 0;
 }
 
-static int get_unsigned(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+int cf_get_unsigned(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
 			unsigned long hi, unsigned *out)
 {
 	unsigned long v;
-	int rc = get_uint(c, n, key, lo, hi, &v);
+	int rc = cf_get_uint(c, n, key, lo, hi, &v);
 
 	if (!rc)
 		*out = (unsigned)v;
@@ -278,30 +259,30 @@ static int get_unsigned(struct ctx *c, yaml_node_t *n, const char *key, unsigned
 }
 
 /* "auto" (stored as 0) or a number in lo..hi. */
-static int get_auto_uint(struct ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+int cf_get_auto_uint(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
 			 unsigned long hi, unsigned *out)
 {
-	if (n->type == YAML_SCALAR_NODE && !strcmp(sval(n), "auto")) {
+	if (n->type == YAML_SCALAR_NODE && !strcmp(cf_sval(n), "auto")) {
 		*out = 0;
 		return 0;
 	}
 	if (n->type == YAML_SCALAR_NODE) {
 		const char *end;
 		unsigned long v;
-		if (!parse_ulong(sval(n), &v, &end) || *end)
-			return fail_at(c, n, BW_EINVAL,
+		if (!cf_parse_ulong(cf_sval(n), &v, &end) || *end)
+			return cf_fail_at(c, n, BW_EINVAL,
 				       "expected 'auto' or a number for '%s', found '%s'", key,
-				       sval(n));
+				       cf_sval(n));
 	}
-	return get_unsigned(c, n, key, lo, hi, out);
+	return cf_get_unsigned(c, n, key, lo, hi, out);
 }
 
-static int get_bool(struct ctx *c, yaml_node_t *n, const char *key, bool *out)
+int cf_get_bool(struct cf_ctx *c, yaml_node_t *n, const char *key, bool *out)
 {
 	static const char *const yes[] = {"true", "yes", "on"};
 	static const char *const no[] = {"false", "no", "off"};
 	const char *s;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
@@ -315,7 +296,7 @@ static int get_bool(struct ctx *c, yaml_node_t *n, const char *key, bool *out)
 			return 0;
 		}
 	}
-	return fail_at(c, n, BW_EINVAL,
+	return cf_fail_at(c, n, BW_EINVAL,
 		       "expected a boolean for '%s' (true/false, yes/no, on/off), found '%s'", key,
 		       s);
 }
@@ -324,7 +305,7 @@ static int get_bool(struct ctx *c, yaml_node_t *n, const char *key, bool *out)
  * A duration in milliseconds: "30" (seconds), "1500ms", "10s", "5m", "2h", "1d".
  * The result must lie in lo_ms..hi_ms.
  */
-static int get_duration_ms(struct ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+int cf_get_duration_ms(struct cf_ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
 			   uint64_t hi_ms, uint64_t *out)
 {
 	static const struct {
@@ -335,11 +316,11 @@ static int get_duration_ms(struct ctx *c, yaml_node_t *n, const char *key, uint6
 	};
 	const char *s, *end;
 	unsigned long v;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
-	if (!parse_ulong(s, &v, &end))
+	if (!cf_parse_ulong(s, &v, &end))
 		goto bad;
 	for (size_t i = 0; i < BW_ARRAY_LEN(units); i++) {
 		if (strcmp(end, units[i].suffix))
@@ -353,20 +334,20 @@ static int get_duration_ms(struct ctx *c, yaml_node_t *n, const char *key, uint6
 		return 0;
 	}
 bad:
-	return fail_at(c, n, BW_EINVAL,
+	return cf_fail_at(c, n, BW_EINVAL,
 		       "expected a duration for '%s' (a number of seconds, or a number with "
 		       "ms, s, m, h or d), found '%s'",
 		       key, s);
 range:
-	return fail_at(c, n, BW_ERANGE, "'%s' must be between %llums and %llums, found %s", key,
+	return cf_fail_at(c, n, BW_ERANGE, "'%s' must be between %llums and %llums, found %s", key,
 		       (unsigned long long)lo_ms, (unsigned long long)hi_ms, s);
 }
 
-static int get_duration_ms32(struct ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+int cf_get_duration_ms32(struct cf_ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
 			     uint64_t hi_ms, unsigned *out)
 {
 	uint64_t ms;
-	int rc = get_duration_ms(c, n, key, lo_ms, BW_MIN(hi_ms, (uint64_t)UINT_MAX), &ms);
+	int rc = cf_get_duration_ms(c, n, key, lo_ms, BW_MIN(hi_ms, (uint64_t)UINT_MAX), &ms);
 
 	if (!rc)
 		*out = (unsigned)ms;
@@ -374,28 +355,28 @@ static int get_duration_ms32(struct ctx *c, yaml_node_t *n, const char *key, uin
 }
 
 /* A duration stored in whole seconds (TTLs). */
-static int get_duration_sec(struct ctx *c, yaml_node_t *n, const char *key, uint32_t *out)
+int cf_get_duration_sec(struct cf_ctx *c, yaml_node_t *n, const char *key, uint32_t *out)
 {
 	uint64_t ms;
-	int rc = get_duration_ms(c, n, key, 0, (uint64_t)UINT32_MAX * 1000, &ms);
+	int rc = cf_get_duration_ms(c, n, key, 0, (uint64_t)UINT32_MAX * 1000, &ms);
 
 	if (rc)
 		return rc;
 	if (ms % 1000)
-		return fail_at(c, n, BW_EINVAL, "'%s' must be a whole number of seconds, found %s",
-			       key, sval(n));
+		return cf_fail_at(c, n, BW_EINVAL, "'%s' must be a whole number of seconds, found %s",
+			       key, cf_sval(n));
 	*out = (uint32_t)(ms / 1000);
 	return 0;
 }
 
 /* One of `names` (NULL-terminated); *out is its index. */
-static int get_enum(struct ctx *c, yaml_node_t *n, const char *key, const char *const *names,
+int cf_get_enum(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *const *names,
 		    int *out)
 {
 	const char *s;
 	char list[256];
 	size_t used = 0;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
@@ -412,36 +393,36 @@ static int get_enum(struct ctx *c, yaml_node_t *n, const char *key, const char *
 			break;
 		used += (size_t)w;
 	}
-	return fail_at(c, n, BW_EINVAL, "invalid %s '%s' (expected one of: %s)", key, s, list);
+	return cf_fail_at(c, n, BW_EINVAL, "invalid %s '%s' (expected one of: %s)", key, s, list);
 }
 
-static int get_string(struct ctx *c, yaml_node_t *n, const char *key, char **out)
+int cf_get_string(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out)
 {
 	const char *s;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
 	if (!*s)
-		return fail_at(c, n, BW_EINVAL, "'%s' must not be empty", key);
+		return cf_fail_at(c, n, BW_EINVAL, "'%s' must not be empty", key);
 	*out = strdup(s);
-	return *out ? 0 : nomem(c);
+	return *out ? 0 : cf_nomem(c);
 }
 
 /*
  * A file name: relative names are taken from the config file's directory; the file must
  * be readable. `what` names it in messages ("feed 'x'", "trust-anchor").
  */
-static int get_file(struct ctx *c, yaml_node_t *n, const char *key, const char *what, char **out)
+int cf_get_file(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *what, char **out)
 {
 	const char *s;
 	char *p;
-	int rc = want_scalar(c, n, key, &s);
+	int rc = cf_want_scalar(c, n, key, &s);
 
 	if (rc)
 		return rc;
 	if (!*s)
-		return fail_at(c, n, BW_EINVAL, "%s: '%s' must not be empty", what, key);
+		return cf_fail_at(c, n, BW_EINVAL, "%s: '%s' must not be empty", what, key);
 	if (s[0] == '/' || !c->dir) {
 		p = strdup(s);
 	} else {
@@ -453,7 +434,7 @@ static int get_file(struct ctx *c, yaml_node_t *n, const char *key, const char *
 		}
 	}
 	if (!p)
-		return nomem(c);
+		return cf_nomem(c);
 
 	int err = 0;
 	int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -468,7 +449,7 @@ static int get_file(struct ctx *c, yaml_node_t *n, const char *key, const char *
 		close(fd);
 	}
 	if (err) {
-		rc = fail_at(c, n, err == ENOENT ? BW_ENOENT : BW_EIO, "%s: cannot read '%s': %s",
+		rc = cf_fail_at(c, n, err == ENOENT ? BW_ENOENT : BW_EIO, "%s: cannot read '%s': %s",
 			     what, p, strerror(err));
 		free(p);
 		return rc;
@@ -479,7 +460,7 @@ static int get_file(struct ctx *c, yaml_node_t *n, const char *key, const char *
 
 /* ---- addresses ---- */
 
-static int make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+int cf_make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
 			 socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
@@ -543,7 +524,7 @@ int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out)
 	return 0;
 }
 
-static int parse_cidr(const char *s, struct bw_cidr *out)
+int cf_parse_cidr(const char *s, struct bw_cidr *out)
 {
 	return bw_cidr_parse(s, strlen(s), out);
 }
@@ -551,7 +532,7 @@ static int parse_cidr(const char *s, struct bw_cidr *out)
 /* ---- names ---- */
 
 /* NULL if s is a plausible host name, else what is wrong with it. */
-static const char *name_problem(const char *s)
+const char *cf_name_problem(const char *s)
 {
 	size_t len = strlen(s), label = 0;
 
@@ -579,7 +560,7 @@ static const char *name_problem(const char *s)
 }
 
 /* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
-static bool ident_ok(const char *s)
+bool cf_ident_ok(const char *s)
 {
 	size_t len = strlen(s);
 
@@ -595,7 +576,7 @@ static bool ident_ok(const char *s)
 
 /* ---- server ---- */
 
-static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l,
+static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l,
 			     yaml_node_t **profile)
 {
 	static const char *const keys[] = {"address", "port", "transport", "profile", NULL};
@@ -606,63 +587,63 @@ static int parse_listen_item(struct ctx *c, yaml_node_t *m, struct bw_listen *l,
 	int rc;
 
 	if (m->type != YAML_MAPPING_NODE)
-		return fail_at(c, m, BW_EINVAL,
+		return cf_fail_at(c, m, BW_EINVAL,
 			       "expected a mapping for each item of 'listen', "
 			       "found %s",
-			       type_name(m->type));
-	if ((rc = check_keys(c, m, where, keys)))
+			       cf_type_name(m->type));
+	if ((rc = cf_check_keys(c, m, where, keys)))
 		return rc;
-	if ((rc = need(c, m, "address", where, &v)))
+	if ((rc = cf_need(c, m, "address", where, &v)))
 		return rc;
 	yaml_node_t *addr_node = v;
-	if ((rc = get_string(c, v, "address", &l->address)))
+	if ((rc = cf_get_string(c, v, "address", &l->address)))
 		return rc;
-	if ((v = get(c, m, "port")) && (rc = get_uint(c, v, "port", 1, 65535, &port)))
+	if ((v = cf_get(c, m, "port")) && (rc = cf_get_uint(c, v, "port", 1, 65535, &port)))
 		return rc;
 	l->port = (uint16_t)port;
 	l->profile = -1;
-	if ((v = get(c, m, "transport"))) {
+	if ((v = cf_get(c, m, "transport"))) {
 		const char *s;
 		int idx;
-		if ((rc = want_scalar(c, v, "transport", &s)))
+		if ((rc = cf_want_scalar(c, v, "transport", &s)))
 			return rc;
-		if (get_enum(c, v, "transport", transports, &idx))
-			return fail_at(c, v, BW_ENOTSUP,
+		if (cf_get_enum(c, v, "transport", transports, &idx))
+			return cf_fail_at(c, v, BW_ENOTSUP,
 				       "transport '%s' is not supported yet (supported: dns)", s);
 		l->transport = (enum bw_transport)idx;
 	}
-	if ((v = get(c, m, "profile"))) {
+	if ((v = cf_get(c, m, "profile"))) {
 		const char *s;
-		if ((rc = want_scalar(c, v, "profile", &s)))
+		if ((rc = cf_want_scalar(c, v, "profile", &s)))
 			return rc;
 		*profile = v; /* checked against policy.profiles at the end */
 	}
-	if (make_sockaddr(l->address, l->port, &l->addr, &l->addrlen))
-		return fail_at(c, addr_node, BW_EINVAL,
+	if (cf_make_sockaddr(l->address, l->port, &l->addr, &l->addrlen))
+		return cf_fail_at(c, addr_node, BW_EINVAL,
 			       "invalid listen address '%s' (expected an IPv4 or IPv6 address)",
 			       l->address);
 	return 0;
 }
 
-static int parse_listen(struct ctx *c, yaml_node_t *seq)
+static int parse_listen(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "listen")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "listen")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
-		return fail_at(c, seq, BW_EINVAL, "'listen' must name at least one address");
+		return cf_fail_at(c, seq, BW_EINVAL, "'listen' must name at least one address");
 	conf->server.listen = calloc(n, sizeof(*conf->server.listen));
 	if (!conf->server.listen)
-		return nomem(c);
+		return cf_nomem(c);
 	c->listen_profile = calloc(n, sizeof(*c->listen_profile));
 	if (!c->listen_profile)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = seq_item(c, seq, i);
+		yaml_node_t *item = cf_seq_item(c, seq, i);
 		struct bw_listen *l = &conf->server.listen[i];
 		conf->server.n_listen = i + 1; /* so bw_conf_free() sees what was filled */
 		if ((rc = parse_listen_item(c, item, l, &c->listen_profile[i])))
@@ -670,7 +651,7 @@ static int parse_listen(struct ctx *c, yaml_node_t *seq)
 		for (size_t j = 0; j < i; j++) {
 			struct bw_listen *o = &conf->server.listen[j];
 			if (o->addrlen == l->addrlen && !memcmp(&o->addr, &l->addr, l->addrlen))
-				return fail_at(c, item, BW_EINVAL,
+				return cf_fail_at(c, item, BW_EINVAL,
 					       "address %s port %u is listed twice in 'listen'",
 					       l->address, (unsigned)l->port);
 		}
@@ -678,7 +659,7 @@ static int parse_listen(struct ctx *c, yaml_node_t *seq)
 	return 0;
 }
 
-static int parse_acl(struct ctx *c, yaml_node_t *seq)
+static int parse_acl(struct cf_ctx *c, yaml_node_t *seq)
 {
 	static const char *const keys[] = {"network", "action", NULL};
 	static const char *const actions[] = {"allow", "refuse", "drop", NULL};
@@ -687,38 +668,38 @@ static int parse_acl(struct ctx *c, yaml_node_t *seq)
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "access-control")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "access-control")))
 		return rc;
 	c->acl_given = true;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (n) {
 		conf->server.acl = calloc(n, sizeof(*conf->server.acl));
 		if (!conf->server.acl)
-			return nomem(c);
+			return cf_nomem(c);
 	}
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *m = seq_item(c, seq, i), *v;
+		yaml_node_t *m = cf_seq_item(c, seq, i), *v;
 		struct bw_acl_rule *r = &conf->server.acl[i];
 		const char *s;
 		int act;
 
 		if (m->type != YAML_MAPPING_NODE)
-			return fail_at(c, m, BW_EINVAL,
+			return cf_fail_at(c, m, BW_EINVAL,
 				       "expected a mapping for each item of "
 				       "'access-control', found %s",
-				       type_name(m->type));
-		if ((rc = check_keys(c, m, where, keys)))
+				       cf_type_name(m->type));
+		if ((rc = cf_check_keys(c, m, where, keys)))
 			return rc;
-		if ((rc = need(c, m, "network", where, &v)) ||
-		    (rc = want_scalar(c, v, "network", &s)))
+		if ((rc = cf_need(c, m, "network", where, &v)) ||
+		    (rc = cf_want_scalar(c, v, "network", &s)))
 			return rc;
-		if (parse_cidr(s, &r->net))
-			return fail_at(c, v, BW_EINVAL,
+		if (cf_parse_cidr(s, &r->net))
+			return cf_fail_at(c, v, BW_EINVAL,
 				       "invalid network '%s' (expected an address or "
 				       "address/prefix-length, e.g. 192.168.0.0/16 or fc00::/7)",
 				       s);
-		if ((rc = need(c, m, "action", where, &v)) ||
-		    (rc = get_enum(c, v, "action", actions, &act)))
+		if ((rc = cf_need(c, m, "action", where, &v)) ||
+		    (rc = cf_get_enum(c, v, "action", actions, &act)))
 			return rc;
 		r->action = (enum bw_acl_action)act;
 		conf->server.n_acl = i + 1;
@@ -726,7 +707,7 @@ static int parse_acl(struct ctx *c, yaml_node_t *seq)
 	return 0;
 }
 
-static int parse_server(struct ctx *c, yaml_node_t *m)
+static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
 	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
@@ -735,28 +716,28 @@ static int parse_server(struct ctx *c, yaml_node_t *m)
 	yaml_node_t *v;
 	int rc;
 
-	if ((rc = check_keys(c, m, "server", keys)))
+	if ((rc = cf_check_keys(c, m, "server", keys)))
 		return rc;
-	if ((v = get(c, m, "listen")) && (rc = parse_listen(c, v)))
+	if ((v = cf_get(c, m, "listen")) && (rc = parse_listen(c, v)))
 		return rc;
-	if ((v = get(c, m, "workers")) &&
-	    (rc = get_auto_uint(c, v, "workers", 1, 256, &conf->server.workers)))
+	if ((v = cf_get(c, m, "workers")) &&
+	    (rc = cf_get_auto_uint(c, v, "workers", 1, 256, &conf->server.workers)))
 		return rc;
-	if ((v = get(c, m, "tcp-max-connections")) &&
-	    (rc = get_unsigned(c, v, "tcp-max-connections", 1, 1000000,
+	if ((v = cf_get(c, m, "tcp-max-connections")) &&
+	    (rc = cf_get_unsigned(c, v, "tcp-max-connections", 1, 1000000,
 			       &conf->server.tcp_max_conns)))
 		return rc;
-	if ((v = get(c, m, "tcp-idle-timeout")) &&
-	    (rc = get_duration_ms32(c, v, "tcp-idle-timeout", 1, 86400000,
+	if ((v = cf_get(c, m, "tcp-idle-timeout")) &&
+	    (rc = cf_get_duration_ms32(c, v, "tcp-idle-timeout", 1, 86400000,
 				    &conf->server.tcp_idle_ms)))
 		return rc;
-	if ((v = get(c, m, "tcp-max-inflight")) &&
-	    (rc = get_unsigned(c, v, "tcp-max-inflight", 1, 65535, &conf->server.tcp_max_inflight)))
+	if ((v = cf_get(c, m, "tcp-max-inflight")) &&
+	    (rc = cf_get_unsigned(c, v, "tcp-max-inflight", 1, 65535, &conf->server.tcp_max_inflight)))
 		return rc;
-	if ((v = get(c, m, "max-inflight")) &&
-	    (rc = get_unsigned(c, v, "max-inflight", 1, 1000000, &conf->server.max_inflight)))
+	if ((v = cf_get(c, m, "max-inflight")) &&
+	    (rc = cf_get_unsigned(c, v, "max-inflight", 1, 1000000, &conf->server.max_inflight)))
 		return rc;
-	if ((v = get(c, m, "access-control")) && (rc = parse_acl(c, v)))
+	if ((v = cf_get(c, m, "access-control")) && (rc = parse_acl(c, v)))
 		return rc;
 	return 0;
 }
@@ -764,7 +745,7 @@ static int parse_server(struct ctx *c, yaml_node_t *m)
 /* ---- resolver ---- */
 
 /* "192.0.2.53", "192.0.2.53@5353", "2001:db8::1@53", "tls://9.9.9.9@853#dns.quad9.net" */
-static int parse_upstream(struct ctx *c, yaml_node_t *n, struct bw_upstream *u)
+static int parse_upstream(struct cf_ctx *c, yaml_node_t *n, struct bw_upstream *u)
 {
 	char buf[512], addr[sizeof(buf) + 8];
 	const char *s;
@@ -774,111 +755,111 @@ static int parse_upstream(struct ctx *c, yaml_node_t *n, struct bw_upstream *u)
 	socklen_t sslen;
 	int rc;
 
-	if ((rc = want_scalar(c, n, "forward", &s)))
+	if ((rc = cf_want_scalar(c, n, "forward", &s)))
 		return rc;
 	if (strlen(s) >= sizeof(buf))
-		return fail_at(c, n, BW_EINVAL, "forward address is too long");
+		return cf_fail_at(c, n, BW_EINVAL, "forward address is too long");
 	memcpy(buf, s, strlen(s) + 1);
 	char *p = buf;
 	if (!strncasecmp(p, "tls://", 6)) {
 		u->tls = true;
 		p += 6;
 	} else if (strstr(p, "://")) {
-		return fail_at(c, n, BW_ENOTSUP,
+		return cf_fail_at(c, n, BW_ENOTSUP,
 			       "forward address '%s': only tls:// may prefix an address", s);
 	}
 	if ((hash = strchr(p, '#'))) {
 		*hash = '\0';
 		hash++;
 		if (!u->tls)
-			return fail_at(c, n, BW_EINVAL,
+			return cf_fail_at(c, n, BW_EINVAL,
 				       "forward address '%s': '#name' is only used with tls://", s);
-		const char *why = name_problem(hash);
+		const char *why = cf_name_problem(hash);
 		if (why)
-			return fail_at(c, n, BW_EINVAL, "forward address '%s': TLS name '%s' %s", s,
+			return cf_fail_at(c, n, BW_EINVAL, "forward address '%s': TLS name '%s' %s", s,
 				       hash, why);
 		u->tls_name = strdup(hash);
 		if (!u->tls_name)
-			return nomem(c);
+			return cf_nomem(c);
 	}
 	port = u->tls ? 853 : 53;
 	if ((at = strrchr(p, '@'))) {
 		const char *end;
 		*at = '\0';
-		if (!parse_ulong(at + 1, &port, &end) || *end || port < 1 || port > 65535)
-			return fail_at(c, n, BW_EINVAL,
+		if (!cf_parse_ulong(at + 1, &port, &end) || *end || port < 1 || port > 65535)
+			return cf_fail_at(c, n, BW_EINVAL,
 				       "forward address '%s': port must be a number between 1 and "
 				       "65535",
 				       s);
 	}
-	if (make_sockaddr(p, (uint16_t)port, &ss, &sslen))
-		return fail_at(
+	if (cf_make_sockaddr(p, (uint16_t)port, &ss, &sslen))
+		return cf_fail_at(
 		    c, n, BW_EINVAL,
 		    "forward address '%s': '%s' is not an IPv4 or IPv6 address "
 		    "(write addr@port, e.g. 192.0.2.53@53 or tls://9.9.9.9@853#dns.quad9.net)",
 		    s, p);
 	snprintf(addr, sizeof(addr), "%s@%lu", p, port);
 	u->addr = strdup(addr);
-	return u->addr ? 0 : nomem(c);
+	return u->addr ? 0 : cf_nomem(c);
 }
 
-static int parse_forward(struct ctx *c, yaml_node_t *seq)
+static int parse_forward(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "forward")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "forward")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
 		return 0;
 	conf->resolver.forward = calloc(n, sizeof(*conf->resolver.forward));
 	if (!conf->resolver.forward)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
 		conf->resolver.n_forward = i + 1;
-		if ((rc = parse_upstream(c, seq_item(c, seq, i), &conf->resolver.forward[i])))
+		if ((rc = parse_upstream(c, cf_seq_item(c, seq, i), &conf->resolver.forward[i])))
 			return rc;
 	}
 	return 0;
 }
 
-static int parse_unbound_options(struct ctx *c, yaml_node_t *seq)
+static int parse_unbound_options(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "unbound-options")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "unbound-options")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
 		return 0;
 	conf->resolver.unbound_options = calloc(n, sizeof(char *));
 	if (!conf->resolver.unbound_options)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *v = seq_item(c, seq, i);
+		yaml_node_t *v = cf_seq_item(c, seq, i);
 		const char *s;
 		size_t k = 0;
 
-		if ((rc = want_scalar(c, v, "unbound-options", &s)))
+		if ((rc = cf_want_scalar(c, v, "unbound-options", &s)))
 			return rc;
 		while (isalnum((unsigned char)s[k]) || s[k] == '-')
 			k++;
 		if (!k || s[k] != ':')
-			return fail_at(c, v, BW_EINVAL,
+			return cf_fail_at(c, v, BW_EINVAL,
 				       "unbound option '%s' is not of the form 'name: value'", s);
 		conf->resolver.n_unbound_options = i + 1;
 		conf->resolver.unbound_options[i] = strdup(s);
 		if (!conf->resolver.unbound_options[i])
-			return nomem(c);
+			return cf_nomem(c);
 	}
 	return 0;
 }
 
-static int parse_resolver(struct ctx *c, yaml_node_t *m)
+static int parse_resolver(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {"mode",
 					   "dnssec",
@@ -897,53 +878,53 @@ static int parse_resolver(struct ctx *c, yaml_node_t *m)
 	yaml_node_t *v, *fwd;
 	int rc, mode;
 
-	if ((rc = check_keys(c, m, "resolver", keys)))
+	if ((rc = cf_check_keys(c, m, "resolver", keys)))
 		return rc;
-	if ((v = get(c, m, "mode"))) {
-		if ((rc = get_enum(c, v, "mode", modes, &mode)))
+	if ((v = cf_get(c, m, "mode"))) {
+		if ((rc = cf_get_enum(c, v, "mode", modes, &mode)))
 			return rc;
 		conf->resolver.mode = (enum bw_resolver_mode)mode;
 	}
-	if ((v = get(c, m, "dnssec")) && (rc = get_bool(c, v, "dnssec", &conf->resolver.dnssec)))
+	if ((v = cf_get(c, m, "dnssec")) && (rc = cf_get_bool(c, v, "dnssec", &conf->resolver.dnssec)))
 		return rc;
-	if ((fwd = get(c, m, "forward")) && (rc = parse_forward(c, fwd)))
+	if ((fwd = cf_get(c, m, "forward")) && (rc = parse_forward(c, fwd)))
 		return rc;
 	if (conf->resolver.mode == BW_RESOLVER_FORWARD && !conf->resolver.n_forward)
-		return fail_at(c, fwd ? fwd : m, BW_EINVAL,
+		return cf_fail_at(c, fwd ? fwd : m, BW_EINVAL,
 			       "mode is forward but 'forward' lists no upstream "
 			       "(e.g. forward: [ 192.0.2.53@53 ])");
 	if (conf->resolver.mode == BW_RESOLVER_RECURSIVE && conf->resolver.n_forward)
-		return fail_at(c, fwd, BW_EINVAL,
+		return cf_fail_at(c, fwd, BW_EINVAL,
 			       "'forward' is only used with 'mode: forward' (mode is recursive)");
-	if ((v = get(c, m, "root-hints")) &&
-	    (rc = get_file(c, v, "root-hints", "root-hints", &conf->resolver.root_hints)))
+	if ((v = cf_get(c, m, "root-hints")) &&
+	    (rc = cf_get_file(c, v, "root-hints", "root-hints", &conf->resolver.root_hints)))
 		return rc;
-	if ((v = get(c, m, "trust-anchor")) &&
-	    (rc = get_file(c, v, "trust-anchor", "trust-anchor", &conf->resolver.trust_anchor)))
+	if ((v = cf_get(c, m, "trust-anchor")) &&
+	    (rc = cf_get_file(c, v, "trust-anchor", "trust-anchor", &conf->resolver.trust_anchor)))
 		return rc;
-	if ((v = get(c, m, "tls-ca-file")) &&
-	    (rc = get_file(c, v, "tls-ca-file", "tls-ca-file", &conf->resolver.tls_ca_file)))
+	if ((v = cf_get(c, m, "tls-ca-file")) &&
+	    (rc = cf_get_file(c, v, "tls-ca-file", "tls-ca-file", &conf->resolver.tls_ca_file)))
 		return rc;
-	if ((v = get(c, m, "qname-minimisation")) &&
-	    (rc = get_bool(c, v, "qname-minimisation", &conf->resolver.qname_minimisation)))
+	if ((v = cf_get(c, m, "qname-minimisation")) &&
+	    (rc = cf_get_bool(c, v, "qname-minimisation", &conf->resolver.qname_minimisation)))
 		return rc;
-	if ((v = get(c, m, "aggressive-nsec")) &&
-	    (rc = get_bool(c, v, "aggressive-nsec", &conf->resolver.aggressive_nsec)))
+	if ((v = cf_get(c, m, "aggressive-nsec")) &&
+	    (rc = cf_get_bool(c, v, "aggressive-nsec", &conf->resolver.aggressive_nsec)))
 		return rc;
-	if ((v = get(c, m, "prefetch")) &&
-	    (rc = get_bool(c, v, "prefetch", &conf->resolver.prefetch)))
+	if ((v = cf_get(c, m, "prefetch")) &&
+	    (rc = cf_get_bool(c, v, "prefetch", &conf->resolver.prefetch)))
 		return rc;
-	if ((v = get(c, m, "timeout")) &&
-	    (rc = get_duration_ms32(c, v, "timeout", 1, 3600000, &conf->resolver.timeout_ms)))
+	if ((v = cf_get(c, m, "timeout")) &&
+	    (rc = cf_get_duration_ms32(c, v, "timeout", 1, 3600000, &conf->resolver.timeout_ms)))
 		return rc;
-	if ((v = get(c, m, "unbound-options")) && (rc = parse_unbound_options(c, v)))
+	if ((v = cf_get(c, m, "unbound-options")) && (rc = parse_unbound_options(c, v)))
 		return rc;
 	return 0;
 }
 
 /* ---- cache ---- */
 
-static int parse_cache(struct ctx *c, yaml_node_t *m)
+static int parse_cache(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
 	    "size", "shards", "min-ttl", "max-ttl", "max-negative-ttl", "serve-stale", NULL};
@@ -951,45 +932,45 @@ static int parse_cache(struct ctx *c, yaml_node_t *m)
 	yaml_node_t *v;
 	int rc;
 
-	if ((rc = check_keys(c, m, "cache", keys)))
+	if ((rc = cf_check_keys(c, m, "cache", keys)))
 		return rc;
-	if ((v = get(c, m, "size"))) {
+	if ((v = cf_get(c, m, "size"))) {
 		const char *s;
-		if ((rc = want_scalar(c, v, "size", &s)))
+		if ((rc = cf_want_scalar(c, v, "size", &s)))
 			return rc;
 		rc = bw_parse_size(s, &conf->cache.size);
 		if (rc)
-			return fail_at(c, v, rc,
+			return cf_fail_at(c, v, rc,
 				       "expected a size for 'size' (a number of bytes "
 				       "with K, M or G, e.g. 256M), found '%s'",
 				       s);
 		if (conf->cache.size < (1u << 20))
-			return fail_at(c, v, BW_ERANGE,
+			return cf_fail_at(c, v, BW_ERANGE,
 				       "cache 'size' must be at least 1M, found %s", s);
 	}
-	if ((v = get(c, m, "shards"))) {
-		if ((rc = get_auto_uint(c, v, "shards", 1, 1024, &conf->cache.shards)))
+	if ((v = cf_get(c, m, "shards"))) {
+		if ((rc = cf_get_auto_uint(c, v, "shards", 1, 1024, &conf->cache.shards)))
 			return rc;
 		unsigned sh = conf->cache.shards;
 		if (sh & (sh - 1))
-			return fail_at(
+			return cf_fail_at(
 			    c, v, BW_EINVAL,
 			    "'shards' must be a power of two (1, 2, 4 ... 1024), found %u", sh);
 	}
-	if ((v = get(c, m, "min-ttl")) &&
-	    (rc = get_duration_sec(c, v, "min-ttl", &conf->cache.min_ttl)))
+	if ((v = cf_get(c, m, "min-ttl")) &&
+	    (rc = cf_get_duration_sec(c, v, "min-ttl", &conf->cache.min_ttl)))
 		return rc;
-	if ((v = get(c, m, "max-ttl")) &&
-	    (rc = get_duration_sec(c, v, "max-ttl", &conf->cache.max_ttl)))
+	if ((v = cf_get(c, m, "max-ttl")) &&
+	    (rc = cf_get_duration_sec(c, v, "max-ttl", &conf->cache.max_ttl)))
 		return rc;
-	if ((v = get(c, m, "max-negative-ttl")) &&
-	    (rc = get_duration_sec(c, v, "max-negative-ttl", &conf->cache.max_neg_ttl)))
+	if ((v = cf_get(c, m, "max-negative-ttl")) &&
+	    (rc = cf_get_duration_sec(c, v, "max-negative-ttl", &conf->cache.max_neg_ttl)))
 		return rc;
-	if ((v = get(c, m, "serve-stale")) &&
-	    (rc = get_duration_sec(c, v, "serve-stale", &conf->cache.stale_ttl)))
+	if ((v = cf_get(c, m, "serve-stale")) &&
+	    (rc = cf_get_duration_sec(c, v, "serve-stale", &conf->cache.stale_ttl)))
 		return rc;
 	if (conf->cache.min_ttl > conf->cache.max_ttl)
-		return fail_at(c, m, BW_EINVAL,
+		return cf_fail_at(c, m, BW_EINVAL,
 			       "cache 'min-ttl' (%us) is larger than 'max-ttl' (%us)",
 			       (unsigned)conf->cache.min_ttl, (unsigned)conf->cache.max_ttl);
 	return 0;
@@ -1032,11 +1013,11 @@ static bool numeric_tld(const char *s)
 }
 
 /* One item of a feed's `redirect:` (an address or a name), merged into f. */
-static int parse_redirect_item(struct ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+static int parse_redirect_item(struct cf_ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
 {
 	const char *s, *why;
 	uint8_t a[16];
-	int rc = want_scalar(c, n, "redirect", &s);
+	int rc = cf_want_scalar(c, n, "redirect", &s);
 
 	if (rc)
 		return rc;
@@ -1047,7 +1028,7 @@ static int parse_redirect_item(struct ctx *c, yaml_node_t *n, struct bw_feed_con
 		goto mixed;
 	if (family == AF_INET) {
 		if (f->redirect_has_v4)
-			return fail_at(c, n, BW_EINVAL,
+			return cf_fail_at(c, n, BW_EINVAL,
 				       "feed '%s': 'redirect' has more than one IPv4 address",
 				       f->name);
 		memcpy(f->redirect_v4, a, 4);
@@ -1056,7 +1037,7 @@ static int parse_redirect_item(struct ctx *c, yaml_node_t *n, struct bw_feed_con
 	}
 	if (family == AF_INET6) {
 		if (f->redirect_has_v6)
-			return fail_at(c, n, BW_EINVAL,
+			return cf_fail_at(c, n, BW_EINVAL,
 				       "feed '%s': 'redirect' has more than one IPv6 address",
 				       f->name);
 		memcpy(f->redirect_v6, a, 16);
@@ -1064,51 +1045,51 @@ static int parse_redirect_item(struct ctx *c, yaml_node_t *n, struct bw_feed_con
 		return 0;
 	}
 	if (strchr(s, ':'))
-		return fail_at(c, n, BW_EINVAL,
+		return cf_fail_at(c, n, BW_EINVAL,
 			       "feed '%s': redirect '%s' is not a valid IPv6 address", f->name, s);
 	if (numeric_tld(s))
-		return fail_at(c, n, BW_EINVAL,
+		return cf_fail_at(c, n, BW_EINVAL,
 			       "feed '%s': redirect '%s' is not a valid IPv4 address", f->name, s);
-	if ((why = name_problem(s)))
-		return fail_at(c, n, BW_EINVAL, "feed '%s': redirect name '%s' %s", f->name, s,
+	if ((why = cf_name_problem(s)))
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': redirect name '%s' %s", f->name, s,
 			       why);
 	if (f->redirect_name)
-		return fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' has more than one name",
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' has more than one name",
 			       f->name);
 	if (f->redirect_has_v4 || f->redirect_has_v6)
 		goto mixed;
 	f->redirect_name = canon_name(s);
-	return f->redirect_name ? 0 : nomem(c);
+	return f->redirect_name ? 0 : cf_nomem(c);
 mixed:
-	return fail_at(c, n, BW_EINVAL,
+	return cf_fail_at(c, n, BW_EINVAL,
 		       "feed '%s': 'redirect' is either one name or addresses (at most one IPv4 "
 		       "and one IPv6), not both",
 		       f->name);
 }
 
 /* `redirect:` - one scalar or a list of them. */
-static int parse_redirect(struct ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+static int parse_redirect(struct cf_ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
 {
 	int rc;
 
 	if (n->type == YAML_SCALAR_NODE)
 		return parse_redirect_item(c, n, f);
 	if (n->type != YAML_SEQUENCE_NODE)
-		return fail_at(c, n, BW_EINVAL,
+		return cf_fail_at(c, n, BW_EINVAL,
 			       "expected an address, a name or a list of them for 'redirect', "
 			       "found %s",
-			       type_name(n->type));
-	if (!seq_len(n))
-		return fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' lists no address or name",
+			       cf_type_name(n->type));
+	if (!cf_seq_len(n))
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' lists no address or name",
 			       f->name);
-	for (size_t i = 0; i < seq_len(n); i++) {
-		if ((rc = parse_redirect_item(c, seq_item(c, n, i), f)))
+	for (size_t i = 0; i < cf_seq_len(n); i++) {
+		if ((rc = parse_redirect_item(c, cf_seq_item(c, n, i), f)))
 			return rc;
 	}
 	return 0;
 }
 
-static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
+static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
 	static const char *const keys[] = {"name",   "category", "format", "file",
 					   "action", "redirect", NULL};
@@ -1123,55 +1104,55 @@ static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 	int rc;
 
 	if (m->type != YAML_MAPPING_NODE)
-		return fail_at(c, m, BW_EINVAL,
+		return cf_fail_at(c, m, BW_EINVAL,
 			       "expected a mapping for each item of 'feeds', "
 			       "found %s",
-			       type_name(m->type));
-	if ((rc = check_keys(c, m, where, keys)))
+			       cf_type_name(m->type));
+	if ((rc = cf_check_keys(c, m, where, keys)))
 		return rc;
-	if ((rc = need(c, m, "name", where, &v)) || (rc = get_string(c, v, "name", &f->name)))
+	if ((rc = cf_need(c, m, "name", where, &v)) || (rc = cf_get_string(c, v, "name", &f->name)))
 		return rc;
-	if (!ident_ok(f->name))
-		return fail_at(c, v, BW_EINVAL,
+	if (!cf_ident_ok(f->name))
+		return cf_fail_at(c, v, BW_EINVAL,
 			       "feed name '%s' must be 1 to %d characters from "
 			       "A-Z a-z 0-9 _ . -",
 			       f->name, NAME_MAX_LEN);
-	if ((rc = need(c, m, "category", where, &v)) ||
-	    (rc = get_string(c, v, "category", &f->category)))
+	if ((rc = cf_need(c, m, "category", where, &v)) ||
+	    (rc = cf_get_string(c, v, "category", &f->category)))
 		return rc;
-	if (!ident_ok(f->category))
-		return fail_at(c, v, BW_EINVAL,
+	if (!cf_ident_ok(f->category))
+		return cf_fail_at(c, v, BW_EINVAL,
 			       "feed '%s': category '%s' must be 1 to %d "
 			       "characters from A-Z a-z 0-9 _ . -",
 			       f->name, f->category, NAME_MAX_LEN);
-	if ((v = get(c, m, "format"))) {
+	if ((v = cf_get(c, m, "format"))) {
 		const char *s;
 		int idx;
-		if ((rc = want_scalar(c, v, "format", &s)))
+		if ((rc = cf_want_scalar(c, v, "format", &s)))
 			return rc;
-		if (get_enum(c, v, "format", formats, &idx))
-			return fail_at(c, v, BW_ENOTSUP,
+		if (cf_get_enum(c, v, "format", formats, &idx))
+			return cf_fail_at(c, v, BW_ENOTSUP,
 				       "feed '%s': format '%s' is not supported (supported: "
 				       "domains, hosts, wildcard, adblock, rpz, stix, misp)",
 				       f->name, s);
 		f->format = (enum bw_feed_format)idx;
 	}
 	snprintf(what, sizeof(what), "feed '%s'", f->name);
-	if ((rc = need(c, m, "file", where, &v)) || (rc = get_file(c, v, "file", what, &f->file)))
+	if ((rc = cf_need(c, m, "file", where, &v)) || (rc = cf_get_file(c, v, "file", what, &f->file)))
 		return rc;
-	if ((act = get(c, m, "action"))) {
+	if ((act = cf_get(c, m, "action"))) {
 		int idx;
-		if ((rc = get_enum(c, act, "action", actions, &idx)))
+		if ((rc = cf_get_enum(c, act, "action", actions, &idx)))
 			return rc;
 		f->action = (enum bw_feed_action)idx;
 	}
-	redir = get(c, m, "redirect");
+	redir = cf_get(c, m, "redirect");
 	if (redir && f->action != BW_FEED_ACT_REDIRECT)
-		return fail_at(c, redir, BW_EINVAL,
+		return cf_fail_at(c, redir, BW_EINVAL,
 			       "feed '%s': 'redirect' is only used with 'action: redirect'",
 			       f->name);
 	if (!redir && f->action == BW_FEED_ACT_REDIRECT)
-		return fail_at(c, act, BW_EINVAL,
+		return cf_fail_at(c, act, BW_EINVAL,
 			       "feed '%s': 'action: redirect' needs 'redirect' (an IPv4 and/or "
 			       "IPv6 address, or a name)",
 			       f->name);
@@ -1180,29 +1161,29 @@ static int parse_feed(struct ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 	return 0;
 }
 
-static int parse_feeds(struct ctx *c, yaml_node_t *seq)
+static int parse_feeds(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "feeds")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "feeds")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
 		return 0;
 	conf->policy.feeds = calloc(n, sizeof(*conf->policy.feeds));
 	if (!conf->policy.feeds)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = seq_item(c, seq, i);
+		yaml_node_t *item = cf_seq_item(c, seq, i);
 		struct bw_feed_conf *f = &conf->policy.feeds[i];
 		conf->policy.n_feeds = i + 1;
 		if ((rc = parse_feed(c, item, f)))
 			return rc;
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(conf->policy.feeds[j].name, f->name))
-				return fail_at(c, item, BW_EINVAL, "duplicate feed name '%s'",
+				return cf_fail_at(c, item, BW_EINVAL, "duplicate feed name '%s'",
 					       f->name);
 		}
 	}
@@ -1213,30 +1194,30 @@ static int parse_feeds(struct ctx *c, yaml_node_t *seq)
  * A list of allowlist names into *out / *n (lower-cased, no trailing dot). `owner` starts
  * messages: "" for policy.allowlist, "profile 'x': " for a profile's.
  */
-static int parse_names(struct ctx *c, yaml_node_t *seq, const char *owner, char ***out,
+static int parse_names(struct cf_ctx *c, yaml_node_t *seq, const char *owner, char ***out,
 		       size_t *n_out)
 {
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "allowlist")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "allowlist")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
 		return 0;
 	*out = calloc(n, sizeof(char *));
 	if (!*out)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *v = seq_item(c, seq, i);
+		yaml_node_t *v = cf_seq_item(c, seq, i);
 		const char *s, *why;
 
-		if ((rc = want_scalar(c, v, "allowlist", &s)))
+		if ((rc = cf_want_scalar(c, v, "allowlist", &s)))
 			return rc;
-		if ((why = name_problem(s)))
-			return fail_at(c, v, BW_EINVAL, "%sallowlist name '%s' %s", owner, s, why);
+		if ((why = cf_name_problem(s)))
+			return cf_fail_at(c, v, BW_EINVAL, "%sallowlist name '%s' %s", owner, s, why);
 		if (!((*out)[i] = canon_name(s)))
-			return nomem(c);
+			return cf_nomem(c);
 		*n_out = i + 1;
 	}
 	return 0;
@@ -1252,14 +1233,14 @@ static bool in_strv(char *const *v, size_t n, const char *s)
 }
 
 /* A profile's `feeds:`: all, none, or a list of names from policy.feeds. */
-static int parse_profile_feeds(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+static int parse_profile_feeds(struct cf_ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
 {
 	const struct bw_conf *conf = c->conf;
 	int rc;
 
 	if (n->type == YAML_SCALAR_NODE) {
 		const char *s;
-		if ((rc = want_scalar(c, n, "feeds", &s)))
+		if ((rc = cf_want_scalar(c, n, "feeds", &s)))
 			return rc;
 		if (!strcmp(s, "all")) {
 			p->all_feeds = true;
@@ -1267,100 +1248,100 @@ static int parse_profile_feeds(struct ctx *c, yaml_node_t *n, struct bw_profile_
 		}
 		if (!strcmp(s, "none"))
 			return 0;
-		return fail_at(c, n, BW_EINVAL,
+		return cf_fail_at(c, n, BW_EINVAL,
 			       "profile '%s': 'feeds' must be all, none or a list of feed names, "
 			       "found '%s'",
 			       p->name, s);
 	}
 	if (n->type != YAML_SEQUENCE_NODE)
-		return fail_at(c, n, BW_EINVAL,
+		return cf_fail_at(c, n, BW_EINVAL,
 			       "profile '%s': 'feeds' must be all, none or a list of feed names, "
 			       "found %s",
-			       p->name, type_name(n->type));
-	size_t count = seq_len(n);
+			       p->name, cf_type_name(n->type));
+	size_t count = cf_seq_len(n);
 	if (!count)
 		return 0;
 	p->feeds = calloc(count, sizeof(char *));
 	if (!p->feeds)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *v = seq_item(c, n, i);
+		yaml_node_t *v = cf_seq_item(c, n, i);
 		const char *s;
 		bool known = false;
 
-		if ((rc = want_scalar(c, v, "feeds", &s)))
+		if ((rc = cf_want_scalar(c, v, "feeds", &s)))
 			return rc;
 		for (size_t j = 0; j < conf->policy.n_feeds && !known; j++)
 			known = !strcmp(conf->policy.feeds[j].name, s);
 		if (!known)
-			return fail_at(c, v, BW_EINVAL,
+			return cf_fail_at(c, v, BW_EINVAL,
 				       "profile '%s': unknown feed '%s' (not in policy.feeds)",
 				       p->name, s);
 		if (in_strv(p->feeds, p->n_feeds, s))
-			return fail_at(c, v, BW_EINVAL, "profile '%s': feed '%s' is listed twice",
+			return cf_fail_at(c, v, BW_EINVAL, "profile '%s': feed '%s' is listed twice",
 				       p->name, s);
 		if (!(p->feeds[i] = strdup(s)))
-			return nomem(c);
+			return cf_nomem(c);
 		p->n_feeds = i + 1;
 	}
 	return 0;
 }
 
 /* A profile's `categories:`. A category no feed has is fine (a feed may come later). */
-static int parse_profile_categories(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+static int parse_profile_categories(struct cf_ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
 {
 	int rc;
 
-	if ((rc = want_type(c, n, YAML_SEQUENCE_NODE, "categories")))
+	if ((rc = cf_want_type(c, n, YAML_SEQUENCE_NODE, "categories")))
 		return rc;
-	size_t count = seq_len(n);
+	size_t count = cf_seq_len(n);
 	if (!count)
 		return 0;
 	p->categories = calloc(count, sizeof(char *));
 	if (!p->categories)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *v = seq_item(c, n, i);
+		yaml_node_t *v = cf_seq_item(c, n, i);
 		const char *s;
 
-		if ((rc = want_scalar(c, v, "categories", &s)))
+		if ((rc = cf_want_scalar(c, v, "categories", &s)))
 			return rc;
-		if (!ident_ok(s))
-			return fail_at(
+		if (!cf_ident_ok(s))
+			return cf_fail_at(
 			    c, v, BW_EINVAL,
 			    "profile '%s': category '%s' must be 1 to %d characters from "
 			    "A-Z a-z 0-9 _ . -",
 			    p->name, s, NAME_MAX_LEN);
 		if (in_strv(p->categories, p->n_categories, s))
-			return fail_at(c, v, BW_EINVAL,
+			return cf_fail_at(c, v, BW_EINVAL,
 				       "profile '%s': category '%s' is listed twice", p->name, s);
 		if (!(p->categories[i] = strdup(s)))
-			return nomem(c);
+			return cf_nomem(c);
 		p->n_categories = i + 1;
 	}
 	return 0;
 }
 
-static int parse_profile_clients(struct ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
+static int parse_profile_clients(struct cf_ctx *c, yaml_node_t *n, struct bw_profile_conf *p)
 {
 	int rc;
 
-	if ((rc = want_type(c, n, YAML_SEQUENCE_NODE, "clients")))
+	if ((rc = cf_want_type(c, n, YAML_SEQUENCE_NODE, "clients")))
 		return rc;
-	size_t count = seq_len(n);
+	size_t count = cf_seq_len(n);
 	if (!count)
 		return 0;
 	p->clients = calloc(count, sizeof(*p->clients));
 	if (!p->clients)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < count; i++) {
-		yaml_node_t *v = seq_item(c, n, i);
+		yaml_node_t *v = cf_seq_item(c, n, i);
 		const char *s;
 
-		if ((rc = want_scalar(c, v, "clients", &s)))
+		if ((rc = cf_want_scalar(c, v, "clients", &s)))
 			return rc;
-		if (parse_cidr(s, &p->clients[i]))
-			return fail_at(c, v, BW_EINVAL,
+		if (cf_parse_cidr(s, &p->clients[i]))
+			return cf_fail_at(c, v, BW_EINVAL,
 				       "profile '%s': invalid client network '%s' (expected an "
 				       "address or address/prefix-length, e.g. 192.168.0.0/16 or "
 				       "fc00::/7)",
@@ -1370,7 +1351,7 @@ static int parse_profile_clients(struct ctx *c, yaml_node_t *n, struct bw_profil
 	return 0;
 }
 
-static int parse_profile(struct ctx *c, yaml_node_t *m, struct bw_profile_conf *p)
+static int parse_profile(struct cf_ctx *c, yaml_node_t *m, struct bw_profile_conf *p)
 {
 	static const char *const keys[] = {"name",	"feeds",   "categories",
 					   "allowlist", "clients", NULL};
@@ -1380,69 +1361,69 @@ static int parse_profile(struct ctx *c, yaml_node_t *m, struct bw_profile_conf *
 	int rc;
 
 	if (m->type != YAML_MAPPING_NODE)
-		return fail_at(c, m, BW_EINVAL,
+		return cf_fail_at(c, m, BW_EINVAL,
 			       "expected a mapping for each item of 'profiles', found %s",
-			       type_name(m->type));
-	if ((rc = check_keys(c, m, where, keys)))
+			       cf_type_name(m->type));
+	if ((rc = cf_check_keys(c, m, where, keys)))
 		return rc;
-	if ((rc = need(c, m, "name", where, &v)) || (rc = get_string(c, v, "name", &p->name)))
+	if ((rc = cf_need(c, m, "name", where, &v)) || (rc = cf_get_string(c, v, "name", &p->name)))
 		return rc;
-	if (!ident_ok(p->name))
-		return fail_at(
+	if (!cf_ident_ok(p->name))
+		return cf_fail_at(
 		    c, v, BW_EINVAL,
 		    "profile name '%s' must be 1 to %d characters from A-Z a-z 0-9 _ . -", p->name,
 		    NAME_MAX_LEN);
-	feeds = get(c, m, "feeds");
-	cats = get(c, m, "categories");
+	feeds = cf_get(c, m, "feeds");
+	cats = cf_get(c, m, "categories");
 	if (feeds && (rc = parse_profile_feeds(c, feeds, p)))
 		return rc;
 	if (cats && (rc = parse_profile_categories(c, cats, p)))
 		return rc;
 	if (cats && p->all_feeds)
-		return fail_at(c, cats, BW_EINVAL,
+		return cf_fail_at(c, cats, BW_EINVAL,
 			       "profile '%s': 'categories' has no effect with 'feeds: all'",
 			       p->name);
 	if (!feeds && !cats)
 		p->all_feeds = true;
 	snprintf(owner, sizeof(owner), "profile '%s': ", p->name);
-	if ((v = get(c, m, "allowlist")) &&
+	if ((v = cf_get(c, m, "allowlist")) &&
 	    (rc = parse_names(c, v, owner, &p->allowlist, &p->n_allowlist)))
 		return rc;
-	if ((v = get(c, m, "clients")) && (rc = parse_profile_clients(c, v, p)))
+	if ((v = cf_get(c, m, "clients")) && (rc = parse_profile_clients(c, v, p)))
 		return rc;
 	return 0;
 }
 
-static int parse_profiles(struct ctx *c, yaml_node_t *seq)
+static int parse_profiles(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
 	size_t n;
 	int rc;
 
-	if ((rc = want_type(c, seq, YAML_SEQUENCE_NODE, "profiles")))
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "profiles")))
 		return rc;
-	n = seq_len(seq);
+	n = cf_seq_len(seq);
 	if (!n)
-		return fail_at(c, seq, BW_EINVAL, "'profiles' must name at least one profile");
+		return cf_fail_at(c, seq, BW_EINVAL, "'profiles' must name at least one profile");
 	conf->policy.profiles = calloc(n, sizeof(*conf->policy.profiles));
 	if (!conf->policy.profiles)
-		return nomem(c);
+		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *item = seq_item(c, seq, i);
+		yaml_node_t *item = cf_seq_item(c, seq, i);
 		struct bw_profile_conf *p = &conf->policy.profiles[i];
 		conf->policy.n_profiles = i + 1;
 		if ((rc = parse_profile(c, item, p)))
 			return rc;
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(conf->policy.profiles[j].name, p->name))
-				return fail_at(c, item, BW_EINVAL, "duplicate profile name '%s'",
+				return cf_fail_at(c, item, BW_EINVAL, "duplicate profile name '%s'",
 					       p->name);
 		}
 	}
 	return 0;
 }
 
-static int parse_policy(struct ctx *c, yaml_node_t *m)
+static int parse_policy(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {"feeds",    "allowlist",	  "watch-interval",
 					   "profiles", "default-profile", NULL};
@@ -1450,22 +1431,22 @@ static int parse_policy(struct ctx *c, yaml_node_t *m)
 	yaml_node_t *v;
 	int rc;
 
-	if ((rc = check_keys(c, m, "policy", keys)))
+	if ((rc = cf_check_keys(c, m, "policy", keys)))
 		return rc;
 	/* Feeds first: profiles name them, wherever the keys are written. */
-	if ((v = get(c, m, "feeds")) && (rc = parse_feeds(c, v)))
+	if ((v = cf_get(c, m, "feeds")) && (rc = parse_feeds(c, v)))
 		return rc;
-	if ((v = get(c, m, "allowlist")) &&
+	if ((v = cf_get(c, m, "allowlist")) &&
 	    (rc = parse_names(c, v, "", &conf->policy.allowlist, &conf->policy.n_allowlist)))
 		return rc;
-	if ((v = get(c, m, "watch-interval")) &&
-	    (rc = get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))
+	if ((v = cf_get(c, m, "watch-interval")) &&
+	    (rc = cf_get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))
 		return rc;
-	if ((v = get(c, m, "profiles")) && (rc = parse_profiles(c, v)))
+	if ((v = cf_get(c, m, "profiles")) && (rc = parse_profiles(c, v)))
 		return rc;
-	if ((v = get(c, m, "default-profile"))) {
+	if ((v = cf_get(c, m, "default-profile"))) {
 		const char *s;
-		if ((rc = want_scalar(c, v, "default-profile", &s)))
+		if ((rc = cf_want_scalar(c, v, "default-profile", &s)))
 			return rc;
 		c->default_profile = v; /* checked once the profiles are complete */
 	}
@@ -1474,7 +1455,7 @@ static int parse_policy(struct ctx *c, yaml_node_t *m)
 
 /* ---- log ---- */
 
-static int parse_log(struct ctx *c, yaml_node_t *m)
+static int parse_log(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {"level", "syslog", NULL};
 	static const char *const levels[] = {"error", "warning", "info", "debug", NULL};
@@ -1482,14 +1463,14 @@ static int parse_log(struct ctx *c, yaml_node_t *m)
 	yaml_node_t *v;
 	int rc, lvl;
 
-	if ((rc = check_keys(c, m, "log", keys)))
+	if ((rc = cf_check_keys(c, m, "log", keys)))
 		return rc;
-	if ((v = get(c, m, "level"))) {
-		if ((rc = get_enum(c, v, "level", levels, &lvl)))
+	if ((v = cf_get(c, m, "level"))) {
+		if ((rc = cf_get_enum(c, v, "level", levels, &lvl)))
 			return rc;
 		conf->log.level = (enum bw_log_level)lvl;
 	}
-	if ((v = get(c, m, "syslog")) && (rc = get_bool(c, v, "syslog", &conf->log.syslog)))
+	if ((v = cf_get(c, m, "syslog")) && (rc = cf_get_bool(c, v, "syslog", &conf->log.syslog)))
 		return rc;
 	return 0;
 }
@@ -1526,31 +1507,31 @@ static void set_defaults(struct bw_conf *conf)
 }
 
 /* The listeners and ACL when the config names none. */
-static int fill_default_lists(struct ctx *c)
+static int fill_default_lists(struct cf_ctx *c)
 {
 	struct bw_conf *conf = c->conf;
 
 	if (!conf->server.n_listen) {
 		struct bw_listen *l = calloc(1, sizeof(*l));
 		if (!l)
-			return nomem(c);
+			return cf_nomem(c);
 		conf->server.listen = l;
 		conf->server.n_listen = 1;
 		l->address = strdup("127.0.0.1");
 		if (!l->address)
-			return nomem(c);
+			return cf_nomem(c);
 		l->port = 5353;
 		l->transport = BW_TRANSPORT_DNS;
 		l->profile = -1;
-		bw_require(make_sockaddr(l->address, l->port, &l->addr, &l->addrlen) == 0);
+		bw_require(cf_make_sockaddr(l->address, l->port, &l->addr, &l->addrlen) == 0);
 	}
 	if (!c->acl_given) {
 		size_t n = BW_ARRAY_LEN(default_acl);
 		conf->server.acl = calloc(n, sizeof(*conf->server.acl));
 		if (!conf->server.acl)
-			return nomem(c);
+			return cf_nomem(c);
 		for (size_t i = 0; i < n; i++) {
-			bw_require(parse_cidr(default_acl[i], &conf->server.acl[i].net) == 0);
+			bw_require(cf_parse_cidr(default_acl[i], &conf->server.acl[i].net) == 0);
 			conf->server.acl[i].action = BW_ACL_ALLOW;
 		}
 		conf->server.n_acl = n;
@@ -1558,22 +1539,22 @@ static int fill_default_lists(struct ctx *c)
 	if (!conf->policy.n_profiles) {
 		struct bw_profile_conf *p = calloc(1, sizeof(*p));
 		if (!p)
-			return nomem(c);
+			return cf_nomem(c);
 		conf->policy.profiles = p;
 		conf->policy.n_profiles = 1;
 		p->all_feeds = true;
 		p->name = strdup("default");
 		if (!p->name)
-			return nomem(c);
+			return cf_nomem(c);
 	}
 	return 0;
 }
 
 /* The index of the profile named by scalar n; `what` names the reference in messages. */
-static int profile_index(struct ctx *c, yaml_node_t *n, const char *what, size_t *out)
+static int profile_index(struct cf_ctx *c, yaml_node_t *n, const char *what, size_t *out)
 {
 	const struct bw_conf *conf = c->conf;
-	const char *s = sval(n);
+	const char *s = cf_sval(n);
 	char list[512];
 	size_t used = 0;
 
@@ -1591,11 +1572,11 @@ static int profile_index(struct ctx *c, yaml_node_t *n, const char *what, size_t
 			break;
 		used += (size_t)w;
 	}
-	return fail_at(c, n, BW_EINVAL, "unknown %s '%s' (profiles: %s)", what, s, list);
+	return cf_fail_at(c, n, BW_EINVAL, "unknown %s '%s' (profiles: %s)", what, s, list);
 }
 
 /* Profile names used before policy.profiles was read: listeners' and default-profile. */
-static int resolve_profiles(struct ctx *c)
+static int resolve_profiles(struct cf_ctx *c)
 {
 	struct bw_conf *conf = c->conf;
 	size_t idx;
@@ -1619,30 +1600,30 @@ static int resolve_profiles(struct ctx *c)
 
 /* ---- the document ---- */
 
-static int syntax_error(struct ctx *c, const yaml_parser_t *p)
+static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 {
 	const char *problem = p->problem ? p->problem : "invalid YAML";
 
 	switch (p->error) {
 	case YAML_MEMORY_ERROR:
-		return nomem(c);
+		return cf_nomem(c);
 	case YAML_READER_ERROR:
-		return fail_at(c, NULL, BW_EMALFORMED, "%s at byte %zu", problem,
+		return cf_fail_at(c, NULL, BW_EMALFORMED, "%s at byte %zu", problem,
 			       p->problem_offset);
 	default:
 		if (p->context)
-			return fail_mark(c, &p->problem_mark, "%s (%s that starts at line %zu)",
+			return cf_fail_mark(c, &p->problem_mark, "%s (%s that starts at line %zu)",
 					 problem, p->context, p->context_mark.line + 1);
-		return fail_mark(c, &p->problem_mark, "%s", problem);
+		return cf_fail_mark(c, &p->problem_mark, "%s", problem);
 	}
 }
 
-static int parse_root(struct ctx *c, yaml_node_t *root)
+static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"server", "resolver", "cache", "policy", "log", NULL};
 	static const struct {
 		const char *key;
-		int (*fn)(struct ctx *, yaml_node_t *);
+		int (*fn)(struct cf_ctx *, yaml_node_t *);
 	} sections[] = {
 	    {"server", parse_server}, {"resolver", parse_resolver}, {"cache", parse_cache},
 	    {"policy", parse_policy}, {"log", parse_log},
@@ -1650,17 +1631,17 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 	int rc;
 
 	if (root->type != YAML_MAPPING_NODE)
-		return fail_at(c, root, BW_EINVAL,
+		return cf_fail_at(c, root, BW_EINVAL,
 			       "expected a mapping (server:, resolver:, ...) at the top level, "
 			       "found %s",
-			       type_name(root->type));
-	if ((rc = check_keys(c, root, "the top level", keys)))
+			       cf_type_name(root->type));
+	if ((rc = cf_check_keys(c, root, "the top level", keys)))
 		return rc;
 	for (size_t i = 0; i < BW_ARRAY_LEN(sections); i++) {
-		yaml_node_t *v = get(c, root, sections[i].key);
+		yaml_node_t *v = cf_get(c, root, sections[i].key);
 		if (!v)
 			continue;
-		if ((rc = want_type(c, v, YAML_MAPPING_NODE, sections[i].key)))
+		if ((rc = cf_want_type(c, v, YAML_MAPPING_NODE, sections[i].key)))
 			return rc;
 		if ((rc = sections[i].fn(c, v)))
 			return rc;
@@ -1669,7 +1650,7 @@ static int parse_root(struct ctx *c, yaml_node_t *root)
 }
 
 /* The directory part of path with a trailing '/', or NULL when there is none. */
-static int set_dir(struct ctx *c)
+static int set_dir(struct cf_ctx *c)
 {
 	const char *slash = strrchr(c->path, '/');
 
@@ -1678,7 +1659,7 @@ static int set_dir(struct ctx *c)
 	size_t len = (size_t)(slash - c->path) + 1;
 	c->dir = malloc(len + 1);
 	if (!c->dir)
-		return nomem(c);
+		return cf_nomem(c);
 	memcpy(c->dir, c->path, len);
 	c->dir[len] = '\0';
 	return 0;
@@ -1686,7 +1667,7 @@ static int set_dir(struct ctx *c)
 
 int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errlen)
 {
-	struct ctx c = {.path = path, .err = err, .errlen = errlen};
+	struct cf_ctx c = {.path = path, .err = err, .errlen = errlen};
 	yaml_parser_t parser;
 	yaml_document_t doc, extra;
 	bool parser_ok = false, doc_ok = false;
@@ -1698,11 +1679,11 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 		err[0] = '\0';
 	c.conf = calloc(1, sizeof(*c.conf));
 	if (!c.conf)
-		return nomem(&c);
+		return cf_nomem(&c);
 	set_defaults(c.conf);
 	c.conf->path = strdup(path);
 	if (!c.conf->path) {
-		rc = nomem(&c);
+		rc = cf_nomem(&c);
 		goto fail;
 	}
 	if ((rc = set_dir(&c)))
@@ -1718,12 +1699,12 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 	else if (S_ISDIR(st.st_mode))
 		e = EISDIR;
 	if (e) {
-		rc = fail_at(&c, NULL, e == ENOENT ? BW_ENOENT : BW_EIO, "cannot open: %s",
+		rc = cf_fail_at(&c, NULL, e == ENOENT ? BW_ENOENT : BW_EIO, "cannot open: %s",
 			     strerror(e));
 		goto fail;
 	}
 	if (!yaml_parser_initialize(&parser)) {
-		rc = nomem(&c);
+		rc = cf_nomem(&c);
 		goto fail;
 	}
 	parser_ok = true;
@@ -1745,13 +1726,13 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 		}
 		yaml_node_t *more = yaml_document_get_root_node(&extra);
 		if (more)
-			rc = fail_mark(&c, &extra.start_mark,
+			rc = cf_fail_mark(&c, &extra.start_mark,
 				       "the file holds more than one YAML document (remove '---')");
 		yaml_document_delete(&extra);
 		if (rc)
 			goto fail;
 	}
-	if (root && !is_null(root) && (rc = parse_root(&c, root)))
+	if (root && !cf_is_null(root) && (rc = parse_root(&c, root)))
 		goto fail;
 	if ((rc = fill_default_lists(&c)))
 		goto fail;

@@ -1,0 +1,102 @@
+/*
+ * conf/internal.h - what the config loader's files share: the load context and the
+ * helpers that walk the YAML document and report `file:line:col: message` errors.
+ * Not for other modules (they see struct bw_conf in conf.h).
+ *
+ * A section that lives in its own file (conf_<area>.c) provides
+ *   int cf_parse_<area>(struct cf_ctx *c, yaml_node_t *map);
+ * declared below, and one line in the section table of conf.c (cf_parse_root).
+ * Every helper returns 0 or the negative BW_E* it reported through cf_fail_at().
+ */
+#ifndef BW_CONF_INTERNAL_H
+#define BW_CONF_INTERNAL_H
+
+#include <stdarg.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "conf/conf.h"
+
+#define NAME_MAX_LEN 64 /* feed names and categories */
+
+struct cf_ctx {
+	const char *path; /* the config file, for messages */
+	char *dir;	  /* its directory with a trailing '/', or NULL for "." */
+	yaml_document_t *doc;
+	char *err;
+	size_t errlen;
+	struct bw_conf *conf;
+	bool acl_given; /* access-control was written (even as an empty list) */
+	/* Profile names are resolved once the whole document is read (policy may come after
+	 * server): the `profile` value of each listener (NULL: none), and default-profile. */
+	yaml_node_t **listen_profile;
+	yaml_node_t *default_profile;
+};
+
+/* ---- error reporting: "path:line:col: message" into c->err; returns code ---- */
+int cf_fail_at(struct cf_ctx *c, const yaml_node_t *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int cf_fail_mark(struct cf_ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cf_nomem(struct cf_ctx *c);
+
+/* ---- node access ---- */
+yaml_node_t *cf_node(struct cf_ctx *c, int idx);
+const char *cf_sval(const yaml_node_t *n);
+/* An empty plain scalar, "~" or "null": YAML's null, treated as "not given". */
+bool cf_is_null(const yaml_node_t *n);
+const char *cf_type_name(yaml_node_type_t t);
+int cf_want_type(struct cf_ctx *c, const yaml_node_t *n, yaml_node_type_t t, const char *key);
+int cf_want_scalar(struct cf_ctx *c, const yaml_node_t *n, const char *key, const char **out);
+/* Checks every key of a mapping: a scalar, known, not repeated. `known` ends with NULL;
+ * `where` names the mapping in messages ("server", "policy.feeds item"). */
+int cf_check_keys(struct cf_ctx *c, yaml_node_t *map, const char *where, const char *const *known);
+/* The pair whose key is `key`, or NULL. Keys were checked by cf_check_keys() already. */
+yaml_node_pair_t *cf_find_pair(struct cf_ctx *c, yaml_node_t *map, const char *key);
+/* The value of `key`, or NULL when it is absent or null. */
+yaml_node_t *cf_get(struct cf_ctx *c, yaml_node_t *map, const char *key);
+/* The value of a required key; a missing key is reported at the enclosing mapping. */
+int cf_need(struct cf_ctx *c, yaml_node_t *map, const char *key, const char *where,
+	    yaml_node_t **out);
+size_t cf_seq_len(const yaml_node_t *n);
+yaml_node_t *cf_seq_item(struct cf_ctx *c, const yaml_node_t *n, size_t i);
+
+/* ---- scalar values ---- */
+/* A decimal unsigned integer: digits only, no sign, no spaces, no overflow. */
+bool cf_parse_ulong(const char *s, unsigned long *out, const char **end);
+int cf_get_uint(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+		unsigned long hi, unsigned long *out);
+int cf_get_unsigned(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+		    unsigned long hi, unsigned *out);
+/* "auto" (stored as 0) or a number in lo..hi. */
+int cf_get_auto_uint(struct cf_ctx *c, yaml_node_t *n, const char *key, unsigned long lo,
+		     unsigned long hi, unsigned *out);
+int cf_get_bool(struct cf_ctx *c, yaml_node_t *n, const char *key, bool *out);
+/* A duration in milliseconds: "30" (seconds), "1500ms", "10s", "5m", "2h", "1d", in
+ * lo_ms..hi_ms. */
+int cf_get_duration_ms(struct cf_ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+		       uint64_t hi_ms, uint64_t *out);
+int cf_get_duration_ms32(struct cf_ctx *c, yaml_node_t *n, const char *key, uint64_t lo_ms,
+			 uint64_t hi_ms, unsigned *out);
+/* A duration stored in whole seconds (TTLs). */
+int cf_get_duration_sec(struct cf_ctx *c, yaml_node_t *n, const char *key, uint32_t *out);
+/* One of `names` (NULL-terminated); *out is its index. */
+int cf_get_enum(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *const *names,
+		int *out);
+int cf_get_string(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out);
+/* A file name: relative names are taken from the config file's directory; the file must
+ * be readable. `what` names it in messages ("feed 'x'", "trust-anchor"). */
+int cf_get_file(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *what, char **out);
+
+/* ---- addresses and names ---- */
+int cf_make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
+		     socklen_t *len);
+int cf_parse_cidr(const char *s, struct bw_cidr *out);
+/* NULL if s is a plausible host name, else what is wrong with it. */
+const char *cf_name_problem(const char *s);
+/* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
+bool cf_ident_ok(const char *s);
+
+/* ---- sections in files of their own (conf_<area>.c) ---- */
+
+#endif
