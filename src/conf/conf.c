@@ -409,6 +409,32 @@ int cf_get_string(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out)
 	return *out ? 0 : cf_nomem(c);
 }
 
+int cf_get_path(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out)
+{
+	const char *s;
+	char *p;
+	int rc = cf_want_scalar(c, n, key, &s);
+
+	if (rc)
+		return rc;
+	if (!*s)
+		return cf_fail_at(c, n, BW_EINVAL, "'%s' must not be empty", key);
+	if (s[0] == '/' || !c->dir) {
+		p = strdup(s);
+	} else {
+		size_t dl = strlen(c->dir), sl = strlen(s);
+		p = malloc(dl + sl + 1);
+		if (p) {
+			memcpy(p, c->dir, dl);
+			memcpy(p + dl, s, sl + 1);
+		}
+	}
+	if (!p)
+		return cf_nomem(c);
+	*out = p;
+	return 0;
+}
+
 /*
  * A file name: relative names are taken from the config file's directory; the file must
  * be readable. `what` names it in messages ("feed 'x'", "trust-anchor").
@@ -423,18 +449,8 @@ int cf_get_file(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *w
 		return rc;
 	if (!*s)
 		return cf_fail_at(c, n, BW_EINVAL, "%s: '%s' must not be empty", what, key);
-	if (s[0] == '/' || !c->dir) {
-		p = strdup(s);
-	} else {
-		size_t dl = strlen(c->dir), sl = strlen(s);
-		p = malloc(dl + sl + 1);
-		if (p) {
-			memcpy(p, c->dir, dl);
-			memcpy(p + dl, s, sl + 1);
-		}
-	}
-	if (!p)
-		return cf_nomem(c);
+	if ((rc = cf_get_path(c, n, key, &p)))
+		return rc;
 
 	int err = 0;
 	int fd = open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -711,7 +727,7 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
 	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
-	    "tcp-max-inflight", "max-inflight", "access-control",      NULL};
+	    "tcp-max-inflight", "max-inflight", "access-control",      "state-dir", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -738,6 +754,8 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 	    (rc = cf_get_unsigned(c, v, "max-inflight", 1, 1000000, &conf->server.max_inflight)))
 		return rc;
 	if ((v = cf_get(c, m, "access-control")) && (rc = parse_acl(c, v)))
+		return rc;
+	if ((v = cf_get(c, m, "state-dir")) && (rc = cf_get_path(c, v, "state-dir", &conf->server.state_dir)))
 		return rc;
 	return 0;
 }
@@ -1504,6 +1522,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->policy.watch_ms = 2000;
 	conf->log.level = BW_LOG_INFO;
 	conf->log.syslog = false;
+	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1511,6 +1530,8 @@ static int fill_default_lists(struct cf_ctx *c)
 {
 	struct bw_conf *conf = c->conf;
 
+	if (!conf->server.state_dir && !(conf->server.state_dir = strdup(BW_CONF_DEFAULT_STATE_DIR)))
+		return cf_nomem(c);
 	if (!conf->server.n_listen) {
 		struct bw_listen *l = calloc(1, sizeof(*l));
 		if (!l)
@@ -1620,13 +1641,15 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
-	static const char *const keys[] = {"server", "resolver", "cache", "policy", "log", NULL};
+	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
+					   "log",    "telemetry", NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
 	} sections[] = {
 	    {"server", parse_server}, {"resolver", parse_resolver}, {"cache", parse_cache},
 	    {"policy", parse_policy}, {"log", parse_log},
+	    {"telemetry", cf_parse_telemetry},
 	};
 	int rc;
 
@@ -1770,6 +1793,7 @@ void bw_conf_free(struct bw_conf *conf)
 		free(conf->server.listen[i].address);
 	free(conf->server.listen);
 	free(conf->server.acl);
+	free(conf->server.state_dir);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

@@ -18,6 +18,7 @@
 #include "base/base.h"
 
 #define BW_CONF_DEFAULT_PATH "etc/bulwark.yaml"
+#define BW_CONF_DEFAULT_STATE_DIR "/var/lib/bulwark"
 
 enum bw_transport { BW_TRANSPORT_DNS = 0 /* UDP + TCP */ };
 
@@ -99,6 +100,13 @@ struct bw_profile_conf {
 	size_t n_clients;
 };
 
+enum bw_privacy {
+	BW_PRIVACY_NONE = 0,     /* counters only */
+	BW_PRIVACY_BLOCKED_ONLY, /* blocked queries only, client truncated to /24 and /56 */
+	BW_PRIVACY_ANONYMIZED,   /* all queries, client truncated */
+	BW_PRIVACY_FULL,         /* all queries, full client address (explicit opt-in) */
+};
+
 struct bw_conf {
 	char *path; /* the file this was loaded from */
 
@@ -112,6 +120,8 @@ struct bw_conf {
 		unsigned max_inflight;     /* queries waiting on the resolver, per worker; 4096 */
 		struct bw_acl_rule *acl;   /* first match wins; no match = refuse */
 		size_t n_acl;
+		char *state_dir;           /* feeds' last good copies, cursors, newly-seen
+					      memory; default BW_CONF_DEFAULT_STATE_DIR */
 	} server;
 
 	struct {
@@ -151,6 +161,12 @@ struct bw_conf {
 		size_t n_profiles;
 		unsigned default_profile;   /* index: for clients no rule selects */
 	} policy;
+
+	/* What is kept about queries (docs/privacy.md); governs the query log, dnstap and
+	 * security events alike. */
+	struct {
+		enum bw_privacy privacy; /* default BW_PRIVACY_BLOCKED_ONLY */
+	} telemetry;
 
 	struct {
 		enum bw_log_level level; /* default info */

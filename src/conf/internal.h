@@ -88,6 +88,9 @@ int cf_get_string(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out)
  * be readable. `what` names it in messages ("feed 'x'", "trust-anchor"). */
 int cf_get_file(struct cf_ctx *c, yaml_node_t *n, const char *key, const char *what, char **out);
 
+/* A path, relative names taken from the config file's directory; need not exist. */
+int cf_get_path(struct cf_ctx *c, yaml_node_t *n, const char *key, char **out);
+
 /* ---- addresses and names ---- */
 int cf_make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *ss,
 		     socklen_t *len);
@@ -98,5 +101,6 @@ const char *cf_name_problem(const char *s);
 bool cf_ident_ok(const char *s);
 
 /* ---- sections in files of their own (conf_<area>.c) ---- */
+int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
 
 #endif

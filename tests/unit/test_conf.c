@@ -128,6 +128,8 @@ static void check_defaults(const struct bw_conf *c)
 	assert_int_equal(c->policy.n_feeds, 0);
 	assert_int_equal(c->policy.n_allowlist, 0);
 	assert_int_equal(c->policy.watch_ms, 2000);
+	assert_string_equal(c->server.state_dir, BW_CONF_DEFAULT_STATE_DIR);
+	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_BLOCKED_ONLY);
 	/* One profile named "default" that blocks with every feed. */
 	assert_int_equal(c->policy.n_profiles, 1);
 	assert_string_equal(c->policy.profiles[0].name, "default");
@@ -307,6 +309,8 @@ static void test_full(void **state)
 	assert_string_equal(c->policy.allowlist[1], "partner.example");
 	assert_string_equal(c->policy.allowlist[2], "_dmarc.example.net");
 	assert_int_equal(c->policy.watch_ms, 0);
+	assert_non_null(strstr(c->server.state_dir, "/conf/state"));
+	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_ANONYMIZED);
 
 	assert_int_equal(c->policy.n_profiles, 2);
 	const struct bw_profile_conf *p = c->policy.profiles;
@@ -452,11 +456,11 @@ static void test_key_errors(void **state)
 {
 	(void)state;
 	expect_error("bogus: 1\n", ":1:1: unknown key 'bogus' in the top level (known: server, "
-				   "resolver, cache, policy, log)");
+				   "resolver, cache, policy, log, telemetry)");
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
-		     "access-control)");
+		     "access-control, state-dir)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
 		     "transport, profile)");
