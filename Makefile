@@ -7,7 +7,7 @@
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
 
 CC      ?= cc
-PKGS    := libunbound libevent yaml-0.1 libzscanner jansson
+PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 
@@ -34,7 +34,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
 .PHONY: all run test unit fuzz-replay e2e fuzz bench deps clean check-banned
-all: $(BUILD)/bulwark
+all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,6 +45,9 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bulwarkctl: $(BUILD)/tools/bulwarkctl.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # the team's real data, beside the checkout (suites that use it say when it is absent)
@@ -101,4 +104,4 @@ bench: deps all
 clean:
 	rm -rf build build-san
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(BUILD)/tools/bulwarkctl.d

@@ -13,7 +13,9 @@
 
 #include "base/base.h"
 #include "conf/conf.h"
+#include "admin/admin.h"
 #include "core/core.h"
+#include "feeds/feeds.h"
 #include "policy/explain.h"
 
 #ifndef BW_VERSION
@@ -59,6 +61,8 @@ static const char usage[] =
 	"                   that fails to load keeps the running version. Listeners, workers,\n"
 	"                   resolver and cache settings take effect at the next start.\n"
 	"  Feed files are also watched (policy.watch-interval) and reloaded when they change.\n"
+	"  Fetched feeds (url:, taxii:) refresh on their own; `bulwarkctl feeds` shows them\n"
+	"  (docs/feeds.md).\n"
 	"\n"
 	"Exit status:\n"
 	"  0  clean exit, or a valid configuration with --check-config\n"
@@ -69,6 +73,14 @@ static const char usage[] =
 	"  bulwark -f                          run on the shipped etc/bulwark.yaml\n"
 	"  bulwark --check-config /etc/bulwark/bulwark.yaml\n"
 	"  kdig @127.0.0.1 -p 5353 example.org  ask it something\n";
+
+/* The control socket's `reload`: the main thread reloads, as for SIGHUP. */
+static json_t *reload_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	(void)ctx, (void)argc, (void)argv, (void)err, (void)errlen;
+	kill(getpid(), SIGHUP);
+	return json_pack("{s:s}", "message", "reload requested (see the log for the outcome)");
+}
 
 static int write_pidfile(const char *path)
 {
@@ -241,6 +253,29 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < conf->server.n_listen; i++)
 		bw_info("listening on %s port %u (udp, tcp)", conf->server.listen[i].address,
 			conf->server.listen[i].port);
+	/* fetched feeds (their last good copies are already loaded) and the control socket */
+	struct bw_feeds_hooks hooks = {srv, bw_server_feeds_changed, bw_server_feed_delta};
+	struct bw_feeds *feeds = NULL;
+	struct bw_admin *adm = NULL;
+	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0 ||
+	    bw_feeds_start(feeds) != 0) {
+		bw_err("%s", err);
+		bw_server_stop(srv, 0);
+		bw_feeds_destroy(feeds);
+		bw_server_destroy(srv);
+		return 1;
+	}
+	if (bw_admin_create(conf->server.control_socket, &adm, err, sizeof(err)) == 0) {
+		bw_admin_register(adm, "feeds", "feeds | feeds accept NAME | feeds refresh NAME",
+				  bw_feeds_command, feeds);
+		bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)",
+				  reload_cmd, NULL);
+		if (bw_admin_start(adm, err, sizeof(err)) != 0) {
+			bw_warn("no control socket: %s", err);
+			bw_admin_destroy(adm);
+			adm = NULL;
+		}
+	}
 
 	uint64_t next_watch = bw_now_ms() + watch_ms;
 	for (;;) {
@@ -259,6 +294,8 @@ int main(int argc, char **argv)
 			next_watch = bw_now_ms() + watch_ms;
 		}
 	}
+	bw_admin_destroy(adm);
+	bw_feeds_destroy(feeds);
 	bw_server_stop(srv, 3000);
 	bw_server_log_stats(srv);
 	bw_server_destroy(srv);

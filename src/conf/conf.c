@@ -727,7 +727,8 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
 	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
-	    "tcp-max-inflight", "max-inflight", "access-control",      "state-dir", NULL};
+	    "tcp-max-inflight", "max-inflight", "access-control",      "state-dir",
+	    "control-socket", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -756,6 +757,9 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "access-control")) && (rc = parse_acl(c, v)))
 		return rc;
 	if ((v = cf_get(c, m, "state-dir")) && (rc = cf_get_path(c, v, "state-dir", &conf->server.state_dir)))
+		return rc;
+	if ((v = cf_get(c, m, "control-socket")) &&
+	    (rc = cf_get_path(c, v, "control-socket", &conf->server.control_socket)))
 		return rc;
 	return 0;
 }
@@ -1110,7 +1114,10 @@ static int parse_redirect(struct cf_ctx *c, yaml_node_t *n, struct bw_feed_conf 
 static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
 	static const char *const keys[] = {"name",   "category", "format", "file",
-					   "action", "redirect", NULL};
+					   "action", "redirect",
+					   "url", "taxii", "refresh", "timeout", "max-size",
+					   "max-entries", "min-ratio", "expire", "when-expired",
+					   "ca-file", "username", "password", "token-file", NULL};
 	/* In the order of enum bw_feed_format and enum bw_feed_action. */
 	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
 					      "rpz",	 "stix",  "misp",     NULL};
@@ -1156,7 +1163,9 @@ static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 		f->format = (enum bw_feed_format)idx;
 	}
 	snprintf(what, sizeof(what), "feed '%s'", f->name);
-	if ((rc = cf_need(c, m, "file", where, &v)) || (rc = cf_get_file(c, v, "file", what, &f->file)))
+	if ((v = cf_get(c, m, "file")) && (rc = cf_get_file(c, v, "file", what, &f->file)))
+		return rc;
+	if ((rc = cf_parse_feed_source(c, m, v, f)))
 		return rc;
 	if ((act = cf_get(c, m, "action"))) {
 		int idx;
@@ -1757,7 +1766,7 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 	}
 	if (root && !cf_is_null(root) && (rc = parse_root(&c, root)))
 		goto fail;
-	if ((rc = fill_default_lists(&c)))
+	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)))
 		goto fail;
 	if ((rc = resolve_profiles(&c)))
 		goto fail;
@@ -1794,6 +1803,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.listen);
 	free(conf->server.acl);
 	free(conf->server.state_dir);
+	free(conf->server.control_socket);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);
@@ -1808,6 +1818,7 @@ void bw_conf_free(struct bw_conf *conf)
 		free(conf->policy.feeds[i].category);
 		free(conf->policy.feeds[i].file);
 		free(conf->policy.feeds[i].redirect_name);
+		cf_feed_source_free(&conf->policy.feeds[i]);
 	}
 	free(conf->policy.feeds);
 	free_strv(conf->policy.allowlist, conf->policy.n_allowlist);

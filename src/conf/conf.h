@@ -73,6 +73,12 @@ enum bw_feed_action {
 	BW_FEED_ACT_REDIRECT,  /* answer with the feed's `redirect:` target (block page) */
 };
 
+enum bw_feed_source {
+	BW_FEED_SRC_FILE = 0, /* `file:` - a local file, watched */
+	BW_FEED_SRC_URL,      /* `url:` - HTTP(S), any format */
+	BW_FEED_SRC_TAXII,    /* `taxii:` - a TAXII 2.1 collection (STIX) */
+};
+
 struct bw_feed_conf {
 	char *name;
 	char *category;
@@ -84,6 +90,22 @@ struct bw_feed_conf {
 	bool redirect_has_v4, redirect_has_v6;
 	uint8_t redirect_v4[4], redirect_v6[16];
 	char *redirect_name; /* text, e.g. "blocked.example.org", or NULL */
+	/* Where the feed comes from (docs/feeds.md; conf_feeds.c). For URL and TAXII feeds
+	 * `file` is the last good copy in state-dir/feeds/ (it may not exist yet). */
+	enum bw_feed_source source;
+	char *url;              /* URL: the list; TAXII: the API root */
+	char *taxii_collection; /* TAXII collection id */
+	char *username, *password; /* HTTP basic authentication, or NULL */
+	char *token_file;       /* bearer token, read from this file at each fetch, or NULL */
+	char *ca_file;          /* CA bundle for HTTPS; NULL = the system's */
+	unsigned refresh_ms;    /* default 1h */
+	unsigned timeout_ms;    /* whole transfer; default 60s */
+	uint64_t max_size;      /* bytes after decompression; default 256M */
+	uint64_t max_entries;   /* rules; default 10M */
+	double min_ratio;       /* hold back a version with fewer entries than this times the
+				   last good's; default 0.5, 0 = never */
+	uint64_t expire_ms;     /* last success older than this = expired; default 7d, 0 = never */
+	bool expired_stop;      /* when-expired: stop (drop the rules); default keep-blocking */
 };
 
 /* A profile: which feeds apply to a query, chosen per query (see docs/config.md). */
@@ -122,6 +144,8 @@ struct bw_conf {
 		size_t n_acl;
 		char *state_dir;           /* feeds' last good copies, cursors, newly-seen
 					      memory; default BW_CONF_DEFAULT_STATE_DIR */
+		char *control_socket;      /* bulwarkctl's unix socket; default
+					      state-dir/control.sock */
 	} server;
 
 	struct {

@@ -102,5 +102,11 @@ bool cf_ident_ok(const char *s);
 
 /* ---- sections in files of their own (conf_<area>.c) ---- */
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
+/* conf_feeds.c: a feed item's source keys (url, taxii, refresh, guards), after its `file`
+ * (file_node: the `file` value or NULL); cf_feeds_finish() once state-dir is known. */
+int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
+			 struct bw_feed_conf *f);
+int cf_feeds_finish(struct cf_ctx *c);
+void cf_feed_source_free(struct bw_feed_conf *f);
 
 #endif

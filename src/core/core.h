@@ -8,8 +8,10 @@
  * atomically on reload while workers keep answering.
  * Borrows: nothing; bw_server_create() takes ownership of the config.
  *
- * Thread safety: bw_server_* functions are called from the main thread only; workers
- * run on their own threads between bw_server_start() and bw_server_stop().
+ * Thread safety: bw_server_* functions are called from the main thread only, except
+ * bw_server_feeds_changed() and bw_server_feed_delta() (the feed manager's thread; they
+ * serialize with reload and watch); workers run on their own threads between
+ * bw_server_start() and bw_server_stop().
  */
 #ifndef BW_CORE_H
 #define BW_CORE_H
@@ -39,6 +41,14 @@ void bw_server_stop(struct bw_server *s, unsigned drain_ms);
 void bw_server_destroy(struct bw_server *s);
 /* Logs per-worker counters summed. */
 void bw_server_log_stats(struct bw_server *s);
+/* For the feed manager (feeds/feeds.h), from its thread: rebuild the policy now (a last
+ * good copy changed), leaving out the feeds in off_mask (bit = index); apply one feed's
+ * delta to the live policy (bw_policy_apply_delta). Both serialize with reload and watch.
+ * ctx is the server. Return 0 or a negative BW_E*. */
+struct bw_rule;
+int bw_server_feeds_changed(void *ctx, uint64_t off_mask);
+int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
+			 const struct bw_rule *removes, size_t n_removes);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
 

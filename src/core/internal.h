@@ -133,6 +133,10 @@ struct bw_server {
 	struct bw_worker **workers;
 	unsigned nworkers;
 	bool started;
+	/* state building and publishing: the main thread (reload, watch) and the feed
+	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */
+	pthread_mutex_t state_lock;
+	uint64_t feeds_off; /* feeds left out of the policy (expired, when-expired: stop) */
 };
 
 /* worker.c */

@@ -44,7 +44,8 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->owns_conf = owns_conf;
 	st->generation = ++s->generation;
 	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build(conf, prev ? prev->policy : NULL, st->generation, &st->policy) != 0) {
+	if (bw_policy_build_skip(conf, prev ? prev->policy : NULL, st->generation, s->feeds_off,
+				 &st->policy) != 0) {
 		free(st);
 		return NULL;
 	}
@@ -63,6 +64,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		return BW_ENOMEM;
 	}
 	s->conf = conf;
+	pthread_mutex_init(&s->state_lock, NULL);
 	int rc = BW_ENOMEM;
 
 	struct bw_cache_config cc = {
@@ -157,33 +159,83 @@ int bw_server_reload(struct bw_server *s)
 		bw_err("reload failed, keeping the running configuration: %s", err);
 		return rc;
 	}
+	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
 	struct bw_state *st = state_build(s, conf, true, cur);
 	if (!st) {
+		pthread_mutex_unlock(&s->state_lock);
 		bw_err("reload failed: cannot build the policy");
 		bw_conf_free(conf);
 		return BW_ENOMEM;
 	}
 	bw_log_set_level(conf->log.level);
 	publish(s, st);
+	pthread_mutex_unlock(&s->state_lock);
 	bw_info("reloaded %s", s->conf->path);
+	return 0;
+}
+
+/* Rebuilds on the live state's config; state_lock held. */
+static int rebuild_locked(struct bw_server *s)
+{
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	/* same config as the live state: the new state owns it if the old one did, and the
+	 * old one gives it up below */
+	struct bw_state *st = state_build(s, cur->conf, cur->owns_conf, cur);
+	if (!st)
+		return BW_ENOMEM;
+	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
+	old->owns_conf = false; /* the conf moved to the new state */
+	state_free(old);
 	return 0;
 }
 
 void bw_server_watch(struct bw_server *s)
 {
+	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	if (!bw_policy_files_changed(cur->policy, cur->conf))
-		return;
-	bw_info("feed files changed: rebuilding the policy");
-	/* same config as the live state: the new state owns it if the old one did, and the
-	 * old one gives it up below */
-	struct bw_state *st = state_build(s, cur->conf, cur->owns_conf, cur);
+	if (bw_policy_files_changed(cur->policy, cur->conf)) {
+		bw_info("feed files changed: rebuilding the policy");
+		rebuild_locked(s);
+	}
+	pthread_mutex_unlock(&s->state_lock);
+}
+
+int bw_server_feeds_changed(void *ctx, uint64_t off_mask)
+{
+	struct bw_server *s = ctx;
+	pthread_mutex_lock(&s->state_lock);
+	s->feeds_off = off_mask;
+	int rc = rebuild_locked(s);
+	pthread_mutex_unlock(&s->state_lock);
+	return rc;
+}
+
+int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
+			 const struct bw_rule *removes, size_t n_removes)
+{
+	struct bw_server *s = ctx;
+	int rc = BW_ENOMEM;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	struct bw_state *st = calloc(1, sizeof(*st));
 	if (!st)
-		return;
+		goto out;
+	st->conf = cur->conf;
+	st->owns_conf = cur->owns_conf;
+	st->generation = ++s->generation;
+	rc = bw_policy_apply_delta(cur->policy, feed, adds, n_adds, removes, n_removes,
+				   st->generation, &st->policy);
+	if (rc) {
+		free(st);
+		goto out;
+	}
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
 	old->owns_conf = false; /* the conf moved to the new state */
 	state_free(old);
+out:
+	pthread_mutex_unlock(&s->state_lock);
+	return rc;
 }
 
 void bw_server_stop(struct bw_server *s, unsigned drain_ms)
@@ -246,6 +298,7 @@ void bw_server_destroy(struct bw_server *s)
 	state_free(atomic_load(&s->state_ref.current));
 	bw_cache_destroy(s->cache);
 	bw_conf_free(s->conf);
+	pthread_mutex_destroy(&s->state_lock);
 	free(s);
 }
 

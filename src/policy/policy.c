@@ -1133,8 +1133,32 @@ static void feed_redirect(struct feedinfo *fi, const struct bw_feed_conf *fc)
 	}
 }
 
+/* A feed left out (bw_policy_build_skip): no rules; its file's mtime and size are kept so
+ * that the file watcher does not take it for a change. */
+static void skip_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed_conf *fc,
+		      unsigned idx)
+{
+	struct bw_feed_status *fs = &p->status[idx];
+	struct stat sb;
+
+	ad->fi[idx].ttl = DEFAULT_TTL;
+	if (fc->file && stat(fc->file, &sb) == 0) {
+		fs->file_mtime_ns =
+		    (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
+		fs->file_size = (uint64_t)sb.st_size;
+	}
+	bw_warn("feed %s (%s): left out (expired, when-expired: stop): 0 entries", fs->name,
+		fs->category);
+}
+
 int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, uint64_t generation,
 		    struct bw_policy **out)
+{
+	return bw_policy_build_skip(conf, prev, generation, 0, out);
+}
+
+int bw_policy_build_skip(const struct bw_conf *conf, const struct bw_policy *prev,
+			 uint64_t generation, uint64_t skip, struct bw_policy **out)
 {
 	struct bw_policy *p = NULL;
 	struct adder ad;
@@ -1221,6 +1245,11 @@ int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, ui
 		goto fail;
 
 	for (size_t i = 0; i < n_feeds; i++) {
+		if (skip & (1ull << i)) {
+			skip_feed(p, &ad, &conf->policy.feeds[i], (unsigned)i);
+			feed_redirect(&c->feeds[i], &conf->policy.feeds[i]);
+			continue;
+		}
 		err = load_feed(p, &ad, &conf->policy.feeds[i], (unsigned)i, prev, &dropped);
 		if (err)
 			goto fail;

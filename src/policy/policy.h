@@ -87,6 +87,10 @@ struct bw_policy;
  */
 int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, uint64_t generation,
 		    struct bw_policy **out);
+/* The same, leaving out the feeds whose bit (1 << index) is set in skip: they have no rules
+ * (feeds/ stops an expired feed this way, when-expired: stop). */
+int bw_policy_build_skip(const struct bw_conf *conf, const struct bw_policy *prev,
+			 uint64_t generation, uint64_t skip, struct bw_policy **out);
 void bw_policy_free(struct bw_policy *p);
 
 /* Matches a lower-cased wire name (as bw_query.qname_lc) against profile 0 - not the

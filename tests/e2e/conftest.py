@@ -124,6 +124,7 @@ def default_config(internet, port, workdir, *, feeds=None, allowlist=None, acl=N
             "workers": workers,
             "access-control": acl,
             "tcp-idle-timeout": "10s",
+            "state-dir": os.path.join(workdir, "state"),  # last good copies, control socket
         },
         "resolver": {
             "mode": "recursive",

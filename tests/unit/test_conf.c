@@ -460,7 +460,7 @@ static void test_key_errors(void **state)
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
-		     "access-control, state-dir)");
+		     "access-control, state-dir, control-socket)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
 		     "transport, profile)");
@@ -634,15 +634,17 @@ static void test_feed_errors(void **state)
 	expect_error("policy:\n  feeds:\n    - { name: a, file: x }\n",
 		     ":3:7: missing required key 'category' in policy.feeds item");
 	expect_error("policy:\n  feeds:\n    - { name: a, category: c }\n",
-		     ":3:7: missing required key 'file' in policy.feeds item");
+		     ":3:7: feed 'a': give exactly one of 'file', 'url' or 'taxii'");
 	expect_error("policy:\n  feeds:\n    - { name: \"a b\", category: c, file: x }\n",
 		     ":3:15: feed name 'a b' must be 1 to 64 characters from A-Z a-z 0-9 _ . -");
 	expect_error("policy:\n  feeds:\n    - { name: a, category: \"c/d\", file: x }\n",
 		     ":3:28: feed 'a': category 'c/d' must be 1 to 64 characters from A-Z a-z "
 		     "0-9 _ . -");
-	expect_error("policy:\n  feeds:\n    - { name: a, category: c, file: x, url: y }\n",
-		     ":3:40: unknown key 'url' in policy.feeds item (known: name, category, "
-		     "format, file, action, redirect)");
+	expect_error("policy:\n  feeds:\n    - { name: a, category: c, fil: x }\n",
+		     ":3:31: unknown key 'fil' in policy.feeds item (known: name, category, "
+		     "format, file, action, redirect, url, taxii, refresh, timeout, max-size, "
+		     "max-entries, min-ratio, expire, when-expired, ca-file, username, password, "
+		     "token-file)");
 	expect_error("policy:\n  feeds: { name: a }\n",
 		     ":2:10: expected a sequence for 'feeds', found a mapping");
 }

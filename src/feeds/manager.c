@@ -1,0 +1,726 @@
+/*
+ * feeds/manager.c - the feed manager thread: schedules fetches, runs the guards, stores
+ * the last good copy, asks the server to apply it, holds back shrunken versions, watches
+ * for expiry, and reports status.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+
+#include "feeds/feeds.h"
+#include "policy/rules.h"
+
+struct held {
+	char *buf;
+	size_t len;
+	struct bw_feed_meta meta;
+	uint64_t bad;
+};
+
+struct feed {
+	const struct bw_feed_conf *fc;
+	unsigned index;
+	const struct bw_feed_src_ops *src; /* NULL: a file feed (watched by the server) */
+	char *meta_path;
+	bool have_last;           /* a last good copy exists */
+	struct bw_feed_meta last; /* its metadata */
+	/* schedule and state; under m->lock */
+	uint64_t next_ms;
+	unsigned failures;
+	char last_error[300];
+	int64_t last_error_at;
+	struct held *held;
+	bool refresh_now, accept_req, expired;
+	int accept_rc;
+	char accept_msg[200];
+};
+
+struct bw_feeds {
+	const struct bw_conf *conf;
+	struct bw_feeds_hooks hooks;
+	struct feed *feeds;
+	size_t n;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, done;
+	pthread_t thread;
+	bool started, stop, curl;
+	atomic_bool cancel;       /* stop: abandon the fetch in flight */
+	uint64_t off_mask;        /* feeds stopped because expired (when-expired: stop) */
+};
+
+static uint32_t rnd32(void)
+{
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)bw_now_ns();
+	return r;
+}
+
+static char *path_join(const char *dir, const char *name, const char *ext)
+{
+	size_t n = strlen(dir) + strlen(name) + strlen(ext) + 3;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s%s", dir, name, ext);
+	return p;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	if (n >= sizeof(buf))
+		return BW_EINVAL;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+			return BW_EIO;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+		return BW_EIO;
+	return 0;
+}
+
+/* ---- parsing a candidate ---- */
+struct counter {
+	uint64_t rules, max;
+};
+
+static int count_rule(void *ctx, const struct bw_rule *r)
+{
+	struct counter *c = ctx;
+	(void)r;
+	if (++c->rules > c->max)
+		return BW_ERANGE; /* over max-entries: no need to read on */
+	return 0;
+}
+
+/* Parses buf as fc's format and runs the guards. */
+static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t len,
+				   uint64_t *entries, uint64_t *bad, bool ignore_shrink)
+{
+	struct bw_parse_report rep;
+	struct counter c = {.max = f->fc->max_entries};
+	struct bw_guard_input in = {.size = len, .have_last = f->have_last,
+				    .last_entries = f->last.entries};
+
+	memset(&rep, 0, sizeof(rep));
+	if (len > f->fc->max_size)
+		return BW_GUARD_TOO_BIG;
+	/* messages about the candidate name where it came from, not the last good copy */
+	char label[600];
+	struct bw_feed_conf fc = *f->fc;
+	snprintf(label, sizeof(label), "feed %s, new version from %s", fc.name,
+		 fc.url ? fc.url : fc.file);
+	fc.file = label;
+	int rc = bw_parse_feed(&fc, buf, len, count_rule, &c, &rep);
+	in.entries = c.rules;
+	in.bad = rep.bad;
+	in.broken = rep.broken || (rc < 0 && rc != BW_ERANGE);
+	if (ignore_shrink)
+		in.have_last = false;
+	*entries = c.rules;
+	*bad = rep.bad;
+	return bw_feeds_guard(f->fc, &in);
+}
+
+/* ---- applying ---- */
+
+/* Replaces the last good copy with buf, then asks the server to apply it. Manager thread,
+ * without the lock (only this thread writes a feed's last good copy). */
+static int commit(struct bw_feeds *m, struct feed *f, const char *buf, size_t len,
+		  const struct bw_feed_meta *meta, bool delta_applied)
+{
+	int rc = bw_feeds_store(f->fc->file, buf, len);
+	if (rc) {
+		bw_err("feed %s: cannot write %s: %s", f->fc->name, f->fc->file, strerror(errno));
+		return rc;
+	}
+	if ((rc = bw_feed_meta_save(f->meta_path, meta)))
+		bw_warn("feed %s: cannot write %s: %s", f->fc->name, f->meta_path, bw_strerror(rc));
+	pthread_mutex_lock(&m->lock);
+	f->last = *meta;
+	f->have_last = true;
+	bool was_off = m->off_mask & (1ull << f->index);
+	m->off_mask &= ~(1ull << f->index);
+	f->expired = false;
+	uint64_t off = m->off_mask;
+	pthread_mutex_unlock(&m->lock);
+	bw_info("feed %s: new version applied: %llu entries, %zu bytes%s%s", f->fc->name,
+		(unsigned long long)meta->entries, len, meta->etag[0] ? ", ETag " : "", meta->etag);
+	if ((!delta_applied || was_off) && m->hooks.rebuild)
+		m->hooks.rebuild(m->hooks.ctx, off);
+	return 0;
+}
+
+static void set_error(struct bw_feeds *m, struct feed *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(struct bw_feeds *m, struct feed *f, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&m->lock);
+	va_start(ap, fmt);
+	vsnprintf(f->last_error, sizeof(f->last_error), fmt, ap);
+	va_end(ap);
+	f->last_error_at = time(NULL);
+	pthread_mutex_unlock(&m->lock);
+	bw_err("feed %s: %s", f->fc->name, f->last_error);
+}
+
+static void hold(struct bw_feeds *m, struct feed *f, char *buf, size_t len,
+		 const struct bw_feed_meta *meta, uint64_t bad)
+{
+	struct held *h = calloc(1, sizeof(*h));
+	if (!h) {
+		free(buf);
+		return;
+	}
+	h->buf = buf; /* owned by the held version now */
+	h->len = len;
+	h->meta = *meta;
+	h->bad = bad;
+	pthread_mutex_lock(&m->lock);
+	bool again = f->held && f->held->meta.entries == meta->entries &&
+		     f->held->len == len && !memcmp(f->held->buf, buf, len);
+	if (f->held) {
+		free(f->held->buf);
+		free(f->held);
+	}
+	f->held = h;
+	pthread_mutex_unlock(&m->lock);
+	if (!again)
+		bw_warn("ALERT feed %s: new version held back: %llu entries against %llu in the "
+			"last good version (min-ratio %.2f); still blocking with the last good "
+			"version. Apply it with `bulwarkctl feeds accept %s`",
+			f->fc->name, (unsigned long long)meta->entries,
+			(unsigned long long)f->last.entries, f->fc->min_ratio, f->fc->name);
+}
+
+/* Is buf the last good copy, byte for byte? */
+static bool same_as_last(const struct feed *f, const char *buf, size_t len)
+{
+	char *old = NULL;
+	size_t oldlen = 0;
+	if (!f->have_last || len != f->last.size ||
+	    bw_feed_read_file(f->fc->file, &old, &oldlen, NULL, NULL) != 0)
+		return false;
+	bool same = oldlen == len && memcmp(old, buf, len) == 0;
+	free(old);
+	return same;
+}
+
+/* One fetch of feed f, guards, commit. Manager thread, without the lock. Returns true on
+ * success (the source answered and what it sent was applied, held or unchanged). */
+static bool run_feed(struct bw_feeds *m, struct feed *f)
+{
+	struct bw_fetch fx;
+	memset(&fx, 0, sizeof(fx));
+	fx.meta = f->last;
+	fx.cancel = &m->cancel;
+	int64_t now = time(NULL);
+	bool ok = false;
+
+	int rc = f->src->fetch(f->fc, f->fc->file, &fx);
+	if (rc) {
+		set_error(m, f, "fetch failed: %s", fx.err[0] ? fx.err : bw_strerror(rc));
+		goto out;
+	}
+	fx.meta.checked_at = now;
+	if (fx.kind == BW_FETCH_NONE) {
+unchanged:
+		bw_debug("feed %s: not modified", f->fc->name);
+		pthread_mutex_lock(&m->lock);
+		f->last.checked_at = now;
+		memcpy(f->last.cursor, fx.meta.cursor, sizeof(f->last.cursor));
+		struct bw_feed_meta copy = f->last;
+		bool was_off = m->off_mask & (1ull << f->index);
+		m->off_mask &= ~(1ull << f->index);
+		f->expired = false;
+		uint64_t off = m->off_mask;
+		pthread_mutex_unlock(&m->lock);
+		bw_feed_meta_save(f->meta_path, &copy);
+		if (was_off && m->hooks.rebuild)
+			m->hooks.rebuild(m->hooks.ctx, off);
+		ok = true;
+		goto out;
+	}
+	if (fx.kind == BW_FETCH_FULL && same_as_last(f, fx.buf, fx.len)) {
+		/* e.g. a server without validators, or TAXII objects seen before */
+		fx.kind = BW_FETCH_NONE;
+		goto unchanged;
+	}
+	uint64_t entries, bad;
+	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false);
+	if (fx.kind == BW_FETCH_DELTA && v == BW_GUARD_SHRUNK)
+		v = BW_GUARD_OK; /* a delta is applied as it comes; see docs/feeds.md */
+	fx.meta.entries = entries;
+	fx.meta.size = fx.len;
+	fx.meta.fetched_at = now;
+	if (v == BW_GUARD_SHRUNK) {
+		hold(m, f, fx.buf, fx.len, &fx.meta, bad); /* logs the alert */
+		fx.buf = NULL;
+		pthread_mutex_lock(&m->lock);
+		snprintf(f->last_error, sizeof(f->last_error),
+			 "new version held back: %llu entries, last good %llu",
+			 (unsigned long long)entries, (unsigned long long)f->last.entries);
+		f->last_error_at = now;
+		pthread_mutex_unlock(&m->lock);
+		ok = true;
+		goto out;
+	}
+	if (v != BW_GUARD_OK) {
+		set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; "
+			  "keeping the last good version", fx.len, (unsigned long long)entries,
+			  (unsigned long long)bad, bw_guard_str(v));
+		goto out;
+	}
+	bool delta = false;
+	if (fx.kind == BW_FETCH_DELTA && m->hooks.delta) {
+		rc = m->hooks.delta(m->hooks.ctx, f->index, fx.adds, fx.n_adds, fx.removes,
+				    fx.n_removes);
+		delta = rc == 0;
+	}
+	if (commit(m, f, fx.buf, fx.len, &fx.meta, delta) != 0) {
+		set_error(m, f, "cannot store the new version in %s", f->fc->file);
+		goto out;
+	}
+	pthread_mutex_lock(&m->lock);
+	if (f->held) { /* a good version supersedes the held one */
+		free(f->held->buf);
+		free(f->held);
+		f->held = NULL;
+	}
+	pthread_mutex_unlock(&m->lock);
+	ok = true;
+out:
+	if (f->src->release)
+		f->src->release(&fx);
+	free(fx.buf);
+	return ok;
+}
+
+static void do_accept(struct bw_feeds *m, struct feed *f)
+{
+	pthread_mutex_lock(&m->lock);
+	struct held *h = f->held;
+	f->held = NULL;
+	pthread_mutex_unlock(&m->lock);
+	int rc = BW_ENOENT;
+	char msg[200];
+	if (!h) {
+		snprintf(msg, sizeof(msg), "feed %s has no held-back version", f->fc->name);
+	} else if ((rc = commit(m, f, h->buf, h->len, &h->meta, false)) != 0) {
+		snprintf(msg, sizeof(msg), "cannot store the held-back version of %s", f->fc->name);
+	} else {
+		snprintf(msg, sizeof(msg), "feed %s: held-back version applied (%llu entries)",
+			 f->fc->name, (unsigned long long)h->meta.entries);
+		bw_info("%s (accepted by the operator)", msg);
+		pthread_mutex_lock(&m->lock);
+		f->last_error[0] = 0;
+		pthread_mutex_unlock(&m->lock);
+	}
+	if (h) {
+		free(h->buf);
+		free(h);
+	}
+	pthread_mutex_lock(&m->lock);
+	f->accept_rc = rc;
+	snprintf(f->accept_msg, sizeof(f->accept_msg), "%s", msg);
+	f->accept_req = false;
+	pthread_cond_broadcast(&m->done);
+	pthread_mutex_unlock(&m->lock);
+}
+
+/* Expiry: under the lock; returns true when the set of stopped feeds changed. */
+static bool check_expiry(struct bw_feeds *m, int64_t now)
+{
+	bool changed = false;
+	for (size_t i = 0; i < m->n; i++) {
+		struct feed *f = &m->feeds[i];
+		if (!f->src || !f->fc->expire_ms || !f->have_last)
+			continue;
+		int64_t last = f->last.checked_at > f->last.fetched_at ? f->last.checked_at
+									: f->last.fetched_at;
+		bool exp = now - last > (int64_t)(f->fc->expire_ms / 1000);
+		if (exp && !f->expired) {
+			f->expired = true;
+			bw_warn("ALERT feed %s: expired: no successful fetch for %llds (expire %llus); "
+				"%s", f->fc->name, (long long)(now - last),
+				(unsigned long long)(f->fc->expire_ms / 1000),
+				f->fc->expired_stop ? "its rules are dropped (when-expired: stop)"
+						    : "still blocking with the last good version");
+			if (f->fc->expired_stop) {
+				m->off_mask |= 1ull << f->index;
+				changed = true;
+			}
+		}
+	}
+	return changed;
+}
+
+static void *manager_main(void *arg)
+{
+	struct bw_feeds *m = arg;
+
+	pthread_mutex_lock(&m->lock);
+	while (!m->stop) {
+		uint64_t now = bw_now_ms();
+		struct feed *due = NULL;
+		for (size_t i = 0; i < m->n && !due; i++) {
+			struct feed *f = &m->feeds[i];
+			if (f->accept_req) {
+				pthread_mutex_unlock(&m->lock);
+				do_accept(m, f);
+				pthread_mutex_lock(&m->lock);
+				now = bw_now_ms();
+			}
+			if (f->src && (f->refresh_now || f->next_ms <= now))
+				due = f;
+		}
+		if (due) {
+			due->refresh_now = false;
+			due->next_ms = UINT64_MAX; /* in flight */
+			pthread_mutex_unlock(&m->lock);
+			bool ok = run_feed(m, due);
+			pthread_mutex_lock(&m->lock);
+			due->failures = ok ? 0 : due->failures + 1;
+			if (ok && !due->held)
+				due->last_error[0] = 0;
+			due->next_ms = bw_now_ms() + bw_feeds_next_delay(due->fc->refresh_ms,
+									 due->failures, rnd32());
+			continue;
+		}
+		if (check_expiry(m, time(NULL))) {
+			uint64_t off = m->off_mask;
+			pthread_mutex_unlock(&m->lock);
+			if (m->hooks.rebuild)
+				m->hooks.rebuild(m->hooks.ctx, off);
+			pthread_mutex_lock(&m->lock);
+			continue;
+		}
+		uint64_t wait = 1000;
+		for (size_t i = 0; i < m->n; i++) {
+			struct feed *f = &m->feeds[i];
+			if (f->src && f->next_ms != UINT64_MAX && f->next_ms - now < wait)
+				wait = f->next_ms > now ? f->next_ms - now : 0;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(wait / 1000);
+		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&m->wake, &m->lock, &ts);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return NULL;
+}
+
+/* ---- public ---- */
+
+int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hooks,
+		    struct bw_feeds **out, char *err, size_t errlen)
+{
+	struct bw_feeds *m = calloc(1, sizeof(*m));
+	size_t fetched = 0;
+	char dir[4096];
+
+	if (!m || !(m->feeds = calloc(conf->policy.n_feeds + 1, sizeof(*m->feeds)))) {
+		free(m);
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	m->conf = conf;
+	if (hooks)
+		m->hooks = *hooks;
+	m->n = conf->policy.n_feeds;
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->wake, NULL);
+	pthread_cond_init(&m->done, NULL);
+	snprintf(dir, sizeof(dir), "%s/feeds", conf->server.state_dir);
+	for (size_t i = 0; i < m->n; i++) {
+		struct feed *f = &m->feeds[i];
+		f->fc = &conf->policy.feeds[i];
+		f->index = (unsigned)i;
+		if (f->fc->source == BW_FEED_SRC_FILE)
+			continue;
+		fetched++;
+		f->src = f->fc->source == BW_FEED_SRC_TAXII ? &bw_feed_src_taxii
+							   : &bw_feed_src_url;
+		if (!(f->meta_path = path_join(dir, f->fc->name, ".meta"))) {
+			bw_feeds_destroy(m);
+			snprintf(err, errlen, "out of memory");
+			return BW_ENOMEM;
+		}
+		f->have_last = access(f->fc->file, R_OK) == 0;
+		int rc = bw_feed_meta_load(f->meta_path, &f->last);
+		if (rc && rc != BW_ENOENT)
+			bw_warn("feed %s: %s is unusable, ignoring it", f->fc->name, f->meta_path);
+		if (!f->have_last) {
+			memset(&f->last, 0, sizeof(f->last));
+			bw_err("feed %s: no copy yet (%s): the feed is empty until the first "
+			       "successful fetch from %s", f->fc->name, f->fc->file, f->fc->url);
+		} else if (rc) {
+			/* a last good copy without metadata (restored from a backup without it):
+			 * count its entries once */
+			char *buf;
+			size_t len;
+			uint64_t e, bad;
+			if (bw_feed_read_file(f->fc->file, &buf, &len, NULL, NULL) == 0) {
+				f->have_last = false;
+				check(f, buf, len, &e, &bad, true);
+				f->have_last = true;
+				f->last.entries = e;
+				f->last.size = len;
+				free(buf);
+			}
+		}
+	}
+	if (fetched && mkdir_p(dir) != 0) {
+		snprintf(err, errlen, "cannot create the feed state directory %s: %s", dir,
+			 strerror(errno));
+		bw_feeds_destroy(m);
+		return BW_EIO;
+	}
+	if (fetched)
+		m->curl = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	*out = m;
+	return 0;
+}
+
+int bw_feeds_start(struct bw_feeds *m)
+{
+	uint64_t now = bw_now_ms();
+	bool any = false;
+	for (size_t i = 0; i < m->n; i++) {
+		m->feeds[i].next_ms = now; /* fetch every feed once at start */
+		any |= m->feeds[i].src != NULL;
+	}
+	if (!any)
+		return 0;
+	int rc = pthread_create(&m->thread, NULL, manager_main, m);
+	if (rc) {
+		bw_err("cannot start the feed manager: %s", strerror(rc));
+		return BW_EIO;
+	}
+	pthread_setname_np(m->thread, "bw-feeds");
+	m->started = true;
+	return 0;
+}
+
+void bw_feeds_destroy(struct bw_feeds *m)
+{
+	if (!m)
+		return;
+	if (m->started) {
+		pthread_mutex_lock(&m->lock);
+		m->stop = true;
+		atomic_store(&m->cancel, true);
+		pthread_cond_broadcast(&m->wake);
+		pthread_mutex_unlock(&m->lock);
+		pthread_join(m->thread, NULL);
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		struct feed *f = &m->feeds[i];
+		free(f->meta_path);
+		if (f->held) {
+			free(f->held->buf);
+			free(f->held);
+		}
+	}
+	if (m->curl)
+		curl_global_cleanup();
+	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->wake);
+	pthread_cond_destroy(&m->done);
+	free(m->feeds);
+	free(m);
+}
+
+static struct feed *find(struct bw_feeds *m, const char *name)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		if (!strcmp(m->feeds[i].fc->name, name))
+			return &m->feeds[i];
+	}
+	return NULL;
+}
+
+int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errlen)
+{
+	struct feed *f = find(m, name);
+	if (!f || !f->src) {
+		snprintf(err, errlen, f ? "feed %s is a file feed" : "no feed named %s", name);
+		return BW_ENOENT;
+	}
+	pthread_mutex_lock(&m->lock);
+	if (!f->held) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "feed %s has no held-back version", name);
+		return BW_ENOENT;
+	}
+	if (!m->started) { /* no manager thread (tests): apply here */
+		pthread_mutex_unlock(&m->lock);
+		do_accept(m, f);
+		pthread_mutex_lock(&m->lock);
+	} else {
+		f->accept_req = true;
+		pthread_cond_broadcast(&m->wake);
+		while (f->accept_req)
+			pthread_cond_wait(&m->done, &m->lock);
+	}
+	int rc = f->accept_rc;
+	snprintf(err, errlen, "%s", f->accept_msg);
+	pthread_mutex_unlock(&m->lock);
+	return rc;
+}
+
+int bw_feeds_refresh(struct bw_feeds *m, const char *name, char *err, size_t errlen)
+{
+	struct feed *f = find(m, name);
+	if (!f || !f->src) {
+		snprintf(err, errlen, f ? "feed %s is a file feed" : "no feed named %s", name);
+		return BW_ENOENT;
+	}
+	pthread_mutex_lock(&m->lock);
+	f->refresh_now = true;
+	pthread_cond_broadcast(&m->wake);
+	pthread_mutex_unlock(&m->lock);
+	snprintf(err, errlen, "feed %s: refresh scheduled", name);
+	return 0;
+}
+
+int bw_feeds_set_source(struct bw_feeds *m, const char *name, const struct bw_feed_src_ops *src)
+{
+	struct feed *f = find(m, name);
+	if (!f || !f->src || m->started)
+		return BW_EINVAL;
+	f->src = src;
+	return 0;
+}
+
+int bw_feeds_poll(struct bw_feeds *m, const char *name)
+{
+	struct feed *f = find(m, name);
+	if (!f || !f->src || m->started)
+		return BW_EINVAL;
+	bool ok = run_feed(m, f);
+	f->failures = ok ? 0 : f->failures + 1;
+	if (ok && !f->held)
+		f->last_error[0] = 0;
+	return ok ? 0 : BW_EIO;
+}
+
+static json_t *time_str(int64_t t)
+{
+	char buf[40];
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (!t || !gmtime_r(&tt, &tm))
+		return json_string("never");
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+json_t *bw_feeds_status(struct bw_feeds *m)
+{
+	json_t *rows = json_array();
+	json_t *t = json_pack("{s:[s,s,s,s,s,s,s,s,s,s], s:o}", "columns", "name", "source",
+			      "format", "version", "entries", "last-success", "last-error",
+			      "next-refresh", "held-back", "state", "rows", rows);
+	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
+					      "rpz",     "stix",  "misp"};
+	if (!t)
+		return NULL;
+	uint64_t now = bw_now_ms();
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < m->n; i++) {
+		struct feed *f = &m->feeds[i];
+		const struct bw_feed_conf *fc = f->fc;
+		char src[600], ver[300], next[40], held[120], state[40];
+		if (!f->src) {
+			snprintf(src, sizeof(src), "file %s", fc->file);
+			json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s,s]", fc->name, src,
+							      formats[fc->format], "-", "-", "-",
+							      "-", "watched", "-", "file"));
+			continue;
+		}
+		if (fc->source == BW_FEED_SRC_TAXII)
+			snprintf(src, sizeof(src), "taxii %s collection %s", fc->url,
+				 fc->taxii_collection);
+		else
+			snprintf(src, sizeof(src), "%s", fc->url);
+		if (f->last.has_serial)
+			snprintf(ver, sizeof(ver), "serial %u", f->last.serial);
+		else if (f->last.cursor[0])
+			snprintf(ver, sizeof(ver), "cursor %s", f->last.cursor);
+		else if (f->last.etag[0])
+			snprintf(ver, sizeof(ver), "etag %s", f->last.etag);
+		else if (f->last.last_modified[0])
+			snprintf(ver, sizeof(ver), "modified %s", f->last.last_modified);
+		else
+			snprintf(ver, sizeof(ver), "-");
+		if (f->next_ms == UINT64_MAX || f->refresh_now)
+			snprintf(next, sizeof(next), "now");
+		else
+			snprintf(next, sizeof(next), "in %llus",
+				 (unsigned long long)((f->next_ms > now ? f->next_ms - now : 0) + 999) /
+				     1000);
+		if (f->held) {
+			char when[40] = "?";
+			struct tm tm;
+			time_t tt = (time_t)f->held->meta.fetched_at;
+			if (gmtime_r(&tt, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			snprintf(held, sizeof(held), "%llu entries (fetched %s)",
+				 (unsigned long long)f->held->meta.entries, when);
+		} else
+			snprintf(held, sizeof(held), "-");
+		snprintf(state, sizeof(state), "%s",
+			 !f->have_last ? "no copy yet"
+			 : (m->off_mask >> f->index) & 1 ? "expired, stopped"
+			 : f->expired ? "expired, keeps blocking"
+			 : f->held ? "held back"
+			 : f->failures ? "failing"
+			 : "ok");
+		int64_t success = f->last.checked_at > f->last.fetched_at ? f->last.checked_at
+									  : f->last.fetched_at;
+		json_t *row = json_pack("[s,s,s,s,I,o,s,s,s,s]", fc->name, src, formats[fc->format],
+					ver, (json_int_t)(f->have_last ? f->last.entries : 0),
+					time_str(success), f->last_error[0] ? f->last_error : "-",
+					next, held, state);
+		json_array_append_new(rows, row);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return t;
+}
+
+json_t *bw_feeds_command(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	struct bw_feeds *m = ctx;
+
+	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "status")))
+		return bw_feeds_status(m);
+	if (argc == 3 && (!strcmp(argv[1], "accept") || !strcmp(argv[1], "refresh"))) {
+		int rc = argv[1][0] == 'a' ? bw_feeds_accept(m, argv[2], err, errlen)
+					   : bw_feeds_refresh(m, argv[2], err, errlen);
+		if (rc)
+			return NULL;
+		return json_pack("{s:s}", "message", err);
+	}
+	snprintf(err, errlen, "usage: feeds [status] | feeds accept NAME | feeds refresh NAME");
+	return NULL;
+}

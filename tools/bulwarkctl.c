@@ -1,0 +1,270 @@
+/*
+ * tools/bulwarkctl.c - asks a running bulwark daemon things over its control socket
+ * (admin/admin.h): one request line out, one JSON answer back, printed as a table.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "conf/conf.h"
+
+static const char usage[] =
+	"Usage: bulwarkctl [-s SOCKET | -c CONFIG] [--json] COMMAND [ARGS...]\n"
+	"\n"
+	"Asks the running bulwark daemon over its control socket (a unix socket, mode 0600,\n"
+	"so run it as the daemon's user or root) and prints the answer.\n"
+	"\n"
+	"Options:\n"
+	"  -s, --socket PATH   the control socket. Default: server.control-socket of the\n"
+	"                      config (-c), else " BW_CONF_DEFAULT_STATE_DIR "/control.sock.\n"
+	"  -c, --config FILE   the daemon's config, to find the socket (default:\n"
+	"                      " BW_CONF_DEFAULT_PATH ").\n"
+	"  -j, --json          print the daemon's JSON answer as it is.\n"
+	"  -t, --timeout SECS  give up after this long (default 30).\n"
+	"  -h, --help          show this help and exit.\n"
+	"\n"
+	"Commands:\n"
+	"  feeds               every feed: name, source, format, version (ETag, serial or\n"
+	"                      TAXII cursor), entries, last success, last error, next\n"
+	"                      refresh, held-back version, state (ok, failing, held back,\n"
+	"                      expired, no copy yet).\n"
+	"  feeds accept NAME   apply the version of feed NAME that was held back because it\n"
+	"                      shrank below min-ratio of the last good version.\n"
+	"  feeds refresh NAME  fetch feed NAME now.\n"
+	"  reload              reload the config and feeds (as SIGHUP).\n"
+	"  help                the commands this daemon knows.\n"
+	"\n"
+	"Exit status: 0 done; 1 the daemon refused or failed (its message is printed);\n"
+	"2 bad command line; 3 cannot reach the daemon.\n"
+	"\n"
+	"Examples:\n"
+	"  bulwarkctl feeds\n"
+	"  bulwarkctl -s /var/lib/bulwark/control.sock feeds accept urlhaus\n";
+
+static int cell_width(json_t *v)
+{
+	if (json_is_string(v))
+		return (int)json_string_length(v);
+	char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	int n = t ? (int)strlen(t) : 0;
+	free(t);
+	return n;
+}
+
+static void print_cell(json_t *v, int width, bool last)
+{
+	if (json_is_string(v)) {
+		printf("%-*s", last ? 0 : width, json_string_value(v));
+	} else {
+		char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		printf("%-*s", last ? 0 : width, t ? t : "?");
+		free(t);
+	}
+	if (!last)
+		fputs("  ", stdout);
+}
+
+/* {"columns": [...], "rows": [[...]]} as aligned columns; anything else as JSON. */
+static void print_result(json_t *r)
+{
+	json_t *cols = json_object_get(r, "columns"), *rows = json_object_get(r, "rows");
+	json_t *msg = json_object_get(r, "message");
+	if (json_is_string(msg) && json_object_size(r) == 1) {
+		printf("%s\n", json_string_value(msg));
+		return;
+	}
+	if (!json_is_array(cols) || !json_is_array(rows)) {
+		char *t = json_dumps(r, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		printf("%s\n", t ? t : "");
+		free(t);
+		return;
+	}
+	size_t nc = json_array_size(cols), i, j;
+	int *w = calloc(nc ? nc : 1, sizeof(*w));
+	if (!w)
+		return;
+	json_t *row, *v;
+	json_array_foreach(cols, j, v) w[j] = cell_width(v);
+	json_array_foreach(rows, i, row)
+	{
+		json_array_foreach(row, j, v)
+		{
+			if (j < nc && cell_width(v) > w[j])
+				w[j] = cell_width(v);
+		}
+	}
+	json_array_foreach(cols, j, v)
+	{
+		char up[128];
+		snprintf(up, sizeof(up), "%s", json_string_value(v) ? json_string_value(v) : "");
+		for (char *p = up; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				*p = (char)(*p - 'a' + 'A');
+		printf("%-*s%s", j + 1 == nc ? 0 : w[j], up, j + 1 == nc ? "" : "  ");
+	}
+	putchar('\n');
+	json_array_foreach(rows, i, row)
+	{
+		json_array_foreach(row, j, v)
+		{
+			if (j < nc)
+				print_cell(v, w[j], j + 1 == nc);
+		}
+		putchar('\n');
+	}
+	free(w);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"socket", required_argument, NULL, 's'}, {"config", required_argument, NULL, 'c'},
+		{"json", no_argument, NULL, 'j'},	  {"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},	  {NULL, 0, NULL, 0},
+	};
+	const char *sock = NULL, *config = NULL;
+	bool json = false;
+	long timeout_s = 30;
+	int c;
+	while ((c = getopt_long(argc, argv, "+s:c:jt:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's': sock = optarg; break;
+		case 'c': config = optarg; break;
+		case 'j': json = true; break;
+		case 't': {
+			char *end;
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || timeout_s < 1 || timeout_s > 3600) {
+				fprintf(stderr, "bulwarkctl: bad timeout '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs("Try 'bulwarkctl --help'.\n", stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs("bulwarkctl: no command\nTry 'bulwarkctl --help'.\n", stderr);
+		return 2;
+	}
+	char line[4096] = "";
+	size_t len = 0;
+	for (int i = optind; i < argc; i++) {
+		int n = snprintf(line + len, sizeof(line) - len, "%s%s", i > optind ? " " : "",
+				 argv[i]);
+		if (n < 0 || (size_t)n >= sizeof(line) - len - 1 || strpbrk(argv[i], " \t\r\n")) {
+			fputs("bulwarkctl: arguments too long or with spaces\n", stderr);
+			return 2;
+		}
+		len += (size_t)n;
+	}
+	line[len++] = '\n';
+
+	char path[512];
+	if (sock) {
+		snprintf(path, sizeof(path), "%s", sock);
+	} else {
+		const char *cf = config ? config : BW_CONF_DEFAULT_PATH;
+		struct bw_conf *conf = NULL;
+		char err[1024];
+		if (bw_conf_load(cf, &conf, err, sizeof(err)) == 0) {
+			snprintf(path, sizeof(path), "%s", conf->server.control_socket);
+			bw_conf_free(conf);
+		} else if (config) {
+			fprintf(stderr, "bulwarkctl: %s\n", err);
+			return 2;
+		} else {
+			snprintf(path, sizeof(path), "%s/control.sock", BW_CONF_DEFAULT_STATE_DIR);
+		}
+	}
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "bulwarkctl: socket path too long: %s\n", path);
+		return 2;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		fprintf(stderr, "bulwarkctl: cannot connect to %s: %s (is bulwark running?)\n",
+			path, strerror(errno));
+		return 3;
+	}
+	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		fprintf(stderr, "bulwarkctl: cannot send to %s: %s\n", path, strerror(errno));
+		close(fd);
+		return 3;
+	}
+	size_t cap = 65536, got = 0;
+	char *buf = malloc(cap);
+	uint64_t deadline = bw_now_ms() + (uint64_t)timeout_s * 1000;
+	for (;;) {
+		if (!buf) {
+			fputs("bulwarkctl: out of memory\n", stderr);
+			close(fd);
+			return 3;
+		}
+		if (got + 1 == cap) {
+			if (cap >= (64u << 20)) {
+				fputs("bulwarkctl: answer too large\n", stderr);
+				free(buf);
+				close(fd);
+				return 3;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				free(buf);
+			buf = nb;
+			cap *= 2;
+			continue;
+		}
+		uint64_t now = bw_now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0) {
+			fprintf(stderr, "bulwarkctl: no answer from %s within %lds\n", path, timeout_s);
+			free(buf);
+			close(fd);
+			return 3;
+		}
+		ssize_t n = read(fd, buf + got, cap - got - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = 0;
+	json_error_t jerr;
+	json_t *r = json_loads(buf, 0, &jerr);
+	if (!r || !json_is_object(r)) {
+		fprintf(stderr, "bulwarkctl: the daemon's answer is not JSON: %s\n", jerr.text);
+		free(buf);
+		json_decref(r);
+		return 3;
+	}
+	int rc = 0;
+	if (json_is_true(json_object_get(r, "ok"))) {
+		if (json)
+			fputs(buf, stdout);
+		else
+			print_result(json_object_get(r, "result"));
+	} else {
+		const char *e = json_string_value(json_object_get(r, "error"));
+		if (json)
+			fputs(buf, stdout);
+		fprintf(stderr, "bulwarkctl: %s\n", e ? e : "failed");
+		rc = 1;
+	}
+	json_decref(r);
+	free(buf);
+	return rc;
+}
