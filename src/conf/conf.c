@@ -1117,7 +1117,8 @@ static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 					   "action", "redirect",
 					   "url", "taxii", "refresh", "timeout", "max-size",
 					   "max-entries", "min-ratio", "expire", "when-expired",
-					   "ca-file", "username", "password", "token-file", NULL};
+					   "ca-file", "username", "password", "token-file",
+					   "primaries", "zone", "tsig", NULL};
 	/* In the order of enum bw_feed_format and enum bw_feed_action. */
 	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
 					      "rpz",	 "stix",  "misp",     NULL};

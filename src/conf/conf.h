@@ -77,6 +77,7 @@ enum bw_feed_source {
 	BW_FEED_SRC_FILE = 0, /* `file:` - a local file, watched */
 	BW_FEED_SRC_URL,      /* `url:` - HTTP(S), any format */
 	BW_FEED_SRC_TAXII,    /* `taxii:` - a TAXII 2.1 collection (STIX) */
+	BW_FEED_SRC_XFR,      /* `primaries:` - an RPZ zone by AXFR/IXFR, kept fresh by NOTIFY */
 };
 
 struct bw_feed_conf {
@@ -106,6 +107,12 @@ struct bw_feed_conf {
 				   last good's; default 0.5, 0 = never */
 	uint64_t expire_ms;     /* last success older than this = expired; default 7d, 0 = never */
 	bool expired_stop;      /* when-expired: stop (drop the rules); default keep-blocking */
+	/* XFR: the RPZ zone and where to transfer it from (docs/feeds.md) */
+	char *zone;             /* zone name, text, no trailing dot */
+	struct sockaddr_storage *primaries; /* tried in order; NOTIFY accepted only from these */
+	size_t n_primaries;
+	char *tsig_name, *tsig_alg, *tsig_secret; /* TSIG key (RFC 8945), or NULL: none */
+	bool refresh_given;     /* `refresh:` was written (XFR: else the zone's SOA refresh) */
 };
 
 /* A profile: which feeds apply to a query, chosen per query (see docs/config.md). */

@@ -3,6 +3,7 @@
  * the refresh schedule and the safety guards (docs/feeds.md). A URL or TAXII feed's
  * `file` becomes its last good copy, state-dir/feeds/NAME.EXT, once state-dir is known.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -57,6 +58,93 @@ static int parse_taxii(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 	return 0;
 }
 
+/* "192.0.2.1", "192.0.2.1@5353", "2001:db8::1", "[2001:db8::1]:53" is not accepted:
+ * the port goes after '@' as for resolver.forward. */
+static int parse_primaries(struct cf_ctx *c, yaml_node_t *seq, struct bw_feed_conf *f)
+{
+	int rc;
+
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "primaries")))
+		return rc;
+	size_t n = cf_seq_len(seq);
+	if (!n || n > 16)
+		return cf_fail_at(c, seq, BW_EINVAL, "feed '%s': 'primaries' lists 1 to 16 "
+				  "addresses", f->name);
+	if (!(f->primaries = calloc(n, sizeof(*f->primaries))))
+		return cf_nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *it = cf_seq_item(c, seq, i);
+		const char *s;
+		if ((rc = cf_want_scalar(c, it, "primaries item", &s)))
+			return rc;
+		char addr[INET6_ADDRSTRLEN + 1];
+		const char *at = strchr(s, '@');
+		size_t alen = at ? (size_t)(at - s) : strlen(s);
+		unsigned long port = 53;
+		const char *end;
+		if (alen >= sizeof(addr) ||
+		    (at && (!cf_parse_ulong(at + 1, &port, &end) || *end || !port || port > 65535)))
+			goto bad;
+		memcpy(addr, s, alen);
+		addr[alen] = '\0';
+		socklen_t len;
+		if (cf_make_sockaddr(addr, (uint16_t)port, &f->primaries[i], &len))
+			goto bad;
+		f->n_primaries = i + 1;
+		continue;
+bad:
+		return cf_fail_at(c, it, BW_EINVAL, "feed '%s': primary '%s' is not an IP address "
+				  "with an optional @port (192.0.2.1@53)", f->name, s);
+	}
+	return 0;
+}
+
+static int parse_tsig(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
+{
+	static const char *const keys[] = {"name", "algorithm", "secret", NULL};
+	static const char *const algs[] = {"hmac-sha1", "hmac-sha256", "hmac-sha512", NULL};
+	yaml_node_t *v;
+	int rc, idx;
+
+	if ((rc = cf_want_type(c, m, YAML_MAPPING_NODE, "tsig")) ||
+	    (rc = cf_check_keys(c, m, "tsig", keys)))
+		return rc;
+	if ((rc = cf_need(c, m, "name", "tsig", &v)) ||
+	    (rc = cf_get_string(c, v, "name", &f->tsig_name)))
+		return rc;
+	const char *why = cf_name_problem(f->tsig_name);
+	if (why)
+		return cf_fail_at(c, v, BW_EINVAL, "tsig key name '%s' %s", f->tsig_name, why);
+	f->tsig_alg = strdup("hmac-sha256");
+	if (!f->tsig_alg)
+		return cf_nomem(c);
+	if ((v = cf_get(c, m, "algorithm"))) {
+		if ((rc = cf_get_enum(c, v, "algorithm", algs, &idx)))
+			return rc;
+		free(f->tsig_alg);
+		if (!(f->tsig_alg = strdup(algs[idx])))
+			return cf_nomem(c);
+	}
+	if ((rc = cf_need(c, m, "secret", "tsig", &v)) ||
+	    (rc = cf_get_string(c, v, "secret", &f->tsig_secret)))
+		return rc;
+	size_t len = strlen(f->tsig_secret), pad = 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = f->tsig_secret[i];
+		bool b64 = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			   (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+		if (ch == '=' && i + 2 >= len)
+			pad++;
+		else if (!b64 || pad)
+			return cf_fail_at(c, v, BW_EINVAL, "tsig 'secret' must be base64 (as "
+					  "keymgr/tsig-keygen print it)");
+	}
+	if (len < 4 || len % 4)
+		return cf_fail_at(c, v, BW_EINVAL, "tsig 'secret' must be base64 (as "
+				  "keymgr/tsig-keygen print it)");
+	return 0;
+}
+
 /* username/password/token-file: in the taxii mapping for TAXII, at the item for URLs. */
 static int parse_auth(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
@@ -84,7 +172,8 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 {
 	static const char *const when[] = {"keep-blocking", "stop", NULL};
 	yaml_node_t *url = cf_get(c, m, "url"), *taxii = cf_get(c, m, "taxii"), *v;
-	int rc, n = !!file_node + !!url + !!taxii;
+	yaml_node_t *prim = cf_get(c, m, "primaries");
+	int rc, n = !!file_node + !!url + !!taxii + !!prim;
 
 	f->refresh_ms = DEF_REFRESH_MS;
 	f->timeout_ms = DEF_TIMEOUT_MS;
@@ -93,8 +182,14 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 	f->min_ratio = 0.5;
 	f->expire_ms = DEF_EXPIRE_MS;
 	if (n != 1)
-		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url' "
-				  "or 'taxii'", f->name);
+		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
+				  "'taxii' or 'primaries'", f->name);
+	static const char *const xfr_only[] = {"zone", "tsig", NULL};
+	for (size_t i = 0; !prim && xfr_only[i]; i++) {
+		if ((v = cf_get(c, m, xfr_only[i])))
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for feeds with "
+					  "'primaries' (RPZ by zone transfer)", f->name, xfr_only[i]);
+	}
 	if (url) {
 		f->source = BW_FEED_SRC_URL;
 		if ((rc = get_url(c, url, "url", &f->url)))
@@ -106,6 +201,27 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 					  "'format: stix'", f->name);
 		if ((rc = parse_taxii(c, taxii, f)) || (rc = parse_auth(c, taxii, f)))
 			return rc;
+	} else if (prim) {
+		f->source = BW_FEED_SRC_XFR;
+		if (f->format != BW_FEED_RPZ)
+			return cf_fail_at(c, prim, BW_EINVAL, "feed '%s': a feed with 'primaries' "
+					  "has 'format: rpz'", f->name);
+		if ((rc = parse_primaries(c, prim, f)))
+			return rc;
+		if ((rc = cf_need(c, m, "zone", "policy.feeds item with 'primaries'", &v)) ||
+		    (rc = cf_get_string(c, v, "zone", &f->zone)))
+			return rc;
+		size_t zl = strlen(f->zone);
+		if (zl > 1 && f->zone[zl - 1] == '.')
+			f->zone[zl - 1] = '\0';
+		const char *why = cf_name_problem(f->zone);
+		if (why)
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': zone '%s' %s", f->name,
+					  f->zone, why);
+		if ((v = cf_get(c, m, "tsig")) && (rc = parse_tsig(c, v, f)))
+			return rc;
+		f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
+		f->timeout_ms = 10u * 1000u;
 	}
 	/* the keys below only make sense for fetched feeds */
 	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
@@ -114,14 +230,18 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 	if (f->source == BW_FEED_SRC_FILE) {
 		for (size_t i = 0; fetched[i]; i++) {
 			if ((v = cf_get(c, m, fetched[i])))
-				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for 'url' and "
-						  "'taxii' feeds", f->name, fetched[i]);
+				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for fetched "
+						  "feeds ('url', 'taxii', 'primaries')", f->name,
+						  fetched[i]);
 		}
 		return 0;
 	}
-	if ((v = cf_get(c, m, "refresh")) &&
-	    (rc = cf_get_duration_ms32(c, v, "refresh", 1000, 7ull * 86400 * 1000, &f->refresh_ms)))
-		return rc;
+	if ((v = cf_get(c, m, "refresh"))) {
+		if ((rc = cf_get_duration_ms32(c, v, "refresh", 1000, 7ull * 86400 * 1000,
+					       &f->refresh_ms)))
+			return rc;
+		f->refresh_given = true;
+	}
 	if ((v = cf_get(c, m, "timeout")) &&
 	    (rc = cf_get_duration_ms32(c, v, "timeout", 100, 3600ull * 1000, &f->timeout_ms)))
 		return rc;
@@ -205,4 +325,11 @@ void cf_feed_source_free(struct bw_feed_conf *f)
 	free(f->password);
 	free(f->token_file);
 	free(f->ca_file);
+	free(f->zone);
+	free(f->primaries);
+	free(f->tsig_name);
+	free(f->tsig_alg);
+	if (f->tsig_secret)
+		memset(f->tsig_secret, 0, strlen(f->tsig_secret));
+	free(f->tsig_secret);
 }

@@ -634,7 +634,7 @@ static void test_feed_errors(void **state)
 	expect_error("policy:\n  feeds:\n    - { name: a, file: x }\n",
 		     ":3:7: missing required key 'category' in policy.feeds item");
 	expect_error("policy:\n  feeds:\n    - { name: a, category: c }\n",
-		     ":3:7: feed 'a': give exactly one of 'file', 'url' or 'taxii'");
+		     ":3:7: feed 'a': give exactly one of 'file', 'url', 'taxii' or 'primaries'");
 	expect_error("policy:\n  feeds:\n    - { name: \"a b\", category: c, file: x }\n",
 		     ":3:15: feed name 'a b' must be 1 to 64 characters from A-Z a-z 0-9 _ . -");
 	expect_error("policy:\n  feeds:\n    - { name: a, category: \"c/d\", file: x }\n",
@@ -644,7 +644,7 @@ static void test_feed_errors(void **state)
 		     ":3:31: unknown key 'fil' in policy.feeds item (known: name, category, "
 		     "format, file, action, redirect, url, taxii, refresh, timeout, max-size, "
 		     "max-entries, min-ratio, expire, when-expired, ca-file, username, password, "
-		     "token-file)");
+		     "token-file, primaries, zone, tsig)");
 	expect_error("policy:\n  feeds: { name: a }\n",
 		     ":2:10: expected a sequence for 'feeds', found a mapping");
 }

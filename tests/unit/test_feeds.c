@@ -368,12 +368,12 @@ static void test_conf_keys(void **state)
 	     "'url' must be an http:// or https:// URL"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", "
 	     "taxii: { url: \"https://x/\", collection: c } }\n",
-	     "give exactly one of 'file', 'url' or 'taxii'"},
+	     "give exactly one of 'file', 'url', 'taxii' or 'primaries'"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, taxii: { url: \"https://x/\", "
 	     "collection: c } }\n",
 	     "a 'taxii' feed has 'format: stix'"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, file: c.yaml, refresh: 1m }\n",
-	     "'refresh' is for 'url' and 'taxii' feeds"},
+	     "'refresh' is for fetched feeds ('url', 'taxii', 'primaries')"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", min-ratio: 2 }\n",
 	     "'min-ratio' must be a number from 0 to 1"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", username: u }\n",
@@ -384,6 +384,21 @@ static void test_conf_keys(void **state)
 	    {"policy:\n  feeds:\n    - { name: a, category: c, format: stix, taxii: { url: "
 	     "\"https://x/\", collection: \"a/b\" } }\n",
 	     "taxii 'collection' must be an id"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, primaries: [ 192.0.2.1 ] }\n",
+	     "a feed with 'primaries' has 'format: rpz'"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, format: rpz, primaries: [ 192.0.2.1 ] }\n",
+	     "missing required key 'zone'"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, format: rpz, zone: rpz.test, "
+	     "primaries: [ \"192.0.2.1@99999\" ] }\n",
+	     "primary '192.0.2.1@99999' is not an IP address"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, format: rpz, zone: rpz.test, "
+	     "primaries: [ 192.0.2.1 ], tsig: { name: k, algorithm: hmac-md5, secret: AAAA } }\n",
+	     "invalid algorithm 'hmac-md5'"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, format: rpz, zone: rpz.test, "
+	     "primaries: [ 192.0.2.1 ], tsig: { name: k, secret: \"not base64!\" } }\n",
+	     "tsig 'secret' must be base64"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", zone: z }\n",
+	     "'zone' is for feeds with 'primaries'"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		conf = NULL;
