@@ -39,6 +39,10 @@ void bw_server_stop(struct bw_server *s, unsigned drain_ms);
 void bw_server_destroy(struct bw_server *s);
 /* Logs per-worker counters summed. */
 void bw_server_log_stats(struct bw_server *s);
+/* Connects the counter of telemetry records dropped (query log, events) to the metrics
+ * endpoint (bulwark_telemetry_dropped_total); fn is called on the endpoint's thread.
+ * NULL disconnects it. Any time after bw_server_create(). */
+void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
 
