@@ -8,6 +8,7 @@
 
 CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
+PKGS    += libfstrm libprotobuf-c
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 
@@ -21,6 +22,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS += -I$(BUILD)/gen
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wvla
 CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP
 LDLIBS  += $(PKG_LIBS) -pthread
@@ -28,6 +30,9 @@ LDLIBS  += $(PKG_LIBS) -pthread
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libbulwark.a
+# dnstap: protobuf-c code generated from src/telemetry/dnstap.proto at build time
+PB_C    := $(BUILD)/gen/dnstap.pb-c.c
+LIB_OBJ += $(BUILD)/gen/dnstap.pb-c.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -39,6 +44,13 @@ all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/dnstap.pb-c.c $(BUILD)/gen/dnstap.pb-c.h: src/telemetry/dnstap.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -Isrc/telemetry $<
+$(BUILD)/gen/dnstap.pb-c.o: $(PB_C)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(BUILD)/src/telemetry/dnstap.o: $(BUILD)/gen/dnstap.pb-c.h
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -87,11 +99,11 @@ test: deps
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
 FUZZ_CC ?= clang
-fuzz: deps
+fuzz: deps $(PB_C)
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  $(FUZZ_CC) -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(LDLIBS) || exit 1; \
+	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(PB_C) $(LDLIBS) || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$n; cp -n tests/fuzz/corpus/$$n/* $(BUILD)/fuzz/corpus-$$n/ 2>/dev/null; \
 	  echo "== fuzzing $$n for $(FUZZ_SECONDS)s"; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus-$$n \

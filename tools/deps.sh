@@ -7,6 +7,8 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       knot-dnsutils bind9-dnsutils ldnsutils nsd dnsperf unbound-host
       python3 python3-dnspython python3-pytest iproute2 util-linux procps)
 PKGS+=(libcurl4-openssl-dev nginx openssl) # feeds over HTTPS (src/feeds), e2e feed server
+# dnstap (src/telemetry/dnstap.c) and the readers its tests use; promtool checks /metrics
+PKGS+=(libfstrm-dev libprotobuf-c-dev protobuf-c-compiler fstrm-bin dnstap-ldns prometheus protobuf-compiler curl)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1533,6 +1533,9 @@ static void set_defaults(struct bw_conf *conf)
 	conf->log.level = BW_LOG_INFO;
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
+	conf->metrics.port = 9153;
+	conf->dnstap.log_queries = true;
+	conf->dnstap.log_responses = true;
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1652,7 +1655,9 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
-					   "log",    "telemetry", NULL};
+					   "log",    "telemetry",
+					   "metrics", "dnstap",
+					   NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -1660,6 +1665,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"server", parse_server}, {"resolver", parse_resolver}, {"cache", parse_cache},
 	    {"policy", parse_policy}, {"log", parse_log},
 	    {"telemetry", cf_parse_telemetry},
+	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
 	};
 	int rc;
 
@@ -1832,6 +1838,11 @@ void bw_conf_free(struct bw_conf *conf)
 		free(p->clients);
 	}
 	free(conf->policy.profiles);
+	free(conf->metrics.address);
+	free(conf->dnstap.socket);
+	free(conf->dnstap.tcp_address);
+	free(conf->dnstap.identity);
+	free(conf->dnstap.version);
 	free(conf->path);
 	free(conf);
 }

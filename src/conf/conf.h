@@ -199,6 +199,27 @@ struct bw_conf {
 		enum bw_privacy privacy; /* default BW_PRIVACY_BLOCKED_ONLY */
 	} telemetry;
 
+	/* Prometheus exposition on a local HTTP endpoint (docs/metrics.md); off by default. */
+	struct {
+		bool enabled;                 /* a metrics: section that does not say enable: false */
+		char *address;                /* default 127.0.0.1 */
+		uint16_t port;                /* default 9153 */
+		struct sockaddr_storage addr;
+		socklen_t addrlen;
+	} metrics;
+
+	/* dnstap (fstrm + protobuf) to a collector (docs/dnstap.md); off by default. */
+	struct {
+		bool enabled;        /* socket or tcp given */
+		char *socket;        /* unix socket path, or NULL */
+		char *tcp_address;   /* or a TCP collector: address and port */
+		uint16_t tcp_port;
+		char *identity;      /* default: the host name */
+		char *version;       /* default: "bulwark <version>" (NULL here) */
+		bool log_queries;    /* CLIENT_QUERY; default true */
+		bool log_responses;  /* CLIENT_RESPONSE; default true */
+	} dnstap;
+
 	struct {
 		enum bw_log_level level; /* default info */
 		bool syslog;             /* default false (stderr) */

@@ -108,5 +108,7 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 			 struct bw_feed_conf *f);
 int cf_feeds_finish(struct cf_ctx *c);
 void cf_feed_source_free(struct bw_feed_conf *f);
+int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
+int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
 
 #endif

@@ -49,6 +49,10 @@ struct bw_rule;
 int bw_server_feeds_changed(void *ctx, uint64_t off_mask);
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes);
+/* Connects the counter of telemetry records dropped (query log, events) to the metrics
+ * endpoint (bulwark_telemetry_dropped_total); fn is called on the endpoint's thread.
+ * NULL disconnects it. Any time after bw_server_create(). */
+void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
 

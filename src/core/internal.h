@@ -15,6 +15,8 @@
 #include "net/net.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
+#include "telemetry/dnstap.h"
+#include "telemetry/metrics.h"
 
 #define BW_UDP_BATCH 64
 #define BW_UDP_RBUF 4096     /* largest UDP query we take */
@@ -27,6 +29,18 @@ struct bw_state {
 	struct bw_conf *conf; /* the config the policy and ACL come from */
 	bool owns_conf;       /* false for the boot config, owned by the server */
 	uint64_t generation;
+	/* stable metrics slots (telemetry/metrics.h) of this policy's feeds and profiles */
+	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];
+	uint8_t profile_slot[256];
+};
+
+/* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */
+struct bw_obs_note {
+	bool set;
+	uint8_t action, match; /* dnstap Policy.Action and Policy.Match */
+	uint16_t value_len;
+	char rule[BW_METRICS_LABEL_MAX]; /* "feed/category" */
+	uint8_t value[BW_DNS_MAXNAME];   /* the matched name (wire) or address */
 };
 
 enum bw_transport_kind { BW_VIA_UDP = 0, BW_VIA_TCP = 1 };
@@ -70,6 +84,7 @@ struct bw_qctx {
 	uint64_t t_start_ns;
 	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
 	struct bw_query q;
+	struct bw_obs_note note; /* a redirect's rule, for dnstap */
 };
 
 struct bw_udp_sock {
@@ -83,6 +98,7 @@ struct bw_worker_stats {
 	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, blocked_ip,
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
+	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
 };
 
 struct bw_worker {
@@ -111,6 +127,11 @@ struct bw_worker {
 	unsigned state_depth;         /* holds nest: a callback may run inside a batch */
 
 	struct bw_worker_stats stats;
+	/* a copy of stats for the metrics endpoint, made on request (core/observe.c) */
+	struct bw_worker_stats pub;  /* under srv->pub_lock */
+	uint64_t pub_done;           /* under srv->pub_lock */
+	_Atomic uint64_t pub_req;
+	struct bw_obs_note note;     /* the current query's blocking rule, for dnstap */
 
 	/* UDP batch buffers */
 	struct mmsghdr rmsg[BW_UDP_BATCH], smsg[BW_UDP_BATCH];
@@ -137,7 +158,26 @@ struct bw_server {
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */
 	pthread_mutex_t state_lock;
 	uint64_t feeds_off; /* feeds left out of the policy (expired, when-expired: stop) */
+	/* telemetry (core/observe.c) */
+	struct bw_metrics_slots feed_slots, profile_slots;
+	struct bw_metrics_http *metrics;
+	pthread_mutex_t pub_lock;
+	pthread_cond_t pub_cond;
+	uint64_t pub_ticket;
+	bw_metrics_drops_fn telemetry_drops; /* set by whoever owns the query log, or NULL */
+	void *telemetry_drops_ctx;
+	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
 };
+
+/* observe.c */
+int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen);
+int bw_obs_server_start(struct bw_server *s, char *err, size_t errlen);
+void bw_obs_server_stop(struct bw_server *s);
+void bw_obs_server_free(struct bw_server *s);
+/* Fills the metrics slots of a new state (main thread). */
+void bw_obs_state_slots(struct bw_server *s, struct bw_state *st);
+/* Worker side of a scrape: copies stats to pub when asked. */
+void bw_obs_publish(struct bw_worker *w);
 
 /* worker.c */
 int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "core/internal.h"
+#include "core/observe.h"
 
 /* How long a blocked answer stays in the packet cache (clamped by cache.max-negative-ttl);
  * a new policy generation makes it unreachable anyway. */
@@ -82,7 +83,7 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 	case BW_ACT_PASSTHRU:
 		return SYNTH_NONE;
 	case BW_ACT_DROP:
-		w->stats.blocked++;
+		bw_obs_block(w, q, v, via_text);
 		return SYNTH_DROP;
 	case BW_ACT_TCP_ONLY:
 		return via == BW_VIA_TCP ? SYNTH_NONE : SYNTH_TC;
@@ -108,7 +109,7 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 	}
 	m->ede = v->ede;
 	blocked_text(m->ede_text, sizeof(m->ede_text), v, via_text);
-	w->stats.blocked++;
+	bw_obs_block(w, q, v, via_text);
 	return SYNTH_ANSWER;
 }
 
@@ -193,6 +194,7 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 	}
 	j->profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
 					      j->o->peer);
+	bw_obs_profile(w, j->profile);
 	return BW_STAGE_NEXT;
 }
 
@@ -241,7 +243,7 @@ static int prepare_redirect(struct job *j)
 	j->rlen = (uint8_t)len;
 	j->redirect = true;
 	j->passthru = true; /* the garden's own answer is not policed again */
-	j->w->stats.blocked++;
+	bw_obs_block(j->w, &j->q, v, NULL);
 	return 0;
 }
 
@@ -370,7 +372,8 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->conn = j->o->conn;
 	memcpy(&x->peer, j->o->peer, j->o->peerlen);
 	x->peerlen = j->o->peerlen;
-	x->t_start_ns = 0;
+	x->t_start_ns = bw_now_ns();
+	x->note = w->note;
 	x->ub_id = 0;
 	x->answered = false;
 	x->profile = j->profile;
@@ -450,6 +453,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 		st = stage_any(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_resolve(&j);
+	bw_obs_query(w, o, pkt, len, st == BW_STAGE_DONE ? out : NULL, j.out_len);
 	return st == BW_STAGE_DONE ? j.out_len : 0;
 }
 
@@ -674,6 +678,7 @@ static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, e
 	if (!(x->answered && err)) /* a late failure after a stale answer changes nothing */
 		n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
 	bw_worker_drop_state(w);
+	bw_obs_answer(x, w->out, n);
 	deliver(x, w->out, n);
 	qctx_put(x);
 }
@@ -686,6 +691,7 @@ void bw_pipeline_resolved(void *arg, int err, const uint8_t *pkt, size_t len, en
 		return; /* timed out and already answered */
 	x->ub_id = 0;
 	evtimer_del(x->timer);
+	bw_obs_backend(x);
 	finish(x, err, pkt, len, sec, why_bogus);
 }
 
@@ -702,6 +708,7 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 		/* answer stale now, keep resolving until the deadline to refresh the cache */
 		size_t n = stale_answer(x, w->out, sizeof(w->out));
 		if (n) {
+			bw_obs_answer(x, w->out, n);
 			if (x->via == BW_VIA_UDP)
 				deliver(x, w->out, n);
 			else

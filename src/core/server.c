@@ -49,6 +49,7 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 		free(st);
 		return NULL;
 	}
+	bw_obs_state_slots(s, st);
 	bw_info("policy generation %llu: %zu blocked names from %zu feeds in %.2fs",
 		(unsigned long long)st->generation, bw_policy_entries(st->policy),
 		bw_policy_feed_count(st->policy), (double)(bw_now_ns() - t0) / 1e9);
@@ -84,15 +85,19 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	cpu_set_t set;
 	unsigned ncpu = cpus_allowed(&set);
 	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
-	if (s->nworkers > BW_SNAPREF_MAX_READERS)
-		s->nworkers = BW_SNAPREF_MAX_READERS;
+	if (s->nworkers > BW_SNAPREF_MAX_READERS - 1) /* one reader slot for metrics */
+		s->nworkers = BW_SNAPREF_MAX_READERS - 1;
+	rc = bw_obs_server_init(s, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = BW_ENOMEM;
 
 	struct bw_state *st = state_build(s, conf, false, NULL);
 	if (!st) {
 		snprintf(err, errlen, "cannot build the policy");
 		goto fail;
 	}
-	bw_snapref_init(&s->state_ref, st, s->nworkers);
+	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
 
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -104,6 +109,9 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		if (rc != 0)
 			goto fail;
 	}
+	rc = bw_obs_server_start(s, err, errlen); /* the metrics endpoint, if configured */
+	if (rc != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
@@ -230,6 +238,7 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 		free(st);
 		goto out;
 	}
+	bw_obs_state_slots(s, st);
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
 	old->owns_conf = false; /* the conf moved to the new state */
 	state_free(old);
@@ -240,6 +249,7 @@ out:
 
 void bw_server_stop(struct bw_server *s, unsigned drain_ms)
 {
+	bw_obs_server_stop(s);
 	if (!s->started)
 		return;
 	for (unsigned i = 0; i < s->nworkers; i++)
@@ -295,6 +305,7 @@ void bw_server_destroy(struct bw_server *s)
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++)
 		bw_worker_free(s->workers[i]);
 	free(s->workers);
+	bw_obs_server_free(s);
 	state_free(atomic_load(&s->state_ref.current));
 	bw_cache_destroy(s->cache);
 	bw_conf_free(s->conf);

@@ -102,6 +102,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	uint64_t v;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		bw_warn("worker %u: control read: %s", w->index, strerror(errno));
+	bw_obs_publish(w); /* a metrics scrape may be waiting for our counters */
 	if (!atomic_load(&w->draining))
 		return;
 	if (!w->drain_started) {

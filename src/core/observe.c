@@ -1,0 +1,332 @@
+/*
+ * core/observe.c - what the core tells the outside about itself: the metrics endpoint's
+ * collect callback (workers' counters summed, cache, feeds) and dnstap messages.
+ *
+ * Scrapes never read a worker's live counters: the scraping thread asks every worker
+ * (through its control eventfd) to copy its counters into `pub` under pub_lock, waits for
+ * the copies (at most SCRAPE_WAIT_MS; a worker that did not answer by then contributes
+ * its previous copy), then sums. Workers count with plain increments; nothing on the
+ * query path is atomic or locked for metrics.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "core/observe.h"
+
+#define SCRAPE_WAIT_MS 500
+
+/* ---- metrics ---- */
+
+void bw_obs_publish(struct bw_worker *w)
+{
+	uint64_t req = atomic_load_explicit(&w->pub_req, memory_order_acquire);
+	struct bw_server *s = w->srv;
+	pthread_mutex_lock(&s->pub_lock);
+	if (w->pub_done != req) {
+		w->pub = w->stats;
+		w->pub_done = req;
+		pthread_cond_broadcast(&s->pub_cond);
+	}
+	pthread_mutex_unlock(&s->pub_lock);
+}
+
+void bw_obs_state_slots(struct bw_server *s, struct bw_state *st)
+{
+	const struct bw_policy *p = st->policy;
+	size_t nf = bw_policy_feed_count(p);
+	for (size_t i = 0; i < nf && i < BW_METRICS_MAX_FEEDS; i++) {
+		const struct bw_feed_status *f = bw_policy_feed_status(p, i);
+		st->feed_slot[i] = (uint8_t)bw_metrics_slot(&s->feed_slots, f->name, f->category);
+	}
+	unsigned np = bw_policy_profile_count(p);
+	for (unsigned i = 0; i < np && i < 256; i++)
+		st->profile_slot[i] =
+		    (uint8_t)bw_metrics_slot(&s->profile_slots, bw_policy_profile_name(p, i), "");
+}
+
+static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats *w)
+{
+	o->queries_udp += w->udp;
+	o->queries_tcp += w->tcp;
+	o->cache_hits += w->cache_hits;
+	o->cache_misses += w->cache_misses;
+	o->blocked_cname += w->blocked_cname;
+	o->blocked_ip += w->blocked_ip;
+	o->log_only += w->log_only;
+	o->allowlisted += w->allowlisted;
+	o->stale += w->stale;
+	o->dropped += w->dropped;
+	o->overload += w->overload;
+	o->bogus += w->bogus;
+	bw_metrics_counts_add(&o->c, &w->m);
+}
+
+static void collect(void *ctx, struct bw_metrics_sample *o)
+{
+	struct bw_server *s = ctx;
+
+	/* the workers' counters: ask for fresh copies, wait a little, sum */
+	pthread_mutex_lock(&s->pub_lock);
+	uint64_t ticket = ++s->pub_ticket;
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		atomic_store_explicit(&s->workers[i]->pub_req, ticket, memory_order_release);
+		bw_worker_wake(s->workers[i]);
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)SCRAPE_WAIT_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	for (;;) {
+		unsigned done = 0;
+		for (unsigned i = 0; i < s->nworkers; i++)
+			done += s->workers[i]->pub_done == ticket;
+		if (done == s->nworkers)
+			break;
+		if (pthread_cond_timedwait(&s->pub_cond, &s->pub_lock, &until) == ETIMEDOUT)
+			break;
+	}
+	o->workers = s->nworkers;
+	for (unsigned i = 0; i < s->nworkers; i++)
+		add_stats(o, &s->workers[i]->pub);
+	pthread_mutex_unlock(&s->pub_lock);
+
+	/* slot labels */
+	pthread_mutex_lock(&s->feed_slots.lock);
+	o->n_feed_slots = s->feed_slots.n;
+	for (unsigned i = 0; i < o->n_feed_slots; i++) {
+		memcpy(o->feed_slot[i][0], s->feed_slots.a[i], BW_METRICS_LABEL_MAX);
+		memcpy(o->feed_slot[i][1], s->feed_slots.b[i], BW_METRICS_LABEL_MAX);
+	}
+	pthread_mutex_unlock(&s->feed_slots.lock);
+	pthread_mutex_lock(&s->profile_slots.lock);
+	o->n_profile_slots = s->profile_slots.n;
+	for (unsigned i = 0; i < o->n_profile_slots; i++)
+		memcpy(o->profile_slot[i], s->profile_slots.a[i], BW_METRICS_LABEL_MAX);
+	pthread_mutex_unlock(&s->profile_slots.lock);
+
+	/* the cache */
+	struct bw_cache_stats cs;
+	bw_cache_stats(s->cache, &cs);
+	o->cache_entries = cs.entries;
+	o->cache_bytes = cs.bytes;
+	o->cache_evictions = cs.evictions;
+	o->cache_capacity = s->conf->cache.size;
+
+	/* the live policy's feeds: held like a worker holds it, in the scraper's own slot */
+	const struct bw_state *st = bw_snapref_acquire(&s->state_ref, s->nworkers);
+	o->policy_generation = st->generation;
+	o->policy_entries = bw_policy_entries(st->policy);
+	size_t nf = bw_policy_feed_count(st->policy);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	double now_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	for (size_t i = 0; i < nf && i < BW_METRICS_MAX_FEEDS; i++) {
+		const struct bw_feed_status *f = bw_policy_feed_status(st->policy, i);
+		struct bw_metrics_feed *m = &o->feed[o->n_feeds++];
+		snprintf(m->name, sizeof(m->name), "%s", f->name ? f->name : "");
+		snprintf(m->category, sizeof(m->category), "%s", f->category ? f->category : "");
+		m->entries = f->entries;
+		m->age_sec = f->file_mtime_ns ? now_s - (double)f->file_mtime_ns / 1e9 : -1;
+		if (m->age_sec < 0 && f->file_mtime_ns)
+			m->age_sec = 0;
+		m->failed = f->load_error != 0;
+		m->kept_previous = f->kept_previous;
+		if (m->failed)
+			snprintf(m->error, sizeof(m->error), "%s", bw_strerror(f->load_error));
+	}
+	bw_snapref_release(&s->state_ref, s->nworkers);
+
+	o->dnstap = s->dnstap != NULL;
+	pthread_mutex_lock(&s->pub_lock);
+	bw_metrics_drops_fn drops = s->telemetry_drops;
+	void *drops_ctx = s->telemetry_drops_ctx;
+	pthread_mutex_unlock(&s->pub_lock);
+	if (drops) {
+		o->have_telemetry_dropped = true;
+		o->telemetry_dropped = drops(drops_ctx);
+	}
+}
+
+void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&s->pub_lock);
+	s->telemetry_drops = fn;
+	s->telemetry_drops_ctx = ctx;
+	pthread_mutex_unlock(&s->pub_lock);
+}
+
+int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen)
+{
+	if (bw_metrics_slots_init(&s->feed_slots, BW_METRICS_FEED_SLOTS) != 0 ||
+	    bw_metrics_slots_init(&s->profile_slots, BW_METRICS_PROFILE_SLOTS) != 0 ||
+	    pthread_mutex_init(&s->pub_lock, NULL) != 0 ||
+	    pthread_cond_init(&s->pub_cond, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	if (s->conf->dnstap.enabled) {
+		s->dnstap = bw_dnstap_create(s->conf, s->nworkers, err, errlen);
+		if (!s->dnstap)
+			return BW_EIO;
+	}
+	return 0;
+}
+
+int bw_obs_server_start(struct bw_server *s, char *err, size_t errlen)
+{
+	const struct bw_conf *c = s->conf;
+	if (!c->metrics.enabled)
+		return 0;
+	s->metrics = bw_metrics_http_start((const struct sockaddr *)&c->metrics.addr,
+					   c->metrics.addrlen, collect, s, err, errlen);
+	if (!s->metrics)
+		return BW_EIO;
+	bw_info("metrics on http://%s%s%s:%u/metrics", strchr(c->metrics.address, ':') ? "[" : "",
+		c->metrics.address, strchr(c->metrics.address, ':') ? "]" : "",
+		(unsigned)c->metrics.port);
+	return 0;
+}
+
+void bw_obs_server_stop(struct bw_server *s)
+{
+	bw_metrics_http_stop(s->metrics);
+	s->metrics = NULL;
+}
+
+void bw_obs_server_free(struct bw_server *s)
+{
+	bw_obs_server_stop(s);
+	bw_dnstap_destroy(s->dnstap);
+	s->dnstap = NULL;
+	bw_metrics_slots_free(&s->feed_slots);
+	bw_metrics_slots_free(&s->profile_slots);
+	if (s->feed_slots.cap) {
+		pthread_mutex_destroy(&s->pub_lock);
+		pthread_cond_destroy(&s->pub_cond);
+	}
+}
+
+/* ---- dnstap ---- */
+
+void bw_obs_note_block(struct bw_worker *w, const struct bw_query *q,
+		       const struct bw_verdict *v, const char *via)
+{
+	struct bw_obs_note *n = &w->note;
+	n->set = true;
+	switch (v->action) {
+	case BW_ACT_NXDOMAIN: n->action = BW_DNSTAP_NXDOMAIN; break;
+	case BW_ACT_NODATA: n->action = BW_DNSTAP_NODATA; break;
+	case BW_ACT_DROP: n->action = BW_DNSTAP_DROP; break;
+	case BW_ACT_TCP_ONLY: n->action = BW_DNSTAP_TRUNCATE; break;
+	default: n->action = BW_DNSTAP_LOCAL_DATA; break; /* local data, CNAME redirect */
+	}
+	snprintf(n->rule, sizeof(n->rule), "%s/%s", v->feed_name ? v->feed_name : "",
+		 v->category ? v->category : "");
+	n->value_len = 0;
+	if (!via || !*via) {
+		n->match = BW_DNSTAP_MATCH_QNAME;
+		memcpy(n->value, q->qname_lc, q->qname_len);
+		n->value_len = q->qname_len;
+	} else if (!strcmp(via, "client address")) {
+		n->match = BW_DNSTAP_MATCH_CLIENT_IP; /* the value is the (truncated) client */
+	} else if (!strncmp(via, "address ", 8)) {
+		n->match = BW_DNSTAP_MATCH_RESPONSE_IP;
+		if (inet_pton(AF_INET, via + 8, n->value) == 1)
+			n->value_len = 4;
+		else if (inet_pton(AF_INET6, via + 8, n->value) == 1)
+			n->value_len = 16;
+	} else if (!strncmp(via, "CNAME ", 6)) {
+		/* RPZ treats a CNAME target as a new query name */
+		const char *why;
+		n->match = BW_DNSTAP_MATCH_QNAME;
+		n->value_len = (uint16_t)bw_feed_name_to_wire(via + 6, strlen(via + 6), n->value, &why);
+	}
+}
+
+/* Wall-clock time of a monotonic instant (ns). */
+static struct timespec wall_of(uint64_t mono_ns, const struct timespec *now_wall)
+{
+	uint64_t now_mono = bw_now_ns();
+	uint64_t ago = now_mono > mono_ns ? now_mono - mono_ns : 0;
+	uint64_t wall = (uint64_t)now_wall->tv_sec * 1000000000ull + (uint64_t)now_wall->tv_nsec;
+	wall = wall > ago ? wall - ago : 0;
+	return (struct timespec){(time_t)(wall / 1000000000ull), (long)(wall % 1000000000ull)};
+}
+
+static void dt_send(struct bw_worker *w, const struct bw_dnstap_msg *m)
+{
+	if (bw_dnstap_send(w->srv->dnstap, w->index, m) == 0)
+		w->stats.m.dnstap_sent++;
+	else
+		w->stats.m.dnstap_dropped++;
+}
+
+static void note_policy(const struct bw_obs_note *n, struct bw_dnstap_policy *p)
+{
+	p->action = n->action;
+	p->match = n->match;
+	p->rule = n->rule;
+	p->value = n->value;
+	p->value_len = n->value_len;
+}
+
+void bw_obs_dnstap_sync(struct bw_worker *w, const struct bw_origin *o, const uint8_t *pkt,
+			size_t len, const uint8_t *ans, size_t alen)
+{
+	struct bw_dnstap *d = w->srv->dnstap;
+	bool blocked = w->note.set;
+	struct bw_dnstap_policy pol;
+	struct bw_dnstap_msg m = {
+	    .tcp = o->via == BW_VIA_TCP,
+	    .client = o->peer,
+	    .policy = blocked ? &pol : NULL,
+	};
+	if (blocked)
+		note_policy(&w->note, &pol);
+	if (o->listener >= 0 && (size_t)o->listener < w->srv->conf->server.n_listen)
+		m.server = (const struct sockaddr *)&w->srv->conf->server.listen[o->listener].addr;
+	clock_gettime(CLOCK_REALTIME, &m.qtime);
+	if (bw_dnstap_wants(d, BW_DNSTAP_CLIENT_QUERY, blocked)) {
+		m.type = BW_DNSTAP_CLIENT_QUERY;
+		m.query = pkt;
+		m.query_len = len;
+		dt_send(w, &m);
+	}
+	if (ans && alen && bw_dnstap_wants(d, BW_DNSTAP_CLIENT_RESPONSE, blocked)) {
+		m.type = BW_DNSTAP_CLIENT_RESPONSE;
+		m.query = NULL;
+		m.query_len = 0;
+		m.response = ans;
+		m.response_len = alen;
+		m.rtime = m.qtime;
+		dt_send(w, &m);
+	}
+	w->note.set = false;
+}
+
+void bw_obs_dnstap_async(struct bw_qctx *x, const uint8_t *ans, size_t alen)
+{
+	struct bw_worker *w = x->w;
+	const struct bw_obs_note *n = w->note.set ? &w->note : x->note.set ? &x->note : NULL;
+	struct bw_dnstap_policy pol;
+	if (!x->answered && alen && bw_dnstap_wants(w->srv->dnstap, BW_DNSTAP_CLIENT_RESPONSE, n)) {
+		struct bw_dnstap_msg m = {
+		    .type = BW_DNSTAP_CLIENT_RESPONSE,
+		    .tcp = x->via == BW_VIA_TCP,
+		    .client = (const struct sockaddr *)&x->peer,
+		    .response = ans,
+		    .response_len = alen,
+		    .policy = n ? &pol : NULL,
+		};
+		if (n)
+			note_policy(n, &pol);
+		clock_gettime(CLOCK_REALTIME, &m.rtime);
+		m.qtime = x->t_start_ns ? wall_of(x->t_start_ns, &m.rtime) : m.rtime;
+		dt_send(w, &m);
+	}
+	w->note.set = false;
+}
