@@ -9,6 +9,7 @@
 CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
 PKGS    += libfstrm libprotobuf-c
+PKGS    += libcrypto
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 
@@ -73,6 +74,11 @@ $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< tests/fuzz/replay_main.c $(LIB) $(LDLIBS)
 
+# test tools (xfr_fetch: zone transfers against a real primary, tests/e2e/test_xfr.py)
+$(BUILD)/tests/%: tests/tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 deps:
 	@tools/deps.sh
 
@@ -87,7 +93,7 @@ fuzz-replay: $(FUZZ_REPLAY)
 	@fail=0; for t in $(FUZZ_REPLAY); do n=$${t##*/replay_}; echo "== $$n corpus"; \
 	  $$t tests/fuzz/corpus/$$n || fail=1; done; exit $$fail
 
-e2e: all
+e2e: all $(BUILD)/tests/xfr_fetch
 	BULWARK=$(BUILD)/bulwark tests/e2e/run.sh
 
 check-banned:

@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libunbound-dev libevent-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libknot-dev dns-root-data
       knot-dnsutils bind9-dnsutils ldnsutils nsd dnsperf unbound-host
+      knot
       python3 python3-dnspython python3-pytest iproute2 util-linux procps)
 PKGS+=(libcurl4-openssl-dev nginx openssl) # feeds over HTTPS (src/feeds), e2e feed server
 # dnstap (src/telemetry/dnstap.c) and the readers its tests use; promtool checks /metrics

@@ -330,17 +330,66 @@ static void cname_action(struct bw_rule *r, const uint8_t *target, size_t tlen,
 	}
 }
 
-static void on_record(struct bw_rpz *z, unsigned long line)
+int bw_rpz_rr_rule(const uint8_t *apex, size_t apex_len, const uint8_t *owner, size_t olen,
+		   uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen,
+		   struct bw_rpz_rr_buf *buf, struct bw_rule *r, const char **why)
 {
-	zs_scanner_t *s = z->zs;
-	uint8_t owner[ZS_MAX_DNAME_LENGTH + 1], name[ZS_MAX_DNAME_LENGTH + 1];
-	uint8_t target[ZS_MAX_DNAME_LENGTH + 1];
-	size_t olen = s->r_owner_length;
-	struct bw_rule r = {0};
-	struct bw_rule_rr rr;
 	struct trig t;
 	const uint8_t *self;
 	size_t self_len = 0;
+
+	memset(r, 0, sizeof(*r));
+	*why = NULL;
+	if (name_eq(owner, olen, apex, apex_len))
+		return 0;
+	/* under the apex: ends with it, on a label boundary */
+	if (olen <= apex_len || memcmp(owner + olen - apex_len, apex, apex_len) != 0) {
+		*why = "owner name outside the zone";
+		return -1;
+	}
+	t.part = owner;
+	t.part_len = olen - apex_len;
+	t.n = 0;
+	size_t i = 0;
+	while (i < t.part_len && t.n < MAX_LABELS && owner[i] != 0) {
+		t.lab[t.n++] = owner + i;
+		i += 1 + (size_t)owner[i];
+	}
+	if (i != t.part_len) { /* the apex matched inside a label */
+		*why = "owner name outside the zone";
+		return -1;
+	}
+	*why = decode_trigger(&t, r, buf->name, &self, &self_len);
+	if (*why)
+		return -1;
+	if (type == RR_CNAME) {
+		size_t tlen = wire_name_len(rdata, rdlen);
+		if (tlen == 0 || tlen != rdlen) {
+			*why = "bad CNAME target";
+			return -1;
+		}
+		lower_name(buf->target, rdata, tlen);
+		cname_action(r, buf->target, tlen, owner, olen, &t, self, self_len);
+	} else {
+		/* One rule per record: the snapshot builder merges the records of one trigger
+		 * into one answer. */
+		buf->rr = (struct bw_rule_rr){
+			.type = type, .ttl = ttl, .rdlen = (uint16_t)rdlen, .rdata = rdata};
+		r->action = BW_ACT_LOCAL_DATA;
+		r->rrs = &buf->rr;
+		r->n_rrs = 1;
+	}
+	r->ttl = ttl;
+	return 1;
+}
+
+static void on_record(struct bw_rpz *z, unsigned long line)
+{
+	zs_scanner_t *s = z->zs;
+	uint8_t owner[ZS_MAX_DNAME_LENGTH + 1];
+	size_t olen = s->r_owner_length;
+	struct bw_rule r = {0};
+	struct bw_rpz_rr_buf buf;
 	const char *why;
 
 	if (olen < 1 || olen > ZS_MAX_DNAME_LENGTH) {
@@ -379,51 +428,16 @@ static void on_record(struct bw_rpz *z, unsigned long line)
 		bad(z, line, "SOA other than the first record");
 		return;
 	}
-	if (name_eq(owner, olen, z->apex, z->apex_len)) {
+	int got = bw_rpz_rr_rule(z->apex, z->apex_len, owner, olen, s->r_type, s->r_ttl,
+				 s->r_data, s->r_data_length, &buf, &r, &why);
+	if (got == 0) {
 		if (s->r_type != RR_NS)
 			z->rep->skipped++;
 		return;
 	}
-	/* under the apex: ends with it, on a label boundary */
-	if (olen <= z->apex_len || memcmp(owner + olen - z->apex_len, z->apex, z->apex_len) != 0) {
-		bad(z, line, "owner name outside the zone");
-		return;
-	}
-	t.part = owner;
-	t.part_len = olen - z->apex_len;
-	t.n = 0;
-	size_t i = 0;
-	while (i < t.part_len && t.n < MAX_LABELS && owner[i] != 0) {
-		t.lab[t.n++] = owner + i;
-		i += 1 + (size_t)owner[i];
-	}
-	if (i != t.part_len) { /* the apex matched inside a label */
-		bad(z, line, "owner name outside the zone");
-		return;
-	}
-	why = decode_trigger(&t, &r, name, &self, &self_len);
-	if (why) {
+	if (got < 0) {
 		bad(z, line, why);
 		return;
-	}
-	if (s->r_type == RR_CNAME) {
-		size_t tlen = wire_name_len(s->r_data, s->r_data_length);
-		if (tlen == 0 || tlen != s->r_data_length) {
-			bad(z, line, "bad CNAME target");
-			return;
-		}
-		lower_name(target, s->r_data, tlen);
-		cname_action(&r, target, tlen, owner, olen, &t, self, self_len);
-	} else {
-		/* One rule per record: the snapshot builder merges the records of one trigger
-		 * into one answer. */
-		rr = (struct bw_rule_rr){.type = s->r_type,
-					 .ttl = s->r_ttl,
-					 .rdlen = (uint16_t)s->r_data_length,
-					 .rdata = s->r_data};
-		r.action = BW_ACT_LOCAL_DATA;
-		r.rrs = &rr;
-		r.n_rrs = 1;
 	}
 	unsigned want = s->r_type == RR_CNAME ? OWN_CNAME : OWN_OTHER;
 	if (!name_eq(owner, olen, z->last_owner, z->last_owner_len)) {
@@ -435,7 +449,6 @@ static void on_record(struct bw_rpz *z, unsigned long line)
 		return;
 	}
 	z->last_flags |= want;
-	r.ttl = s->r_ttl;
 	r.line = line;
 	r.cname_exclusive = true;
 	z->rep->rules++;

@@ -1576,3 +1576,19 @@ bool bw_policy_files_changed(const struct bw_policy *p, const struct bw_conf *co
 	}
 	return false;
 }
+
+/* ---- for export.c (snapshot.h) ---- */
+
+int bw_snap_each_rule(const struct bw_policy *p, int feed, bw_snap_rule_fn fn, void *ctx)
+{
+	return each_rule(p, feed, fn, ctx);
+}
+
+int bw_snap_slot_rules(const struct bw_policy *p, const struct rset *rs, int tab,
+		       const struct slot *s, bw_snap_rule_fn fn, void *ctx)
+{
+	struct adder tmp = {0};
+	int err = slot_rules(&tmp, rs, tab, s, p->base->feeds[s->feed].ttl, fn, ctx);
+	free(tmp.rrs);
+	return err;
+}

@@ -169,6 +169,24 @@ long bw_feed_parse_file(const char *path, enum bw_feed_format format, bw_feed_ad
 long bw_feed_parse_buf(const char *buf, size_t len, enum bw_feed_format format, const char *label,
 		       bw_feed_add_fn add, void *ctx);
 
+/* ---- export (export.c): a feed's rules in effect back to RPZ text ----
+ * bw_policy_export_feed() writes feed `feed`'s rules in effect (base + overlay, i.e. after
+ * deltas) as an RPZ zone below `origin` (an SOA with `serial` first), which the RPZ parser
+ * reads back into the same rules: the last-good copy of an IXFR-fed feed, rewritten from
+ * the live snapshot. Feeds of other formats export the same way (as RPZ). Returns 0,
+ * BW_EINVAL or BW_EIO. bw_policy_export_owner() calls emit for each record of one RPZ
+ * owner (lower-cased absolute wire below origin) that the feed's rules hold: the lookup an
+ * IXFR delta needs (feeds/xfr.h bw_xfr_delta_rules()). Rules of other feed formats come
+ * back as their RPZ records. */
+#include <stdio.h>
+int bw_policy_export_feed(const struct bw_policy *p, unsigned feed, FILE *f, const char *origin,
+			  uint32_t serial);
+typedef void (*bw_policy_rr_fn)(void *ctx, uint16_t type, uint32_t ttl, const uint8_t *rdata,
+				uint16_t rdlen);
+int bw_policy_export_owner(const struct bw_policy *p, unsigned feed, const uint8_t *origin,
+			   size_t origin_len, const uint8_t *owner, size_t owner_len,
+			   bw_policy_rr_fn emit, void *ctx);
+
 /* ---- lower level, used by the snapshot builder and tools ---- */
 
 /* What one parse saw. */

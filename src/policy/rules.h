@@ -129,6 +129,25 @@ int bw_rpz_begin(struct bw_rpz **z, const char *label, bw_rule_sink sink, void *
 		 struct bw_parse_report *rep);
 int bw_rpz_feed(struct bw_rpz *z, const char *buf, size_t len, bool last, size_t *used);
 void bw_rpz_end(struct bw_rpz *z);
+/* One record of an RPZ zone whose apex is `apex` (lower-cased wire, like `owner`, both
+ * absolute) to its rule, with the semantics above: the one conversion behind the zone-file
+ * parser and zone transfers (feeds/xfr.h). rdata is uncompressed wire with absolute names.
+ * Returns 1 with the rule in *r (its pointers into buf, owner and rdata: valid while they
+ * are), 0 for a record at the apex (not policy), or -1 with *why (a static string). The
+ * rule's line, ref, title and cname_exclusive are left 0 for the caller. */
+struct bw_rpz_rr_buf {
+	uint8_t name[256], target[256];
+	struct bw_rule_rr rr;
+};
+int bw_rpz_rr_rule(const uint8_t *apex, size_t apex_len, const uint8_t *owner, size_t olen,
+		   uint16_t type, uint32_t ttl, const uint8_t *rdata, size_t rdlen,
+		   struct bw_rpz_rr_buf *buf, struct bw_rule *r, const char **why);
+/* One record as a master-file line ("owner ttl IN TYPE rdata", absolute names; RFC 3597
+ * "TYPEn \\# len hex" for types without a presentation form here), which bw_parse_rpz()
+ * reads back. Defined in export.c. Returns 0, BW_EINVAL (bad owner) or BW_EIO. */
+#include <stdio.h>
+int bw_rpz_write_rr(FILE *f, const uint8_t *owner, size_t owner_len, uint16_t type, uint32_t ttl,
+		    const uint8_t *rdata, size_t rdlen);
 int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
 		  void *ctx, struct bw_parse_report *rep);
 int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,

@@ -148,4 +148,12 @@ const struct extra *bw_snap_extra(const struct rset *rs, uint64_t key);
 size_t bw_snap_ipkey(uint8_t *out, enum bw_trigger trig, int family, const uint8_t *addr,
 		     unsigned prefix);
 
+/* Rules read back out of a snapshot (policy.c), for export.c: every rule in effect (base
+ * minus what the overlay hides, then the overlay) of one feed (-1: all), or those of one
+ * slot of rs (the base's or the overlay's). The rule is valid during the call only. */
+typedef int (*bw_snap_rule_fn)(void *ctx, unsigned feed, const struct bw_rule *r);
+int bw_snap_each_rule(const struct bw_policy *p, int feed, bw_snap_rule_fn fn, void *ctx);
+int bw_snap_slot_rules(const struct bw_policy *p, const struct rset *rs, int tab,
+		       const struct slot *s, bw_snap_rule_fn fn, void *ctx);
+
 #endif
