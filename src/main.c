@@ -246,7 +246,24 @@ int main(int argc, char **argv)
 	}
 	if (pidfile && write_pidfile(pidfile) != 0)
 		bw_warn("cannot write pid file %s: %s", pidfile, strerror(errno));
+	/* the feed manager exists before the workers start (they pass it NOTIFYs); its thread
+	 * starts once they answer */
+	struct bw_feeds_hooks hooks = {.ctx = srv,
+				       .rebuild = bw_server_feeds_changed,
+				       .delta = bw_server_feed_delta,
+				       .export_feed = bw_server_feed_export,
+				       .owner_records = bw_server_feed_owner};
+	struct bw_feeds *feeds = NULL;
+	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0) {
+		bw_err("%s", err);
+		if (foreground)
+			fprintf(stderr, "bulwark: %s\n", err);
+		bw_server_destroy(srv);
+		return 1;
+	}
+	bw_server_set_notify(srv, bw_feeds_notify, feeds);
 	if (bw_server_start(srv) != 0) {
+		bw_feeds_destroy(feeds);
 		bw_server_destroy(srv);
 		return 1;
 	}
@@ -254,17 +271,13 @@ int main(int argc, char **argv)
 		bw_info("listening on %s port %u (udp, tcp)", conf->server.listen[i].address,
 			conf->server.listen[i].port);
 	/* fetched feeds (their last good copies are already loaded) and the control socket */
-	struct bw_feeds_hooks hooks = {srv, bw_server_feeds_changed, bw_server_feed_delta};
-	struct bw_feeds *feeds = NULL;
-	struct bw_admin *adm = NULL;
-	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0 ||
-	    bw_feeds_start(feeds) != 0) {
-		bw_err("%s", err);
+	if (bw_feeds_start(feeds) != 0) {
 		bw_server_stop(srv, 0);
 		bw_feeds_destroy(feeds);
 		bw_server_destroy(srv);
 		return 1;
 	}
+	struct bw_admin *adm = NULL;
 	if (bw_admin_create(conf->server.control_socket, &adm, err, sizeof(err)) == 0) {
 		bw_admin_register(adm, "feeds", "feeds | feeds accept NAME | feeds refresh NAME",
 				  bw_feeds_command, feeds);

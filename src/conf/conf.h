@@ -113,6 +113,7 @@ struct bw_feed_conf {
 	size_t n_primaries;
 	char *tsig_name, *tsig_alg, *tsig_secret; /* TSIG key (RFC 8945), or NULL: none */
 	bool refresh_given;     /* `refresh:` was written (XFR: else the zone's SOA refresh) */
+	bool expire_given;      /* `expire:` was written (XFR: else the zone's SOA expire) */
 };
 
 /* A profile: which feeds apply to a query, chosen per query (see docs/config.md). */

@@ -274,6 +274,7 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 		const char *s;
 		if ((rc = cf_want_scalar(c, v, "expire", &s)))
 			return rc;
+		f->expire_given = true;
 		if (!strcmp(s, "never"))
 			f->expire_ms = 0;
 		else if ((rc = cf_get_duration_ms(c, v, "expire", 1000, 3650ull * 86400 * 1000,

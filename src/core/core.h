@@ -16,6 +16,8 @@
 #ifndef BW_CORE_H
 #define BW_CORE_H
 
+#include <sys/socket.h>
+
 #include "base/base.h"
 #include "conf/conf.h"
 
@@ -47,6 +49,22 @@ void bw_server_log_stats(struct bw_server *s);
  * ctx is the server. Return 0 or a negative BW_E*. */
 struct bw_rule;
 int bw_server_feeds_changed(void *ctx, uint64_t off_mask);
+/* For the feed manager's transfer source: one feed's rules in the live policy as RPZ text
+ * (the last good copy after an IXFR), and one RPZ owner's records in it (what an IXFR
+ * changes). Both read the live state under the state lock. */
+int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,
+			  char **buf, size_t *len, uint64_t *entries);
+int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
+			 const uint8_t *owner, size_t owner_len,
+			 void (*emit)(void *ectx, uint16_t type, uint32_t ttl, const uint8_t *rdata,
+				      uint16_t rdlen),
+			 void *ectx);
+/* Opcode NOTIFY queries go to fn (any worker thread) instead of being answered NOTIMP;
+ * fn writes the answer into resp and returns its length, 0 for none. Set before
+ * bw_server_start(). Access control does not apply: fn checks the sender itself. */
+typedef size_t (*bw_notify_fn)(void *ctx, const struct sockaddr *from, const uint8_t *msg,
+			       size_t len, uint8_t *resp, size_t cap);
+void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx);
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes);
 /* Connects the counter of telemetry records dropped (query log, events) to the metrics

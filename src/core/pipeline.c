@@ -17,6 +17,7 @@
 /* How long a blocked answer stays in the packet cache (clamped by cache.max-negative-ttl);
  * a new policy generation makes it unreachable anyway. */
 #define BW_BLOCKED_TTL 3600
+#define BW_OPCODE_NOTIFY_Q 4 /* RFC 1996 */
 /* How long a client waits for a fresh answer before it gets a stale one (RFC 8767 5). */
 #define BW_STALE_WAIT_MS 1800
 
@@ -162,6 +163,12 @@ static enum bw_stage synth_stage(struct job *j, enum synth r, bool cache)
 static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 {
 	struct bw_worker *w = j->w;
+	if (len >= BW_DNS_HDR && ((pkt[2] >> 3) & 0xf) == BW_OPCODE_NOTIFY_Q && w->srv->notify) {
+		/* RPZ by transfer: the feed manager checks the sender (a primary, TSIG) */
+		j->out_len = w->srv->notify(w->srv->notify_ctx, j->o->peer, pkt, len, j->out,
+					    BW_MIN(j->cap, (size_t)512));
+		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+	}
 	enum bw_acl_action acl = bw_conf_acl_check(w->state->conf, j->o->peer);
 	if (acl == BW_ACL_DROP) {
 		w->stats.dropped++;

@@ -247,6 +247,52 @@ out:
 	return rc;
 }
 
+int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,
+			  char **buf, size_t *len, uint64_t *entries)
+{
+	struct bw_server *s = ctx;
+	*buf = NULL;
+	*len = 0;
+	FILE *f = open_memstream(buf, len);
+	if (!f)
+		return BW_ENOMEM;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	int rc = bw_policy_export_feed(cur->policy, feed, f, origin, serial);
+	const struct bw_feed_status *st = bw_policy_feed_status(cur->policy, feed);
+	*entries = st ? st->entries : 0;
+	pthread_mutex_unlock(&s->state_lock);
+	if (fclose(f) != 0 && !rc)
+		rc = BW_EIO;
+	if (rc) {
+		free(*buf);
+		*buf = NULL;
+		*len = 0;
+	}
+	return rc;
+}
+
+int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
+			 const uint8_t *owner, size_t owner_len,
+			 void (*emit)(void *ectx, uint16_t type, uint32_t ttl, const uint8_t *rdata,
+				      uint16_t rdlen),
+			 void *ectx)
+{
+	struct bw_server *s = ctx;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	int rc = bw_policy_export_owner(cur->policy, feed, origin, origin_len, owner, owner_len,
+					emit, ectx);
+	pthread_mutex_unlock(&s->state_lock);
+	return rc;
+}
+
+void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx)
+{
+	s->notify = fn;
+	s->notify_ctx = ctx;
+}
+
 void bw_server_stop(struct bw_server *s, unsigned drain_ms)
 {
 	bw_obs_server_stop(s);

@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "base/base.h"
 #include "conf/conf.h"
@@ -41,6 +42,17 @@ struct bw_feeds_hooks {
 	/* Applies one feed's changes to the live policy (DELTA sources). */
 	int (*delta)(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 		     const struct bw_rule *removes, size_t n_removes);
+	/* DELTA sources: the feed's rules in effect in the live policy as RPZ text below
+	 * origin with an SOA of `serial` (heap, *buf), for its last good copy; and the records
+	 * the live policy holds for one RPZ owner (an IXFR changes owners record by record).
+	 * Both may be NULL: the XFR source then takes every IXFR as a full transfer. */
+	int (*export_feed)(void *ctx, unsigned feed, const char *origin, uint32_t serial,
+			   char **buf, size_t *len, uint64_t *entries);
+	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
+			     const uint8_t *owner, size_t owner_len,
+			     void (*emit)(void *ectx, uint16_t type, uint32_t ttl,
+					  const uint8_t *rdata, uint16_t rdlen),
+			     void *ectx);
 };
 
 /* ---- metadata kept beside each last good copy (NAME.meta, JSON) ---- */
@@ -50,6 +62,7 @@ struct bw_feed_meta {
 	char cursor[64];         /* TAXII: added_after for the next poll, "" = from the start */
 	uint32_t serial;         /* RPZ by transfer: the zone serial; has_serial */
 	bool has_serial;
+	uint32_t soa_refresh, soa_retry, soa_expire; /* ... and its SOA timers (seconds) */
 	int64_t fetched_at;      /* wall-clock seconds: when this version was fetched */
 	int64_t checked_at;      /* last time the source answered (200 or 304) */
 	uint64_t entries;        /* rules in this version */
@@ -100,6 +113,11 @@ struct bw_fetch {
 	char err[256];             /* why the fetch failed */
 	void *priv;                /* the source's, for release() */
 	const atomic_bool *cancel; /* set by the manager when the daemon stops: give up */
+	/* set by the manager for the source */
+	const struct bw_feeds_hooks *hooks; /* the server's (owner_records for IXFR) */
+	unsigned feed;             /* the feed's index in the policy */
+	bool have_last;            /* the last good copy exists (and meta describes it) */
+	bool notified;             /* a NOTIFY asked for this fetch: skip the SOA check */
 };
 struct bw_feed_src_ops {
 	const char *kind; /* "url", "taxii" (and "xfr" later) */
@@ -111,6 +129,9 @@ struct bw_feed_src_ops {
 };
 extern const struct bw_feed_src_ops bw_feed_src_url;
 extern const struct bw_feed_src_ops bw_feed_src_taxii;
+/* RPZ by zone transfer (source_xfr.c): SOA check, IXFR (DELTA; buf NULL, the manager has
+ * the server export the result) or AXFR (FULL), TSIG when the feed has a key. */
+extern const struct bw_feed_src_ops bw_feed_src_xfr;
 
 /* ---- HTTP (http.c), shared by the url and taxii sources ---- */
 struct bw_http_req {
@@ -170,6 +191,13 @@ int bw_feeds_set_source(struct bw_feeds *m, const char *name, const struct bw_fe
  * when the source answered and the outcome was applied, held back or unchanged;
  * BW_EIO when the fetch failed or the version was rejected (see the status). */
 int bw_feeds_poll(struct bw_feeds *m, const char *name);
+
+/* A NOTIFY (RFC 1996) that reached a listener, from any worker thread: answers it when it
+ * names an XFR feed's zone and comes from one of its primaries (TSIG-checked when the feed
+ * has a key), and schedules an immediate transfer. Writes the answer into resp and
+ * returns its length, or 0 when nothing is to be sent. Never blocks on the network. */
+size_t bw_feeds_notify(void *ctx, const struct sockaddr *from, const uint8_t *msg, size_t len,
+		       uint8_t *resp, size_t cap);
 
 /* The control socket's `feeds` command (admin/admin.h bw_admin_fn; ctx: the manager):
  * "feeds" (status table), "feeds accept NAME", "feeds refresh NAME". */

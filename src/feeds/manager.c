@@ -3,6 +3,7 @@
  * the last good copy, asks the server to apply it, holds back shrunken versions, watches
  * for expiry, and reports status.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <curl/curl.h>
 
 #include "feeds/feeds.h"
+#include "feeds/xfr.h"
+#include "dns/dns.h"
 #include "policy/rules.h"
 
 struct held {
@@ -38,6 +41,7 @@ struct feed {
 	int64_t last_error_at;
 	struct held *held;
 	bool refresh_now, accept_req, expired;
+	bool notified;            /* the refresh was asked for by a NOTIFY */
 	int accept_rc;
 	char accept_msg[200];
 };
@@ -53,6 +57,11 @@ struct bw_feeds {
 	bool started, stop, curl;
 	atomic_bool cancel;       /* stop: abandon the fetch in flight */
 	uint64_t off_mask;        /* feeds stopped because expired (when-expired: stop) */
+	/* XFR feeds' zones, for NOTIFY (immutable once created) */
+	struct bw_notify_zone *zones;
+	struct bw_tsig_key *keys;
+	struct feed **zone_feed;
+	size_t n_zones;
 };
 
 static uint32_t rnd32(void)
@@ -220,6 +229,68 @@ static bool same_as_last(const struct feed *f, const char *buf, size_t len)
 	return same;
 }
 
+/* A DELTA (IXFR): applied to the live policy first (the changes are small and checked by
+ * the source; the shrink guard does not apply), then the live policy's rules of the feed
+ * become its last good copy. Manager thread, without the lock. */
+static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx, int64_t now)
+{
+	uint64_t t0 = bw_now_ns();
+	int rc = m->hooks.delta ? m->hooks.delta(m->hooks.ctx, f->index, fx->adds, fx->n_adds,
+						 fx->removes, fx->n_removes)
+				: BW_EINVAL;
+	if (rc) {
+		set_error(m, f, "cannot apply the changes to serial %u: %s", fx->meta.serial,
+			  bw_strerror(rc));
+		return false;
+	}
+	double ms = (double)(bw_now_ns() - t0) / 1e6;
+	bw_info("feed %s: changes to serial %u applied in %.1f ms (%zu rules added, %zu removed)",
+		f->fc->name, fx->meta.serial, ms, fx->n_adds, fx->n_removes);
+	char *buf = NULL;
+	size_t len = 0;
+	uint64_t entries = 0;
+	rc = m->hooks.export_feed(m->hooks.ctx, f->index, f->fc->zone, fx->meta.serial, &buf, &len,
+				  &entries);
+	if (rc) {
+		/* the policy has the changes; the last good copy and its serial stay as they
+		 * were, so the next transfer starts from there again */
+		set_error(m, f, "cannot export serial %u for the last good copy: %s",
+			  fx->meta.serial, bw_strerror(rc));
+		free(buf);
+		return false;
+	}
+	fx->meta.entries = entries;
+	fx->meta.size = len;
+	fx->meta.fetched_at = now;
+	rc = commit(m, f, buf, len, &fx->meta, true);
+	free(buf);
+	if (rc)
+		set_error(m, f, "cannot store the new version in %s", f->fc->file);
+	return rc == 0;
+}
+
+/* The refresh interval in ms: the configured one, or for a transferred zone without a
+ * configured `refresh`, the zone's SOA refresh (retry after a failure), 1 s to 1 day. */
+static unsigned refresh_ms(const struct feed *f)
+{
+	if (f->fc->source != BW_FEED_SRC_XFR || f->fc->refresh_given || !f->last.has_serial)
+		return f->fc->refresh_ms;
+	uint32_t s = f->failures && f->last.soa_retry ? f->last.soa_retry : f->last.soa_refresh;
+	if (!s)
+		return f->fc->refresh_ms;
+	s = s < BW_XFR_MIN_INTERVAL ? BW_XFR_MIN_INTERVAL : s > BW_XFR_MAX_INTERVAL ? BW_XFR_MAX_INTERVAL : s;
+	/* bw_feeds_next_delay() backs off from refresh/8 after failures: give it 8 x retry */
+	return (f->failures && f->last.soa_retry ? 8 : 1) * s * 1000u;
+}
+
+/* Seconds after the last success when the feed counts as expired (0: never). */
+static int64_t expire_s(const struct feed *f)
+{
+	if (f->fc->source == BW_FEED_SRC_XFR && !f->fc->expire_given && f->last.soa_expire)
+		return f->last.soa_expire;
+	return (int64_t)(f->fc->expire_ms / 1000);
+}
+
 /* One fetch of feed f, guards, commit. Manager thread, without the lock. Returns true on
  * success (the source answered and what it sent was applied, held or unchanged). */
 static bool run_feed(struct bw_feeds *m, struct feed *f)
@@ -228,6 +299,13 @@ static bool run_feed(struct bw_feeds *m, struct feed *f)
 	memset(&fx, 0, sizeof(fx));
 	fx.meta = f->last;
 	fx.cancel = &m->cancel;
+	fx.hooks = &m->hooks;
+	fx.feed = f->index;
+	fx.have_last = f->have_last;
+	pthread_mutex_lock(&m->lock);
+	fx.notified = f->notified;
+	f->notified = false;
+	pthread_mutex_unlock(&m->lock);
 	int64_t now = time(NULL);
 	bool ok = false;
 
@@ -259,6 +337,10 @@ unchanged:
 		/* e.g. a server without validators, or TAXII objects seen before */
 		fx.kind = BW_FETCH_NONE;
 		goto unchanged;
+	}
+	if (fx.kind == BW_FETCH_DELTA) {
+		ok = apply_delta(m, f, &fx, now);
+		goto out;
 	}
 	uint64_t entries, bad;
 	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false);
@@ -348,16 +430,16 @@ static bool check_expiry(struct bw_feeds *m, int64_t now)
 	bool changed = false;
 	for (size_t i = 0; i < m->n; i++) {
 		struct feed *f = &m->feeds[i];
-		if (!f->src || !f->fc->expire_ms || !f->have_last)
+		if (!f->src || !expire_s(f) || !f->have_last)
 			continue;
 		int64_t last = f->last.checked_at > f->last.fetched_at ? f->last.checked_at
 									: f->last.fetched_at;
-		bool exp = now - last > (int64_t)(f->fc->expire_ms / 1000);
+		bool exp = now - last > expire_s(f);
 		if (exp && !f->expired) {
 			f->expired = true;
 			bw_warn("ALERT feed %s: expired: no successful fetch for %llds (expire %llus); "
 				"%s", f->fc->name, (long long)(now - last),
-				(unsigned long long)(f->fc->expire_ms / 1000),
+				(unsigned long long)expire_s(f),
 				f->fc->expired_stop ? "its rules are dropped (when-expired: stop)"
 						    : "still blocking with the last good version");
 			if (f->fc->expired_stop) {
@@ -397,7 +479,7 @@ static void *manager_main(void *arg)
 			due->failures = ok ? 0 : due->failures + 1;
 			if (ok && !due->held)
 				due->last_error[0] = 0;
-			due->next_ms = bw_now_ms() + bw_feeds_next_delay(due->fc->refresh_ms,
+			due->next_ms = bw_now_ms() + bw_feeds_next_delay(refresh_ms(due),
 									 due->failures, rnd32());
 			continue;
 		}
@@ -427,6 +509,98 @@ static void *manager_main(void *arg)
 	}
 	pthread_mutex_unlock(&m->lock);
 	return NULL;
+}
+
+/* ---- NOTIFY ---- */
+
+/* The zones of the XFR feeds, their primaries and keys, for bw_notify_handle(). */
+static int make_zones(struct bw_feeds *m, char *err, size_t errlen)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		n += m->feeds[i].fc->source == BW_FEED_SRC_XFR;
+	if (!n)
+		return 0;
+	m->zones = calloc(n, sizeof(*m->zones));
+	m->keys = calloc(n, sizeof(*m->keys));
+	m->zone_feed = calloc(n, sizeof(*m->zone_feed));
+	if (!m->zones || !m->keys || !m->zone_feed) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	for (size_t i = 0; i < m->n; i++) {
+		struct feed *f = &m->feeds[i];
+		const struct bw_feed_conf *fc = f->fc;
+		if (fc->source != BW_FEED_SRC_XFR)
+			continue;
+		struct bw_notify_zone *z = &m->zones[m->n_zones];
+		uint8_t *wire = malloc(BW_DNS_MAXNAME);
+		int len = wire ? bw_name_from_text(fc->zone, strlen(fc->zone), wire) : -1;
+		if (len <= 0) {
+			free(wire);
+			snprintf(err, errlen, "feed %s: zone %s is not a usable name", fc->name,
+				 fc->zone);
+			return BW_EINVAL;
+		}
+		z->name = wire;
+		z->name_len = (size_t)len;
+		z->primaries = fc->primaries;
+		z->n_primaries = fc->n_primaries;
+		if (fc->tsig_name) {
+			const char *why = NULL;
+			if (bw_tsig_key_init(&m->keys[m->n_zones], fc->tsig_name, fc->tsig_alg,
+					     fc->tsig_secret, &why) != 0) {
+				snprintf(err, errlen, "feed %s: tsig key %s: %s", fc->name,
+					 fc->tsig_name, why ? why : "unusable");
+				return BW_EINVAL;
+			}
+			z->key = &m->keys[m->n_zones];
+		}
+		m->zone_feed[m->n_zones++] = f;
+	}
+	return 0;
+}
+
+size_t bw_feeds_notify(void *ctx, const struct sockaddr *from, const uint8_t *msg, size_t len,
+		       uint8_t *resp, size_t cap)
+{
+	struct bw_feeds *m = ctx;
+	size_t resp_len = 0, zi = 0;
+	uint32_t serial = 0;
+	bool has_serial = false;
+
+	if (!m || !m->n_zones)
+		return 0;
+	int rc = bw_notify_handle(m->zones, m->n_zones, from, msg, len, time(NULL), resp, cap,
+				  &resp_len, &zi, &serial, &has_serial);
+	if (rc == 0) {
+		struct feed *f = m->zone_feed[zi];
+		pthread_mutex_lock(&m->lock);
+		bool news = !has_serial || !f->last.has_serial ||
+			    bw_serial_newer(serial, f->last.serial);
+		if (news) {
+			f->refresh_now = true;
+			f->notified = true;
+			pthread_cond_broadcast(&m->wake);
+		}
+		pthread_mutex_unlock(&m->lock);
+		if (has_serial)
+			bw_info("feed %s: NOTIFY for serial %u: %s", f->fc->name, serial,
+				news ? "transfer scheduled" : "already current");
+		else
+			bw_info("feed %s: NOTIFY: transfer scheduled", f->fc->name);
+	} else if (rc == BW_EREFUSED) {
+		char addr[INET6_ADDRSTRLEN] = "?";
+		if (from->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, addr,
+				  sizeof(addr));
+		else if (from->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, addr,
+				  sizeof(addr));
+		bw_warn("NOTIFY from %s refused (not a primary of a zone we transfer, or TSIG "
+			"failed)", addr);
+	}
+	return resp_len;
 }
 
 /* ---- public ---- */
@@ -459,7 +633,8 @@ int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hoo
 			continue;
 		fetched++;
 		f->src = f->fc->source == BW_FEED_SRC_TAXII ? &bw_feed_src_taxii
-							   : &bw_feed_src_url;
+			 : f->fc->source == BW_FEED_SRC_XFR ? &bw_feed_src_xfr
+							    : &bw_feed_src_url;
 		if (!(f->meta_path = path_join(dir, f->fc->name, ".meta"))) {
 			bw_feeds_destroy(m);
 			snprintf(err, errlen, "out of memory");
@@ -472,7 +647,8 @@ int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hoo
 		if (!f->have_last) {
 			memset(&f->last, 0, sizeof(f->last));
 			bw_err("feed %s: no copy yet (%s): the feed is empty until the first "
-			       "successful fetch from %s", f->fc->name, f->fc->file, f->fc->url);
+			       "successful fetch from %s", f->fc->name, f->fc->file,
+			       f->fc->url ? f->fc->url : f->fc->zone);
 		} else if (rc) {
 			/* a last good copy without metadata (restored from a backup without it):
 			 * count its entries once */
@@ -497,6 +673,11 @@ int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hoo
 	}
 	if (fetched)
 		m->curl = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	int rc = make_zones(m, err, errlen);
+	if (rc) {
+		bw_feeds_destroy(m);
+		return rc;
+	}
 	*out = m;
 	return 0;
 }
@@ -543,6 +724,13 @@ void bw_feeds_destroy(struct bw_feeds *m)
 	}
 	if (m->curl)
 		curl_global_cleanup();
+	for (size_t i = 0; i < m->n_zones; i++)
+		free((void *)m->zones[i].name);
+	if (m->keys)
+		memset(m->keys, 0, m->n_zones * sizeof(*m->keys));
+	free(m->zones);
+	free(m->keys);
+	free(m->zone_feed);
 	pthread_mutex_destroy(&m->lock);
 	pthread_cond_destroy(&m->wake);
 	pthread_cond_destroy(&m->done);
@@ -661,6 +849,10 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 		if (fc->source == BW_FEED_SRC_TAXII)
 			snprintf(src, sizeof(src), "taxii %s collection %s", fc->url,
 				 fc->taxii_collection);
+		else if (fc->source == BW_FEED_SRC_XFR)
+			snprintf(src, sizeof(src), "zone %s from %zu primar%s%s", fc->zone,
+				 fc->n_primaries, fc->n_primaries == 1 ? "y" : "ies",
+				 fc->tsig_name ? ", TSIG" : "");
 		else
 			snprintf(src, sizeof(src), "%s", fc->url);
 		if (f->last.has_serial)

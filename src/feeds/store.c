@@ -95,7 +95,11 @@ int bw_feed_meta_save(const char *path, const struct bw_feed_meta *m)
 			      "entries", (json_int_t)m->entries, "size", (json_int_t)m->size);
 	if (!o)
 		return BW_ENOMEM;
-	if (m->has_serial && json_object_set_new(o, "serial", json_integer(m->serial)) != 0) {
+	if (m->has_serial &&
+	    (json_object_set_new(o, "serial", json_integer(m->serial)) != 0 ||
+	     json_object_set_new(o, "soa-refresh", json_integer(m->soa_refresh)) != 0 ||
+	     json_object_set_new(o, "soa-retry", json_integer(m->soa_retry)) != 0 ||
+	     json_object_set_new(o, "soa-expire", json_integer(m->soa_expire)) != 0)) {
 		json_decref(o);
 		return BW_ENOMEM;
 	}
@@ -136,6 +140,11 @@ int bw_feed_meta_load(const char *path, struct bw_feed_meta *m)
 	    json_integer_value(serial) <= 0xffffffffll) {
 		m->has_serial = true;
 		m->serial = (uint32_t)json_integer_value(serial);
+		int64_t r = get_int(o, "soa-refresh"), t = get_int(o, "soa-retry"),
+			x = get_int(o, "soa-expire");
+		m->soa_refresh = r > 0 && r <= UINT32_MAX ? (uint32_t)r : 0;
+		m->soa_retry = t > 0 && t <= UINT32_MAX ? (uint32_t)t : 0;
+		m->soa_expire = x > 0 && x <= UINT32_MAX ? (uint32_t)x : 0;
 	}
 	json_decref(o);
 	return 0;
