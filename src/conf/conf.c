@@ -1523,6 +1523,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->log.level = BW_LOG_INFO;
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
+	cf_telemetry_defaults(conf);
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1794,6 +1795,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.listen);
 	free(conf->server.acl);
 	free(conf->server.state_dir);
+	cf_telemetry_free(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

@@ -102,5 +102,7 @@ bool cf_ident_ok(const char *s);
 
 /* ---- sections in files of their own (conf_<area>.c) ---- */
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
+void cf_telemetry_defaults(struct bw_conf *conf);          /* conf_telemetry.c */
+void cf_telemetry_free(struct bw_conf *conf);              /* conf_telemetry.c */
 
 #endif

@@ -41,5 +41,9 @@ void bw_server_destroy(struct bw_server *s);
 void bw_server_log_stats(struct bw_server *s);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
+/* The telemetry object (query log, events, alerts; telemetry/telemetry.h): for the
+ * control socket (bw_telemetry_alerts_json, bw_telemetry_top_json) and metrics
+ * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
+struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
 #endif

@@ -15,6 +15,7 @@
 #include "net/net.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
+#include "telemetry/telemetry.h"
 
 #define BW_UDP_BATCH 64
 #define BW_UDP_RBUF 4096     /* largest UDP query we take */
@@ -68,6 +69,7 @@ struct bw_qctx {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint64_t t_start_ns;
+	struct bw_tlm_verdict tlm_v; /* what the policy said, for telemetry (flags 0: nothing) */
 	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
 	struct bw_query q;
 };
@@ -111,6 +113,8 @@ struct bw_worker {
 	unsigned state_depth;         /* holds nest: a callback may run inside a batch */
 
 	struct bw_worker_stats stats;
+	struct bw_tlm_ring *tlm;         /* this worker's telemetry ring, NULL: privacy none */
+	struct bw_tlm_verdict *tlm_cur;  /* where the query being handled notes its verdict */
 
 	/* UDP batch buffers */
 	struct mmsghdr rmsg[BW_UDP_BATCH], smsg[BW_UDP_BATCH];
@@ -132,6 +136,7 @@ struct bw_server {
 	uint64_t generation;
 	struct bw_worker **workers;
 	unsigned nworkers;
+	struct bw_telemetry *tlm; /* query log, events, alerts (telemetry/) */
 	bool started;
 };
 
