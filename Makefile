@@ -10,6 +10,7 @@ CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
 PKGS    += libfstrm libprotobuf-c
 PKGS    += libcrypto
+PKGS    += sqlite3
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

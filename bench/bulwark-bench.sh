@@ -7,6 +7,10 @@
 # BENCH_POLICY=domains loads the policy's domain-list form instead; BENCH_POLICY=probe
 # loads only the harness's probe name (which it waits to see blocked): the no-policy
 # baseline for "QPS with the policy within 5% of QPS without".
+# BENCH_TELEMETRY=off (privacy none: counters only), full (privacy full: every query in
+# the SQLite query log $RUNDIR/querylog.sqlite), blocked-only or anonymized (the same file),
+# all with log level info so the telemetry counters land in $RUNDIR/stdout.log at exit;
+# unset: the config's defaults (bench/telemetry.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -28,6 +32,10 @@ $(case ${BENCH_POLICY:-rpz} in
          printf 'policy:\n  feeds:\n    - { name: bench, category: malware, format: domains, file: "%s" }\n' "$RUNDIR/probe.domains" ;;
 esac)
   watch-interval: 0
-log: { level: warning }
+$(case ${BENCH_TELEMETRY:-} in
+  off) printf 'telemetry: { privacy: none }\nlog: { level: info }\n' ;;
+  full|blocked-only|anonymized) printf 'telemetry: { privacy: %s, query-log: "%s" }\nlog: { level: info }\n' "$BENCH_TELEMETRY" "$RUNDIR/querylog.sqlite" ;;
+  *) printf 'log: { level: warning }\n' ;;
+esac)
 YAML
 exec "$BULWARK" -f -c "$RUNDIR/bulwark.yaml"

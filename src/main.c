@@ -17,6 +17,7 @@
 #include "core/core.h"
 #include "feeds/feeds.h"
 #include "policy/explain.h"
+#include "telemetry/telemetry.h"
 
 #ifndef BW_VERSION
 #define BW_VERSION "0.1.0"
@@ -80,6 +81,36 @@ static json_t *reload_cmd(void *ctx, int argc, char **argv, char *err, size_t er
 	(void)ctx, (void)argc, (void)argv, (void)err, (void)errlen;
 	kill(getpid(), SIGHUP);
 	return json_pack("{s:s}", "message", "reload requested (see the log for the outcome)");
+}
+
+/* bulwarkctl alerts | top [N] */
+static json_t *alerts_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	(void)argv;
+	if (argc > 1) {
+		snprintf(err, errlen, "usage: alerts");
+		return NULL;
+	}
+	return bw_telemetry_alerts_json(ctx);
+}
+
+static json_t *top_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	unsigned long n = 10;
+	char *end;
+	if (argc > 2 || (argc == 2 && ((n = strtoul(argv[1], &end, 10)) == 0 || *end || n > 1000))) {
+		snprintf(err, errlen, "usage: top [N] (N from 1 to 1000, default 10)");
+		return NULL;
+	}
+	return bw_telemetry_top_json(ctx, (unsigned)n);
+}
+
+/* bulwark_telemetry_dropped_total: every record the query log, events or webhook lost */
+static uint64_t telemetry_drops(void *ctx)
+{
+	struct bw_telemetry_stats st;
+	bw_telemetry_stats(ctx, &st);
+	return st.ring_drops + st.log_drops + st.event_drops + st.webhook_drops;
 }
 
 static int write_pidfile(const char *path)
@@ -262,6 +293,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bw_server_set_notify(srv, bw_feeds_notify, feeds);
+	bw_server_set_telemetry_drops(srv, telemetry_drops, bw_server_telemetry(srv));
 	if (bw_server_start(srv) != 0) {
 		bw_feeds_destroy(feeds);
 		bw_server_destroy(srv);
@@ -283,6 +315,10 @@ int main(int argc, char **argv)
 				  bw_feeds_command, feeds);
 		bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)",
 				  reload_cmd, NULL);
+		bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)",
+				  alerts_cmd, bw_server_telemetry(srv));
+		bw_admin_register(adm, "top", "top [N]: the most blocked names and clients",
+				  top_cmd, bw_server_telemetry(srv));
 		if (bw_admin_start(adm, err, sizeof(err)) != 0) {
 			bw_warn("no control socket: %s", err);
 			bw_admin_destroy(adm);

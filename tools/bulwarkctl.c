@@ -40,6 +40,11 @@ static const char usage[] =
 	"                      shrank below min-ratio of the last good version.\n"
 	"  feeds refresh NAME  fetch feed NAME now.\n"
 	"  reload              reload the config and feeds (as SIGHUP).\n"
+	"  alerts              infected-looking clients: a client that hit malware/c2\n"
+	"                      feeds at least telemetry.alerts.threshold times within the\n"
+	"                      window (client, state, hits, first and last seen, domains,\n"
+	"                      feeds). Clients are shown as the privacy mode keeps them.\n"
+	"  top [N]             the N (default 10) most blocked names and clients since start.\n"
 	"  help                the commands this daemon knows.\n"
 	"\n"
 	"Exit status: 0 done; 1 the daemon refused or failed (its message is printed);\n"
@@ -47,6 +52,8 @@ static const char usage[] =
 	"\n"
 	"Examples:\n"
 	"  bulwarkctl feeds\n"
+	"  bulwarkctl alerts\n"
+	"  bulwarkctl top 20\n"
 	"  bulwarkctl -s /var/lib/bulwark/control.sock feeds accept urlhaus\n";
 
 static int cell_width(json_t *v)

@@ -10,6 +10,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
 PKGS+=(libcurl4-openssl-dev nginx openssl) # feeds over HTTPS (src/feeds), e2e feed server
 # dnstap (src/telemetry/dnstap.c) and the readers its tests use; promtool checks /metrics
 PKGS+=(libfstrm-dev libprotobuf-c-dev protobuf-c-compiler fstrm-bin dnstap-ldns prometheus protobuf-compiler curl)
+PKGS+=(libsqlite3-dev) # the query log (src/telemetry/querylog.c)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

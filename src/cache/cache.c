@@ -278,6 +278,13 @@ static inline uint32_t sat_add(uint32_t a, uint32_t b)
 int bw_cache_lookup(struct bw_cache *c, const struct bw_cache_key *k, const struct bw_query *q,
 		    uint32_t now, bool stale, size_t limit, uint8_t *out, size_t cap)
 {
+	return bw_cache_lookup_ede(c, k, q, now, stale, limit, out, cap, NULL);
+}
+
+int bw_cache_lookup_ede(struct bw_cache *c, const struct bw_cache_key *k, const struct bw_query *q,
+			uint32_t now, bool stale, size_t limit, uint8_t *out, size_t cap,
+			uint16_t *ede)
+{
 	struct shard *s = shard_of(c, k->hash);
 	struct bw_answer_meta m;
 	struct entry *dead = NULL;
@@ -292,6 +299,8 @@ int bw_cache_lookup(struct bw_cache *c, const struct bw_cache_key *k, const stru
 			e->ref = 1; /* no store when already set: keeps the line clean */
 		uint32_t age = now > e->inserted ? now - e->inserted : 0;
 		meta_load(&m, e);
+		if (ede)
+			*ede = m.ede;
 		rc = bw_answer_write(q, &m, entry_body(e), age, 0, limit, out, cap);
 	} else if (now < e->stale_until) {
 		if (stale) {

@@ -60,6 +60,12 @@ void bw_cache_destroy(struct bw_cache *c);
 int bw_cache_lookup(struct bw_cache *c, const struct bw_cache_key *k, const struct bw_query *q,
 		    uint32_t now, bool stale, size_t limit, uint8_t *out, size_t cap);
 
+/* The same; on a fresh hit also sets *ede to the entry's EDE code (BW_EDE_NONE for none),
+ * which tells a cached policy answer (EDE 15-17) from a resolved one (telemetry). */
+int bw_cache_lookup_ede(struct bw_cache *c, const struct bw_cache_key *k, const struct bw_query *q,
+			uint32_t now, bool stale, size_t limit, uint8_t *out, size_t cap,
+			uint16_t *ede);
+
 /* Stores (meta, body) under k, replacing an older entry. The entry lives
  * clamp(meta->ttl, min_ttl, max_ttl) seconds (max_neg_ttl for NXDOMAIN/NODATA).
  * Answers with rcode other than NOERROR/NXDOMAIN, with TTL 0 after clamping, or with more

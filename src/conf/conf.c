@@ -1536,6 +1536,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->metrics.port = 9153;
 	conf->dnstap.log_queries = true;
 	conf->dnstap.log_responses = true;
+	cf_telemetry_defaults(conf);
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1811,6 +1812,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.acl);
 	free(conf->server.state_dir);
 	free(conf->server.control_socket);
+	cf_telemetry_free(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

@@ -198,6 +198,22 @@ struct bw_conf {
 	 * security events alike. */
 	struct {
 		enum bw_privacy privacy; /* default BW_PRIVACY_BLOCKED_ONLY */
+		char *query_log;         /* SQLite file; NULL = <state-dir>/querylog.sqlite */
+		bool query_log_off;      /* `query-log: off` */
+		uint64_t retention_ms;   /* query log rows older than this are pruned; 7d */
+		unsigned ring_size;      /* records per worker ring (power of two); 16384 */
+		char *events_file;       /* JSON lines of security events, or NULL */
+		bool events_syslog;      /* security events to syslog too; default false */
+		char *webhook_url;       /* POST each event as JSON, or NULL */
+		unsigned webhook_timeout_ms; /* per attempt; 5s */
+		unsigned webhook_retries;    /* extra attempts; 3 */
+		unsigned webhook_queue;      /* events waiting to be sent; 1000 */
+		char **alert_categories;     /* feed categories that mean an infected client;
+						NULL = malware, c2 */
+		size_t n_alert_categories;
+		unsigned alert_threshold;    /* hits within the window that raise an alert; 5 */
+		uint64_t alert_window_ms;    /* 10m */
+		uint64_t alert_clear_ms;     /* an alert clears after this long without hits; 1h */
 	} telemetry;
 
 	/* Prometheus exposition on a local HTTP endpoint (docs/metrics.md); off by default. */

@@ -110,5 +110,7 @@ int cf_feeds_finish(struct cf_ctx *c);
 void cf_feed_source_free(struct bw_feed_conf *f);
 int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
+void cf_telemetry_defaults(struct bw_conf *conf);          /* conf_telemetry.c */
+void cf_telemetry_free(struct bw_conf *conf);              /* conf_telemetry.c */
 
 #endif

@@ -73,5 +73,9 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
+/* The telemetry object (query log, events, alerts; telemetry/telemetry.h): for the
+ * control socket (bw_telemetry_alerts_json, bw_telemetry_top_json) and metrics
+ * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
+struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
 #endif

@@ -17,6 +17,7 @@
 #include "resolve/resolve.h"
 #include "telemetry/dnstap.h"
 #include "telemetry/metrics.h"
+#include "telemetry/telemetry.h"
 
 #define BW_UDP_BATCH 64
 #define BW_UDP_RBUF 4096     /* largest UDP query we take */
@@ -82,6 +83,7 @@ struct bw_qctx {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint64_t t_start_ns;
+	struct bw_tlm_verdict tlm_v; /* what the policy said, for telemetry (flags 0: nothing) */
 	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
 	struct bw_query q;
 	struct bw_obs_note note; /* a redirect's rule, for dnstap */
@@ -132,6 +134,8 @@ struct bw_worker {
 	uint64_t pub_done;           /* under srv->pub_lock */
 	_Atomic uint64_t pub_req;
 	struct bw_obs_note note;     /* the current query's blocking rule, for dnstap */
+	struct bw_tlm_ring *tlm;         /* this worker's telemetry ring, NULL: privacy none */
+	struct bw_tlm_verdict *tlm_cur;  /* where the query being handled notes its verdict */
 
 	/* UDP batch buffers */
 	struct mmsghdr rmsg[BW_UDP_BATCH], smsg[BW_UDP_BATCH];
@@ -153,6 +157,7 @@ struct bw_server {
 	uint64_t generation;
 	struct bw_worker **workers;
 	unsigned nworkers;
+	struct bw_telemetry *tlm; /* query log, events, alerts (telemetry/) */
 	bool started;
 	/* state building and publishing: the main thread (reload, watch) and the feed
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */

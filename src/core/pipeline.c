@@ -13,6 +13,7 @@
 
 #include "core/internal.h"
 #include "core/observe.h"
+#include "policy/rules.h"
 
 /* How long a blocked answer stays in the packet cache (clamped by cache.max-negative-ttl);
  * a new policy generation makes it unreachable anyway. */
@@ -39,7 +40,82 @@ struct job {
 	uint8_t *out;
 	size_t cap;
 	size_t out_len;
+	bool parsed;     /* a valid question: the query is worth a telemetry record */
+	bool cache_hit;
+	uint64_t t_start; /* ns, only when telemetry is on */
+	struct bw_tlm_verdict tv;
 };
+
+/* Telemetry: notes what the policy said about the query being handled (only matches
+ * reach here, so this costs nothing for ordinary queries). */
+static void tlm_note(struct bw_worker *w, const struct bw_verdict *v, unsigned flag,
+		     const char *via_text)
+{
+	struct bw_tlm_verdict *tv = w->tlm_cur;
+	if (!tv)
+		return;
+	tv->flags = (uint8_t)((tv->flags & ~BW_TLM_MATCHED) | flag);
+	tv->action = (uint8_t)v->action;
+	tv->trigger = v->trigger;
+	tv->feed = (int8_t)v->feed;
+	const char *fname = v->feed >= 0 && v->feed_name ? v->feed_name : "";
+	const char *cat = v->feed >= 0 && v->category ? v->category : "";
+	snprintf(tv->feed_name, sizeof(tv->feed_name), "%s", fname);
+	snprintf(tv->category, sizeof(tv->category), "%s", cat);
+	tv->rule[0] = 0;
+	if (via_text && *via_text) {
+		int n = snprintf(tv->rule, sizeof(tv->rule), "%s", via_text);
+		if (n > 1 && (size_t)n < sizeof(tv->rule) && tv->rule[n - 1] == '.')
+			tv->rule[n - 1] = 0; /* "CNAME x.example", as names are written in the log */
+	} else if (v->match && v->match_len) {
+		char name[4 * BW_DNS_MAXNAME + 2];
+		if (bw_name_to_text(v->match, v->match_len, name, sizeof(name)) > 0) {
+			size_t n = strlen(name), at = 0;
+			if (n > 1 && name[n - 1] == '.')
+				n--;
+			if (v->trigger == BW_TRIG_WILDCARD) {
+				memcpy(tv->rule, "*.", 2);
+				at = 2;
+			}
+			n = BW_MIN(n, sizeof(tv->rule) - 1 - at);
+			memcpy(tv->rule + at, name, n);
+			tv->rule[at + n] = 0;
+		}
+	}
+}
+
+/* Telemetry: hands one answered query to the worker's ring (a few stores and copies; a
+ * full ring drops the record and counts it). Needs the policy state held. */
+static void tlm_log(struct bw_worker *w, const struct bw_tlm_verdict *tv, const struct bw_query *q,
+		    unsigned profile, enum bw_transport_kind via, const struct sockaddr *peer,
+		    uint64_t t_start, bool hit, const uint8_t *out, size_t n)
+{
+	struct bw_tlm_ring *r = w->tlm;
+	unsigned flags = tv->flags | (hit ? BW_TLM_CACHE_HIT : 0);
+	if (!bw_tlm_wanted(r, flags))
+		return;
+	struct bw_tlm_record *rec = bw_tlm_ring_reserve(r);
+	if (!rec)
+		return;
+	uint64_t now = bw_now_ns();
+	rec->time_ms = bw_tlm_now_ms();
+	rec->latency_us = (uint32_t)BW_MIN((now - t_start) / 1000u, UINT32_MAX);
+	rec->qtype = q->qtype;
+	rec->rcode = n >= 4 ? (uint8_t)(out[3] & 0x0f) : BW_TLM_NO_RCODE;
+	rec->transport = (uint8_t)via;
+	rec->worker = (uint8_t)w->index;
+	bw_tlm_set_client(rec, peer, r->privacy);
+	const char *pname = bw_policy_profile_name(w->state->policy, profile);
+	size_t plen = pname ? strnlen(pname, sizeof(rec->profile) - 1) : 0;
+	memcpy(rec->profile, pname ? pname : "", plen);
+	rec->profile[plen] = 0;
+	rec->qname_len = (uint8_t)q->qname_len;
+	memcpy(rec->qname, q->qname_lc, q->qname_len);
+	if (flags & BW_TLM_MATCHED)
+		rec->v = *tv;
+	rec->v.flags = (uint8_t)flags;
+	bw_tlm_ring_commit(r);
+}
 
 static size_t answer_limit(const struct bw_query *q, enum bw_transport_kind via)
 {
@@ -77,17 +153,23 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 		bw_info("log-only: %s matched feed %s (%s)%s%s", name, v->feed_name, v->category,
 			via_text && *via_text ? " via " : "", via_text ? via_text : "");
 		w->stats.log_only++;
+		tlm_note(w, v, BW_TLM_LOG_ONLY, via_text);
 		return SYNTH_NONE;
 	}
 	switch (v->action) {
 	case BW_ACT_ALLOW:
 	case BW_ACT_PASSTHRU:
+		tlm_note(w, v, v->action == BW_ACT_PASSTHRU ? BW_TLM_PASSTHRU : 0, via_text);
 		return SYNTH_NONE;
 	case BW_ACT_DROP:
 		bw_obs_block(w, q, v, via_text);
+		tlm_note(w, v, BW_TLM_BLOCKED, via_text);
 		return SYNTH_DROP;
 	case BW_ACT_TCP_ONLY:
-		return via == BW_VIA_TCP ? SYNTH_NONE : SYNTH_TC;
+		if (via == BW_VIA_TCP)
+			return SYNTH_NONE;
+		tlm_note(w, v, BW_TLM_BLOCKED, via_text);
+		return SYNTH_TC;
 	case BW_ACT_NXDOMAIN:
 	case BW_ACT_NODATA:
 		bw_answer_meta_init(m);
@@ -111,6 +193,7 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 	m->ede = v->ede;
 	blocked_text(m->ede_text, sizeof(m->ede_text), v, via_text);
 	bw_obs_block(w, q, v, via_text);
+	tlm_note(w, v, BW_TLM_BLOCKED, via_text);
 	return SYNTH_ANSWER;
 }
 
@@ -202,6 +285,7 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 	j->profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
 					      j->o->peer);
 	bw_obs_profile(w, j->profile);
+	j->parsed = true;
 	return BW_STAGE_NEXT;
 }
 
@@ -251,6 +335,7 @@ static int prepare_redirect(struct job *j)
 	j->redirect = true;
 	j->passthru = true; /* the garden's own answer is not policed again */
 	bw_obs_block(j->w, &j->q, v, NULL);
+	tlm_note(j->w, v, BW_TLM_BLOCKED, NULL);
 	return 0;
 }
 
@@ -267,12 +352,14 @@ static enum bw_stage stage_policy(struct job *j)
 				   &j->verdict)) {
 		if (j->verdict.allowlisted) {
 			w->stats.allowlisted++;
+			tlm_note(w, &j->verdict, BW_TLM_ALLOWLISTED, NULL);
 			j->passthru = true; /* the allowlist wins over every trigger */
 		}
 		return BW_STAGE_NEXT;
 	}
 	if (j->verdict.action == BW_ACT_PASSTHRU) {
 		j->passthru = true;
+		tlm_note(w, &j->verdict, BW_TLM_PASSTHRU, NULL);
 		return BW_STAGE_NEXT;
 	}
 	if (j->verdict.action == BW_ACT_REDIRECT && !j->verdict.log_only &&
@@ -308,11 +395,23 @@ static enum bw_stage stage_cache(struct job *j)
 	make_key(&j->key, &j->q, j->profile, w->state->generation);
 	if (j->passthru)
 		return BW_STAGE_NEXT; /* a client PASSTHRU must not see policy answers */
-	int n = bw_cache_lookup(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
-				j->out, j->cap);
+	uint16_t ede = BW_EDE_NONE;
+	int n = bw_cache_lookup_ede(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
+				    j->out, j->cap, &ede);
 	if (n > 0) {
 		w->stats.cache_hits++;
 		j->out_len = (size_t)n;
+		j->cache_hit = true;
+		if (w->tlm_cur && (ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED ||
+				   ede == BW_EDE_FILTERED)) {
+			/* a cached policy answer: which rule, for the log (blocked queries only) */
+			struct bw_verdict v;
+			if (bw_policy_match_qname(w->state->policy, j->profile, j->q.qname_lc,
+						  j->q.qname_len, &v) && !v.log_only)
+				tlm_note(w, &v, BW_TLM_BLOCKED, NULL);
+			else
+				w->tlm_cur->flags |= BW_TLM_BLOCKED; /* a CNAME or address rule */
+		}
 		return BW_STAGE_DONE;
 	}
 	j->stale_possible = n == BW_ESTALE;
@@ -379,7 +478,10 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->conn = j->o->conn;
 	memcpy(&x->peer, j->o->peer, j->o->peerlen);
 	x->peerlen = j->o->peerlen;
-	x->t_start_ns = bw_now_ns();
+	x->t_start_ns = j->t_start;
+	x->tlm_v.flags = 0;
+	if (j->tv.flags & BW_TLM_MATCHED)
+		x->tlm_v = j->tv; /* the verdict before resolution (log-only, redirect, ...) */
 	x->note = w->note;
 	x->ub_id = 0;
 	x->answered = false;
@@ -447,6 +549,14 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.deferred = false;
 	j.redirect = false;
 	j.profile = 0;
+	j.parsed = false;
+	j.cache_hit = false;
+	struct bw_tlm_verdict *tlm_prev = w->tlm_cur;
+	if (w->tlm) {
+		j.tv.flags = 0;
+		j.t_start = bw_now_ns();
+		w->tlm_cur = &j.tv;
+	}
 	w->stats.queries++;
 
 	enum bw_stage st = stage_parse(&j, pkt, len);
@@ -461,6 +571,12 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	if (st == BW_STAGE_NEXT)
 		st = stage_resolve(&j);
 	bw_obs_query(w, o, pkt, len, st == BW_STAGE_DONE ? out : NULL, j.out_len);
+	if (w->tlm) {
+		if (j.parsed && st != BW_STAGE_ASYNC)
+			tlm_log(w, &j.tv, &j.q, j.profile, o->via, o->peer, j.t_start, j.cache_hit,
+				out, st == BW_STAGE_DONE ? j.out_len : 0);
+		w->tlm_cur = tlm_prev;
+	}
 	return st == BW_STAGE_DONE ? j.out_len : 0;
 }
 
@@ -681,9 +797,18 @@ static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, e
 {
 	struct bw_worker *w = x->w;
 	size_t n = 0;
+	struct bw_tlm_verdict *tlm_prev = w->tlm_cur;
+	if (w->tlm)
+		w->tlm_cur = &x->tlm_v;
 	bw_worker_hold_state(w);
 	if (!(x->answered && err)) /* a late failure after a stale answer changes nothing */
 		n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
+	if (w->tlm) {
+		if (!x->answered) /* else logged when the stale answer went out */
+			tlm_log(w, &x->tlm_v, &x->q, x->profile, x->via,
+				(const struct sockaddr *)&x->peer, x->t_start_ns, false, w->out, n);
+		w->tlm_cur = tlm_prev;
+	}
 	bw_worker_drop_state(w);
 	bw_obs_answer(x, w->out, n);
 	deliver(x, w->out, n);
@@ -721,6 +846,13 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 			else
 				bw_tcp_conn_send(x->conn, w->out, n);
 			x->answered = true;
+			if (w->tlm) {
+				bw_worker_hold_state(w);
+				tlm_log(w, &x->tlm_v, &x->q, x->profile, x->via,
+					(const struct sockaddr *)&x->peer, x->t_start_ns, false,
+					w->out, n);
+				bw_worker_drop_state(w);
+			}
 			uint64_t left = x->deadline_ms - now;
 			struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
 			evtimer_add(x->timer, &tv);

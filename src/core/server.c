@@ -98,6 +98,11 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		goto fail;
 	}
 	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
+	s->tlm = bw_telemetry_create(conf, s->nworkers);
+	if (!s->tlm) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -125,6 +130,8 @@ int bw_server_start(struct bw_server *s)
 	unsigned ncpu = cpus_allowed(&set);
 	int cpus[CPU_SETSIZE];
 	unsigned k = 0;
+	if (bw_telemetry_start(s->tlm) != 0)
+		return BW_EIO;
 	for (int c = 0; c < CPU_SETSIZE && k < ncpu; c++)
 		if (CPU_ISSET(c, &set))
 			cpus[k++] = c;
@@ -305,6 +312,7 @@ void bw_server_stop(struct bw_server *s, unsigned drain_ms)
 			pthread_join(s->workers[i]->thread, NULL);
 		s->workers[i]->started = false;
 	}
+	bw_telemetry_stop(s->tlm); /* after the workers: it drains what they left */
 	s->started = false;
 }
 
@@ -340,6 +348,7 @@ void bw_server_log_stats(struct bw_server *s)
 		(unsigned long long)t.overload, (unsigned long long)t.stale,
 		(unsigned long long)t.formerr, (unsigned long long)t.refused,
 		(unsigned long long)t.dropped);
+	bw_telemetry_log_stats(s->tlm);
 }
 
 void bw_server_destroy(struct bw_server *s)
@@ -352,6 +361,7 @@ void bw_server_destroy(struct bw_server *s)
 		bw_worker_free(s->workers[i]);
 	free(s->workers);
 	bw_obs_server_free(s);
+	bw_telemetry_destroy(s->tlm);
 	state_free(atomic_load(&s->state_ref.current));
 	bw_cache_destroy(s->cache);
 	bw_conf_free(s->conf);
@@ -362,4 +372,9 @@ void bw_server_destroy(struct bw_server *s)
 const struct bw_conf *bw_server_conf(const struct bw_server *s)
 {
 	return s->conf;
+}
+
+struct bw_telemetry *bw_server_telemetry(struct bw_server *s)
+{
+	return s->tlm;
 }

@@ -153,6 +153,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 	w->index = index;
 	w->srv = s;
 	w->ctl_fd = -1;
+	w->tlm = bw_telemetry_ring(s->tlm, index);
 
 	struct event_config *ec = event_config_new();
 	if (ec) {

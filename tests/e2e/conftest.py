@@ -143,6 +143,20 @@ def default_config(internet, port, workdir, *, feeds=None, allowlist=None, acl=N
     return conf
 
 
+def ctl_binary():
+    return os.path.join(os.path.dirname(bulwark_binary()), "bulwarkctl")
+
+
+def ctl(statedir, *args, check=True):
+    """Runs bulwarkctl against the daemon whose state-dir is statedir."""
+    p = subprocess.run([ctl_binary(), "-s", os.path.join(statedir, "control.sock")] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    if check:
+        assert p.returncode == 0, "bulwarkctl %s: rc %d\n%s%s" % (" ".join(args), p.returncode,
+                                                                  p.stdout, p.stderr)
+    return p
+
+
 def free_port():
     """A port free for both UDP and TCP on 127.0.0.1."""
     for _ in range(100):

@@ -20,17 +20,7 @@ from dnsutil import describe
 from feedserver import FeedServer, TruncatingServer
 
 
-def ctl_binary():
-    return os.path.join(os.path.dirname(conftest.bulwark_binary()), "bulwarkctl")
-
-
-def ctl(statedir, *args, check=True):
-    p = subprocess.run([ctl_binary(), "-s", os.path.join(statedir, "control.sock")] + list(args),
-                       capture_output=True, text=True, timeout=30)
-    if check:
-        assert p.returncode == 0, "bulwarkctl %s: rc %d\n%s%s" % (" ".join(args), p.returncode,
-                                                                  p.stdout, p.stderr)
-    return p
+from conftest import ctl, ctl_binary  # noqa: E402,F401
 
 
 def feeds_status(statedir):

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# bench/ixfr.sh - issue 4's IXFR benchmark: Bulwark as a secondary of a 1M-entry RPZ zone
+# served by Knot DNS; while dnsperf sends the mixed query set at a fixed rate, 1,000 names
+# are added on the primary in one dynamic update (one IXFR). Reports:
+#   - the apply time Bulwark logs (IXFR received -> new policy published), and the time
+#     from the update to the first blocked answer for an added name;
+#   - lost queries and p99 latency in a window before and a window during the apply.
+# Runs in its own network namespace (loopback only). Needs the 1m bench data
+# (../shared/bench generates it into $BENCH_DATA).
+#   bench/ixfr.sh                 QPS=20000 WINDOW=6 CHANGES=1000
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
+BENCH_DATA=${BENCH_DATA:-/dev/shm/dnsbench/data}
+BULWARK=${BULWARK:-$HERE/../build/bulwark}
+QPS=${QPS:-20000}
+WINDOW=${WINDOW:-6}
+CHANGES=${CHANGES:-1000}
+
+if [[ ! -f $BENCH_DATA/policy-1m.rpz || ! -f $BENCH_DATA/queries-mixed.txt ]]; then
+	if [[ ! -x $SHARED/run.sh ]]; then
+		echo "bench/ixfr.sh: skipped: no bench data in $BENCH_DATA and no harness at $SHARED"
+		exit 0
+	fi
+	python3 "$SHARED/tools/gen_data.py" --out "$BENCH_DATA" >&2
+fi
+if [[ -z ${IXFR_IN_NETNS:-} ]]; then
+	export IXFR_IN_NETNS=1
+	exec unshare -n -- "$0" "$@"
+fi
+ip link set lo up
+RUN=$(mktemp -d /dev/shm/bw-ixfr.XXXXXX)
+cleanup() {
+	[[ -n ${BW_PID:-} ]] && kill "$BW_PID" 2>/dev/null
+	[[ -n ${KNOT_PID:-} ]] && kill "$KNOT_PID" 2>/dev/null
+	BENCH_RUN=$RUN "$SHARED/auth.sh" stop >/dev/null 2>&1 || true
+	wait 2>/dev/null || true
+	rm -rf "$RUN"
+}
+trap cleanup EXIT
+ZONE=rpz.bench
+SECRET=$(printf 'ixfr-bench-secret-0123456789abcd' | base64)
+
+# the primary: Knot DNS on 127.0.0.2:53 with the 1M zone, NOTIFY to Bulwark
+mkdir -p "$RUN/knot"
+cp "$BENCH_DATA/policy-1m.rpz" "$RUN/knot/$ZONE.zone"
+cat > "$RUN/knot/knot.conf" <<EOF
+server:
+    rundir: $RUN/knot
+    listen: 127.0.0.2@53
+log:
+  - target: $RUN/knot/knotd.log
+    any: info
+database:
+    storage: $RUN/knot
+key:
+  - id: bench
+    algorithm: hmac-sha256
+    secret: $SECRET
+remote:
+  - id: bulwark
+    address: 127.0.0.1@5310
+    key: bench
+acl:
+  - id: xfr
+    key: bench
+    action: [transfer, update]
+zone:
+  - domain: $ZONE
+    file: $RUN/knot/$ZONE.zone
+    storage: $RUN/knot
+    acl: xfr
+    notify: bulwark
+    zonefile-sync: -1
+    zonefile-load: difference-no-serial
+    journal-content: all
+    journal-max-usage: 512M
+    semantic-checks: off
+EOF
+taskset -c 1 knotd -c "$RUN/knot/knot.conf" > "$RUN/knot/stdout.log" 2>&1 &
+KNOT_PID=$!
+BENCH_RUN=$RUN "$SHARED/auth.sh" start >/dev/null
+
+cat > "$RUN/bulwark.yaml" <<EOF
+server:
+  listen: [ { address: 127.0.0.1, port: 5310 } ]
+  workers: 1
+  state-dir: $RUN/state
+resolver:
+  mode: forward
+  dnssec: false
+  forward: [ "127.0.0.1@5300" ]
+  qname-minimisation: false
+  prefetch: false
+cache: { size: 256M, max-ttl: 1d }
+policy:
+  feeds:
+    - name: bench
+      category: malware
+      format: rpz
+      primaries: [ "127.0.0.2@53" ]
+      zone: $ZONE
+      tsig: { name: bench, algorithm: hmac-sha256, secret: "$SECRET" }
+log: { level: info }
+EOF
+probe=$(head -n1 "$BENCH_DATA/policy-1m.probe")
+for _ in $(seq 600); do   # knotd loads 1M names, then Bulwark transfers them
+	kdig -p 53 @127.0.0.2 +short SOA $ZONE 2>/dev/null | grep -q . && break
+	sleep 0.2
+done
+t0=$(date +%s.%N)
+taskset -c 0 "$BULWARK" -f -c "$RUN/bulwark.yaml" > "$RUN/bulwark.log" 2>&1 &
+BW_PID=$!
+until kdig -p 5310 @127.0.0.1 +retry=0 +timeout=1 "$probe" A 2>/dev/null | grep -q NXDOMAIN; do
+	kill -0 $BW_PID || { cat "$RUN/bulwark.log"; exit 1; }
+	sleep 0.2
+done
+echo "AXFR of 1M names and first policy: $(echo "$(date +%s.%N) - $t0" | bc) s"
+dp() { taskset -c 1 dnsperf -s 127.0.0.1 -p 5310 -d "$BENCH_DATA/queries-mixed.txt" -c 1 -T 1 \
+	-q 200 -Q "$QPS" -l "$WINDOW" -v "$@"; }
+# warm the cache, then a window without changes
+taskset -c 1 dnsperf -s 127.0.0.1 -p 5310 -d "$BENCH_DATA/queries-mixed.txt" -n 1 -q 200 >/dev/null
+dp > "$RUN/before.txt"
+# the change: CHANGES new names in one update (one IXFR), sent 1 s into the second window
+{ echo "server 127.0.0.2 53"; echo "zone $ZONE."
+  for i in $(seq "$CHANGES"); do echo "add ixfr-bench-$i.example.$ZONE. 300 CNAME ."; done
+  echo send; } > "$RUN/update.txt"
+dp > "$RUN/during.txt" &
+DP=$!
+sleep 1
+tu=$(date +%s.%N)
+knsupdate -y "hmac-sha256:bench:$SECRET" "$RUN/update.txt"
+until kdig -p 5310 @127.0.0.1 +retry=0 +timeout=1 "ixfr-bench-$CHANGES.example" A 2>/dev/null | grep -q NXDOMAIN; do
+	sleep 0.002
+done
+tb=$(date +%s.%N)
+wait $DP
+python3 - "$RUN/before.txt" "$RUN/during.txt" "$(echo "$tb - $tu" | bc)" "$RUN/bulwark.log" <<'PY'
+import re, sys
+def stats(path):
+    lat, sent, lost = [], None, None
+    for line in open(path, errors="replace"):
+        m = re.match(r"^> \S+ .* ([0-9.]+)$", line.strip())
+        if m:
+            lat.append(float(m.group(1)))
+        m = re.search(r"Queries sent:\s+(\d+)", line)
+        if m: sent = int(m.group(1))
+        m = re.search(r"Queries lost:\s+(\d+)", line)
+        if m: lost = int(m.group(1))
+    lat.sort()
+    p99 = lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan")
+    return sent, lost, p99
+b, d = stats(sys.argv[1]), stats(sys.argv[2])
+applied = [l.strip() for l in open(sys.argv[4], errors="replace") if "IXFR" in l or "ixfr" in l]
+print("apply log: " + (applied[-1] if applied else "(no IXFR line in the log)"))
+print("update -> first blocked answer for the last added name: %.1f ms" % (float(sys.argv[3]) * 1000))
+print("window   sent     lost  p99_ms")
+print("before   %-8s %-5s %.3f" % (b[0], b[1], b[2]))
+print("during   %-8s %-5s %.3f" % (d[0], d[1], d[2]))
+print("p99 during / before: %.2f" % (d[2] / b[2] if b[2] else float("nan")))
+PY

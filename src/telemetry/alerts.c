@@ -1,0 +1,274 @@
+/*
+ * telemetry/alerts.c - infected-client detection: a client (as the privacy mode keys it)
+ * with `threshold` blocked queries of a watched category (malware, c2) within `window`
+ * raises one alert, which stays active (new hits update it, no new alert) until the
+ * client has had no such hit for `clear-after`; then it shows as cleared.
+ *
+ * Per client the last `threshold` hit times are kept in a small circular buffer: the
+ * alert fires when the oldest of them is within the window of the newest. A bounded
+ * table (MAX_CLIENTS); when full, the stalest entry that is not an active alert goes.
+ * Not thread-safe: the telemetry object serialises access.
+ */
+#include <stdlib.h>
+
+#include "telemetry/internal.h"
+
+#define MAX_CLIENTS 4096
+#define MAX_KEPT 8 /* distinct domains and feeds listed per alert */
+
+enum state { TRACKING = 0, ACTIVE, CLEARED };
+
+struct client {
+	char key[64];
+	enum state state;
+	uint64_t *times; /* threshold entries, circular */
+	unsigned next, filled;
+	uint64_t hits; /* in this episode */
+	uint64_t first_seen, last_seen, cleared_at;
+	char *domains[MAX_KEPT];
+	char *feeds[MAX_KEPT];
+	unsigned n_domains, n_feeds;
+	uint64_t more_domains; /* distinct domains beyond MAX_KEPT */
+};
+
+struct bw_tlm_alerts {
+	unsigned threshold;
+	uint64_t window_ms, clear_ms;
+	struct client *c;
+	unsigned n;
+	unsigned active;
+};
+
+struct bw_tlm_alerts *bw_tlm_alerts_create(unsigned threshold, uint64_t window_ms,
+					   uint64_t clear_ms)
+{
+	struct bw_tlm_alerts *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->threshold = threshold ? threshold : 1;
+	a->window_ms = window_ms;
+	a->clear_ms = clear_ms;
+	a->c = calloc(MAX_CLIENTS, sizeof(*a->c));
+	if (!a->c) {
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void episode_reset(struct client *c)
+{
+	for (unsigned i = 0; i < c->n_domains; i++)
+		free(c->domains[i]);
+	for (unsigned i = 0; i < c->n_feeds; i++)
+		free(c->feeds[i]);
+	c->n_domains = c->n_feeds = 0;
+	c->more_domains = 0;
+	c->next = c->filled = 0;
+	c->hits = 0;
+	c->state = TRACKING;
+}
+
+static void client_free(struct client *c)
+{
+	episode_reset(c);
+	free(c->times);
+	memset(c, 0, sizeof(*c));
+}
+
+void bw_tlm_alerts_free(struct bw_tlm_alerts *a)
+{
+	if (!a)
+		return;
+	for (unsigned i = 0; i < a->n; i++)
+		client_free(&a->c[i]);
+	free(a->c);
+	free(a);
+}
+
+static struct client *find(struct bw_tlm_alerts *a, const char *key)
+{
+	for (unsigned i = 0; i < a->n; i++)
+		if (!strcmp(a->c[i].key, key))
+			return &a->c[i];
+	return NULL;
+}
+
+static struct client *add(struct bw_tlm_alerts *a, const char *key)
+{
+	struct client *c;
+	if (a->n < MAX_CLIENTS) {
+		c = &a->c[a->n];
+	} else {
+		/* evict the entry with the oldest last hit that is not an active alert */
+		c = NULL;
+		for (unsigned i = 0; i < a->n; i++)
+			if (a->c[i].state != ACTIVE && (!c || a->c[i].last_seen < c->last_seen))
+				c = &a->c[i];
+		if (!c)
+			return NULL;
+		client_free(c);
+	}
+	c->times = calloc(a->threshold, sizeof(*c->times));
+	if (!c->times)
+		return NULL;
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	if (c == &a->c[a->n])
+		a->n++;
+	return c;
+}
+
+static void keep(char **list, unsigned *n, const char *s, uint64_t *more)
+{
+	if (!s || !*s)
+		return;
+	for (unsigned i = 0; i < *n; i++)
+		if (!strcmp(list[i], s))
+			return;
+	if (*n == MAX_KEPT) {
+		if (more)
+			(*more)++;
+		return;
+	}
+	if ((list[*n] = strdup(s)))
+		(*n)++;
+}
+
+bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *domain,
+		       const char *feed, uint64_t now_ms)
+{
+	struct client *c = find(a, client);
+	if (!c && !(c = add(a, client)))
+		return false;
+	if (c->state == CLEARED ||
+	    (c->state == TRACKING && c->filled && now_ms - c->last_seen > a->window_ms))
+		episode_reset(c); /* a new episode */
+	if (!c->hits)
+		c->first_seen = now_ms;
+	c->hits++;
+	c->last_seen = now_ms;
+	c->times[c->next] = now_ms;
+	c->next = (c->next + 1) % a->threshold;
+	if (c->filled < a->threshold)
+		c->filled++;
+	keep(c->domains, &c->n_domains, domain, &c->more_domains);
+	keep(c->feeds, &c->n_feeds, feed, NULL);
+	if (c->state != TRACKING || c->filled < a->threshold)
+		return false;
+	uint64_t oldest = c->times[c->next]; /* the buffer is full: next is the oldest */
+	if (now_ms - oldest > a->window_ms)
+		return false;
+	c->state = ACTIVE;
+	a->active++;
+	return true;
+}
+
+unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms)
+{
+	unsigned cleared = 0;
+	for (unsigned i = 0; i < a->n; i++) {
+		struct client *c = &a->c[i];
+		if (c->state == ACTIVE && now_ms - c->last_seen >= a->clear_ms) {
+			c->state = CLEARED;
+			c->cleared_at = now_ms;
+			a->active--;
+			cleared++;
+		}
+	}
+	/* tracking entries whose window has passed carry nothing: drop them */
+	for (unsigned i = 0; i < a->n;) {
+		struct client *c = &a->c[i];
+		if (c->state == TRACKING && now_ms - c->last_seen > a->window_ms) {
+			client_free(c);
+			a->c[i] = a->c[--a->n];
+			memset(&a->c[a->n], 0, sizeof(a->c[a->n]));
+			continue;
+		}
+		i++;
+	}
+	return cleared;
+}
+
+unsigned bw_tlm_alerts_active(const struct bw_tlm_alerts *a)
+{
+	return a->active;
+}
+
+static char *join(char *const *list, unsigned n, uint64_t more)
+{
+	size_t len = 1 + 32;
+	for (unsigned i = 0; i < n; i++)
+		len += strlen(list[i]) + 1;
+	char *s = malloc(len);
+	if (!s)
+		return NULL;
+	size_t at = 0;
+	s[0] = 0;
+	for (unsigned i = 0; i < n; i++)
+		at += (size_t)snprintf(s + at, len - at, "%s%s", i ? "," : "", list[i]);
+	if (more)
+		snprintf(s + at, len - at, ",+%llu more", (unsigned long long)more);
+	return s;
+}
+
+static json_t *row(const struct client *c)
+{
+	char first[40], last[40];
+	bw_tlm_iso_time(c->first_seen, first, sizeof(first));
+	bw_tlm_iso_time(c->last_seen, last, sizeof(last));
+	char *domains = join(c->domains, c->n_domains, c->more_domains);
+	char *feeds = join(c->feeds, c->n_feeds, 0);
+	json_t *r = NULL;
+	if (domains && feeds)
+		r = json_pack("[ssIssss]", c->key, c->state == ACTIVE ? "active" : "cleared",
+			      (json_int_t)c->hits, first, last, domains, feeds);
+	free(domains);
+	free(feeds);
+	return r;
+}
+
+json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client)
+{
+	struct client *c = find(a, client);
+	return c ? row(c) : NULL;
+}
+
+static int cmp_last(const void *x, const void *y)
+{
+	const struct client *a = *(const struct client *const *)x;
+	const struct client *b = *(const struct client *const *)y;
+	if ((a->state == ACTIVE) != (b->state == ACTIVE))
+		return a->state == ACTIVE ? -1 : 1;
+	if (a->last_seen != b->last_seen)
+		return a->last_seen > b->last_seen ? -1 : 1;
+	return strcmp(a->key, b->key);
+}
+
+json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
+{
+	json_t *o = json_pack("{s[sssssss] s[]}", "columns", "client", "state", "hits",
+			      "first_seen", "last_seen", "domains", "feeds", "rows");
+	if (!o)
+		return NULL;
+	json_t *rows = json_object_get(o, "rows");
+	const struct client **v = malloc((a->n + 1) * sizeof(*v));
+	if (!v) {
+		json_decref(o);
+		return NULL;
+	}
+	unsigned k = 0;
+	for (unsigned i = 0; i < a->n; i++)
+		if (a->c[i].state != TRACKING)
+			v[k++] = &a->c[i];
+	qsort(v, k, sizeof(*v), cmp_last);
+	for (unsigned i = 0; i < k; i++) {
+		json_t *r = row(v[i]);
+		if (!r || json_array_append_new(rows, r)) {
+			json_decref(o);
+			o = NULL;
+			break;
+		}
+	}
+	free(v);
+	return o;
+}

@@ -1,0 +1,88 @@
+/*
+ * telemetry/internal.h - what the telemetry files share: the telemetry object, the query
+ * log (querylog.c), the webhook sender (webhook.c) and the alert table (alerts.c).
+ * Not for other modules.
+ */
+#ifndef BW_TELEMETRY_INTERNAL_H
+#define BW_TELEMETRY_INTERNAL_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "telemetry/telemetry.h"
+
+struct tlm_top_slot {
+	char *key;
+	uint64_t count;
+};
+struct tlm_top {
+	struct tlm_top_slot *slots; /* allocated on first use */
+	unsigned n;
+	uint64_t untracked; /* hits of keys that found the table full */
+};
+
+struct bw_tlm_querylog;
+struct bw_tlm_webhook;
+
+struct bw_telemetry {
+	const struct bw_conf *conf;
+	enum bw_privacy privacy;
+	unsigned nworkers;
+	struct bw_tlm_ring *rings;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+	bool stopping;
+
+	/* the sinks: touched by the telemetry thread only (pointers read under lock) */
+	struct bw_tlm_querylog *log;
+	FILE *events;
+	uint64_t events_pending; /* lines written since the last flush */
+	struct bw_tlm_webhook *webhook;
+
+	/* what readers on other threads see: under lock */
+	pthread_mutex_t lock;
+	struct bw_tlm_alerts *alerts;
+	struct tlm_top top_names, top_clients;
+	struct bw_telemetry_stats st; /* events, event_drops, alerts (others summed on read) */
+};
+
+/* text forms shared by the query log and the events */
+const char *bw_tlm_type_text(uint16_t t, char *buf, size_t cap);
+const char *bw_tlm_rcode_text(uint8_t rcode, char *buf, size_t cap); /* NULL: no answer */
+const char *bw_tlm_transport_text(uint8_t via, char *buf, size_t cap);
+const char *bw_tlm_verdict_text(const struct bw_tlm_record *rec);
+const char *bw_tlm_action_text(const struct bw_tlm_record *rec); /* NULL: no rule */
+void bw_tlm_name_text(const struct bw_tlm_record *rec, char *out, size_t cap);
+void bw_tlm_iso_time(uint64_t ms, char *out, size_t cap);
+
+/* querylog.c: the SQLite query log. Used by the telemetry thread only, except _stats. */
+struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t errlen);
+void bw_tlm_querylog_close(struct bw_tlm_querylog *l);
+/* Adds a row to the open transaction (begun on the first row). */
+void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *rec,
+			 const char *client, const char *name);
+/* Commits the transaction; on failure its rows are counted as dropped. */
+void bw_tlm_querylog_commit(struct bw_tlm_querylog *l);
+/* Deletes rows older than before_ms (a bounded number per call). */
+void bw_tlm_querylog_prune(struct bw_tlm_querylog *l, uint64_t before_ms);
+/* Thread-safe. */
+void bw_tlm_querylog_stats(struct bw_tlm_querylog *l, uint64_t *rows, uint64_t *drops,
+			   uint64_t *pruned);
+
+/* webhook.c: a thread that POSTs event lines, with a bounded queue and retries. */
+struct bw_tlm_webhook *bw_tlm_webhook_start(const char *url, unsigned timeout_ms, unsigned retries,
+					    unsigned queue);
+/* Takes ownership of line (malloc'd); drops it (counted) when the queue is full. */
+void bw_tlm_webhook_push(struct bw_tlm_webhook *w, char *line);
+/* Stops the thread (an attempt in progress may take up to its timeout). */
+void bw_tlm_webhook_stop(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *drops);
+void bw_tlm_webhook_free(struct bw_tlm_webhook *w);
+void bw_tlm_webhook_stats(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *drops);
+
+/* alerts.c: one row of the alert table for client ([client, state, hits, first_seen,
+ * last_seen, domains, feeds]), or NULL. */
+json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client);
+
+#endif

@@ -1,0 +1,635 @@
+/*
+ * telemetry/telemetry.c - the telemetry thread: drains the workers' rings, writes the
+ * query log (querylog.c), security events (file, syslog, webhook.c) and feeds the
+ * infected-client detector (alerts.c) and the top-N tables. See telemetry.h.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "dns/dns.h"
+#include "policy/policy.h"
+#include "telemetry/internal.h"
+
+#define PRUNE_EVERY_MS 60000
+#define TLM_NICE 10	/* the telemetry thread's niceness (see tlm_main) */
+#define BATCH_MAX 20000 /* rows per transaction at most */
+
+int bw_tlm_ring_init(struct bw_tlm_ring *r, unsigned size, enum bw_privacy privacy)
+{
+	uint64_t n = 64;
+	while (n < size)
+		n <<= 1;
+	memset(r, 0, sizeof(*r));
+	r->slots = calloc(n, sizeof(*r->slots));
+	if (!r->slots)
+		return BW_ENOMEM;
+	r->mask = n - 1;
+	r->privacy = privacy;
+	return 0;
+}
+
+void bw_tlm_ring_free(struct bw_tlm_ring *r)
+{
+	free(r->slots);
+	r->slots = NULL;
+}
+
+void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+	if (!rec->family || !inet_ntop(rec->family, rec->addr, a, sizeof(a))) {
+		snprintf(out, cap, "unknown");
+		return;
+	}
+	bool full = rec->prefix == (rec->family == AF_INET ? 32 : 128);
+	if (full)
+		snprintf(out, cap, "%s", a);
+	else
+		snprintf(out, cap, "%s/%u", a, rec->prefix);
+}
+
+const char *bw_tlm_type_text(uint16_t t, char *buf, size_t cap)
+{
+	static const struct {
+		uint16_t t;
+		const char *s;
+	} names[] = {{1, "A"},	     {2, "NS"},	    {5, "CNAME"},	{6, "SOA"},    {12, "PTR"},
+		     {13, "HINFO"},  {15, "MX"},    {16, "TXT"},	{28, "AAAA"},  {33, "SRV"},
+		     {35, "NAPTR"},  {39, "DNAME"}, {43, "DS"},		{46, "RRSIG"}, {47, "NSEC"},
+		     {48, "DNSKEY"}, {50, "NSEC3"}, {51, "NSEC3PARAM"}, {52, "TLSA"},  {64, "SVCB"},
+		     {65, "HTTPS"},  {99, "SPF"},   {255, "ANY"},	{257, "CAA"}};
+	for (size_t i = 0; i < BW_ARRAY_LEN(names); i++)
+		if (names[i].t == t)
+			return names[i].s;
+	snprintf(buf, cap, "TYPE%u", t);
+	return buf;
+}
+
+const char *bw_tlm_rcode_text(uint8_t rcode, char *buf, size_t cap)
+{
+	static const char *const names[] = {"NOERROR",	"FORMERR", "SERVFAIL",
+					    "NXDOMAIN", "NOTIMP",  "REFUSED"};
+	if (rcode == BW_TLM_NO_RCODE)
+		return NULL;
+	if (rcode < BW_ARRAY_LEN(names))
+		return names[rcode];
+	snprintf(buf, cap, "RCODE%u", rcode);
+	return buf;
+}
+
+const char *bw_tlm_transport_text(uint8_t via, char *buf, size_t cap)
+{
+	switch (via) {
+	case 0:
+		return "udp";
+	case 1:
+		return "tcp";
+	default: /* transports added later (DoT, DoH) name themselves here */
+		snprintf(buf, cap, "transport-%u", via);
+		return buf;
+	}
+}
+
+const char *bw_tlm_verdict_text(const struct bw_tlm_record *rec)
+{
+	unsigned f = rec->v.flags;
+	if (f & BW_TLM_BLOCKED)
+		return "blocked";
+	if (f & BW_TLM_LOG_ONLY)
+		return "log-only";
+	if (f & BW_TLM_ALLOWLISTED)
+		return "allowlisted";
+	if (f & BW_TLM_PASSTHRU)
+		return "passthru";
+	return "allowed";
+}
+
+const char *bw_tlm_action_text(const struct bw_tlm_record *rec)
+{
+	static const char *const names[] = {"allow",	"nxdomain",   "nodata",	  "drop",
+					    "tcp-only", "local-data", "redirect", "passthru"};
+	if (!(rec->v.flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY | BW_TLM_PASSTHRU)))
+		return NULL;
+	return rec->v.action < BW_ARRAY_LEN(names) ? names[rec->v.action] : NULL;
+}
+
+void bw_tlm_name_text(const struct bw_tlm_record *rec, char *out, size_t cap)
+{
+	if (!rec->qname_len || bw_name_to_text(rec->qname, rec->qname_len, out, cap) < 0) {
+		snprintf(out, cap, ".");
+		return;
+	}
+	size_t n = strlen(out);
+	if (n > 1 && out[n - 1] == '.')
+		out[n - 1] = 0; /* "example.org", as people write it */
+}
+
+void bw_tlm_iso_time(uint64_t ms, char *out, size_t cap)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&s, &tm);
+	size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, cap - n, ".%03uZ", (unsigned)(ms % 1000));
+}
+
+/* ---- the top-N tables: counts per key, capped ---- */
+
+#define TOP_CAP 16384 /* slots; at most TOP_CAP/2 keys are counted */
+
+static uint64_t top_hash(const char *s)
+{
+	return bw_hash(s, strlen(s), 0x746f70);
+}
+
+static void top_add(struct tlm_top *t, const char *key)
+{
+	if (!t->slots) {
+		t->slots = calloc(TOP_CAP, sizeof(*t->slots));
+		if (!t->slots)
+			return;
+	}
+	uint64_t h = top_hash(key);
+	for (unsigned i = 0; i < TOP_CAP; i++) {
+		struct tlm_top_slot *s = &t->slots[(h + i) & (TOP_CAP - 1)];
+		if (!s->key) {
+			if (t->n >= TOP_CAP / 2) {
+				t->untracked++;
+				return;
+			}
+			s->key = strdup(key);
+			if (!s->key)
+				return;
+			t->n++;
+		} else if (strcmp(s->key, key)) {
+			continue;
+		}
+		s->count++;
+		return;
+	}
+}
+
+static void top_free(struct tlm_top *t)
+{
+	for (unsigned i = 0; t->slots && i < TOP_CAP; i++)
+		free(t->slots[i].key);
+	free(t->slots);
+	t->slots = NULL;
+	t->n = 0;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct tlm_top_slot *x = *(const struct tlm_top_slot *const *)a;
+	const struct tlm_top_slot *y = *(const struct tlm_top_slot *const *)b;
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static int top_rows(const struct tlm_top *t, const char *kind, unsigned n, json_t *rows)
+{
+	if (!t->slots || !n)
+		return 0;
+	const struct tlm_top_slot **v = malloc(t->n * sizeof(*v) + 1);
+	if (!v)
+		return BW_ENOMEM;
+	size_t k = 0;
+	for (unsigned i = 0; i < TOP_CAP; i++)
+		if (t->slots[i].key)
+			v[k++] = &t->slots[i];
+	qsort(v, k, sizeof(*v), slot_cmp);
+	int rc = 0;
+	for (size_t i = 0; i < k && i < n; i++) {
+		json_t *row = json_pack("[ssI]", kind, v[i]->key, (json_int_t)v[i]->count);
+		if (!row || json_array_append_new(rows, row)) {
+			rc = BW_ENOMEM;
+			break;
+		}
+	}
+	free(v);
+	return rc;
+}
+
+/* ---- events ---- */
+
+static bool watched_category(const struct bw_telemetry *t, const char *cat)
+{
+	const struct bw_conf *c = t->conf;
+	if (!c->telemetry.n_alert_categories)
+		return !strcmp(cat, "malware") || !strcmp(cat, "c2");
+	for (size_t i = 0; i < c->telemetry.n_alert_categories; i++)
+		if (!strcmp(c->telemetry.alert_categories[i], cat))
+			return true;
+	return false;
+}
+
+/* Hands one event line to the file, syslog and the webhook. Takes ownership of line. */
+static void emit_event(struct bw_telemetry *t, char *line, bool alert)
+{
+	if (!line)
+		return;
+	if (t->events) {
+		if (fputs(line, t->events) < 0 || fputc('\n', t->events) == EOF) {
+			t->st.event_drops++;
+			clearerr(t->events);
+		} else {
+			t->events_pending++;
+		}
+	}
+	if (t->conf->telemetry.events_syslog)
+		syslog(LOG_DAEMON | (alert ? LOG_WARNING : LOG_NOTICE), "%s", line);
+	if (t->events || t->conf->telemetry.events_syslog)
+		t->st.events++;
+	if (t->webhook)
+		bw_tlm_webhook_push(t->webhook, line); /* owns line now */
+	else
+		free(line);
+}
+
+static void flush_events(struct bw_telemetry *t)
+{
+	if (!t->events || !t->events_pending)
+		return;
+	if (fflush(t->events) != 0) {
+		/* what stdio could not write is lost: count the whole batch */
+		t->st.event_drops += t->events_pending;
+		t->st.events -= BW_MIN(t->st.events, t->events_pending);
+		clearerr(t->events);
+	}
+	t->events_pending = 0;
+}
+
+static void block_event(struct bw_telemetry *t, const struct bw_tlm_record *rec, const char *client,
+			const char *name)
+{
+	char tbuf[40], ty[16], tr[24], rc[16];
+	bw_tlm_iso_time(rec->time_ms, tbuf, sizeof(tbuf));
+	const char *rcode = bw_tlm_rcode_text(rec->rcode, rc, sizeof(rc));
+	const char *action = bw_tlm_action_text(rec);
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
+			      "event", rec->v.flags & BW_TLM_BLOCKED ? "blocked" : "log-only",
+			      "time", tbuf, "client", client, "profile", rec->profile, "transport",
+			      bw_tlm_transport_text(rec->transport, tr, sizeof(tr)), "name", name,
+			      "type", bw_tlm_type_text(rec->qtype, ty, sizeof(ty)), "rcode", rcode,
+			      "action", action, "feed", rec->v.feed_name, "category",
+			      rec->v.category, "rule", rec->v.rule);
+	if (!o)
+		return;
+	emit_event(t, json_dumps(o, JSON_COMPACT), false);
+	json_decref(o);
+}
+
+static void alert_event(struct bw_telemetry *t, const char *client, uint64_t now)
+{
+	json_t *row = bw_tlm_alerts_row(t->alerts, client);
+	if (!row)
+		return;
+	/* columns: client state hits first_seen last_seen domains feeds */
+	json_t *o = json_pack("{ss sO sO sO sO sO sO}", "event", "alert", "client",
+			      json_array_get(row, 0), "hits", json_array_get(row, 2), "first_seen",
+			      json_array_get(row, 3), "last_seen", json_array_get(row, 4),
+			      "domains", json_array_get(row, 5), "feeds", json_array_get(row, 6));
+	json_decref(row);
+	(void)now;
+	if (!o)
+		return;
+	bw_warn("alert: client %s looks infected: %lld blocked queries to %s (feeds %s)", client,
+		(long long)json_integer_value(json_object_get(o, "hits")),
+		json_string_value(json_object_get(o, "domains")),
+		json_string_value(json_object_get(o, "feeds")));
+	emit_event(t, json_dumps(o, JSON_COMPACT), true);
+	json_decref(o);
+}
+
+/* ---- the thread ---- */
+
+static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint64_t now)
+{
+	char client[64], name[4 * 255 + 2];
+	bool blocked = rec->v.flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY);
+	if (!bw_tlm_wanted(&t->rings[0], rec->v.flags))
+		return; /* the worker filters already; kept for rings shared by tests */
+	bw_tlm_client_text(rec, client, sizeof(client));
+	bw_tlm_name_text(rec, name, sizeof(name));
+	if (t->log)
+		bw_tlm_querylog_add(t->log, rec, client, name);
+	if (!blocked)
+		return;
+	if (t->events || t->webhook || t->conf->telemetry.events_syslog)
+		block_event(t, rec, client, name);
+	if (rec->v.flags & BW_TLM_BLOCKED) {
+		top_add(&t->top_names, name);
+		top_add(&t->top_clients, client);
+		if (rec->v.category[0] && watched_category(t, rec->v.category) &&
+		    bw_tlm_alerts_hit(t->alerts, client, name, rec->v.feed_name, rec->time_ms)) {
+			t->st.alerts++;
+			alert_event(t, client, now);
+		}
+	}
+}
+
+/* Drains every ring once; returns the number of records handled. */
+static size_t drain(struct bw_telemetry *t)
+{
+	size_t n = 0;
+	uint64_t now = bw_tlm_now_ms();
+	pthread_mutex_lock(&t->lock);
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		struct bw_tlm_ring *r = &t->rings[i];
+		const struct bw_tlm_record *rec;
+		while (n < BATCH_MAX && (rec = bw_tlm_ring_peek(r))) {
+			handle(t, rec, now);
+			bw_tlm_ring_pop(r);
+			n++;
+		}
+	}
+	flush_events(t);
+	pthread_mutex_unlock(&t->lock);
+	if (t->log)
+		bw_tlm_querylog_commit(t->log); /* outside the lock: may wait on the disk */
+	return n;
+}
+
+static void housekeeping(struct bw_telemetry *t)
+{
+	uint64_t now = bw_tlm_now_ms();
+	if (t->log)
+		bw_tlm_querylog_prune(t->log, now - BW_MIN(now, t->conf->telemetry.retention_ms));
+	pthread_mutex_lock(&t->lock);
+	bw_tlm_alerts_expire(t->alerts, now);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void *tlm_main(void *arg)
+{
+	struct bw_telemetry *t = arg;
+	uint64_t next_prune = 0;
+	/* Logging every query (anonymized, full): DNS first. When this thread and a worker
+	 * share a busy core, the worker gets about nine tenths of it (CFS weights of nice 0
+	 * and 10); what the log cannot keep up with is dropped and counted. Under
+	 * blocked-only every record is a security event and they are few: normal priority. */
+	if (t->privacy != BW_PRIVACY_BLOCKED_ONLY &&
+	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), TLM_NICE) != 0)
+		bw_debug("telemetry: setpriority: %s", strerror(errno));
+	for (;;) {
+		size_t n = drain(t);
+		uint64_t mono = bw_now_ms();
+		if (mono >= next_prune) {
+			housekeeping(t);
+			next_prune =
+			    mono + BW_MIN(PRUNE_EVERY_MS, t->conf->telemetry.alert_clear_ms);
+		}
+		pthread_mutex_lock(&t->wake_lock);
+		bool stop = t->stopping;
+		if (!stop && n < 64) {
+			/* idle or light load: sleep; the rings hold what comes meanwhile */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += n ? 5000000 : 20000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&t->wake, &t->wake_lock, &ts);
+		}
+		stop = t->stopping;
+		pthread_mutex_unlock(&t->wake_lock);
+		if (stop)
+			break;
+	}
+	while (drain(t)) /* what the workers left */
+		;
+	return NULL;
+}
+
+/* ---- life cycle ---- */
+
+struct bw_telemetry *bw_telemetry_create(const struct bw_conf *conf, unsigned nworkers)
+{
+	struct bw_telemetry *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->conf = conf;
+	t->nworkers = nworkers;
+	t->privacy = conf->telemetry.privacy;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->wake_lock, NULL);
+	pthread_cond_init(&t->wake, NULL);
+	t->alerts =
+	    bw_tlm_alerts_create(conf->telemetry.alert_threshold, conf->telemetry.alert_window_ms,
+				 conf->telemetry.alert_clear_ms);
+	t->rings = calloc(nworkers ? nworkers : 1, sizeof(*t->rings));
+	if (!t->alerts || !t->rings)
+		goto fail;
+	if (t->privacy != BW_PRIVACY_NONE) {
+		for (unsigned i = 0; i < nworkers; i++)
+			if (bw_tlm_ring_init(&t->rings[i], conf->telemetry.ring_size, t->privacy))
+				goto fail;
+	}
+	return t;
+fail:
+	bw_telemetry_destroy(t);
+	return NULL;
+}
+
+static char *default_log_path(const struct bw_conf *conf)
+{
+	const char *dir =
+	    conf->server.state_dir ? conf->server.state_dir : BW_CONF_DEFAULT_STATE_DIR;
+	size_t n = strlen(dir) + sizeof("/querylog.sqlite");
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s%s", dir, "/querylog.sqlite");
+	return p;
+}
+
+int bw_telemetry_start(struct bw_telemetry *t)
+{
+	const struct bw_conf *conf = t->conf;
+	if (t->privacy == BW_PRIVACY_NONE) {
+		bw_info("telemetry: privacy none: counters only, no query log, no events");
+		return 0;
+	}
+	if (t->privacy == BW_PRIVACY_FULL)
+		bw_warn("telemetry: privacy full: every query is logged with the client's full "
+			"address; make sure the people using this resolver know (docs/privacy.md)");
+	if (!conf->telemetry.query_log_off) {
+		char *path = conf->telemetry.query_log ? strdup(conf->telemetry.query_log)
+						       : default_log_path(conf);
+		if (path) {
+			char err[256];
+			t->log = bw_tlm_querylog_open(path, err, sizeof(err));
+			if (!t->log)
+				bw_warn("telemetry: query log off: %s", err);
+			else
+				bw_info("telemetry: query log %s (privacy %s)", path,
+					t->privacy == BW_PRIVACY_BLOCKED_ONLY ? "blocked-only"
+					: t->privacy == BW_PRIVACY_ANONYMIZED ? "anonymized"
+									      : "full");
+			free(path);
+		}
+	}
+	if (conf->telemetry.events_file) {
+		t->events = fopen(conf->telemetry.events_file, "ae");
+		if (!t->events)
+			bw_warn("telemetry: events file %s: %s (events not written)",
+				conf->telemetry.events_file, strerror(errno));
+	}
+	if (conf->telemetry.webhook_url) {
+		t->webhook = bw_tlm_webhook_start(
+		    conf->telemetry.webhook_url, conf->telemetry.webhook_timeout_ms,
+		    conf->telemetry.webhook_retries, conf->telemetry.webhook_queue);
+		if (!t->webhook)
+			bw_warn("telemetry: webhook %s could not start",
+				conf->telemetry.webhook_url);
+	}
+	int rc = pthread_create(&t->thread, NULL, tlm_main, t);
+	if (rc != 0) {
+		bw_err("telemetry: cannot start its thread: %s", strerror(rc));
+		return BW_EIO;
+	}
+	pthread_setname_np(t->thread, "bw-telemetry");
+	t->started = true;
+	return 0;
+}
+
+void bw_telemetry_stop(struct bw_telemetry *t)
+{
+	if (!t || !t->started)
+		return;
+	pthread_mutex_lock(&t->wake_lock);
+	t->stopping = true;
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->wake_lock);
+	pthread_join(t->thread, NULL);
+	t->started = false;
+	if (t->webhook) {
+		struct bw_tlm_webhook *wh = t->webhook;
+		uint64_t sent, drops;
+		bw_tlm_webhook_stop(wh, &sent, &drops);
+		pthread_mutex_lock(&t->lock);
+		t->st.webhook_sent = sent;
+		t->st.webhook_drops = drops;
+		t->webhook = NULL;
+		pthread_mutex_unlock(&t->lock);
+		bw_tlm_webhook_free(wh);
+	}
+	if (t->log) {
+		pthread_mutex_lock(&t->lock);
+		struct bw_tlm_querylog *log = t->log;
+		bw_tlm_querylog_stats(log, &t->st.rows, &t->st.log_drops, &t->st.pruned);
+		t->log = NULL;
+		pthread_mutex_unlock(&t->lock);
+		bw_tlm_querylog_close(log);
+	}
+	if (t->events) {
+		if (fclose(t->events) != 0)
+			t->st.event_drops += t->events_pending;
+		t->events = NULL;
+	}
+}
+
+void bw_telemetry_destroy(struct bw_telemetry *t)
+{
+	if (!t)
+		return;
+	bw_telemetry_stop(t);
+	for (unsigned i = 0; t->rings && i < t->nworkers; i++)
+		bw_tlm_ring_free(&t->rings[i]);
+	free(t->rings);
+	bw_tlm_alerts_free(t->alerts);
+	top_free(&t->top_names);
+	top_free(&t->top_clients);
+	pthread_mutex_destroy(&t->lock);
+	pthread_mutex_destroy(&t->wake_lock);
+	pthread_cond_destroy(&t->wake);
+	free(t);
+}
+
+struct bw_tlm_ring *bw_telemetry_ring(struct bw_telemetry *t, unsigned i)
+{
+	if (!t || t->privacy == BW_PRIVACY_NONE || i >= t->nworkers)
+		return NULL;
+	return &t->rings[i];
+}
+
+enum bw_privacy bw_telemetry_privacy(const struct bw_telemetry *t)
+{
+	return t->privacy;
+}
+
+void bw_telemetry_stats(struct bw_telemetry *t, struct bw_telemetry_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&t->lock);
+	*out = t->st;
+	if (t->log)
+		bw_tlm_querylog_stats(t->log, &out->rows, &out->log_drops, &out->pruned);
+	if (t->webhook)
+		bw_tlm_webhook_stats(t->webhook, &out->webhook_sent, &out->webhook_drops);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; t->privacy != BW_PRIVACY_NONE && i < t->nworkers; i++) {
+		out->records += atomic_load_explicit(&t->rings[i].offered, memory_order_relaxed);
+		out->ring_drops += atomic_load_explicit(&t->rings[i].dropped, memory_order_relaxed);
+	}
+}
+
+void bw_telemetry_log_stats(struct bw_telemetry *t)
+{
+	if (!t)
+		return;
+	struct bw_telemetry_stats s;
+	bw_telemetry_stats(t, &s);
+	bw_info("telemetry: records %llu, dropped %llu (rings full), query log rows %llu "
+		"(dropped %llu, pruned %llu), events %llu (dropped %llu), webhook sent %llu "
+		"(dropped %llu), alerts %llu",
+		(unsigned long long)s.records, (unsigned long long)s.ring_drops,
+		(unsigned long long)s.rows, (unsigned long long)s.log_drops,
+		(unsigned long long)s.pruned, (unsigned long long)s.events,
+		(unsigned long long)s.event_drops, (unsigned long long)s.webhook_sent,
+		(unsigned long long)s.webhook_drops, (unsigned long long)s.alerts);
+}
+
+static json_t *table(const char *const *cols)
+{
+	json_t *c = json_array();
+	for (size_t i = 0; c && cols[i]; i++)
+		json_array_append_new(c, json_string(cols[i]));
+	json_t *o = c ? json_pack("{so so}", "columns", c, "rows", json_array()) : NULL;
+	return o;
+}
+
+json_t *bw_telemetry_alerts_json(struct bw_telemetry *t)
+{
+	pthread_mutex_lock(&t->lock);
+	json_t *o = bw_tlm_alerts_json(t->alerts);
+	pthread_mutex_unlock(&t->lock);
+	return o;
+}
+
+json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n)
+{
+	static const char *const cols[] = {"kind", "value", "blocked", NULL};
+	json_t *o = table(cols);
+	if (!o)
+		return NULL;
+	json_t *rows = json_object_get(o, "rows");
+	pthread_mutex_lock(&t->lock);
+	int rc = top_rows(&t->top_names, "name", n, rows);
+	if (!rc)
+		rc = top_rows(&t->top_clients, "client", n, rows);
+	pthread_mutex_unlock(&t->lock);
+	if (rc) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

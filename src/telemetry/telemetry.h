@@ -1,0 +1,241 @@
+/*
+ * telemetry/telemetry.h - what Bulwark keeps about queries, off the hot path: the query
+ * log (SQLite), security events (JSON lines file, syslog, webhook) and infected-client
+ * alerts, all under one privacy mode (telemetry.privacy; docs/privacy.md).
+ *
+ * How it flows: each worker owns one single-producer/single-consumer ring of fixed-size
+ * records (struct bw_tlm_record). When a query is answered the worker reserves a slot,
+ * fills it and commits it (bw_tlm_ring_reserve / bw_tlm_ring_commit, inline below): no
+ * lock, no system call, no allocation. One telemetry thread drains every ring, writes
+ * rows in batched SQLite transactions, writes events, runs the alert detector and prunes
+ * old rows. When a ring is full the record is dropped and counted; when a sink fails
+ * (disk full, webhook down) its records are dropped and counted. DNS answers never wait.
+ *
+ * Owns: the rings, the telemetry thread, the SQLite connection, the events file, the
+ * webhook thread and its bounded queue, the alert and top-N tables.
+ * Borrows: the boot config (must outlive the telemetry object).
+ *
+ * Thread safety: bw_tlm_ring_reserve/commit are called by the ring's worker only.
+ * bw_telemetry_alerts_json(), bw_telemetry_top_json() and bw_telemetry_stats() may be
+ * called from any thread at any time between create and destroy. create, start, stop and
+ * destroy are called from the main thread.
+ */
+#ifndef BW_TELEMETRY_H
+#define BW_TELEMETRY_H
+
+#include <jansson.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "base/base.h"
+#include "conf/conf.h"
+
+#define BW_TLM_NAME 64	/* feed, category and profile names (conf NAME_MAX_LEN) */
+#define BW_TLM_RULE 264 /* the rule that matched, as text (a name fits whole) */
+
+/* record flags */
+#define BW_TLM_BLOCKED 0x01	/* the answer was changed (or withheld) by a rule */
+#define BW_TLM_LOG_ONLY 0x02	/* a rule of a log-only feed matched; answered normally */
+#define BW_TLM_ALLOWLISTED 0x04 /* an allowlist matched */
+#define BW_TLM_PASSTHRU 0x08	/* a PASSTHRU rule matched */
+#define BW_TLM_CACHE_HIT 0x10	/* answered from the packet cache */
+#define BW_TLM_MATCHED 0x0f	/* any of the rule flags: the verdict fields are filled */
+
+#define BW_TLM_NO_RCODE 0xff /* no answer was sent (DROP, or nothing to send) */
+
+/* What the policy said about one query: filled by the pipeline only when a rule or an
+ * allowlist matched (flags & BW_TLM_MATCHED), copied so it survives reloads. */
+struct bw_tlm_verdict {
+	uint8_t flags;
+	uint8_t action;	 /* enum bw_action */
+	uint8_t trigger; /* enum bw_trigger */
+	int8_t feed;	 /* index in policy.feeds, -1: none */
+	char feed_name[BW_TLM_NAME];
+	char category[BW_TLM_NAME];
+	char rule[BW_TLM_RULE];
+};
+
+/* One answered query, as the worker hands it over. Fixed size, no pointers. */
+struct bw_tlm_record {
+	uint64_t time_ms;    /* wall clock, milliseconds since the Unix epoch */
+	uint32_t latency_us; /* from the query's arrival to its answer */
+	uint16_t qtype;
+	uint8_t rcode;	   /* of the answer sent, or BW_TLM_NO_RCODE */
+	uint8_t transport; /* enum bw_transport_kind of the core (0 udp, 1 tcp, ...) */
+	uint8_t family;	   /* AF_INET, AF_INET6 or 0 */
+	uint8_t prefix;	   /* the client address's kept prefix: 32/128 (full), 24/56 */
+	uint8_t qname_len;
+	uint8_t worker;
+	uint8_t addr[16]; /* client address, already truncated per the privacy mode */
+	char profile[BW_TLM_NAME];
+	uint8_t qname[255]; /* lower-cased wire name */
+	struct bw_tlm_verdict v;
+};
+
+/* A worker's ring: single producer (the worker), single consumer (the telemetry thread). */
+struct bw_tlm_ring {
+	_Alignas(64) _Atomic uint64_t head; /* next slot the producer writes */
+	uint64_t tail_cache;		    /* producer's last view of tail */
+	_Atomic uint64_t dropped;	    /* written by the producer only */
+	_Atomic uint64_t offered;	    /* records the worker tried to log */
+	uint64_t mask;
+	struct bw_tlm_record *slots;
+	enum bw_privacy privacy;
+	_Alignas(64) _Atomic uint64_t tail; /* next slot the consumer reads */
+};
+
+struct bw_telemetry;
+
+/* Builds the telemetry object for nworkers rings (nothing is opened yet). Returns NULL on
+ * out of memory. conf is borrowed. */
+struct bw_telemetry *bw_telemetry_create(const struct bw_conf *conf, unsigned nworkers);
+/* Opens the query log and the events file, starts the telemetry (and webhook) threads.
+ * A sink that cannot be opened is logged and left off (its records are counted as
+ * dropped): telemetry never stops the resolver from starting. Returns 0 or BW_EIO when
+ * the thread cannot start. */
+int bw_telemetry_start(struct bw_telemetry *t);
+/* Drains what the rings hold, commits, stops the threads. Call after the workers stopped.
+ * The webhook gets at most its timeout to finish. */
+void bw_telemetry_stop(struct bw_telemetry *t);
+void bw_telemetry_destroy(struct bw_telemetry *t);
+/* The ring of worker i, or NULL when privacy is `none` (the worker then logs nothing). */
+struct bw_tlm_ring *bw_telemetry_ring(struct bw_telemetry *t, unsigned i);
+enum bw_privacy bw_telemetry_privacy(const struct bw_telemetry *t);
+
+/* Counters, summed over the workers; for logs and metrics. */
+struct bw_telemetry_stats {
+	uint64_t records;	/* records the workers handed over (or tried to) */
+	uint64_t ring_drops;	/* records dropped because a ring was full */
+	uint64_t rows;		/* query log rows committed */
+	uint64_t log_drops;	/* records the query log could not store (disk full, error) */
+	uint64_t events;	/* security events written (file/syslog) */
+	uint64_t event_drops;	/* events the file could not take */
+	uint64_t webhook_sent;	/* events the webhook accepted (2xx) */
+	uint64_t webhook_drops; /* events dropped: queue full, or retries exhausted */
+	uint64_t alerts;	/* alerts raised since start */
+	uint64_t pruned;	/* rows removed by retention */
+};
+void bw_telemetry_stats(struct bw_telemetry *t, struct bw_telemetry_stats *out);
+void bw_telemetry_log_stats(struct bw_telemetry *t);
+
+/* Infected-client alerts, active ones first: {"columns": [...], "rows": [[...], ...]}.
+ * Columns: client, state (active|cleared), hits, first_seen, last_seen (ISO 8601 UTC),
+ * domains, feeds (comma-separated). NULL on out of memory. */
+json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
+/* The n most blocked names and the n most blocked clients since start, in one table:
+ * columns kind (name|client), value, blocked. Empty under privacy `none`. */
+json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n);
+
+/* ---- the hot path (inline) ---- */
+
+/* Reserves the next free slot; NULL when the ring is full (the record is counted as
+ * dropped). The slot is the caller's until bw_tlm_ring_commit(). */
+static inline struct bw_tlm_record *bw_tlm_ring_reserve(struct bw_tlm_ring *r)
+{
+	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+	atomic_store_explicit(&r->offered,
+			      atomic_load_explicit(&r->offered, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	if (h - r->tail_cache > r->mask) {
+		r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+		if (h - r->tail_cache > r->mask) {
+			atomic_store_explicit(
+			    &r->dropped,
+			    atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
+			    memory_order_relaxed);
+			return NULL;
+		}
+	}
+	return &r->slots[h & r->mask];
+}
+static inline void bw_tlm_ring_commit(struct bw_tlm_ring *r)
+{
+	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+/* Consumer side: the oldest committed record, or NULL when empty; bw_tlm_ring_pop()
+ * releases it. */
+static inline const struct bw_tlm_record *bw_tlm_ring_peek(struct bw_tlm_ring *r)
+{
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	if (t == atomic_load_explicit(&r->head, memory_order_acquire))
+		return NULL;
+	return &r->slots[t & r->mask];
+}
+static inline void bw_tlm_ring_pop(struct bw_tlm_ring *r)
+{
+	atomic_store_explicit(&r->tail, atomic_load_explicit(&r->tail, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+/* Ring for tests and tools: size rounded up to a power of two. 0 or BW_ENOMEM. */
+int bw_tlm_ring_init(struct bw_tlm_ring *r, unsigned size, enum bw_privacy privacy);
+void bw_tlm_ring_free(struct bw_tlm_ring *r);
+
+/* Should a query with these verdict flags be logged under the ring's mode? Under
+ * blocked-only, only blocked and log-only matches are. */
+static inline bool bw_tlm_wanted(const struct bw_tlm_ring *r, unsigned flags)
+{
+	return r->privacy != BW_PRIVACY_BLOCKED_ONLY ||
+	       (flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY));
+}
+
+/* The client address as the privacy mode allows: full under `full`, else the /24 (IPv4)
+ * or /56 (IPv6) network. */
+static inline void bw_tlm_set_client(struct bw_tlm_record *rec, const struct sockaddr *sa,
+				     enum bw_privacy privacy)
+{
+	memset(rec->addr, 0, sizeof(rec->addr));
+	rec->family = 0;
+	rec->prefix = 0;
+	if (!sa)
+		return;
+	bool full = privacy == BW_PRIVACY_FULL;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		memcpy(rec->addr, &s4->sin_addr, 4);
+		rec->family = AF_INET;
+		rec->prefix = full ? 32 : 24;
+		if (!full)
+			rec->addr[3] = 0;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		memcpy(rec->addr, &s6->sin6_addr, 16);
+		rec->family = AF_INET6;
+		rec->prefix = full ? 128 : 56;
+		if (!full) {
+			memset(rec->addr + 7, 0, 9); /* keep 7 bytes: the /56 */
+		}
+	}
+}
+
+/* Wall clock in milliseconds (the log's time column). */
+static inline uint64_t bw_tlm_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- pieces exposed for unit tests ---- */
+
+/* The client key used in logs, events and alerts: "192.0.2.7", "192.0.2.0/24",
+ * "2001:db8:0:100::/56". */
+void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap);
+
+/* The infected-client detector on its own (the telemetry thread owns one). */
+struct bw_tlm_alerts;
+struct bw_tlm_alerts *bw_tlm_alerts_create(unsigned threshold, uint64_t window_ms,
+					   uint64_t clear_ms);
+void bw_tlm_alerts_free(struct bw_tlm_alerts *a);
+/* Records one hit of a watched category at now_ms. Returns true when this hit raises a new
+ * alert for the client (not while one is active: deduplicated until it clears). */
+bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *domain,
+		       const char *feed, uint64_t now_ms);
+/* Clears alerts whose client has had no hit for clear_ms; returns how many cleared. */
+unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms);
+/* The table (see bw_telemetry_alerts_json). */
+json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a);
+unsigned bw_tlm_alerts_active(const struct bw_tlm_alerts *a);
+
+#endif

@@ -1,0 +1,513 @@
+/*
+ * tests/unit/test_telemetry.c - unit tests for telemetry/telemetry.h: the per-worker ring
+ * (wrap, full, drop counting, a producer and a consumer on two threads), the privacy
+ * truncation of client addresses, the infected-client detector (threshold, window,
+ * deduplication, clearing) and the JSON tables handed to bulwarkctl, through a real
+ * telemetry object with its thread.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <arpa/inet.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "dns/dns.h"
+#include "telemetry/internal.h" /* bw_tlm_iso_time */
+
+static void fill(struct bw_tlm_record *r, uint32_t tag)
+{
+	memset(r, 0, sizeof(*r));
+	r->latency_us = tag;
+}
+
+static void test_ring_wrap_full_drop(void **state)
+{
+	(void)state;
+	struct bw_tlm_ring r;
+	assert_int_equal(bw_tlm_ring_init(&r, 100, BW_PRIVACY_FULL), 0);
+	assert_int_equal(r.mask, 127); /* rounded up to a power of two */
+	uint32_t next_in = 0, next_out = 0;
+	/* several laps around the ring, consuming a little less than is produced */
+	for (int lap = 0; lap < 10; lap++) {
+		for (int i = 0; i < 100; i++) {
+			struct bw_tlm_record *rec = bw_tlm_ring_reserve(&r);
+			if (!rec)
+				continue;
+			fill(rec, next_in++);
+			bw_tlm_ring_commit(&r);
+		}
+		for (int i = 0; i < 90; i++) {
+			const struct bw_tlm_record *rec = bw_tlm_ring_peek(&r);
+			assert_non_null(rec);
+			assert_int_equal(rec->latency_us, next_out++); /* in order, none lost */
+			bw_tlm_ring_pop(&r);
+		}
+	}
+	/* the backlog grew by 10 a lap until the ring (128) was full: what did not fit was
+	 * dropped and counted, never overwritten */
+	uint64_t dropped = atomic_load(&r.dropped), offered = atomic_load(&r.offered);
+	assert_int_equal(offered, 1000);
+	assert_int_equal(next_in + dropped, 1000);
+	assert_true(dropped > 0);
+	unsigned left = 0;
+	while (bw_tlm_ring_peek(&r)) {
+		assert_int_equal(bw_tlm_ring_peek(&r)->latency_us, next_out++);
+		bw_tlm_ring_pop(&r);
+		left++;
+	}
+	assert_int_equal(next_out, next_in);
+	assert_int_equal(left, next_in - 900); /* 900 were consumed during the laps */
+	bw_tlm_ring_free(&r);
+}
+
+static void test_ring_exactly_full(void **state)
+{
+	(void)state;
+	struct bw_tlm_ring r;
+	assert_int_equal(bw_tlm_ring_init(&r, 64, BW_PRIVACY_FULL), 0);
+	for (int i = 0; i < 64; i++) {
+		struct bw_tlm_record *rec = bw_tlm_ring_reserve(&r);
+		assert_non_null(rec);
+		fill(rec, (uint32_t)i);
+		bw_tlm_ring_commit(&r);
+	}
+	assert_null(bw_tlm_ring_reserve(&r));
+	assert_int_equal(atomic_load(&r.dropped), 1);
+	bw_tlm_ring_pop(&r); /* one slot free again */
+	struct bw_tlm_record *rec = bw_tlm_ring_reserve(&r);
+	assert_non_null(rec);
+	fill(rec, 64);
+	bw_tlm_ring_commit(&r);
+	assert_int_equal(bw_tlm_ring_peek(&r)->latency_us, 1);
+	assert_int_equal(atomic_load(&r.dropped), 1);
+	bw_tlm_ring_free(&r);
+}
+
+#define SPSC_N 300000u
+static void *consumer(void *arg)
+{
+	struct bw_tlm_ring *r = arg;
+	uint32_t expect = 0;
+	uint64_t bad = 0;
+	for (;;) { /* until the last value, which the producer always delivers */
+		const struct bw_tlm_record *rec = bw_tlm_ring_peek(r);
+		if (!rec)
+			continue;
+		/* records arrive in increasing order; gaps only where the producer dropped */
+		if (rec->latency_us < expect || rec->qtype != (uint16_t)rec->latency_us)
+			bad++;
+		expect = rec->latency_us + 1;
+		bw_tlm_ring_pop(r);
+		if (expect == SPSC_N)
+			break;
+	}
+	return (void *)(uintptr_t)bad;
+}
+
+static void test_ring_two_threads(void **state)
+{
+	(void)state;
+	struct bw_tlm_ring r;
+	assert_int_equal(bw_tlm_ring_init(&r, 1024, BW_PRIVACY_FULL), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, consumer, &r), 0);
+	uint32_t last = 0;
+	for (uint32_t i = 0; i < SPSC_N; i++) {
+		struct bw_tlm_record *rec = bw_tlm_ring_reserve(&r);
+		if (!rec)
+			continue;
+		rec->latency_us = i;
+		rec->qtype = (uint16_t)i;
+		bw_tlm_ring_commit(&r);
+		last = i;
+	}
+	if (last != SPSC_N - 1) { /* the consumer stops at the last value: make sure it comes */
+		struct bw_tlm_record *rec;
+		while (!(rec = bw_tlm_ring_reserve(&r)))
+			;
+		rec->latency_us = SPSC_N - 1;
+		rec->qtype = (uint16_t)(SPSC_N - 1);
+		bw_tlm_ring_commit(&r);
+	}
+	void *bad;
+	pthread_join(th, &bad);
+	assert_int_equal((uintptr_t)bad, 0);
+	bw_tlm_ring_free(&r);
+}
+
+static void client(const char *addr, enum bw_privacy p, char *out, size_t cap)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	struct bw_tlm_record rec;
+	bw_tlm_set_client(&rec, (struct sockaddr *)&ss, p);
+	bw_tlm_client_text(&rec, out, cap);
+}
+
+static void test_privacy_truncation(void **state)
+{
+	(void)state;
+	char t[64];
+	client("192.0.2.77", BW_PRIVACY_FULL, t, sizeof(t));
+	assert_string_equal(t, "192.0.2.77");
+	client("192.0.2.77", BW_PRIVACY_ANONYMIZED, t, sizeof(t));
+	assert_string_equal(t, "192.0.2.0/24");
+	client("192.0.2.77", BW_PRIVACY_BLOCKED_ONLY, t, sizeof(t));
+	assert_string_equal(t, "192.0.2.0/24");
+	client("2001:db8:aaaa:bbcc:1:2:3:4", BW_PRIVACY_FULL, t, sizeof(t));
+	assert_string_equal(t, "2001:db8:aaaa:bbcc:1:2:3:4");
+	client("2001:db8:aaaa:bbcc:1:2:3:4", BW_PRIVACY_ANONYMIZED, t, sizeof(t));
+	assert_string_equal(t, "2001:db8:aaaa:bb00::/56");
+	client("2001:db8:aaaa:bbff:ffff::1", BW_PRIVACY_BLOCKED_ONLY, t, sizeof(t));
+	assert_string_equal(t, "2001:db8:aaaa:bb00::/56");
+	/* what the worker keeps in the record is already truncated, not just the text */
+	struct sockaddr_storage ss = {.ss_family = AF_INET};
+	inet_pton(AF_INET, "10.1.2.3", &((struct sockaddr_in *)&ss)->sin_addr);
+	struct bw_tlm_record rec;
+	bw_tlm_set_client(&rec, (struct sockaddr *)&ss, BW_PRIVACY_ANONYMIZED);
+	assert_int_equal(rec.addr[3], 0);
+	assert_int_equal(rec.prefix, 24);
+}
+
+static void test_wanted(void **state)
+{
+	(void)state;
+	struct bw_tlm_ring r = {.privacy = BW_PRIVACY_BLOCKED_ONLY};
+	assert_false(bw_tlm_wanted(&r, 0));
+	assert_false(bw_tlm_wanted(&r, BW_TLM_CACHE_HIT | BW_TLM_ALLOWLISTED));
+	assert_true(bw_tlm_wanted(&r, BW_TLM_BLOCKED));
+	assert_true(bw_tlm_wanted(&r, BW_TLM_LOG_ONLY));
+	r.privacy = BW_PRIVACY_ANONYMIZED;
+	assert_true(bw_tlm_wanted(&r, 0));
+	r.privacy = BW_PRIVACY_FULL;
+	assert_true(bw_tlm_wanted(&r, BW_TLM_CACHE_HIT));
+}
+
+#define MIN_MS 60000ull
+
+static void test_alert_threshold_window_dedup_clear(void **state)
+{
+	(void)state;
+	uint64_t t0 = 1700000000000ull;
+	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
+	assert_non_null(a);
+	/* two hits, then the third only after the window: no alert */
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "a.example", "f1", t0));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "b.example", "f1", t0 + MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "a.example", "f1", t0 + 12 * MIN_MS));
+	assert_int_equal(bw_tlm_alerts_active(a), 0);
+	/* another client's hits do not count for this one */
+	assert_false(bw_tlm_alerts_hit(a, "10.0.1.0/24", "c.example", "f2", t0 + 12 * MIN_MS));
+	/* hits at 12 and 13 min plus one at 14: three within 10 min -> one alert */
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "c.example", "f2", t0 + 13 * MIN_MS));
+	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", "c.example", "f2", t0 + 14 * MIN_MS));
+	assert_int_equal(bw_tlm_alerts_active(a), 1);
+	/* deduplicated while active */
+	for (int i = 0; i < 10; i++)
+		assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "d.example", "f1",
+					       t0 + 15 * MIN_MS + (uint64_t)i));
+	json_t *j = bw_tlm_alerts_json(a);
+	assert_non_null(j);
+	json_t *rows = json_object_get(j, "rows");
+	assert_int_equal(json_array_size(rows), 1);
+	json_t *r0 = json_array_get(rows, 0);
+	assert_string_equal(json_string_value(json_array_get(r0, 0)), "10.0.0.0/24");
+	assert_string_equal(json_string_value(json_array_get(r0, 1)), "active");
+	/* the episode began with the hit at 12 min (the earlier ones fell out of the window) */
+	assert_int_equal(json_integer_value(json_array_get(r0, 2)), 13);
+	assert_string_equal(json_string_value(json_array_get(r0, 5)),
+			    "a.example,c.example,d.example");
+	assert_string_equal(json_string_value(json_array_get(r0, 6)), "f1,f2");
+	char first[40];
+	bw_tlm_iso_time(t0 + 12 * MIN_MS, first, sizeof(first));
+	assert_string_equal(json_string_value(json_array_get(r0, 3)), first);
+	json_decref(j);
+	/* not cleared before clear-after has passed since the last hit, cleared after */
+	assert_int_equal(bw_tlm_alerts_expire(a, t0 + 40 * MIN_MS), 0);
+	assert_int_equal(bw_tlm_alerts_expire(a, t0 + 46 * MIN_MS), 1);
+	assert_int_equal(bw_tlm_alerts_active(a), 0);
+	j = bw_tlm_alerts_json(a);
+	r0 = json_array_get(json_object_get(j, "rows"), 0);
+	assert_string_equal(json_string_value(json_array_get(r0, 1)), "cleared");
+	json_decref(j);
+	/* a new episode raises a new alert */
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS + 1));
+	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS + 2));
+	bw_tlm_alerts_free(a);
+}
+
+static void test_alert_threshold_one(void **state)
+{
+	(void)state;
+	struct bw_tlm_alerts *a = bw_tlm_alerts_create(1, MIN_MS, MIN_MS);
+	assert_true(bw_tlm_alerts_hit(a, "192.0.2.1", "x.example", "f", 1000));
+	assert_false(bw_tlm_alerts_hit(a, "192.0.2.1", "x.example", "f", 2000));
+	assert_true(bw_tlm_alerts_hit(a, "192.0.2.2", "x.example", "f", 2000));
+	assert_int_equal(bw_tlm_alerts_active(a), 2);
+	bw_tlm_alerts_free(a);
+}
+
+/* A whole telemetry object with its thread: records go in through the rings, the tables
+ * come out as JSON. No sink is configured (query-log off). */
+static void push(struct bw_tlm_ring *r, const char *ip, const char *name, const char *feed,
+		 const char *cat, unsigned flags)
+{
+	struct bw_tlm_record *rec = bw_tlm_ring_reserve(r);
+	assert_non_null(rec);
+	if (!rec)
+		return;
+	memset(rec, 0, sizeof(*rec));
+	struct sockaddr_storage ss = {.ss_family = AF_INET};
+	inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr);
+	bw_tlm_set_client(rec, (struct sockaddr *)&ss, r->privacy);
+	rec->time_ms = bw_tlm_now_ms();
+	rec->qtype = 1;
+	rec->rcode = 3;
+	int n = bw_name_from_text(name, strlen(name), rec->qname);
+	assert_true(n > 0);
+	rec->qname_len = (uint8_t)n;
+	snprintf(rec->profile, sizeof(rec->profile), "default");
+	rec->v.flags = (uint8_t)flags;
+	rec->v.action = 1;
+	rec->v.feed = 0;
+	snprintf(rec->v.feed_name, sizeof(rec->v.feed_name), "%s", feed);
+	snprintf(rec->v.category, sizeof(rec->v.category), "%s", cat);
+	bw_tlm_ring_commit(r);
+}
+
+static void test_tables_json(void **state)
+{
+	(void)state;
+	struct bw_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	conf.telemetry.privacy = BW_PRIVACY_ANONYMIZED;
+	conf.telemetry.query_log_off = true;
+	conf.telemetry.ring_size = 256;
+	conf.telemetry.alert_threshold = 2;
+	conf.telemetry.alert_window_ms = 10 * MIN_MS;
+	conf.telemetry.alert_clear_ms = 60 * MIN_MS;
+	conf.telemetry.retention_ms = 86400000;
+	struct bw_telemetry *t = bw_telemetry_create(&conf, 2);
+	assert_non_null(t);
+	json_t *j = bw_telemetry_top_json(t, 5);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
+	json_t *cols = json_object_get(j, "columns");
+	assert_int_equal(json_array_size(cols), 3);
+	assert_string_equal(json_string_value(json_array_get(cols, 0)), "kind");
+	json_decref(j);
+
+	assert_int_equal(bw_telemetry_start(t), 0);
+	struct bw_tlm_ring *r0 = bw_telemetry_ring(t, 0), *r1 = bw_telemetry_ring(t, 1);
+	assert_non_null(r0);
+	assert_non_null(r1);
+	assert_null(bw_telemetry_ring(t, 2));
+	push(r0, "10.0.0.5", "evil.example", "urlhaus", "malware", BW_TLM_BLOCKED);
+	push(r1, "10.0.0.9", "evil.example", "urlhaus", "malware", BW_TLM_BLOCKED);
+	push(r1, "10.0.7.1", "phish.example", "scam", "phishing", BW_TLM_BLOCKED);
+	push(r0, "10.0.7.2", "fine.example", "", "", 0); /* allowed: not in the top tables */
+	push(r0, "10.0.7.3", "trial.example", "t", "malware", BW_TLM_LOG_ONLY);
+	bw_telemetry_stop(t); /* drains the rings */
+
+	j = bw_telemetry_top_json(t, 5);
+	json_t *rows = json_object_get(j, "rows");
+	assert_int_equal(json_array_size(rows), 4);
+	const struct {
+		const char *kind, *value;
+		int count;
+	} want[4] = {{"name", "evil.example", 2},
+		     {"name", "phish.example", 1},
+		     {"client", "10.0.0.0/24", 2},
+		     {"client", "10.0.7.0/24", 1}};
+	for (size_t i = 0; i < 4; i++) {
+		json_t *row = json_array_get(rows, i);
+		assert_string_equal(json_string_value(json_array_get(row, 0)), want[i].kind);
+		assert_string_equal(json_string_value(json_array_get(row, 1)), want[i].value);
+		assert_int_equal(json_integer_value(json_array_get(row, 2)), want[i].count);
+	}
+	json_decref(j);
+	j = bw_telemetry_top_json(t, 1); /* n limits each kind */
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 2);
+	json_decref(j);
+
+	/* two malware hits from 10.0.0.0/24 (threshold 2): one alert */
+	j = bw_telemetry_alerts_json(t);
+	cols = json_object_get(j, "columns");
+	assert_int_equal(json_array_size(cols), 7);
+	assert_string_equal(json_string_value(json_array_get(cols, 0)), "client");
+	rows = json_object_get(j, "rows");
+	assert_int_equal(json_array_size(rows), 1);
+	assert_string_equal(json_string_value(json_array_get(json_array_get(rows, 0), 0)),
+			    "10.0.0.0/24");
+	assert_string_equal(json_string_value(json_array_get(json_array_get(rows, 0), 5)),
+			    "evil.example");
+	json_decref(j);
+
+	struct bw_telemetry_stats s;
+	bw_telemetry_stats(t, &s);
+	assert_int_equal(s.records, 5);
+	assert_int_equal(s.ring_drops, 0);
+	assert_int_equal(s.alerts, 1);
+	assert_int_equal(s.rows, 0);
+	bw_telemetry_destroy(t);
+}
+
+static void test_privacy_none_has_no_rings(void **state)
+{
+	(void)state;
+	struct bw_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	conf.telemetry.privacy = BW_PRIVACY_NONE;
+	conf.telemetry.ring_size = 64;
+	conf.telemetry.alert_threshold = 1;
+	struct bw_telemetry *t = bw_telemetry_create(&conf, 4);
+	assert_non_null(t);
+	assert_int_equal(bw_telemetry_start(t), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_null(bw_telemetry_ring(t, i));
+	json_t *j = bw_telemetry_alerts_json(t);
+	assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
+	json_decref(j);
+	bw_telemetry_destroy(t);
+}
+
+/* ---- the `telemetry:` config section ---- */
+
+static int load_text(const char *text, struct bw_conf **out, char *err, size_t errlen, char *path,
+		     size_t pathlen)
+{
+	snprintf(path, pathlen, "/tmp/bw-test-tlm-XXXXXX.yaml");
+	int fd = mkstemps(path, 5);
+	assert_true(fd >= 0);
+	size_t len = strlen(text);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	int rc = bw_conf_load(path, out, err, errlen);
+	unlink(path);
+	return rc;
+}
+
+static void test_conf_keys(void **state)
+{
+	(void)state;
+	char err[1024], path[64];
+	struct bw_conf *c = NULL;
+	assert_int_equal(
+	    load_text("server: { state-dir: /srv/bw }\n", &c, err, sizeof(err), path, sizeof(path)),
+	    0);
+	/* defaults */
+	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_BLOCKED_ONLY);
+	assert_null(c->telemetry.query_log);
+	assert_false(c->telemetry.query_log_off);
+	assert_int_equal(c->telemetry.retention_ms, 7 * 86400000ull);
+	assert_int_equal(c->telemetry.ring_size, 16384);
+	assert_int_equal(c->telemetry.alert_threshold, 5);
+	assert_int_equal(c->telemetry.alert_window_ms, 600000);
+	assert_int_equal(c->telemetry.alert_clear_ms, 3600000);
+	assert_int_equal(c->telemetry.n_alert_categories, 0);
+	assert_null(c->telemetry.webhook_url);
+	bw_conf_free(c);
+
+	c = NULL;
+	int rc = load_text(
+	    "telemetry:\n"
+	    "  privacy: anonymized\n"
+	    "  query-log: /var/log/q.sqlite\n"
+	    "  retention: 2d\n"
+	    "  ring-size: 1000\n"
+	    "  events:\n"
+	    "    file: /var/log/ev.jsonl\n"
+	    "    syslog: true\n"
+	    "    webhook: { url: \"https://h.example/x\", timeout: 2s, retries: 0, queue: 7 }\n"
+	    "  alerts: { categories: [malware, c2, botnet], threshold: 3, window: 5m, "
+	    "clear-after: 2h }\n",
+	    &c, err, sizeof(err), path, sizeof(path));
+	if (rc)
+		print_error("%s\n", err);
+	assert_int_equal(rc, 0);
+	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_ANONYMIZED);
+	assert_string_equal(c->telemetry.query_log, "/var/log/q.sqlite");
+	assert_int_equal(c->telemetry.retention_ms, 2 * 86400000ull);
+	assert_int_equal(c->telemetry.ring_size, 1024);
+	assert_string_equal(c->telemetry.events_file, "/var/log/ev.jsonl");
+	assert_true(c->telemetry.events_syslog);
+	assert_string_equal(c->telemetry.webhook_url, "https://h.example/x");
+	assert_int_equal(c->telemetry.webhook_timeout_ms, 2000);
+	assert_int_equal(c->telemetry.webhook_retries, 0);
+	assert_int_equal(c->telemetry.webhook_queue, 7);
+	assert_int_equal(c->telemetry.n_alert_categories, 3);
+	assert_string_equal(c->telemetry.alert_categories[2], "botnet");
+	assert_int_equal(c->telemetry.alert_threshold, 3);
+	assert_int_equal(c->telemetry.alert_window_ms, 300000);
+	assert_int_equal(c->telemetry.alert_clear_ms, 7200000);
+	bw_conf_free(c);
+
+	c = NULL;
+	assert_int_equal(
+	    load_text("telemetry: { query-log: off }\n", &c, err, sizeof(err), path, sizeof(path)),
+	    0);
+	assert_true(c->telemetry.query_log_off);
+	bw_conf_free(c);
+}
+
+static void expect_error(const char *text, const char *want)
+{
+	char err[1024], path[64];
+	struct bw_conf *c = NULL;
+	int rc = load_text(text, &c, err, sizeof(err), path, sizeof(path));
+	assert_true(rc < 0);
+	assert_null(c);
+	size_t n = strlen(path);
+	if (strncmp(err, path, n) || strcmp(err + n, want))
+		print_error("want %s%s\ngot  %s\n", path, want, err);
+	assert_string_equal(err + n, want);
+}
+
+static void test_conf_errors(void **state)
+{
+	(void)state;
+	expect_error("telemetry:\n  retention: 10s\n",
+		     ":2:14: 'retention' must be between 60000ms and 316224000000ms, found 10s");
+	expect_error("telemetry:\n  events: { webhook: { url: ftp://x } }\n",
+		     ":2:29: 'url' must start with http:// or https://");
+	expect_error("telemetry:\n  events: { webhook: { timeout: 1s } }\n",
+		     ":2:22: missing required key 'url' in telemetry.events.webhook");
+	expect_error("telemetry:\n  alerts: { threshold: 0 }\n",
+		     ":2:24: 'threshold' must be between 1 and 1000, found 0");
+	expect_error("telemetry:\n  alerts: { categories: [\"bad cat\"] }\n",
+		     ":2:26: category 'bad cat': use letters, digits, '_', '.', '-'");
+	expect_error("telemetry:\n  ring-sise: 10\n",
+		     ":2:3: unknown key 'ring-sise' in telemetry (known: privacy, query-log, "
+		     "retention, ring-size, events, alerts)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ring_wrap_full_drop),
+	    cmocka_unit_test(test_ring_exactly_full),
+	    cmocka_unit_test(test_ring_two_threads),
+	    cmocka_unit_test(test_privacy_truncation),
+	    cmocka_unit_test(test_wanted),
+	    cmocka_unit_test(test_alert_threshold_window_dedup_clear),
+	    cmocka_unit_test(test_alert_threshold_one),
+	    cmocka_unit_test(test_tables_json),
+	    cmocka_unit_test(test_privacy_none_has_no_rings),
+	    cmocka_unit_test(test_conf_keys),
+	    cmocka_unit_test(test_conf_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
