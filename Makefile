@@ -7,7 +7,7 @@
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
 
 CC      ?= cc
-PKGS    := libunbound libevent yaml-0.1 libzscanner jansson
+PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libpsl icu-uc icu-i18n
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

@@ -7,6 +7,8 @@
 # BENCH_POLICY=domains loads the policy's domain-list form instead; BENCH_POLICY=probe
 # loads only the harness's probe name (which it waits to see blocked): the no-policy
 # baseline for "QPS with the policy within 5% of QPS without".
+# BENCH_GUARD=N adds a guard: section protecting N domains (the first N of the Tranco top
+# list in ../shared/data that are not public suffixes; synthetic names without it).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -29,5 +31,15 @@ $(case ${BENCH_POLICY:-rpz} in
 esac)
   watch-interval: 0
 log: { level: warning }
+$(if (( ${BENCH_GUARD:-0} > 0 )); then
+  printf 'guard:\n  protected:\n'
+  top=$HERE/../../shared/data/toplists/tranco-top10k_20250115.txt
+  psl=/usr/share/publicsuffix/public_suffix_list.dat
+  if [[ -r $top && -r $psl ]]; then
+    grep -v '^#' "$top" | grep -vxFf <(grep -v '^//' "$psl" | grep .) | head -n "$BENCH_GUARD"
+  else
+    seq -f 'protected%g.org' 1 "$BENCH_GUARD"
+  fi | sed 's/^/    - /'
+fi)
 YAML
 exec "$BULWARK" -f -c "$RUNDIR/bulwark.yaml"

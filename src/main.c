@@ -14,6 +14,7 @@
 #include "base/base.h"
 #include "conf/conf.h"
 #include "core/core.h"
+#include "guard/guard.h"
 #include "policy/explain.h"
 
 #ifndef BW_VERSION
@@ -159,6 +160,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
 		return explain_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "guard-check") == 0)
+		return bw_guard_check_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -254,6 +257,7 @@ int main(int argc, char **argv)
 			bw_info("SIGHUP: reloading");
 			bw_server_reload(srv);
 		}
+		bw_server_tick(srv);
 		if (watch_ms && bw_now_ms() >= next_watch) {
 			bw_server_watch(srv);
 			next_watch = bw_now_ms() + watch_ms;

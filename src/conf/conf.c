@@ -1523,6 +1523,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->log.level = BW_LOG_INFO;
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
+	cf_guard_defaults(conf);
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1642,7 +1643,7 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
-					   "log",    "telemetry", NULL};
+					   "log",    "telemetry", "guard", NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -1650,6 +1651,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"server", parse_server}, {"resolver", parse_resolver}, {"cache", parse_cache},
 	    {"policy", parse_policy}, {"log", parse_log},
 	    {"telemetry", cf_parse_telemetry},
+	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
 	};
 	int rc;
 
@@ -1794,6 +1796,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.listen);
 	free(conf->server.acl);
 	free(conf->server.state_dir);
+	cf_free_guard(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

@@ -102,5 +102,8 @@ bool cf_ident_ok(const char *s);
 
 /* ---- sections in files of their own (conf_<area>.c) ---- */
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
+int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m);     /* conf_guard.c */
+void cf_guard_defaults(struct bw_conf *conf);
+void cf_free_guard(struct bw_conf *conf);
 
 #endif

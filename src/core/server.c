@@ -27,6 +27,7 @@ static void state_free(struct bw_state *st)
 	if (!st)
 		return;
 	bw_policy_free(st->policy);
+	bw_lookalike_free(st->lookalike);
 	if (st->owns_conf)
 		bw_conf_free(st->conf);
 	free(st);
@@ -45,6 +46,11 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->generation = ++s->generation;
 	uint64_t t0 = bw_now_ns();
 	if (bw_policy_build(conf, prev ? prev->policy : NULL, st->generation, &st->policy) != 0) {
+		free(st);
+		return NULL;
+	}
+	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0) {
+		bw_policy_free(st->policy);
 		free(st);
 		return NULL;
 	}
@@ -91,6 +97,9 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		goto fail;
 	}
 	bw_snapref_init(&s->state_ref, st, s->nworkers);
+	if ((rc = bw_core_guard_init(s, err, errlen)) != 0)
+		goto fail;
+	rc = BW_ENOMEM;
 
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -244,6 +253,8 @@ void bw_server_destroy(struct bw_server *s)
 		bw_worker_free(s->workers[i]);
 	free(s->workers);
 	state_free(atomic_load(&s->state_ref.current));
+	bw_core_guard_save(s, true);
+	bw_core_guard_free(s);
 	bw_cache_destroy(s->cache);
 	bw_conf_free(s->conf);
 	free(s);
