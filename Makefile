@@ -11,6 +11,7 @@ PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
 PKGS    += libfstrm libprotobuf-c
 PKGS    += libcrypto
 PKGS    += sqlite3
+PKGS    += libpsl icu-uc icu-i18n
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

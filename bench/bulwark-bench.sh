@@ -11,6 +11,8 @@
 # the SQLite query log $RUNDIR/querylog.sqlite), blocked-only or anonymized (the same file),
 # all with log level info so the telemetry counters land in $RUNDIR/stdout.log at exit;
 # unset: the config's defaults (bench/telemetry.sh).
+# BENCH_GUARD=N adds a guard: section protecting N domains (the first N of the Tranco top
+# list in ../shared/data that are not public suffixes; synthetic names without it).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -37,5 +39,15 @@ $(case ${BENCH_TELEMETRY:-} in
   full|blocked-only|anonymized) printf 'telemetry: { privacy: %s, query-log: "%s" }\nlog: { level: info }\n' "$BENCH_TELEMETRY" "$RUNDIR/querylog.sqlite" ;;
   *) printf 'log: { level: warning }\n' ;;
 esac)
+$(if (( ${BENCH_GUARD:-0} > 0 )); then
+  printf 'guard:\n  protected:\n'
+  top=$HERE/../../shared/data/toplists/tranco-top10k_20250115.txt
+  psl=/usr/share/publicsuffix/public_suffix_list.dat
+  if [[ -r $top && -r $psl ]]; then
+    grep -v '^#' "$top" | grep -vxFf <(grep -v '^//' "$psl" | grep .) | head -n "$BENCH_GUARD"
+  else
+    seq -f 'protected%g.org' 1 "$BENCH_GUARD"
+  fi | sed 's/^/    - /'
+fi)
 YAML
 exec "$BULWARK" -f -c "$RUNDIR/bulwark.yaml"

@@ -73,8 +73,7 @@ zone:
     notify: bulwark
     zonefile-sync: -1
     zonefile-load: difference-no-serial
-    journal-content: all
-    journal-max-usage: 512M
+    journal-content: changes
     semantic-checks: off
 EOF
 taskset -c 1 knotd -c "$RUN/knot/knot.conf" > "$RUN/knot/stdout.log" 2>&1 &

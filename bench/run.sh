@@ -3,6 +3,7 @@
 # the same inputs, then prints Bulwark's QPS as ratios to the best peer and to `limit`.
 #   bench/run.sh                       full matrix: limit, the four peers, bulwark (3 reps)
 #   BENCH_ARGS="--reps 1 --duration 5 --policies 1m" TARGETS="limit pdns-recursor" bench/run.sh
+#   BENCH_GUARD=100 TARGETS="" bench/run.sh   Bulwark without and with 100 protected domains
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
@@ -13,7 +14,13 @@ fi
 "$SHARED/setup.sh"
 TARGETS=${TARGETS:-limit unbound dnsdist pdns-recursor kresd}
 OUT=${OUT:-/dev/shm/dnsbench/results/bulwark-$(date +%Y%m%d-%H%M%S)}
+# BENCH_GUARD=N: Bulwark twice in the same run, without and with N protected domains
+GUARDED=()
+if (( ${BENCH_GUARD:-0} > 0 )); then
+	GUARDED=("cmd:env BENCH_GUARD=$BENCH_GUARD $HERE/bulwark-bench.sh" port:5311
+		"name:bulwark-guard$BENCH_GUARD")
+fi
 # shellcheck disable=SC2086
-"$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
-	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark
+BENCH_GUARD=0 "$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
+	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark "${GUARDED[@]}"
 /usr/bin/python3 "$HERE/ratios.py" "$OUT/results.tsv"

@@ -16,6 +16,7 @@
 #include "admin/admin.h"
 #include "core/core.h"
 #include "feeds/feeds.h"
+#include "guard/guard.h"
 #include "policy/explain.h"
 #include "telemetry/telemetry.h"
 
@@ -202,6 +203,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
 		return explain_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "guard-check") == 0)
+		return bw_guard_check_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
@@ -338,6 +341,7 @@ int main(int argc, char **argv)
 			bw_info("SIGHUP: reloading");
 			bw_server_reload(srv);
 		}
+		bw_server_tick(srv);
 		if (watch_ms && bw_now_ms() >= next_watch) {
 			bw_server_watch(srv);
 			next_watch = bw_now_ms() + watch_ms;

@@ -11,6 +11,7 @@ PKGS+=(libcurl4-openssl-dev nginx openssl) # feeds over HTTPS (src/feeds), e2e f
 # dnstap (src/telemetry/dnstap.c) and the readers its tests use; promtool checks /metrics
 PKGS+=(libfstrm-dev libprotobuf-c-dev protobuf-c-compiler fstrm-bin dnstap-ldns prometheus protobuf-compiler curl)
 PKGS+=(libsqlite3-dev) # the query log (src/telemetry/querylog.c)
+PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guard), its oracle
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

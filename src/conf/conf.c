@@ -1537,6 +1537,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->dnstap.log_queries = true;
 	conf->dnstap.log_responses = true;
 	cf_telemetry_defaults(conf);
+	cf_guard_defaults(conf);
 }
 
 /* The listeners and ACL when the config names none. */
@@ -1656,9 +1657,8 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
-					   "log",    "telemetry",
-					   "metrics", "dnstap",
-					   NULL};
+					   "log",    "telemetry", "metrics", "dnstap",
+					   "guard",  NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -1667,6 +1667,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"policy", parse_policy}, {"log", parse_log},
 	    {"telemetry", cf_parse_telemetry},
 	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
+	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
 	};
 	int rc;
 
@@ -1813,6 +1814,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.state_dir);
 	free(conf->server.control_socket);
 	cf_telemetry_free(conf);
+	cf_free_guard(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

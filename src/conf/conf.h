@@ -137,6 +137,16 @@ enum bw_privacy {
 	BW_PRIVACY_FULL,         /* all queries, full client address (explicit opt-in) */
 };
 
+/* guard: look-alikes of protected domains and newly seen domains (docs/guard.md) */
+enum bw_nseen_action { BW_NSEEN_LOG = 0, BW_NSEEN_SHORT_TTL = 1, BW_NSEEN_BLOCK = 2 };
+struct bw_guard_domain_conf {
+	char *domain;
+	int action; /* enum bw_guard_act (guard/guard.h): 0 block, 1 alert */
+	char **owns; /* the organisation's other domains (never flagged) */
+	size_t n_owns;
+	bool tld_swap; /* flag the label under other suffixes; default true */
+};
+
 struct bw_conf {
 	char *path; /* the file this was loaded from */
 
@@ -236,6 +246,21 @@ struct bw_conf {
 		bool log_queries;    /* CLIENT_QUERY; default true */
 		bool log_responses;  /* CLIENT_RESPONSE; default true */
 	} dnstap;
+
+	struct {
+		struct bw_guard_domain_conf *protected; /* look-alikes of these are flagged */
+		size_t n_protected;
+		unsigned min_length;      /* typo checks for labels this long; default 5 */
+		bool nseen;               /* newly-seen domains; default false */
+		uint64_t nseen_window_ms; /* first seen less than this ago = new; default 1d */
+		uint64_t nseen_warmup_ms; /* flag nothing until the memory is this old; = window */
+		bool nseen_warmup_given;
+		unsigned nseen_memory;    /* domains remembered; default 1000000 */
+		enum bw_nseen_action nseen_action; /* default log */
+		uint32_t nseen_ttl;       /* short-ttl: the TTL answered; default 60 */
+		int *nseen_profile_action; /* per profile: an enum bw_nseen_action or -1 (default);
+					      NULL when none is given */
+	} guard;
 
 	struct {
 		enum bw_log_level level; /* default info */

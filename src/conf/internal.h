@@ -112,5 +112,8 @@ int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
 void cf_telemetry_defaults(struct bw_conf *conf);          /* conf_telemetry.c */
 void cf_telemetry_free(struct bw_conf *conf);              /* conf_telemetry.c */
+int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m);     /* conf_guard.c */
+void cf_guard_defaults(struct bw_conf *conf);
+void cf_free_guard(struct bw_conf *conf);
 
 #endif

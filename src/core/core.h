@@ -38,6 +38,8 @@ int bw_server_start(struct bw_server *s);
 int bw_server_reload(struct bw_server *s);
 /* Rebuilds the policy if a feed file changed since the live snapshot was built. */
 void bw_server_watch(struct bw_server *s);
+/* Periodic housekeeping from the main thread's tick (writes the newly-seen memory). */
+void bw_server_tick(struct bw_server *s);
 /* Stops accepting, lets in-flight queries finish (up to drain_ms), joins the workers. */
 void bw_server_stop(struct bw_server *s, unsigned drain_ms);
 void bw_server_destroy(struct bw_server *s);

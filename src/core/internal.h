@@ -12,6 +12,7 @@
 #include "cache/cache.h"
 #include "core/core.h"
 #include "dns/dns.h"
+#include "guard/guard.h"
 #include "net/net.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
@@ -33,6 +34,7 @@ struct bw_state {
 	/* stable metrics slots (telemetry/metrics.h) of this policy's feeds and profiles */
 	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];
 	uint8_t profile_slot[256];
+	struct bw_lookalike *lookalike; /* from conf->guard.protected; NULL when none */
 };
 
 /* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */
@@ -68,6 +70,8 @@ struct bw_qctx {
 	bool answered;       /* a stale answer already went out; still resolving to refresh */
 	bool passthru;       /* no policy after resolution (PASSTHRU rule or allowlist) */
 	bool deferred;       /* the QNAME verdict waits for the answer (see pipeline.c) */
+	bool nocache;        /* guard alert / newly-seen short TTL: not stored in the cache */
+	uint32_t ttl_override; /* answer TTLs set to this when not 0 (newly-seen short TTL) */
 	unsigned profile;
 	/* a CNAME redirect (RPZ walled garden): we resolve the target and answer with the
 	 * CNAME followed by the target's records */
@@ -174,6 +178,9 @@ struct bw_server {
 	bw_metrics_drops_fn telemetry_drops; /* set by whoever owns the query log, or NULL */
 	void *telemetry_drops_ctx;
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
+	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */
+	char *nseen_path;        /* its file in server.state-dir */
+	uint64_t nseen_saved_ms; /* when it was last written */
 };
 
 /* observe.c */
@@ -185,6 +192,29 @@ void bw_obs_server_free(struct bw_server *s);
 void bw_obs_state_slots(struct bw_server *s, struct bw_state *st);
 /* Worker side of a scrape: copies stats to pub when asked. */
 void bw_obs_publish(struct bw_worker *w);
+
+/* guard.c: the guard's verdict for a query no feed matched and no allowlist passed
+ * (look-alike, then newly-seen). Cache misses only: see docs/guard.md. */
+enum bw_guard_outcome {
+	BW_GUARD_PASS = 0, /* nothing to do */
+	BW_GUARD_BLOCK,    /* NXDOMAIN + EDE 15 with text: cached like any blocked answer */
+	BW_GUARD_ANSWER,   /* resolve and answer, but do not cache (alert, short TTL) */
+};
+struct bw_guard_result {
+	bool lookalike;           /* hit is filled */
+	struct bw_guard_hit hit;  /* kind and protected domain: what a security event carries */
+	bool newly_seen;          /* the registrable domain was first seen within the window */
+	uint32_t ttl;             /* BW_GUARD_ANSWER with a short TTL: the TTL, else 0 */
+	char text[80];            /* EDE EXTRA-TEXT of BW_GUARD_BLOCK */
+};
+enum bw_guard_outcome bw_core_guard(struct bw_worker *w, const struct bw_query *q,
+				    unsigned profile, const struct sockaddr *peer,
+				    struct bw_guard_result *r);
+/* Builds the newly-seen memory from the boot config (loads its file); writes it when
+ * `force` or when the last write is older than a minute. */
+int bw_core_guard_init(struct bw_server *s, char *err, size_t errlen);
+void bw_core_guard_save(struct bw_server *s, bool force);
+void bw_core_guard_free(struct bw_server *s);
 
 /* worker.c */
 int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen);

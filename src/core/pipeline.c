@@ -35,6 +35,8 @@ struct job {
 	bool passthru; /* a PASSTHRU rule or an allowlist matched: no policy after this */
 	bool deferred; /* a QNAME rule matched, but an earlier feed's IP rule could win */
 	bool redirect; /* a CNAME redirect whose target we resolve (see prepare_redirect) */
+	bool nocache;  /* guard: answer but do not cache (alert, newly-seen short TTL) */
+	uint32_t ttl_override;
 	uint8_t rlen;
 	uint8_t rname[BW_DNS_MAXNAME];
 	uint8_t *out;
@@ -339,6 +341,48 @@ static int prepare_redirect(struct job *j)
 	return 0;
 }
 
+/* The guard (look-alikes, newly-seen) for a name no feed matched: a block is answered and
+ * cached like a feed's; an alert or a short TTL is resolved but not cached, so that every
+ * query raises its event again (docs/guard.md). */
+static enum bw_stage stage_guard(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	struct bw_guard_result r;
+	enum bw_guard_outcome g = bw_core_guard(w, &j->q, j->profile, j->o->peer, &r);
+	if (w->tlm_cur && (r.lookalike || r.newly_seen)) {
+		/* a security event: blocked, or answered and reported (alert, newly seen) */
+		struct bw_verdict gv = {.action = g == BW_GUARD_BLOCK ? BW_ACT_NXDOMAIN : BW_ACT_ALLOW,
+					.feed = -1};
+		char rule[120];
+		if (r.lookalike)
+			snprintf(rule, sizeof(rule), "imitates %s (%s)", r.hit.protected,
+				 bw_guard_kind_name(r.hit.kind));
+		else
+			snprintf(rule, sizeof(rule), "newly seen");
+		tlm_note(w, &gv, g == BW_GUARD_BLOCK ? BW_TLM_BLOCKED : BW_TLM_LOG_ONLY, rule);
+		snprintf(w->tlm_cur->feed_name, sizeof(w->tlm_cur->feed_name), "guard");
+		snprintf(w->tlm_cur->category, sizeof(w->tlm_cur->category), "%s",
+			 r.lookalike ? "look-alike" : "newly-seen");
+	}
+	switch (g) {
+	case BW_GUARD_PASS:
+		return BW_STAGE_NEXT;
+	case BW_GUARD_ANSWER:
+		j->nocache = true;
+		j->ttl_override = r.ttl;
+		return BW_STAGE_NEXT;
+	case BW_GUARD_BLOCK:
+		break;
+	}
+	bw_answer_meta_init(&w->meta);
+	w->meta.rcode = BW_RCODE_NXDOMAIN;
+	w->meta.ttl = BW_BLOCKED_TTL;
+	w->meta.ede = BW_EDE_BLOCKED;
+	snprintf(w->meta.ede_text, sizeof(w->meta.ede_text), "%s", r.text);
+	w->stats.blocked++;
+	return synth_stage(j, SYNTH_ANSWER, true);
+}
+
 /* Policy before resolution: QNAME triggers, allowlists first. Runs on cache misses only:
  * the cache key carries the profile and the policy generation, so a cached answer
  * (policy answers included) was produced under the same verdict. */
@@ -354,8 +398,9 @@ static enum bw_stage stage_policy(struct job *j)
 			w->stats.allowlisted++;
 			tlm_note(w, &j->verdict, BW_TLM_ALLOWLISTED, NULL);
 			j->passthru = true; /* the allowlist wins over every trigger */
+			return BW_STAGE_NEXT;
 		}
-		return BW_STAGE_NEXT;
+		return stage_guard(j);
 	}
 	if (j->verdict.action == BW_ACT_PASSTHRU) {
 		j->passthru = true;
@@ -427,7 +472,8 @@ static enum bw_stage stage_any(struct job *j)
 		return BW_STAGE_NEXT;
 	if (bw_answer_any(&j->q, &w->meta, w->body, sizeof(w->body)) != 0)
 		return BW_STAGE_DROP;
-	bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
+	if (!j->nocache)
+		bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
 	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
 	if (n <= 0)
 		return BW_STAGE_DROP;
@@ -488,6 +534,8 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->profile = j->profile;
 	x->passthru = j->passthru;
 	x->deferred = j->deferred;
+	x->nocache = j->nocache;
+	x->ttl_override = j->ttl_override;
 	x->redirect = j->redirect;
 	if (j->redirect) {
 		x->rlen = j->rlen;
@@ -548,6 +596,8 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.passthru = false;
 	j.deferred = false;
 	j.redirect = false;
+	j.nocache = false;
+	j.ttl_override = 0;
 	j.profile = 0;
 	j.parsed = false;
 	j.cache_hit = false;
@@ -786,9 +836,10 @@ static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_
 	case SYNTH_ANSWER:
 		break;
 	}
-	bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
+	if (!x->nocache)
+		bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
 	w->stats.resolved++;
-	int n = bw_answer_write(&x->q, m, w->body, 0, 0, limit, out, cap);
+	int n = bw_answer_write(&x->q, m, w->body, 0, x->ttl_override, limit, out, cap);
 	return n > 0 ? (size_t)n : 0;
 }
 

@@ -27,6 +27,7 @@ static void state_free(struct bw_state *st)
 	if (!st)
 		return;
 	bw_policy_free(st->policy);
+	bw_lookalike_free(st->lookalike);
 	if (st->owns_conf)
 		bw_conf_free(st->conf);
 	free(st);
@@ -50,6 +51,11 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 		return NULL;
 	}
 	bw_obs_state_slots(s, st);
+	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0) {
+		bw_policy_free(st->policy);
+		free(st);
+		return NULL;
+	}
 	bw_info("policy generation %llu: %zu blocked names from %zu feeds in %.2fs",
 		(unsigned long long)st->generation, bw_policy_entries(st->policy),
 		bw_policy_feed_count(st->policy), (double)(bw_now_ns() - t0) / 1e9);
@@ -103,6 +109,9 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if ((rc = bw_core_guard_init(s, err, errlen)) != 0)
+		goto fail;
+	rc = BW_ENOMEM;
 
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	if (!s->workers) {
@@ -246,8 +255,10 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 		goto out;
 	}
 	bw_obs_state_slots(s, st);
+	st->lookalike = cur->lookalike; /* same config: the guard's index moves over */
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
-	old->owns_conf = false; /* the conf moved to the new state */
+	old->owns_conf = false; /* the conf and the index moved to the new state */
+	old->lookalike = NULL;
 	state_free(old);
 out:
 	pthread_mutex_unlock(&s->state_lock);
@@ -363,6 +374,8 @@ void bw_server_destroy(struct bw_server *s)
 	bw_obs_server_free(s);
 	bw_telemetry_destroy(s->tlm);
 	state_free(atomic_load(&s->state_ref.current));
+	bw_core_guard_save(s, true);
+	bw_core_guard_free(s);
 	bw_cache_destroy(s->cache);
 	bw_conf_free(s->conf);
 	pthread_mutex_destroy(&s->state_lock);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "dns/dns.h"
+#include "guard/guard.h"
 #include "policy/explain.h"
 #include "policy/rules.h"
 
@@ -236,6 +237,10 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 		fprintf(out, "(%zu response-IP/NSDNAME/NSIP rules are checked against the answer "
 			     "when the name is resolved)\n",
 			s->post_rules);
+	if (!blocked && !allow && bw_guard_explain(conf, text, profile, out) > 0) {
+		free(s);
+		return 1; /* the guard blocks it (it printed its verdict) */
+	}
 	if (!blocked || allow) {
 		fprintf(out, "verdict:  resolve normally\n");
 	} else {
