@@ -59,6 +59,11 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	bw_info("policy generation %llu: %zu blocked names from %zu feeds in %.2fs",
 		(unsigned long long)st->generation, bw_policy_entries(st->policy),
 		bw_policy_feed_count(st->policy), (double)(bw_now_ns() - t0) / 1e9);
+	if (conf->policy.n_feeds && !bw_policy_entries(st->policy))
+		bw_err("NO THREAT FEED IS LOADED YET: %zu feed%s configured, none has entries "
+		       "(fetched feeds without a copy yet, or empty files). Names are resolved "
+		       "but nothing is blocked until a feed loads; see `bulwarkctl feeds`",
+		       conf->policy.n_feeds, conf->policy.n_feeds == 1 ? "" : "s");
 	return st;
 }
 

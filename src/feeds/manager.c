@@ -673,6 +673,13 @@ int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hoo
 	}
 	if (fetched)
 		m->curl = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+	size_t copies = 0;
+	for (size_t i = 0; i < m->n; i++)
+		copies += m->feeds[i].src && m->feeds[i].have_last;
+	if (fetched && !copies)
+		bw_err("NO THREAT FEED IS LOADED YET: none of the %zu feeds to fetch has a copy; "
+		       "they load as soon as their sources answer (see `bulwarkctl feeds`)",
+		       fetched);
 	int rc = make_zones(m, err, errlen);
 	if (rc) {
 		bw_feeds_destroy(m);

@@ -156,17 +156,38 @@ static void test_shipped_config(void **state)
 	assert_int_equal(c->resolver.mode, BW_RESOLVER_RECURSIVE);
 	assert_true(c->resolver.dnssec);
 	assert_int_equal(c->cache.size, 256ULL << 20);
-	assert_int_equal(c->policy.n_feeds, 2);
-	assert_string_equal(c->policy.feeds[0].file, "etc/feeds/malware.domains");
-	assert_int_equal(c->policy.feeds[0].format, BW_FEED_DOMAINS);
-	assert_string_equal(c->policy.feeds[0].category, "malware");
-	assert_string_equal(c->policy.feeds[1].file, "etc/feeds/phishing.hosts");
-	assert_int_equal(c->policy.feeds[1].format, BW_FEED_HOSTS);
-	assert_string_equal(c->policy.feeds[1].category, "phishing");
-	for (size_t i = 0; i < c->policy.n_feeds; i++) {
+	/* Free public threat feeds, fetched over HTTPS into the state directory. */
+	static const struct {
+		const char *name, *category;
+		enum bw_feed_format format;
+	} feeds[] = {
+	    {"urlhaus", "malware", BW_FEED_HOSTS},	{"threatfox", "c2", BW_FEED_HOSTS},
+	    {"hagezi-tif", "malware", BW_FEED_WILDCARD}, {"phishing-database", "phishing", BW_FEED_DOMAINS},
+	    {"scamblocklist", "scam", BW_FEED_HOSTS},	{"stalkerware", "stalkerware", BW_FEED_DOMAINS},
+	    {"amnesty-pegasus", "spyware", BW_FEED_STIX},
+	};
+	assert_int_equal(c->policy.n_feeds, BW_ARRAY_LEN(feeds) + 2);
+	for (size_t i = 0; i < BW_ARRAY_LEN(feeds); i++) {
+		const struct bw_feed_conf *f = &c->policy.feeds[i];
+		assert_string_equal(f->name, feeds[i].name);
+		assert_string_equal(f->category, feeds[i].category);
+		assert_int_equal(f->format, feeds[i].format);
+		assert_int_equal(f->source, BW_FEED_SRC_URL);
+		assert_true(!strncmp(f->url, "https://", 8));
+		assert_non_null(strstr(f->file, "state/feeds/"));
 		assert_int_equal(c->policy.feeds[i].action, BW_FEED_ACT_GIVEN);
 		assert_null(c->policy.feeds[i].redirect_name);
 	}
+	/* ... and two small local examples, watched files */
+	const struct bw_feed_conf *lf = &c->policy.feeds[BW_ARRAY_LEN(feeds)];
+	assert_string_equal(lf[0].file, "etc/feeds/malware.domains");
+	assert_int_equal(lf[0].format, BW_FEED_DOMAINS);
+	assert_string_equal(lf[0].category, "malware");
+	assert_string_equal(lf[1].file, "etc/feeds/phishing.hosts");
+	assert_int_equal(lf[1].format, BW_FEED_HOSTS);
+	assert_string_equal(lf[1].category, "phishing");
+	assert_int_equal(lf[0].source, BW_FEED_SRC_FILE);
+	assert_int_equal(lf[1].source, BW_FEED_SRC_FILE);
 	/* The shipped ACL is the default one, written out. */
 	assert_int_equal(c->server.n_acl, 8);
 	for (size_t i = 0; i < c->server.n_listen; i++)
@@ -182,14 +203,15 @@ static void test_shipped_config(void **state)
 	assert_string_equal(p[1].name, "protected");
 	assert_false(p[1].all_feeds);
 	assert_int_equal(p[1].n_feeds, 0);
-	const char *threats[] = {"malware", "phishing", "c2", "scam", "adult"};
-	assert_int_equal(p[1].n_categories, 4);
-	for (size_t i = 0; i < 4; i++)
+	const char *threats[] = {"malware", "phishing", "c2", "scam", "stalkerware", "spyware",
+				 "adult"};
+	assert_int_equal(p[1].n_categories, 6);
+	for (size_t i = 0; i < 6; i++)
 		assert_string_equal(p[1].categories[i], threats[i]);
 	assert_string_equal(p[2].name, "family");
 	assert_false(p[2].all_feeds);
-	assert_int_equal(p[2].n_categories, 5);
-	for (size_t i = 0; i < 5; i++)
+	assert_int_equal(p[2].n_categories, 7);
+	for (size_t i = 0; i < 7; i++)
 		assert_string_equal(p[2].categories[i], threats[i]);
 	for (size_t i = 0; i < 3; i++) {
 		assert_int_equal(p[i].n_allowlist, 0);
