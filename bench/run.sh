@@ -4,6 +4,8 @@
 #   bench/run.sh                       full matrix: limit, the four peers, bulwark (3 reps)
 #   BENCH_ARGS="--reps 1 --duration 5 --policies 1m" TARGETS="limit pdns-recursor" bench/run.sh
 #   BENCH_GUARD=100 TARGETS="" bench/run.sh   Bulwark without and with 100 protected domains
+#   BENCH_IXFR=0 bench/run.sh          skip the IXFR line (bench/ixfr.sh: 1k changes into a
+#                                      1M-entry zone while queries flow), run after the matrix
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
@@ -24,3 +26,7 @@ fi
 BENCH_GUARD=0 "$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
 	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark "${GUARDED[@]}"
 /usr/bin/python3 "$HERE/ratios.py" "$OUT/results.tsv"
+if [[ ${BENCH_IXFR:-1} != 0 ]]; then
+	echo "# IXFR: 1,000 changes into a 1M-entry RPZ zone from Knot DNS, under query load"
+	"$HERE/ixfr.sh"
+fi
