@@ -8,6 +8,7 @@
 
 CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson
+PKGS    += openssl libevent_openssl libnghttp2
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

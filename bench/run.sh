@@ -3,6 +3,7 @@
 # the same inputs, then prints Bulwark's QPS as ratios to the best peer and to `limit`.
 #   bench/run.sh                       full matrix: limit, the four peers, bulwark (3 reps)
 #   BENCH_ARGS="--reps 1 --duration 5 --policies 1m" TARGETS="limit pdns-recursor" bench/run.sh
+#   then bench/encrypted.sh: DoT and DoH for Bulwark and dnsdist (REPS, DURATION; ENCRYPTED=0: none)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
@@ -17,3 +18,7 @@ OUT=${OUT:-/dev/shm/dnsbench/results/bulwark-$(date +%Y%m%d-%H%M%S)}
 "$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
 	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark
 /usr/bin/python3 "$HERE/ratios.py" "$OUT/results.tsv"
+# DoT and DoH, Bulwark beside dnsdist (the shared harness drives UDP only); ENCRYPTED=0 skips
+if [[ ${ENCRYPTED:-1} != 0 ]]; then
+	OUT=$OUT/encrypted "$HERE/encrypted.sh"
+fi

@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libunbound-dev libevent-dev libyaml-dev libjansson-dev libssl-dev libcmocka-dev libknot-dev dns-root-data
       knot-dnsutils bind9-dnsutils ldnsutils nsd dnsperf unbound-host
-      python3 python3-dnspython python3-pytest iproute2 util-linux procps)
+      python3 python3-dnspython python3-pytest iproute2 util-linux procps
+      libnghttp2-dev nginx curl python3-h2 chromium libnss3-tools nghttp2-client)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

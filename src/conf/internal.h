@@ -31,6 +31,12 @@ struct cf_ctx {
 	 * server): the `profile` value of each listener (NULL: none), and default-profile. */
 	yaml_node_t **listen_profile;
 	yaml_node_t *default_profile;
+	/* profile names of listeners' sni and doh-paths maps (conf_tls.c), resolved likewise */
+	struct cf_pending_profile {
+		yaml_node_t *node;
+		int *out;
+	} *tls_profiles;
+	size_t n_tls_profiles;
 };
 
 /* ---- error reporting: "path:line:col: message" into c->err; returns code ---- */
@@ -102,5 +108,8 @@ bool cf_ident_ok(const char *s);
 
 /* ---- sections in files of their own (conf_<area>.c) ---- */
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
+/* The dot/doh keys of a server.listen item (conf_tls.c); `m` was key-checked already. */
+int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
+void cf_free_listen_tls(struct bw_listen *l);
 
 #endif
