@@ -12,6 +12,7 @@ PKGS    += libfstrm libprotobuf-c
 PKGS    += libcrypto
 PKGS    += sqlite3
 PKGS    += libpsl icu-uc icu-i18n
+PKGS    += openssl libevent_openssl libnghttp2
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

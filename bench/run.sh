@@ -6,6 +6,7 @@
 #   BENCH_GUARD=100 TARGETS="" bench/run.sh   Bulwark without and with 100 protected domains
 #   BENCH_IXFR=0 bench/run.sh          skip the IXFR line (bench/ixfr.sh: 1k changes into a
 #                                      1M-entry zone while queries flow), run after the matrix
+#   then bench/encrypted.sh: DoT and DoH for Bulwark and dnsdist (REPS, DURATION; ENCRYPTED=0: none)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
@@ -26,6 +27,10 @@ fi
 BENCH_GUARD=0 "$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
 	"cmd:$HERE/bulwark-bench.sh" port:5310 name:bulwark "${GUARDED[@]}"
 /usr/bin/python3 "$HERE/ratios.py" "$OUT/results.tsv"
+# DoT and DoH, Bulwark beside dnsdist (the shared harness drives UDP only); ENCRYPTED=0 skips
+if [[ ${ENCRYPTED:-1} != 0 ]]; then
+	OUT=$OUT/encrypted "$HERE/encrypted.sh"
+fi
 if [[ ${BENCH_IXFR:-1} != 0 ]]; then
 	echo "# IXFR: 1,000 changes into a 1M-entry RPZ zone from Knot DNS, under query load"
 	"$HERE/ixfr.sh"

@@ -62,6 +62,8 @@ static const char usage[] =
 	"                   in atomically; queries are answered throughout. A config or feed\n"
 	"                   that fails to load keeps the running version. Listeners, workers,\n"
 	"                   resolver and cache settings take effect at the next start.\n"
+	"                   The certificates of dot/doh listeners are re-read too: new\n"
+	"                   connections get the new one, open ones keep theirs.\n"
 	"  Feed files are also watched (policy.watch-interval) and reloaded when they change.\n"
 	"  Fetched feeds (url:, taxii:) refresh on their own; `bulwarkctl feeds` shows them\n"
 	"  (docs/feeds.md).\n"
@@ -303,8 +305,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (size_t i = 0; i < conf->server.n_listen; i++)
-		bw_info("listening on %s port %u (udp, tcp)", conf->server.listen[i].address,
-			conf->server.listen[i].port);
+		bw_info("listening on %s port %u (%s)", conf->server.listen[i].address,
+			(unsigned)conf->server.listen[i].port,
+			conf->server.listen[i].transport == BW_TRANSPORT_DOT   ? "dot"
+			: conf->server.listen[i].transport == BW_TRANSPORT_DOH ? "doh"
+									       : "udp, tcp");
 	/* fetched feeds (their last good copies are already loaded) and the control socket */
 	if (bw_feeds_start(feeds) != 0) {
 		bw_server_stop(srv, 0);

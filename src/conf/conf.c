@@ -595,8 +595,9 @@ bool cf_ident_ok(const char *s)
 static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l,
 			     yaml_node_t **profile)
 {
-	static const char *const keys[] = {"address", "port", "transport", "profile", NULL};
-	static const char *const transports[] = {"dns", NULL};
+	static const char *const keys[] = {"address", "port", "transport", "profile",
+					   "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", NULL};
+	static const char *const transports[] = {"dns", "dot", "doh", NULL};
 	const char *where = "server.listen item";
 	yaml_node_t *v;
 	unsigned long port = 53;
@@ -625,9 +626,15 @@ static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen 
 			return rc;
 		if (cf_get_enum(c, v, "transport", transports, &idx))
 			return cf_fail_at(c, v, BW_ENOTSUP,
-				       "transport '%s' is not supported yet (supported: dns)", s);
+				       "transport '%s' is not supported (supported: dns, dot, doh)", s);
 		l->transport = (enum bw_transport)idx;
+		if (l->transport == BW_TRANSPORT_DOT && !cf_get(c, m, "port"))
+			l->port = 853;
+		if (l->transport == BW_TRANSPORT_DOH && !cf_get(c, m, "port"))
+			l->port = 443;
 	}
+	if ((rc = cf_parse_listen_tls(c, m, l)))
+		return rc;
 	if ((v = cf_get(c, m, "profile"))) {
 		const char *s;
 		if ((rc = cf_want_scalar(c, v, "profile", &s)))
@@ -728,7 +735,7 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 	static const char *const keys[] = {
 	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
 	    "tcp-max-inflight", "max-inflight", "access-control",      "state-dir",
-	    "control-socket", NULL};
+	    "control-socket", "tls-handshake-timeout", "doh-max-streams", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -760,6 +767,13 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 		return rc;
 	if ((v = cf_get(c, m, "control-socket")) &&
 	    (rc = cf_get_path(c, v, "control-socket", &conf->server.control_socket)))
+		return rc;
+	if ((v = cf_get(c, m, "tls-handshake-timeout")) &&
+	    (rc = cf_get_duration_ms32(c, v, "tls-handshake-timeout", 1, 600000,
+				    &conf->server.tls_handshake_ms)))
+		return rc;
+	if ((v = cf_get(c, m, "doh-max-streams")) &&
+	    (rc = cf_get_unsigned(c, v, "doh-max-streams", 1, 10000, &conf->server.doh_max_streams)))
 		return rc;
 	return 0;
 }
@@ -1625,6 +1639,11 @@ static int resolve_profiles(struct cf_ctx *c)
 			return rc;
 		conf->server.listen[i].profile = (int)idx;
 	}
+	for (size_t i = 0; i < c->n_tls_profiles; i++) {
+		if ((rc = profile_index(c, c->tls_profiles[i].node, "profile", &idx)))
+			return rc;
+		*c->tls_profiles[i].out = (int)idx;
+	}
 	conf->policy.default_profile = 0;
 	if (c->default_profile) {
 		if ((rc = profile_index(c, c->default_profile, "default-profile", &idx)))
@@ -1792,6 +1811,7 @@ fail:
 		fclose(f);
 	free(c.dir);
 	free(c.listen_profile);
+	free(c.tls_profiles);
 	bw_conf_free(c.conf);
 	return rc;
 }
@@ -1807,8 +1827,10 @@ void bw_conf_free(struct bw_conf *conf)
 {
 	if (!conf)
 		return;
-	for (size_t i = 0; i < conf->server.n_listen; i++)
+	for (size_t i = 0; i < conf->server.n_listen; i++) {
 		free(conf->server.listen[i].address);
+		cf_free_listen_tls(&conf->server.listen[i]);
+	}
 	free(conf->server.listen);
 	free(conf->server.acl);
 	free(conf->server.state_dir);

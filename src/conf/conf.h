@@ -20,7 +20,17 @@
 #define BW_CONF_DEFAULT_PATH "etc/bulwark.yaml"
 #define BW_CONF_DEFAULT_STATE_DIR "/var/lib/bulwark"
 
-enum bw_transport { BW_TRANSPORT_DNS = 0 /* UDP + TCP */ };
+enum bw_transport {
+	BW_TRANSPORT_DNS = 0, /* UDP + TCP */
+	BW_TRANSPORT_DOT = 1, /* DNS over TLS, RFC 7858 */
+	BW_TRANSPORT_DOH = 2, /* DNS over HTTPS (HTTP/2 and HTTP/1.1), RFC 8484 */
+};
+
+/* A name (TLS server name, DoH path) that selects a profile on an encrypted listener. */
+struct bw_name_profile {
+	char *name;
+	int profile; /* index into policy.profiles, or -1: chosen as without the name */
+};
 
 struct bw_listen {
 	char *address;                /* as written ("127.0.0.1", "::1") */
@@ -29,6 +39,13 @@ struct bw_listen {
 	int profile;                  /* index into policy.profiles, or -1: choose by client */
 	struct sockaddr_storage addr; /* address + port, ready for bind() */
 	socklen_t addrlen;
+	/* dot and doh only (conf_tls.c) */
+	char *tls_cert, *tls_key;     /* PEM chain and key files, re-read on SIGHUP */
+	char *tls_name;               /* the name the certificate is for; advertised by DDR */
+	struct bw_name_profile *sni;  /* server name -> profile */
+	size_t n_sni;
+	struct bw_name_profile *doh_paths; /* doh: the paths served (default /dns-query) */
+	size_t n_doh_paths;
 };
 
 /* A CIDR prefix for access control: family AF_INET or AF_INET6, address bytes in network
@@ -158,6 +175,8 @@ struct bw_conf {
 		unsigned tcp_idle_ms;      /* default 10000 (RFC 7766 suggests seconds) */
 		unsigned tcp_max_inflight; /* pipelined queries per connection; default 64 */
 		unsigned max_inflight;     /* queries waiting on the resolver, per worker; 4096 */
+		unsigned tls_handshake_ms; /* dot/doh: finish the TLS handshake within; 5000 */
+		unsigned doh_max_streams;  /* doh: concurrent HTTP/2 streams per connection; 100 */
 		struct bw_acl_rule *acl;   /* first match wins; no match = refuse */
 		size_t n_acl;
 		char *state_dir;           /* feeds' last good copies, cursors, newly-seen
@@ -283,6 +302,11 @@ void bw_conf_free(struct bw_conf *conf);
 int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
 /* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? */
 bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
+/* The profile an encrypted transport selects for listener `listener` by DoH path and TLS
+ * server name (either may be NULL), the path first: an index into policy.profiles, or -1
+ * when neither selects one. */
+int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
+			      const char *path);
 /* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */
 enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa);
 

@@ -31,6 +31,12 @@ struct cf_ctx {
 	 * server): the `profile` value of each listener (NULL: none), and default-profile. */
 	yaml_node_t **listen_profile;
 	yaml_node_t *default_profile;
+	/* profile names of listeners' sni and doh-paths maps (conf_tls.c), resolved likewise */
+	struct cf_pending_profile {
+		yaml_node_t *node;
+		int *out;
+	} *tls_profiles;
+	size_t n_tls_profiles;
 };
 
 /* ---- error reporting: "path:line:col: message" into c->err; returns code ---- */
@@ -115,5 +121,8 @@ void cf_telemetry_free(struct bw_conf *conf);              /* conf_telemetry.c *
 int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m);     /* conf_guard.c */
 void cf_guard_defaults(struct bw_conf *conf);
 void cf_free_guard(struct bw_conf *conf);
+/* The dot/doh keys of a server.listen item (conf_tls.c); `m` was key-checked already. */
+int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
+void cf_free_listen_tls(struct bw_listen *l);
 
 #endif

@@ -56,6 +56,8 @@ struct bw_origin {
 	const struct sockaddr *peer;
 	socklen_t peerlen;
 	int listener;
+	const char *sni;      /* DoT/DoH: the TLS server name, or NULL */
+	const char *doh_path; /* DoH: the path the request came to, or NULL */
 };
 
 /* A query waiting on the resolver. Preallocated per worker. */
@@ -116,8 +118,10 @@ struct bw_worker {
 	struct bw_resolver *resolver;
 	struct bw_udp_sock *udp;
 	size_t n_udp;
-	struct bw_tcp_server **tcp;
+	struct bw_tcp_server **tcp; /* TCP and DoT */
 	size_t n_tcp;
+	struct bw_doh_server **doh;
+	size_t n_doh;
 	struct event *ctl_ev; /* wakes the worker from the main thread (eventfd) */
 	int ctl_fd;
 	struct event *drain_timer;
@@ -162,6 +166,7 @@ struct bw_server {
 	struct bw_worker **workers;
 	unsigned nworkers;
 	struct bw_telemetry *tlm; /* query log, events, alerts (telemetry/) */
+	struct bw_tls **tls; /* per listener: the TLS context of dot/doh listeners, or NULL */
 	bool started;
 	/* state building and publishing: the main thread (reload, watch) and the feed
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */
@@ -223,6 +228,13 @@ void *bw_worker_main(void *arg);
 void bw_worker_wake(struct bw_worker *w);
 /* From the main thread: stop taking queries, finish in-flight ones within drain_ms. */
 void bw_worker_begin_drain(struct bw_worker *w, unsigned drain_ms);
+
+/* ddr.c: Discovery of Designated Resolvers (RFC 9462) */
+bool bw_ddr_is_query(const struct bw_query *q);
+/* The answer (meta, body) to a _dns.resolver.arpa query: SVCB records for the encrypted
+ * listeners that have a tls-name, NODATA for other types. Returns 0. */
+int bw_ddr_answer(const struct bw_conf *conf, const struct bw_query *q,
+		  struct bw_answer_meta *m, uint8_t *body, size_t cap);
 
 /* pipeline.c: handles one query; writes an immediate answer into out and returns its
  * length, or returns 0 when there is nothing to send now (dropped, or asynchronous). */

@@ -284,8 +284,24 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		w->stats.refused++;
 		return stage_error(j, BW_RCODE_REFUSED, BW_EDE_NONE, NULL);
 	}
+	if (bw_ddr_is_query(&j->q)) {
+		/* RFC 9462: our own encrypted endpoints, whatever the policy says */
+		bw_ddr_answer(w->state->conf, &j->q, &w->meta, w->body, sizeof(w->body));
+		int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
+		if (n <= 0)
+			return BW_STAGE_DROP;
+		j->out_len = (size_t)n;
+		return BW_STAGE_DONE;
+	}
 	j->profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
 					      j->o->peer);
+	if (j->o->sni || j->o->doh_path) {
+		/* encrypted transports: a DoH path or a TLS server name may pick the profile */
+		int tp = bw_conf_transport_profile(w->state->conf, j->o->listener, j->o->sni,
+						   j->o->doh_path);
+		if (tp >= 0)
+			j->profile = (unsigned)tp;
+	}
 	bw_obs_profile(w, j->profile);
 	j->parsed = true;
 	return BW_STAGE_NEXT;

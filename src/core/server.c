@@ -67,6 +67,38 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	return st;
 }
 
+/* The TLS contexts of dot/doh listeners, shared by the workers. */
+static int tls_create(struct bw_server *s, char *err, size_t errlen)
+{
+	const struct bw_conf *conf = s->conf;
+	s->tls = calloc(conf->server.n_listen, sizeof(*s->tls));
+	if (!s->tls) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	for (size_t i = 0; i < conf->server.n_listen; i++) {
+		const struct bw_listen *l = &conf->server.listen[i];
+		if (l->transport == BW_TRANSPORT_DNS)
+			continue;
+		int rc = bw_tls_create(l->tls_cert, l->tls_key,
+				       l->transport == BW_TRANSPORT_DOT ? BW_TLS_DOT : BW_TLS_DOH,
+				       &s->tls[i], err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void tls_reload(struct bw_server *s)
+{
+	char err[512];
+	for (size_t i = 0; s->tls && i < s->conf->server.n_listen; i++) {
+		if (s->tls[i] && bw_tls_reload(s->tls[i], err, sizeof(err)) != 0)
+			bw_err("reload: keeping the old certificate of %s port %u: %s",
+			       s->conf->server.listen[i].address, s->conf->server.listen[i].port, err);
+	}
+}
+
 int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, size_t errlen)
 {
 	struct bw_server *s = calloc(1, sizeof(*s));
@@ -123,6 +155,9 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	if ((rc = tls_create(s, err, errlen)) != 0)
+		goto fail;
+	rc = BW_ENOMEM;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		rc = bw_worker_init(s, i, err, errlen);
 		if (rc != 0)
@@ -183,6 +218,7 @@ int bw_server_reload(struct bw_server *s)
 {
 	char err[1024];
 	struct bw_conf *conf = NULL;
+	tls_reload(s); /* certificates first: they do not depend on the new config */
 	int rc = bw_conf_load(s->conf->path, &conf, err, sizeof(err));
 	if (rc != 0) {
 		bw_err("reload failed, keeping the running configuration: %s", err);
@@ -378,6 +414,17 @@ void bw_server_destroy(struct bw_server *s)
 	free(s->workers);
 	bw_obs_server_free(s);
 	bw_telemetry_destroy(s->tlm);
+	for (size_t i = 0; s->tls && i < s->conf->server.n_listen; i++) {
+		uint64_t full, resumed;
+		if (!s->tls[i])
+			continue;
+		bw_tls_stats(s->tls[i], &full, &resumed);
+		bw_info("%s port %u: %llu full TLS handshakes, %llu resumed",
+			s->conf->server.listen[i].address, s->conf->server.listen[i].port,
+			(unsigned long long)full, (unsigned long long)resumed);
+		bw_tls_free(s->tls[i]);
+	}
+	free(s->tls);
 	state_free(atomic_load(&s->state_ref.current));
 	bw_core_guard_save(s, true);
 	bw_core_guard_free(s);

@@ -78,6 +78,8 @@ static void on_tcp_msg(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, vo
 		.peer = peer,
 		.peerlen = plen,
 		.listener = bw_tcp_conn_listener(c),
+		.sni = bw_tcp_conn_sni(c),
+		.doh_path = bw_tcp_conn_doh_path(c),
 	};
 	w->stats.tcp++;
 	bw_worker_hold_state(w);
@@ -114,6 +116,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 		event_del(w->udp[i].ev);
 	for (size_t i = 0; i < w->n_tcp; i++)
 		bw_tcp_server_stop_accepting(w->tcp[i]);
+	for (size_t i = 0; i < w->n_doh; i++)
+		bw_doh_server_stop_accepting(w->doh[i]);
 	drain_check(w);
 }
 
@@ -139,6 +143,63 @@ void *bw_worker_main(void *arg)
 	struct bw_worker *w = arg;
 	event_base_dispatch(w->base);
 	return NULL;
+}
+
+/* A DoT or DoH listener of this worker (TCP only, TLS from the server's context). */
+static int start_encrypted(struct bw_worker *w, const struct bw_listen *l, size_t i, char *err,
+			   size_t errlen)
+{
+	const struct bw_conf *conf = w->srv->conf;
+	int fd = bw_net_tcp_socket(l, true, w->index == 0, 256);
+	if (fd < 0) {
+		snprintf(err, errlen, "listen %s %s port %u: %s",
+			 l->transport == BW_TRANSPORT_DOT ? "dot" : "doh", l->address, l->port,
+			 strerror(-fd));
+		return BW_EIO;
+	}
+	unsigned max_conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024;
+	unsigned idle_ms = conf->server.tcp_idle_ms ? conf->server.tcp_idle_ms : 10000;
+	unsigned hs_ms = conf->server.tls_handshake_ms ? conf->server.tls_handshake_ms : 5000;
+	if (l->transport == BW_TRANSPORT_DOT) {
+		struct bw_tcp_opts o = {
+			.max_conns = max_conns,
+			.idle_ms = idle_ms,
+			.max_inflight = conf->server.tcp_max_inflight,
+			.listener_index = (int)i,
+			.tls = w->srv->tls[i],
+			.handshake_ms = hs_ms,
+		};
+		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_tcp_msg, w);
+		if (!w->tcp[w->n_tcp]) {
+			close(fd);
+			snprintf(err, errlen, "out of memory");
+			return BW_ENOMEM;
+		}
+		w->n_tcp++;
+		return 0;
+	}
+	const char *paths[64];
+	size_t n = BW_MIN(l->n_doh_paths, sizeof(paths) / sizeof(paths[0]));
+	for (size_t k = 0; k < n; k++)
+		paths[k] = l->doh_paths[k].name;
+	struct bw_doh_opts o = {
+		.max_conns = max_conns,
+		.idle_ms = idle_ms,
+		.handshake_ms = hs_ms,
+		.max_streams = conf->server.doh_max_streams ? conf->server.doh_max_streams : 100,
+		.listener_index = (int)i,
+		.tls = w->srv->tls[i],
+		.paths = paths,
+		.n_paths = n,
+	};
+	w->doh[w->n_doh] = bw_doh_server_create(w->base, fd, &o, on_tcp_msg, w);
+	if (!w->doh[w->n_doh]) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	w->n_doh++;
+	return 0;
 }
 
 int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen)
@@ -203,12 +264,19 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 
 	w->udp = calloc(conf->server.n_listen, sizeof(*w->udp));
 	w->tcp = calloc(conf->server.n_listen, sizeof(*w->tcp));
-	if (!w->udp || !w->tcp) {
+	w->doh = calloc(conf->server.n_listen, sizeof(*w->doh));
+	if (!w->udp || !w->tcp || !w->doh) {
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
 	}
 	for (size_t i = 0; i < conf->server.n_listen; i++) {
 		const struct bw_listen *l = &conf->server.listen[i];
+		if (l->transport != BW_TRANSPORT_DNS) {
+			int rc = start_encrypted(w, l, i, err, errlen);
+			if (rc)
+				return rc;
+			continue;
+		}
 		int fd = bw_net_udp_socket(l, true, index == 0);
 		if (fd < 0) {
 			snprintf(err, errlen, "listen udp %s port %u: %s", l->address, l->port,
@@ -266,6 +334,9 @@ void bw_worker_free(struct bw_worker *w)
 		return;
 	for (size_t i = 0; i < w->n_tcp; i++)
 		bw_tcp_server_destroy(w->tcp[i]);
+	for (size_t i = 0; i < w->n_doh; i++)
+		bw_doh_server_destroy(w->doh[i]);
+	free(w->doh);
 	for (size_t i = 0; i < w->n_udp; i++) {
 		if (w->udp[i].ev)
 			event_free(w->udp[i].ev);

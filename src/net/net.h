@@ -33,6 +33,22 @@ int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, bool probe, int
 
 struct bw_tcp_server;
 struct bw_tcp_conn;
+struct bw_tls;
+
+/* ---- TLS contexts (tls.c) ----
+ * One per encrypted listener, shared by every worker: a certificate chain and key read
+ * from files, TLS 1.2 and 1.3, session tickets, and ALPN ("dot" for DoT; "h2" then
+ * "http/1.1" for DoH). bw_tls_reload() re-reads the files and swaps the context: new
+ * connections get the new certificate, open ones keep theirs. All functions are
+ * thread-safe. */
+enum bw_tls_kind { BW_TLS_DOT = 0, BW_TLS_DOH = 1 };
+int bw_tls_create(const char *cert, const char *key, enum bw_tls_kind kind,
+		  struct bw_tls **out, char *err, size_t errlen);
+/* Keeps the running context when the new files do not load (and says why in err). */
+int bw_tls_reload(struct bw_tls *t, char *err, size_t errlen);
+void bw_tls_free(struct bw_tls *t);
+/* Handshakes completed since start: full ones and resumed ones (tickets or cache). */
+void bw_tls_stats(const struct bw_tls *t, uint64_t *full, uint64_t *resumed);
 
 /* Called for each complete message; the message is valid during the call only. */
 typedef void (*bw_tcp_msg_fn)(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, void *ctx);
@@ -43,6 +59,9 @@ struct bw_tcp_opts {
 	unsigned max_inflight; /* queries accepted but not yet answered, per connection */
 	size_t max_output;     /* bytes of unsent answers before reading pauses */
 	int listener_index;    /* passed through for profile selection */
+	struct bw_tls *tls;    /* DoT: TLS on every connection (borrowed); NULL: plain TCP */
+	unsigned handshake_ms; /* DoT: close connections that have not finished the
+				  handshake in this time */
 };
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
@@ -66,5 +85,85 @@ void bw_tcp_conn_send(struct bw_tcp_conn *c, const uint8_t *msg, size_t len);
 const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *len);
 /* The listener (index in server.listen) the connection came in on. */
 int bw_tcp_conn_listener(const struct bw_tcp_conn *c);
+/* The TLS server name the client asked for (DoT, DoH), or NULL. */
+const char *bw_tcp_conn_sni(const struct bw_tcp_conn *c);
+/* DoH: the request's path without the query string; NULL for other transports. */
+const char *bw_tcp_conn_doh_path(const struct bw_tcp_conn *c);
+
+/* ---- DNS over HTTPS (doh.c) ----
+ * A DoH listener: TLS, then HTTP/2 (nghttp2) or HTTP/1.1 by ALPN. Each request becomes
+ * one call of on_msg with its own handle (a struct bw_tcp_conn the core holds, answers
+ * and releases exactly as for TCP); the answer goes back on the request's stream.
+ * Bounded: connections (max_conns), the handshake time, idle time, concurrent streams
+ * per connection, header bytes per request, request body size, the rate of new streams
+ * (rapid reset) and unsent output per connection. */
+struct bw_doh_server;
+struct bw_doh_opts {
+	unsigned max_conns;
+	unsigned idle_ms;
+	unsigned handshake_ms;
+	unsigned max_streams;  /* HTTP/2 concurrent streams per connection */
+	size_t max_output;     /* bytes of unsent output before reading pauses */
+	int listener_index;
+	struct bw_tls *tls;    /* borrowed */
+	const char *const *paths; /* the paths served (the array is copied; the strings are
+				     borrowed for the server's life) */
+	size_t n_paths;
+};
+struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
+					   const struct bw_doh_opts *opts, bw_tcp_msg_fn on_msg,
+					   void *ctx);
+void bw_doh_server_stop_accepting(struct bw_doh_server *s);
+void bw_doh_server_destroy(struct bw_doh_server *s);
+unsigned bw_doh_server_conns(const struct bw_doh_server *s);
+
+/* ---- DoH request decoding (doh_req.c), pure functions for the fuzz target ---- */
+#define BW_HTTP_MAX_HEAD 8192 /* request line + headers, HTTP/1.1 and HTTP/2 alike */
+
+/* An HTTP request as the decoder sees it (strings not NUL-terminated). */
+struct bw_doh_request {
+	const char *method;
+	size_t method_len;
+	const char *target; /* path and query string ("/dns-query?dns=...") */
+	size_t target_len;
+	const char *ctype;  /* content-type, or NULL */
+	size_t ctype_len;
+	const uint8_t *body;
+	size_t body_len;
+	bool body_too_large; /* more than 65535 bytes were sent (and not kept) */
+};
+/*
+ * Decodes a DoH request (RFC 8484) into a DNS message: GET with ?dns= (base64url, no
+ * padding) or POST with content-type application/dns-message. The path (without the
+ * query string) must be one of `paths`; *path_idx says which. Returns the HTTP status:
+ * 200 (msg[0..*msg_len) filled), 400 malformed, 404 unknown path, 405 method, 413 too
+ * large, 415 media type.
+ */
+int bw_doh_decode(const struct bw_doh_request *r, const char *const *paths, size_t n_paths,
+		  size_t *path_idx, uint8_t *msg, size_t cap, size_t *msg_len);
+
+/* A parsed HTTP/1.1 request head. */
+struct bw_http1_head {
+	const char *method, *target, *ctype;
+	size_t method_len, target_len, ctype_len;
+	size_t content_length;
+	bool has_length;
+	bool close; /* "Connection: close" */
+};
+/* Parses the request head at buf[0..len): returns its length (through the blank line)
+ * when complete, 0 when more bytes are needed, or a negative HTTP status to answer
+ * before closing (-400 malformed, -431 head too large, -501 transfer codings,
+ * -505 not HTTP/1.1, -413 content-length over 65535). Strict: CRLF line ends, no
+ * obsolete line folding, one content-length. */
+int bw_http1_parse(const char *buf, size_t len, struct bw_http1_head *h);
+
+/* The smallest TTL of the answer and authority records of a response (what the
+ * cache-control max-age of its DoH answer says), 0 when it has none or is malformed. */
+uint32_t bw_dns_min_ttl(const uint8_t *msg, size_t len);
+/* Pads a response in place to a multiple of `block` bytes with an EDNS padding option
+ * (RFC 7830) in its OPT record; nothing when it has no OPT. Returns the new length. */
+size_t bw_dns_pad(uint8_t *msg, size_t len, size_t cap, size_t block);
+/* Does the query carry an EDNS padding option? */
+bool bw_dns_query_padded(const uint8_t *msg, size_t len);
 
 #endif

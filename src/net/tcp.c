@@ -1,8 +1,10 @@
 /* net/tcp.c - DNS over TCP framing (RFC 7766): length-prefixed messages, pipelining with
- * out-of-order answers, idle timeout, caps on connections, in-flight queries and output. */
+ * out-of-order answers, idle timeout, caps on connections, in-flight queries and output.
+ * With a TLS context the same framing runs over TLS: DNS over TLS (RFC 7858). */
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,18 +12,7 @@
 #include <unistd.h>
 
 #include "dns/dns.h"
-#include "net/net.h"
-
-struct bw_tcp_conn {
-	struct bw_tcp_server *srv;
-	struct bufferevent *bev; /* NULL once the connection is closed */
-	struct bw_tcp_conn *prev, *next;
-	unsigned inflight;     /* holds: queries being answered asynchronously */
-	bool read_paused;
-	bool eof;              /* client finished sending; close once answered */
-	struct sockaddr_storage peer;
-	socklen_t peerlen;
-};
+#include "net/internal.h"
 
 struct bw_tcp_server {
 	struct evconnlistener *lev;
@@ -32,6 +23,7 @@ struct bw_tcp_server {
 	struct bw_tcp_conn *conns; /* open connections (bev != NULL) */
 	unsigned nconns;
 	uint8_t msg[BW_DNS_MAXMSG];
+	uint8_t pad[BW_DNS_MAXMSG]; /* DoT: an answer being padded */
 };
 
 static void conn_free_if_done(struct bw_tcp_conn *c)
@@ -45,7 +37,11 @@ static void conn_close(struct bw_tcp_conn *c)
 	struct bw_tcp_server *s = c->srv;
 	if (!c->bev)
 		return;
-	bufferevent_free(c->bev); /* closes the socket */
+	if (c->hs_timer) {
+		event_free(c->hs_timer);
+		c->hs_timer = NULL;
+	}
+	bufferevent_free(c->bev); /* closes the socket (and frees the SSL) */
 	c->bev = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -84,9 +80,25 @@ static void conn_maybe_finish(struct bw_tcp_conn *c)
 		conn_close(c);
 }
 
+/* DoT: the TLS handshake is done (the CONNECTED event, or the first read if libevent
+ * delivers that first): from now on the idle timeout applies. Runs once. */
+static void conn_started(struct bw_tcp_conn *c)
+{
+	if (c->handshake_done)
+		return;
+	c->handshake_done = true;
+	if (c->hs_timer) {
+		event_free(c->hs_timer);
+		c->hs_timer = NULL;
+	}
+	if (c->srv->opts.tls)
+		bw_tls_count(c->srv->opts.tls, bufferevent_openssl_get_ssl(c->bev));
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct bw_tcp_conn *c = arg;
+	conn_started(c);
 	struct bw_tcp_server *s = c->srv;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	for (;;) {
@@ -105,6 +117,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 		}
 		if (len == 0)
 			continue;
+		if (s->opts.tls && !c->pad && bw_dns_query_padded(s->msg, len))
+			c->pad = true;
 		s->on_msg(c, s->msg, len, s->ctx);
 		if (!c->bev)
 			return; /* closed inside the callback */
@@ -124,6 +138,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct bw_tcp_conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		conn_started(c);
+		return;
+	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* half-close: answer what is in flight, then close */
 		c->eof = true;
@@ -138,6 +156,15 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return; /* still working on its queries */
 	}
 	conn_close(c);
+}
+
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct bw_tcp_conn *c = arg;
+	if (!c->handshake_done)
+		conn_close(c);
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -161,7 +188,25 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	}
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->opts.tls) {
+		c->bev = bw_tls_bev_new(s->opts.tls, s->base, fd, true);
+		if (!c->bev) {
+			free(c);
+			return;
+		}
+		unsigned ms = s->opts.handshake_ms ? s->opts.handshake_ms : 5000;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		c->hs_timer = evtimer_new(s->base, on_handshake_timeout, c);
+		if (!c->hs_timer) {
+			bufferevent_free(c->bev);
+			free(c);
+			return;
+		}
+		evtimer_add(c->hs_timer, &tv);
+	} else {
+		c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->handshake_done = true;
+	}
 	if (!c->bev) {
 		close(fd);
 		free(c);
@@ -232,25 +277,44 @@ static void conn_write(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
 	if (!c->bev || len > BW_DNS_MAXMSG)
 		return;
 	uint8_t hdr[2];
-	bw_put16(hdr, (uint16_t)len);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (c->pad) {
+		/* RFC 8467: the client pads, so answers are padded to 468-byte blocks */
+		uint8_t *buf = c->srv->pad;
+		memcpy(buf, msg, len);
+		len = bw_dns_pad(buf, len, BW_DNS_MAXMSG, BW_PAD_BLOCK);
+		msg = buf;
+	}
+	bw_put16(hdr, (uint16_t)len);
 	evbuffer_add(out, hdr, 2);
 	evbuffer_add(out, msg, len);
 }
 
 void bw_tcp_conn_hold(struct bw_tcp_conn *c)
 {
+	if (c->kind == CONN_DOH) {
+		bw_doh_req_hold(c);
+		return;
+	}
 	c->inflight++;
 }
 
 void bw_tcp_conn_answer(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
 {
+	if (c->kind == CONN_DOH) {
+		bw_doh_req_answer(c, msg, len);
+		return;
+	}
 	conn_write(c, msg, len);
 	bw_tcp_conn_release(c);
 }
 
 void bw_tcp_conn_release(struct bw_tcp_conn *c)
 {
+	if (c->kind == CONN_DOH) {
+		bw_doh_req_release(c);
+		return;
+	}
 	if (c->inflight)
 		c->inflight--;
 	if (!c->bev) {
@@ -263,16 +327,40 @@ void bw_tcp_conn_release(struct bw_tcp_conn *c)
 
 void bw_tcp_conn_send(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
 {
+	if (c->kind == CONN_DOH) {
+		/* synchronous answer: as an asynchronous one, with its own hold */
+		bw_doh_req_hold(c);
+		bw_doh_req_answer(c, msg, len);
+		return;
+	}
 	conn_write(c, msg, len);
 }
 
 const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *len)
 {
+	if (c->kind == CONN_DOH)
+		return bw_doh_req_peer(c, len);
 	*len = c->peerlen;
 	return (const struct sockaddr *)&c->peer;
 }
 
 int bw_tcp_conn_listener(const struct bw_tcp_conn *c)
 {
+	if (c->kind == CONN_DOH)
+		return bw_doh_req_listener(c);
 	return c->srv->opts.listener_index;
+}
+
+const char *bw_tcp_conn_sni(const struct bw_tcp_conn *c)
+{
+	if (c->kind == CONN_DOH)
+		return bw_doh_req_sni(c);
+	if (!c->srv->opts.tls || !c->bev)
+		return NULL;
+	return SSL_get_servername(bufferevent_openssl_get_ssl(c->bev), TLSEXT_NAMETYPE_host_name);
+}
+
+const char *bw_tcp_conn_doh_path(const struct bw_tcp_conn *c)
+{
+	return c->kind == CONN_DOH ? bw_doh_req_path(c) : NULL;
 }

@@ -482,10 +482,11 @@ static void test_key_errors(void **state)
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
-		     "access-control, state-dir, control-socket)");
+		     "access-control, state-dir, control-socket, tls-handshake-timeout, "
+		     "doh-max-streams)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
-		     "transport, profile)");
+		     "transport, profile, tls-cert, tls-key, tls-name, sni, doh-paths)");
 	expect_error("cache:\n  Size: 1G\n", ":2:3: unknown key 'Size' in cache (known: size, "
 					     "shards, min-ttl, max-ttl, max-negative-ttl, "
 					     "serve-stale)");
@@ -594,8 +595,12 @@ static void test_listen_errors(void **state)
 	     ":3:7: missing required key 'address' in server.listen item"},
 	    {"server:\n  listen:\n    - port: 53\n      address:\n",
 	     ":4:7: 'address' needs a value"},
+	    {"server:\n  listen:\n    - { address: 127.0.0.1, transport: quic }\n",
+	     ":3:40: transport 'quic' is not supported (supported: dns, dot, doh)"},
 	    {"server:\n  listen:\n    - { address: 127.0.0.1, transport: dot }\n",
-	     ":3:40: transport 'dot' is not supported yet (supported: dns)"},
+	     ":3:7: missing required key 'tls-cert' in server.listen item (dot)"},
+	    {"server:\n  listen:\n    - { address: 127.0.0.1, sni: { a.example: x } }\n",
+	     ":3:34: 'sni' is only for encrypted listeners (transport: dot or doh)"},
 	    {"server:\n  listen: []\n", ":2:11: 'listen' must name at least one address"},
 	    {"server:\n  listen:\n    - { address: 127.0.0.1, port: 53 }\n"
 	     "    - { address: 127.0.0.1, port: 53 }\n",
