@@ -31,6 +31,10 @@ struct bw_state {
 	struct bw_conf *conf; /* the config the policy and ACL come from */
 	bool owns_conf;       /* false for the boot config, owned by the server */
 	uint64_t generation;
+	/* in packet-cache keys: the generation of the last full build. A delta (IXFR) keeps
+	 * it, so the cache survives; answers for the names the delta touches are not served
+	 * from it (bw_policy_overlay_touches), nor CNAME answers while a delta is in force */
+	uint64_t cache_gen;
 	/* stable metrics slots (telemetry/metrics.h) of this policy's feeds and profiles */
 	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];
 	uint8_t profile_slot[256];

@@ -450,15 +450,45 @@ static void make_key(struct bw_cache_key *k, const struct bw_query *q, unsigned 
 	bw_cache_key_hash(k);
 }
 
+/* Is the first answer record of msg (as the cache wrote it: the question uncompressed,
+ * then the answer) a CNAME, for a query that did not ask for one? */
+static bool answer_is_cname(const uint8_t *msg, size_t len, const struct bw_query *q)
+{
+	size_t off = BW_DNS_HDR + q->qname_len + 4;
+	if (q->qtype == BW_T_CNAME || len < off + 2 || !(msg[6] | msg[7]))
+		return false;
+	if ((msg[off] & 0xc0) == 0xc0)
+		off += 2;
+	else {
+		int nl = bw_name_len(msg + off, len - off);
+		if (nl <= 0)
+			return false;
+		off += (size_t)nl;
+	}
+	return off + 2 <= len && msg[off] == 0 && msg[off + 1] == BW_T_CNAME;
+}
+
 static enum bw_stage stage_cache(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	make_key(&j->key, &j->q, j->profile, w->state->generation);
+	make_key(&j->key, &j->q, j->profile, w->state->cache_gen);
 	if (j->passthru)
 		return BW_STAGE_NEXT; /* a client PASSTHRU must not see policy answers */
+	const struct bw_policy *pol = w->state->policy;
+	bool delta = bw_policy_has_overlay(pol);
+	if (delta && bw_policy_overlay_touches(pol, j->q.qname_lc, j->q.qname_len)) {
+		w->stats.cache_misses++; /* an IXFR changed a rule for this name since the
+					    cached answer was made: decide afresh */
+		return BW_STAGE_NEXT;
+	}
 	uint16_t ede = BW_EDE_NONE;
 	int n = bw_cache_lookup_ede(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
 				    j->out, j->cap, &ede);
+	if (n > 0 && delta && answer_is_cname(j->out, (size_t)n, &j->q)) {
+		/* a chain's target may be what the IXFR changed: the CNAME check runs again
+		 * (libunbound's own cache makes this cheap) */
+		n = BW_ENOENT;
+	}
 	if (n > 0) {
 		w->stats.cache_hits++;
 		j->out_len = (size_t)n;

@@ -44,6 +44,7 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->conf = conf;
 	st->owns_conf = owns_conf;
 	st->generation = ++s->generation;
+	st->cache_gen = st->generation;
 	uint64_t t0 = bw_now_ns();
 	if (bw_policy_build_skip(conf, prev ? prev->policy : NULL, st->generation, s->feeds_off,
 				 &st->policy) != 0) {
@@ -296,6 +297,9 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 		goto out;
 	}
 	bw_obs_state_slots(s, st);
+	/* address and name-server rules can change any cached answer: those start afresh */
+	st->cache_gen = bw_policy_overlay_has_addr_rules(st->policy) ? st->generation
+								     : cur->cache_gen;
 	st->lookalike = cur->lookalike; /* same config: the guard's index moves over */
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
 	old->owns_conf = false; /* the conf and the index moved to the new state */

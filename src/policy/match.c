@@ -395,3 +395,33 @@ unsigned bw_policy_select_profile(const struct bw_policy *p, const struct bw_con
 	}
 	return p->default_profile;
 }
+
+bool bw_policy_overlay_touches(const struct bw_policy *p, const uint8_t *name, size_t len)
+{
+	const struct rset *ov = p->ov;
+	if (!ov)
+		return false;
+	if (ov->has_root[TAB_QNAME])
+		return true;
+	const struct table *t = &ov->tab[TAB_QNAME];
+	size_t pos = 0;
+	while (pos < len && name[pos] != 0 && pos + 1u + name[pos] < len) {
+		uint32_t h = (uint32_t)bw_hash(name + pos, len - pos, p->base->seed);
+		uint32_t i = h & t->mask;
+		if (slot_next(ov, t, &i, h, name + pos, len - pos))
+			return true;
+		pos += 1u + name[pos];
+	}
+	return false;
+}
+
+bool bw_policy_overlay_has_addr_rules(const struct bw_policy *p)
+{
+	const struct rset *ov = p->ov;
+	return ov && (ov->tab[TAB_IP].count || ov->tab[TAB_NSD].count || ov->has_root[TAB_NSD]);
+}
+
+bool bw_policy_has_overlay(const struct bw_policy *p)
+{
+	return p->ov != NULL;
+}

@@ -147,6 +147,14 @@ int bw_policy_apply_delta(const struct bw_policy *base, unsigned feed, const str
 			  uint64_t generation, struct bw_policy **out);
 int bw_policy_compact(const struct bw_policy *p, uint64_t generation, struct bw_policy **out);
 
+/* Does the overlay (the changes bw_policy_apply_delta() made since the last full build)
+ * hold a QNAME or wildcard rule, of any feed, added or removed, for name or one of its
+ * ancestors? False for a full build. A packet-cache answer for such a name may predate the
+ * change; everything else is as the full build said (see docs/internals/snapshot.md). */
+bool bw_policy_overlay_touches(const struct bw_policy *p, const uint8_t *name_lc, size_t len);
+bool bw_policy_has_overlay(const struct bw_policy *p);
+/* Does the overlay change address triggers (response IP, client IP, NSIP) or NSDNAME? */
+bool bw_policy_overlay_has_addr_rules(const struct bw_policy *p);
 uint64_t bw_policy_generation(const struct bw_policy *p);
 size_t bw_policy_entries(const struct bw_policy *p);       /* distinct blocked names */
 size_t bw_policy_feed_count(const struct bw_policy *p);
