@@ -33,7 +33,8 @@ struct bw_state {
 	uint64_t generation;
 	/* in packet-cache keys: the generation of the last full build. A delta (IXFR) keeps
 	 * it, so the cache survives; answers for the names the delta touches are not served
-	 * from it (bw_policy_overlay_touches), nor CNAME answers while a delta is in force */
+	 * from it (bw_policy_overlay_touches), nor CNAME or policy answers while a delta is
+	 * in force */
 	uint64_t cache_gen;
 	/* stable metrics slots (telemetry/metrics.h) of this policy's feeds and profiles */
 	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];

@@ -484,9 +484,11 @@ static enum bw_stage stage_cache(struct job *j)
 	uint16_t ede = BW_EDE_NONE;
 	int n = bw_cache_lookup_ede(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
 				    j->out, j->cap, &ede);
-	if (n > 0 && delta && answer_is_cname(j->out, (size_t)n, &j->q)) {
-		/* a chain's target may be what the IXFR changed: the CNAME check runs again
-		 * (libunbound's own cache makes this cheap) */
+	if (n > 0 && delta &&
+	    (ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED || ede == BW_EDE_FILTERED ||
+	     answer_is_cname(j->out, (size_t)n, &j->q))) {
+		/* a chain's target may be what the IXFR changed, and a policy answer may rest on
+		 * a rule it removed: decided again (libunbound's own cache makes this cheap) */
 		n = BW_ENOENT;
 	}
 	if (n > 0) {

@@ -1,0 +1,86 @@
+"""An RPZ feed by zone transfer (primaries:) in the daemon, against a real Knot DNS primary
+on loopback: TSIG, NOTIFY + IXFR, and the packet cache across IXFRs (an answer cached
+before a change must not outlive it: the changed name, and a CNAME chain into it)."""
+
+import os
+import time
+
+import dns.rcode
+import pytest
+
+import conftest
+import dnsutil
+import knot
+
+ZONE = "rpz.feed.test"
+KEY = ("feed-key", "hmac-sha256", knot.make_secret("feed"))
+
+
+def blocked(d, name):
+    r = d.query(name, "A")
+    return r.rcode() == dns.rcode.NXDOMAIN and dnsutil.EDE_BLOCKED in dict(dnsutil.ede(r))
+
+
+def wait(pred, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def primary(tmp_path):
+    port = conftest.free_port()
+    k = knot.KnotPrimary(str(tmp_path), "127.0.0.1", zone=ZONE, port=port,
+                         names=["seed.example"], key=KEY)
+    yield k
+    k.stop()
+
+
+def test_ixfr_changes_apply_through_the_cache(internet, bulwark, workdir, primary):
+    def config(port, d):
+        conf = conftest.default_config(internet, port, d, feeds=[{
+            "name": "cert", "category": "malware", "format": "rpz",
+            "primaries": ["127.0.0.1@%d" % primary.port], "zone": ZONE,
+            "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": KEY[2]}}])
+        return conf
+    d = bulwark(config, wait=False)
+    primary.notify = ["127.0.0.1@%d" % d.port]
+    primary.write_conf()
+    primary.start()
+    d.wait_ready()
+    assert wait(lambda: blocked(d, "seed.example")), d.log_text()
+    # cached as allowed: the name itself, and a chain alias -> www
+    for name in ("www.insecure.tld", "alias.insecure.tld"):
+        r = d.query(name, "A")
+        assert r.rcode() == dns.rcode.NOERROR and r.answer, r
+        assert d.query(name, "A").rcode() == dns.rcode.NOERROR
+    primary.edit(add=["www.insecure.tld"])
+    # NOTIFY -> IXFR -> delta: both the name and the chain into it are blocked at once,
+    # although the cache holds their earlier answers
+    assert wait(lambda: blocked(d, "www.insecure.tld")), d.log_text()
+    r = d.query("alias.insecure.tld", "A")
+    assert r.rcode() == dns.rcode.NXDOMAIN, r
+    assert "IXFR of %s" % ZONE in d.log_text(10 ** 6)
+    # a name the IXFR did not touch is still served (from the cache or afresh)
+    assert d.query("insecure.tld", "SOA").rcode() == dns.rcode.NOERROR
+    # and removed again
+    primary.edit(delete=["www.insecure.tld"])
+    assert wait(lambda: not blocked(d, "www.insecure.tld")), d.log_text()
+    assert d.query("alias.insecure.tld", "A").rcode() == dns.rcode.NOERROR
+    # the last good copy was rewritten with the new serial
+    meta = open(os.path.join(d.dir, "state", "feeds", "cert.meta")).read()
+    assert '"serial": %d' % primary.serial() in meta, meta
+
+
+def test_wrong_tsig_key_is_rejected(internet, bulwark, workdir, primary):
+    primary.start()
+    bad = knot.make_secret("other")
+    d = bulwark(lambda port, w: conftest.default_config(internet, port, w, feeds=[{
+        "name": "cert", "category": "malware", "format": "rpz",
+        "primaries": ["127.0.0.1@%d" % primary.port], "zone": ZONE,
+        "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": bad}}]))
+    assert wait(lambda: "feed cert: fetch failed" in d.log_text(10 ** 6)), d.log_text()
+    assert not blocked(d, "seed.example")
