@@ -510,7 +510,7 @@ static void test_manager(void **state)
 	};
 	script = steps;
 	script_pos = 0;
-	struct bw_feeds_hooks hooks = {NULL, on_rebuild, on_delta};
+	struct bw_feeds_hooks hooks = {.rebuild = on_rebuild, .delta = on_delta};
 	struct bw_feeds *m = NULL;
 	assert_int_equal(bw_feeds_create(conf, &hooks, &m, err, sizeof(err)), 0);
 	assert_int_equal(bw_feeds_set_source(m, "a", &fake), 0);
