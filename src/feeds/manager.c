@@ -236,6 +236,19 @@ static bool same_as_last(const struct feed *f, const char *buf, size_t len)
  * become its last good copy. Manager thread, without the lock. */
 static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx, int64_t now)
 {
+	uint64_t entries = 0, bad = 0;
+	if (fx->buf) {
+		/* the source sent the whole new version along: it is checked first (not for
+		 * shrinking: a delta is an ordered step of the provider's own versioning) */
+		enum bw_guard_verdict v = check(f, fx->buf, fx->len, &entries, &bad, true);
+		if (v != BW_GUARD_OK) {
+			set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; "
+				  "keeping the last good version", fx->len,
+				  (unsigned long long)entries, (unsigned long long)bad,
+				  bw_guard_str(v));
+			return false;
+		}
+	}
 	uint64_t t0 = bw_now_ns();
 	int rc = m->hooks.delta ? m->hooks.delta(m->hooks.ctx, f->index, fx->adds, fx->n_adds,
 						 fx->removes, fx->n_removes)
@@ -250,9 +263,17 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 		f->fc->name, fx->meta.serial, ms, fx->n_adds, fx->n_removes);
 	char *buf = NULL;
 	size_t len = 0;
-	uint64_t entries = 0;
-	rc = m->hooks.export_feed(m->hooks.ctx, f->index, f->fc->zone, fx->meta.serial, &buf, &len,
-				  &entries);
+	if (fx->buf) {
+		buf = fx->buf;
+		len = fx->len;
+		fx->buf = NULL;
+		rc = 0;
+	} else if (m->hooks.export_feed) {
+		rc = m->hooks.export_feed(m->hooks.ctx, f->index, f->fc->zone, fx->meta.serial,
+					  &buf, &len, &entries);
+	} else {
+		rc = BW_EINVAL;
+	}
 	if (rc) {
 		/* the policy has the changes; the last good copy and its serial stay as they
 		 * were, so the next transfer starts from there again */
