@@ -54,10 +54,13 @@ static int guard_domain(struct cf_ctx *c, yaml_node_t *v, const char *key, char 
 	size_t n = strlen(*out);
 	if (n && (*out)[n - 1] == '.')
 		(*out)[n - 1] = 0;
-	if (!bw_guard_registrable(*out))
+	if (!bw_guard_registrable(*out)) {
+		free(*out);
+		*out = NULL;
 		return cf_fail_at(c, v, BW_EINVAL,
 				  "guard.protected: '%s' is a public suffix: it has no registrable "
 				  "domain to protect", s);
+	}
 	return 0;
 }
 
