@@ -249,10 +249,12 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 {
 	struct bw_worker *w = j->w;
 	if (len >= BW_DNS_HDR && ((pkt[2] >> 3) & 0xf) == BW_OPCODE_NOTIFY_Q && w->srv->notify) {
-		/* RPZ by transfer: the feed manager checks the sender (a primary, TSIG) */
+		/* RPZ by transfer: the feed manager checks the sender (a primary, TSIG) and
+		 * answers; what it does not answer (no such zones) is treated as any query */
 		j->out_len = w->srv->notify(w->srv->notify_ctx, j->o->peer, pkt, len, j->out,
 					    BW_MIN(j->cap, (size_t)512));
-		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
+		if (j->out_len)
+			return BW_STAGE_DONE;
 	}
 	enum bw_acl_action acl = bw_conf_acl_check(w->state->conf, j->o->peer);
 	if (acl == BW_ACL_DROP) {

@@ -5,6 +5,10 @@ before a change must not outlive it: the changed name, and a CNAME chain into it
 import os
 import time
 
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.query
 import dns.rcode
 import pytest
 
@@ -70,9 +74,11 @@ def test_ixfr_changes_apply_through_the_cache(internet, bulwark, workdir, primar
     primary.edit(delete=["www.insecure.tld"])
     assert wait(lambda: not blocked(d, "www.insecure.tld")), d.log_text()
     assert d.query("alias.insecure.tld", "A").rcode() == dns.rcode.NOERROR
-    # the last good copy was rewritten with the new serial
-    meta = open(os.path.join(d.dir, "state", "feeds", "cert.meta")).read()
-    assert '"serial": %d' % primary.serial() in meta, meta
+    # the last good copy is rewritten with the new serial (after the policy has it)
+    meta_path = os.path.join(d.dir, "state", "feeds", "cert.meta")
+    want = '"serial": %d' % primary.serial()
+    assert wait(lambda: want in open(meta_path).read()), open(meta_path).read()
+    assert "www.insecure.tld" not in open(os.path.join(d.dir, "state", "feeds", "cert.rpz")).read()
 
 
 def test_wrong_tsig_key_is_rejected(internet, bulwark, workdir, primary):
@@ -84,3 +90,32 @@ def test_wrong_tsig_key_is_rejected(internet, bulwark, workdir, primary):
         "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": bad}}]))
     assert wait(lambda: "feed cert: fetch failed" in d.log_text(10 ** 6)), d.log_text()
     assert not blocked(d, "seed.example")
+
+
+def notify_msg(zone):
+    q = dns.message.make_query(zone, "SOA")
+    q.flags = dns.flags.AA  # (the opcode lives in the flags word: set it after)
+    q.set_opcode(dns.opcode.NOTIFY)
+    return q
+
+
+def test_notify_without_tsig_is_refused(internet, bulwark, primary):
+    primary.start()
+    d = bulwark(lambda port, w: conftest.default_config(internet, port, w, feeds=[{
+        "name": "cert", "category": "malware", "format": "rpz",
+        "primaries": ["127.0.0.1@%d" % primary.port], "zone": ZONE,
+        "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": KEY[2]}}]))
+    assert wait(lambda: blocked(d, "seed.example")), d.log_text()
+    # from the primary's address, but unsigned: the feed has a key
+    r = dns.query.udp(notify_msg(ZONE), "127.0.0.1", port=d.port, timeout=2)
+    assert r.opcode() == dns.opcode.NOTIFY and r.rcode() in (dns.rcode.NOTAUTH,
+                                                             dns.rcode.REFUSED), r
+    assert wait(lambda: "NOTIFY from 127.0.0.1 refused" in d.log_text(10 ** 6)), d.log_text()
+    # a zone we do not transfer: not ours to answer as a secondary
+    r = dns.query.udp(notify_msg("other.test"), "127.0.0.1", port=d.port, timeout=2)
+    assert r.rcode() in (dns.rcode.NOTAUTH, dns.rcode.REFUSED), r
+
+
+def test_notify_without_transfer_feeds_is_notimp(resolver):
+    r = dns.query.udp(notify_msg("example.org"), "127.0.0.1", port=resolver.port, timeout=2)
+    assert r.rcode() == dns.rcode.NOTIMP, r
