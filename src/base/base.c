@@ -1,6 +1,7 @@
 /* base/base.c - errors, logging, clocks, hashing, size parsing, snapshot publishing. */
 #include "base/base.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
@@ -202,4 +203,20 @@ void *bw_snapref_swap(struct bw_snapref *r, void *next)
 			usleep(200);
 	}
 	return old;
+}
+
+bool bw_sockaddr_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN];
+	const void *bytes;
+	if (sa && sa->sa_family == AF_INET)
+		bytes = &((const struct sockaddr_in *)sa)->sin_addr;
+	else if (sa && sa->sa_family == AF_INET6)
+		bytes = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	else
+		return false;
+	if (!inet_ntop(sa->sa_family, bytes, a, sizeof(a)))
+		return false;
+	snprintf(out, cap, "%s", a);
+	return true;
 }

@@ -206,4 +206,10 @@ void *bw_snapref_swap(struct bw_snapref *r, void *next);
 /* ---- parse a size with K/M/G suffix ("256M") into bytes; 0 on success ---- */
 int bw_parse_size(const char *s, uint64_t *out);
 
+/* The address of an AF_INET/AF_INET6 sockaddr as text, without the port ("192.0.2.1",
+ * "2001:db8::1"). Returns false (out untouched) for NULL or another family. */
+#define BW_ADDRSTRLEN 46 /* INET6_ADDRSTRLEN */
+struct sockaddr;
+bool bw_sockaddr_addr(const struct sockaddr *sa, char *out, size_t cap);
+
 #endif

@@ -3,7 +3,6 @@
  * the last good copy, asks the server to apply it, holds back shrunken versions, watches
  * for expiry, and reports status.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -231,6 +230,14 @@ static bool same_as_last(const struct feed *f, const char *buf, size_t len)
 	return same;
 }
 
+static void reject(struct bw_feeds *m, struct feed *f, size_t len, uint64_t entries, uint64_t bad,
+		   enum bw_guard_verdict v)
+{
+	set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; keeping the "
+		  "last good version", len, (unsigned long long)entries, (unsigned long long)bad,
+		  bw_guard_str(v));
+}
+
 /* A DELTA (IXFR): applied to the live policy first (the changes are small and checked by
  * the source; the shrink guard does not apply), then the live policy's rules of the feed
  * become its last good copy. Manager thread, without the lock. */
@@ -242,10 +249,7 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 		 * shrinking: a delta is an ordered step of the provider's own versioning) */
 		enum bw_guard_verdict v = check(f, fx->buf, fx->len, &entries, &bad, true);
 		if (v != BW_GUARD_OK) {
-			set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; "
-				  "keeping the last good version", fx->len,
-				  (unsigned long long)entries, (unsigned long long)bad,
-				  bw_guard_str(v));
+			reject(m, f, fx->len, entries, bad, v);
 			return false;
 		}
 	}
@@ -367,8 +371,6 @@ unchanged:
 	}
 	uint64_t entries, bad;
 	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false);
-	if (fx.kind == BW_FETCH_DELTA && v == BW_GUARD_SHRUNK)
-		v = BW_GUARD_OK; /* a delta is applied as it comes; see docs/feeds.md */
 	fx.meta.entries = entries;
 	fx.meta.size = fx.len;
 	fx.meta.fetched_at = now;
@@ -385,18 +387,10 @@ unchanged:
 		goto out;
 	}
 	if (v != BW_GUARD_OK) {
-		set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; "
-			  "keeping the last good version", fx.len, (unsigned long long)entries,
-			  (unsigned long long)bad, bw_guard_str(v));
+		reject(m, f, fx.len, entries, bad, v);
 		goto out;
 	}
-	bool delta = false;
-	if (fx.kind == BW_FETCH_DELTA && m->hooks.delta) {
-		rc = m->hooks.delta(m->hooks.ctx, f->index, fx.adds, fx.n_adds, fx.removes,
-				    fx.n_removes);
-		delta = rc == 0;
-	}
-	if (commit(m, f, fx.buf, fx.len, &fx.meta, delta) != 0) {
+	if (commit(m, f, fx.buf, fx.len, &fx.meta, false) != 0) {
 		set_error(m, f, "cannot store the new version in %s", f->fc->file);
 		goto out;
 	}
@@ -618,13 +612,8 @@ size_t bw_feeds_notify(void *ctx, const struct sockaddr *from, const uint8_t *ms
 		else
 			bw_info("feed %s: NOTIFY: transfer scheduled", f->fc->name);
 	} else if (rc == BW_EREFUSED) {
-		char addr[INET6_ADDRSTRLEN] = "?";
-		if (from->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)from)->sin_addr, addr,
-				  sizeof(addr));
-		else if (from->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)from)->sin6_addr, addr,
-				  sizeof(addr));
+		char addr[BW_ADDRSTRLEN] = "?";
+		bw_sockaddr_addr(from, addr, sizeof(addr));
 		bw_warn("NOTIFY from %s refused (not a primary of a zone we transfer, or TSIG "
 			"failed)", addr);
 	}

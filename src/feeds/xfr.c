@@ -648,18 +648,14 @@ static int io_all(int fd, uint8_t *buf, size_t len, bool wr, unsigned timeout_ms
 
 static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
-	char a[INET6_ADDRSTRLEN] = "?";
+	char a[BW_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		port = ntohs(s6->sin6_port);
-	}
+	bw_sockaddr_addr((const struct sockaddr *)ss, a, sizeof(a));
+	if (ss->ss_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	else if (ss->ss_family == AF_INET6)
+		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 	snprintf(out, cap, ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
 }
 

@@ -155,12 +155,8 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	unsigned profile = bw_policy_select_profile(p, conf, listener, client);
 	const struct bw_profile_conf *pc =
 		profile < conf->policy.n_profiles ? &conf->policy.profiles[profile] : NULL;
-	char addr[INET6_ADDRSTRLEN] = "(none)";
-	if (client && client->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)client)->sin_addr, addr, sizeof(addr));
-	else if (client && client->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)client)->sin6_addr, addr,
-			  sizeof(addr));
+	char addr[BW_ADDRSTRLEN] = "(none)";
+	bw_sockaddr_addr(client, addr, sizeof(addr));
 	fprintf(out, "name:     %s\nclient:   %s\nprofile:  %s\n", text, addr,
 		bw_policy_profile_name(p, profile));
 

@@ -1,4 +1,5 @@
 /* tests/unit/test_base.c - base module: sizes, hashing, the wire cursor, snapshot swap. */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,25 @@ static void test_parse_size(void **state)
 	assert_int_equal(bw_parse_size("1M2", &v), BW_EINVAL);
 	assert_int_equal(bw_parse_size("99999999999999999999", &v), BW_ERANGE);
 	assert_int_equal(bw_parse_size("18014398509481984G", &v), BW_ERANGE);
+}
+
+static void test_sockaddr_addr(void **state)
+{
+	(void)state;
+	struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = htons(53)};
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+	struct sockaddr sx = {.sa_family = AF_UNIX};
+	char out[BW_ADDRSTRLEN] = "untouched";
+	inet_pton(AF_INET, "192.0.2.1", &s4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::53", &s6.sin6_addr);
+	assert_true(bw_sockaddr_addr((struct sockaddr *)&s4, out, sizeof(out)));
+	assert_string_equal(out, "192.0.2.1");
+	assert_true(bw_sockaddr_addr((struct sockaddr *)&s6, out, sizeof(out)));
+	assert_string_equal(out, "2001:db8::53");
+	strcpy(out, "untouched");
+	assert_false(bw_sockaddr_addr(&sx, out, sizeof(out)));
+	assert_false(bw_sockaddr_addr(NULL, out, sizeof(out)));
+	assert_string_equal(out, "untouched");
 }
 
 static void test_hash(void **state)
@@ -142,6 +162,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_sockaddr_addr),
 		cmocka_unit_test(test_cursor),
 		cmocka_unit_test(test_snapref),
 	};
