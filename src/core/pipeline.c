@@ -486,9 +486,9 @@ static enum bw_stage stage_cache(struct job *j)
 	uint16_t ede = BW_EDE_NONE;
 	int n = bw_cache_lookup_ede(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
 				    j->out, j->cap, &ede);
-	if (n > 0 && delta &&
-	    (ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED || ede == BW_EDE_FILTERED ||
-	     answer_is_cname(j->out, (size_t)n, &j->q))) {
+	/* EDE 15-17: an answer the policy made */
+	bool policy_answer = ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED || ede == BW_EDE_FILTERED;
+	if (n > 0 && delta && (policy_answer || answer_is_cname(j->out, (size_t)n, &j->q))) {
 		/* a chain's target may be what the IXFR changed, and a policy answer may rest on
 		 * a rule it removed: decided again (libunbound's own cache makes this cheap) */
 		n = BW_ENOENT;
@@ -497,8 +497,7 @@ static enum bw_stage stage_cache(struct job *j)
 		w->stats.cache_hits++;
 		j->out_len = (size_t)n;
 		j->cache_hit = true;
-		if (w->tlm_cur && (ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED ||
-				   ede == BW_EDE_FILTERED)) {
+		if (w->tlm_cur && policy_answer) {
 			/* a cached policy answer: which rule, for the log (blocked queries only) */
 			struct bw_verdict v;
 			if (bw_policy_match_qname(w->state->policy, j->profile, j->q.qname_lc,
