@@ -1561,6 +1561,11 @@ bool bw_policy_files_changed(const struct bw_policy *p, const struct bw_conf *co
 
 		if (strcmp(fs->name, fc->name ? fc->name : "") != 0)
 			return true;
+		/* a fetched feed's file is the feed manager's last good copy: the manager
+		 * publishes what it writes (a rebuild, or an IXFR's changes before the copy is
+		 * rewritten), so the copy changing on disk is no news */
+		if (fc->source != BW_FEED_SRC_FILE)
+			continue;
 		if (!fc->file || stat(fc->file, &sb) < 0) {
 			if (fs->load_error == 0)
 				return true; /* it was readable and is gone */

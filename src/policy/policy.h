@@ -162,8 +162,10 @@ size_t bw_policy_memory(const struct bw_policy *p); /* bytes held (a delta snaps
 const struct bw_feed_status *bw_policy_feed_status(const struct bw_policy *p, size_t i);
 
 /*
- * Has any feed file changed (mtime or size) since p was built, or a feed that failed
- * become readable? Cheap: one stat() per feed. Used by the file watcher.
+ * Has any local feed file (`file:`) changed (mtime or size) since p was built, or a feed
+ * that failed become readable? A fetched feed's file is its last good copy, which only the
+ * feed manager writes and publishes: never a change here. Cheap: one stat() per feed.
+ * Used by the file watcher.
  */
 bool bw_policy_files_changed(const struct bw_policy *p, const struct bw_conf *conf);
 

@@ -546,6 +546,15 @@ static void test_files_changed(void **state)
 	/* a different feed list is a change */
 	conf.policy.n_feeds = 0;
 	assert_true(bw_policy_files_changed(p3, &conf));
+	conf.policy.n_feeds = 1;
+
+	/* a fetched feed's file is its last good copy, written and published by the feed
+	 * manager (an IXFR's changes reach the policy before the copy): never a change */
+	feeds[0].source = BW_FEED_SRC_XFR;
+	free(write_file("w.domains", "three.example\nfour.example\n"));
+	assert_false(bw_policy_files_changed(p3, &conf));
+	feeds[0].source = BW_FEED_SRC_FILE;
+	assert_true(bw_policy_files_changed(p3, &conf));
 	bw_policy_free(p3);
 	free(f);
 }
