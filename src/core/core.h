@@ -55,7 +55,7 @@ int bw_server_feeds_changed(void *ctx, uint64_t off_mask);
  * (the last good copy after an IXFR), and one RPZ owner's records in it (what an IXFR
  * changes). Both read the live state under the state lock. */
 int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,
-			  char **buf, size_t *len, uint64_t *entries);
+			  FILE *out, uint64_t *entries);
 int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			 const uint8_t *owner, size_t owner_len,
 			 void (*emit)(void *ectx, uint16_t type, uint32_t ttl, const uint8_t *rdata,

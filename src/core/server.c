@@ -311,27 +311,15 @@ out:
 }
 
 int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,
-			  char **buf, size_t *len, uint64_t *entries)
+			  FILE *out, uint64_t *entries)
 {
 	struct bw_server *s = ctx;
-	*buf = NULL;
-	*len = 0;
-	FILE *f = open_memstream(buf, len);
-	if (!f)
-		return BW_ENOMEM;
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	int rc = bw_policy_export_feed(cur->policy, feed, f, origin, serial);
+	int rc = bw_policy_export_feed(cur->policy, feed, out, origin, serial);
 	const struct bw_feed_status *st = bw_policy_feed_status(cur->policy, feed);
 	*entries = st ? st->entries : 0;
 	pthread_mutex_unlock(&s->state_lock);
-	if (fclose(f) != 0 && !rc)
-		rc = BW_EIO;
-	if (rc) {
-		free(*buf);
-		*buf = NULL;
-		*len = 0;
-	}
 	return rc;
 }
 

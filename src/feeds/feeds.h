@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "base/base.h"
@@ -43,11 +44,11 @@ struct bw_feeds_hooks {
 	int (*delta)(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 		     const struct bw_rule *removes, size_t n_removes);
 	/* DELTA sources: the feed's rules in effect in the live policy as RPZ text below
-	 * origin with an SOA of `serial` (heap, *buf), for its last good copy; and the records
+	 * origin with an SOA of `serial`, written to out, for its last good copy; and the records
 	 * the live policy holds for one RPZ owner (an IXFR changes owners record by record).
 	 * Both may be NULL: the XFR source then takes every IXFR as a full transfer. */
 	int (*export_feed)(void *ctx, unsigned feed, const char *origin, uint32_t serial,
-			   char **buf, size_t *len, uint64_t *entries);
+			   FILE *out, uint64_t *entries);
 	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			     const uint8_t *owner, size_t owner_len,
 			     void (*emit)(void *ectx, uint16_t type, uint32_t ttl,
@@ -76,6 +77,11 @@ int bw_feed_meta_load(const char *path, struct bw_feed_meta *m);
 /* Writes buf to path atomically: a temp file in the same directory, fsync, rename over
  * path, fsync the directory. Never leaves a partial path behind. */
 int bw_feeds_store(const char *path, const char *buf, size_t len);
+/* The same with the content written by write_fn into a buffered stream (64 KiB writes);
+ * a nonzero return from it (or a write error) leaves path as it was. *written (may be
+ * NULL): the bytes stored. */
+int bw_feeds_store_with(const char *path, int (*write_fn)(FILE *f, void *ctx), void *ctx,
+			size_t *written);
 
 /* ---- guards ---- */
 enum bw_guard_verdict {

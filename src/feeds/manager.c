@@ -147,16 +147,12 @@ static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t
 
 /* ---- applying ---- */
 
-/* Replaces the last good copy with buf, then asks the server to apply it. Manager thread,
- * without the lock (only this thread writes a feed's last good copy). */
-static int commit(struct bw_feeds *m, struct feed *f, const char *buf, size_t len,
-		  const struct bw_feed_meta *meta, bool delta_applied)
+/* The new last good copy (len bytes) is on disk: its metadata next, then the server is
+ * asked to apply it (unless a delta already did). */
+static void committed(struct bw_feeds *m, struct feed *f, size_t len, const struct bw_feed_meta *meta,
+		      bool delta_applied)
 {
-	int rc = bw_feeds_store(f->fc->file, buf, len);
-	if (rc) {
-		bw_err("feed %s: cannot write %s: %s", f->fc->name, f->fc->file, strerror(errno));
-		return rc;
-	}
+	int rc;
 	if ((rc = bw_feed_meta_save(f->meta_path, meta)))
 		bw_warn("feed %s: cannot write %s: %s", f->fc->name, f->meta_path, bw_strerror(rc));
 	pthread_mutex_lock(&m->lock);
@@ -171,6 +167,24 @@ static int commit(struct bw_feeds *m, struct feed *f, const char *buf, size_t le
 		(unsigned long long)meta->entries, len, meta->etag[0] ? ", ETag " : "", meta->etag);
 	if ((!delta_applied || was_off) && m->hooks.rebuild)
 		m->hooks.rebuild(m->hooks.ctx, off);
+}
+
+static void store_failed(const struct feed *f)
+{
+	bw_err("feed %s: cannot write %s: %s", f->fc->name, f->fc->file, strerror(errno));
+}
+
+/* Replaces the last good copy with buf, then asks the server to apply it. Manager thread,
+ * without the lock (only this thread writes a feed's last good copy). */
+static int commit(struct bw_feeds *m, struct feed *f, const char *buf, size_t len,
+		  const struct bw_feed_meta *meta, bool delta_applied)
+{
+	int rc = bw_feeds_store(f->fc->file, buf, len);
+	if (rc) {
+		store_failed(f);
+		return rc;
+	}
+	committed(m, f, len, meta, delta_applied);
 	return 0;
 }
 
@@ -238,6 +252,23 @@ static void reject(struct bw_feeds *m, struct feed *f, size_t len, uint64_t entr
 		  bw_guard_str(v));
 }
 
+struct export_job {
+	struct bw_feeds *m;
+	struct feed *f;
+	uint32_t serial;
+	uint64_t entries;
+	bool failed; /* the export, not the writing */
+};
+
+static int export_to(FILE *out, void *ctx)
+{
+	struct export_job *j = ctx;
+	int rc = j->m->hooks.export_feed(j->m->hooks.ctx, j->f->index, j->f->fc->zone, j->serial,
+					 out, &j->entries);
+	j->failed = rc != 0 && !ferror(out);
+	return rc;
+}
+
 /* A DELTA (IXFR): applied to the live policy first (the changes are small and checked by
  * the source; the shrink guard does not apply), then the live policy's rules of the feed
  * become its last good copy. Manager thread, without the lock. */
@@ -265,32 +296,31 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 	double ms = (double)(bw_now_ns() - t0) / 1e6;
 	bw_info("feed %s: changes to serial %u applied in %.1f ms (%zu rules added, %zu removed)",
 		f->fc->name, fx->meta.serial, ms, fx->n_adds, fx->n_removes);
-	char *buf = NULL;
-	size_t len = 0;
-	if (fx->buf) {
-		buf = fx->buf;
-		len = fx->len;
-		fx->buf = NULL;
-		rc = 0;
-	} else if (m->hooks.export_feed) {
-		rc = m->hooks.export_feed(m->hooks.ctx, f->index, f->fc->zone, fx->meta.serial,
-					  &buf, &len, &entries);
-	} else {
-		rc = BW_EINVAL;
-	}
-	if (rc) {
-		/* the policy has the changes; the last good copy and its serial stay as they
-		 * were, so the next transfer starts from there again */
-		set_error(m, f, "cannot export serial %u for the last good copy: %s",
-			  fx->meta.serial, bw_strerror(rc));
-		free(buf);
-		return false;
-	}
-	fx->meta.entries = entries;
-	fx->meta.size = len;
 	fx->meta.fetched_at = now;
-	rc = commit(m, f, buf, len, &fx->meta, true);
-	free(buf);
+	if (fx->buf) {
+		fx->meta.entries = entries;
+		fx->meta.size = fx->len;
+		rc = commit(m, f, fx->buf, fx->len, &fx->meta, true);
+	} else {
+		/* the live policy's rules of the feed, streamed into the new last good copy */
+		struct export_job j = {m, f, fx->meta.serial, 0, !m->hooks.export_feed};
+		size_t len = 0;
+		rc = j.failed ? BW_EINVAL : bw_feeds_store_with(f->fc->file, export_to, &j, &len);
+		if (rc && j.failed) {
+			/* the policy has the changes; the last good copy and its serial stay as
+			 * they were, so the next transfer starts from there again */
+			set_error(m, f, "cannot export serial %u for the last good copy: %s",
+				  fx->meta.serial, bw_strerror(rc));
+			return false;
+		}
+		if (rc) {
+			store_failed(f);
+		} else {
+			fx->meta.entries = j.entries;
+			fx->meta.size = len;
+			committed(m, f, len, &fx->meta, true);
+		}
+	}
 	if (rc)
 		set_error(m, f, "cannot store the new version in %s", f->fc->file);
 	return rc == 0;

@@ -13,25 +13,29 @@
 
 #include "feeds/feeds.h"
 
-static int write_all(int fd, const char *buf, size_t len)
+struct buf_writer {
+	const char *buf;
+	size_t len;
+};
+
+static int write_buf(FILE *f, void *ctx)
 {
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return BW_EIO;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	const struct buf_writer *w = ctx;
+	return fwrite(w->buf, 1, w->len, f) == w->len ? 0 : BW_EIO;
 }
 
 int bw_feeds_store(const char *path, const char *buf, size_t len)
 {
+	struct buf_writer w = {buf, len};
+	return bw_feeds_store_with(path, write_buf, &w, NULL);
+}
+
+int bw_feeds_store_with(const char *path, int (*write_fn)(FILE *f, void *ctx), void *ctx,
+			size_t *written)
+{
 	size_t pl = strlen(path);
 	char *tmp = malloc(pl + 16), *dirc = strdup(path);
+	FILE *f = NULL;
 	int fd = -1, rc = BW_ENOMEM, saved;
 
 	if (!tmp || !dirc)
@@ -41,14 +45,21 @@ int bw_feeds_store(const char *path, const char *buf, size_t len)
 	rc = BW_EIO;
 	if ((fd = mkstemp(tmp)) < 0)
 		goto out;
-	if (fchmod(fd, 0644) != 0 || write_all(fd, buf, len) != 0 || fsync(fd) != 0)
+	if (fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w")))
 		goto unlink;
-	if (close(fd) != 0) {
-		fd = -1;
+	fd = -1; /* f owns it */
+	/* 64 KiB writes: a large feed is written in many short system calls, not one long one
+	 * that a worker on the same CPU may wait behind */
+	setvbuf(f, NULL, _IOFBF, 64 * 1024);
+	if ((rc = write_fn(f, ctx)) != 0)
 		goto unlink;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
+	rc = BW_EIO;
+	off_t size = ftello(f);
+	if (fflush(f) != 0 || ferror(f) || size < 0 || fsync(fileno(f)) != 0)
+		goto unlink;
+	int closed = fclose(f);
+	f = NULL;
+	if (closed != 0 || rename(tmp, path) != 0)
 		goto unlink;
 	/* the rename itself must survive a crash */
 	int dfd = open(dirname(dirc), O_RDONLY | O_DIRECTORY);
@@ -56,16 +67,20 @@ int bw_feeds_store(const char *path, const char *buf, size_t len)
 		fsync(dfd);
 		close(dfd);
 	}
+	if (written)
+		*written = (size_t)size;
 	rc = 0;
 	goto out;
 unlink:
 	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	fd = -1;
+	if (f)
+		fclose(f);
+	f = NULL;
 	unlink(tmp);
 	errno = saved;
 out:
+	if (f)
+		fclose(f);
 	if (fd >= 0)
 		close(fd);
 	free(tmp);

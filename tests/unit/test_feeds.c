@@ -64,8 +64,11 @@ static char *slurp(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
-	char *buf = malloc(1 << 16);
-	*len = fread(buf, 1, (1 << 16) - 1, f);
+	struct stat sb;
+	assert_int_equal(fstat(fileno(f), &sb), 0);
+	char *buf = malloc((size_t)sb.st_size + 1);
+	assert_non_null(buf);
+	*len = fread(buf, 1, (size_t)sb.st_size, f);
 	buf[*len] = 0;
 	fclose(f);
 	return buf;
@@ -168,6 +171,50 @@ static void test_atomic_store(void **state)
 	/* a directory that does not exist: an error, nothing written */
 	snprintf(path, sizeof(path), "%s/nosuch/feed.txt", d);
 	assert_int_equal(bw_feeds_store(path, "x", 1), BW_EIO);
+	assert_int_equal(count_files(d), 1);
+	rmtree(d);
+	free(d);
+}
+
+static int write_many(FILE *f, void *ctx)
+{
+	int *lines = ctx;
+	for (int i = 0; i < *lines; i++)
+		if (fprintf(f, "name-%d.example\n", i) < 0)
+			return BW_EIO;
+	return 0;
+}
+
+static int write_then_fail(FILE *f, void *ctx)
+{
+	(void)ctx;
+	fputs("half of a feed\n", f);
+	return BW_EINVAL;
+}
+
+/* bw_feeds_store_with: streamed through more than one 64 KiB buffer; a writer that fails
+ * leaves the last copy as it was and no temp file */
+static void test_store_streamed(void **state)
+{
+	(void)state;
+	char *d = tmpdir(), path[512];
+	size_t len, written = 0;
+	int lines = 20000;
+	snprintf(path, sizeof(path), "%s/feed.rpz", d);
+	assert_int_equal(bw_feeds_store_with(path, write_many, &lines, &written), 0);
+	char *buf = slurp(path, &len);
+	assert_int_equal(written, len);
+	assert_true(len > 3 * 64 * 1024);
+	assert_memory_equal(buf, "name-0.example\nname-1.example\n", 30);
+	assert_memory_equal(buf + len - 19, "name-19999.example\n", 19);
+	free(buf);
+	written = 7;
+	assert_int_equal(bw_feeds_store_with(path, write_then_fail, NULL, &written), BW_EINVAL);
+	assert_int_equal(written, 7);
+	buf = slurp(path, &len);
+	assert_true(len > 3 * 64 * 1024);
+	assert_memory_equal(buf, "name-0.example\n", 15);
+	free(buf);
 	assert_int_equal(count_files(d), 1);
 	rmtree(d);
 	free(d);
@@ -600,7 +647,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_guards),	    cmocka_unit_test(test_backoff_and_jitter),
-	    cmocka_unit_test(test_atomic_store),    cmocka_unit_test(test_meta_round_trip),
+	    cmocka_unit_test(test_atomic_store),
+	    cmocka_unit_test(test_store_streamed),
+	    cmocka_unit_test(test_meta_round_trip),
 	    cmocka_unit_test(test_taxii_envelope),  cmocka_unit_test(test_taxii_merge),
 	    cmocka_unit_test(test_conf_keys),	    cmocka_unit_test(test_manager),
 	};
