@@ -294,7 +294,7 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 		return false;
 	}
 	double ms = (double)(bw_now_ns() - t0) / 1e6;
-	bw_info("feed %s: changes to serial %u applied in %.1f ms (%zu rules added, %zu removed)",
+	bw_info("feed %s: changes to serial %u applied in %.1f ms (%zu rules in, %zu out)",
 		f->fc->name, fx->meta.serial, ms, fx->n_adds, fx->n_removes);
 	fx->meta.fetched_at = now;
 	if (fx->buf) {

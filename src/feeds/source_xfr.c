@@ -138,9 +138,11 @@ static int xfr_fetch(const struct bw_feed_conf *fc, const char *last_good, struc
 		out->n_removes = p->delta.n_removes;
 		uint32_t from = out->meta.serial;
 		keep_soa(out, &p->res.soa);
-		bw_info("feed %s: IXFR of %s %u -> %u from %s: %zu sequences, %zu rules added, "
-			"%zu removed%s", fc->name, fc->zone, from, p->res.soa.serial, p->res.primary,
-			p->res.n_diffs, p->delta.n_adds, p->delta.n_removes,
+		/* each name the IXFR touches has its rules replaced: one remove (its trigger)
+		 * and the rules of the records it holds now */
+		bw_info("feed %s: IXFR of %s %u -> %u from %s: %zu sequences, %zu names changed, "
+			"%zu rules for them now%s", fc->name, fc->zone, from, p->res.soa.serial,
+			p->res.primary, p->res.n_diffs, p->delta.n_removes, p->delta.n_adds,
 			p->delta.bad ? " (some records make no rule)" : "");
 		return 0;
 	}
