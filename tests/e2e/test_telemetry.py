@@ -216,18 +216,26 @@ def test_retention_prunes_old_rows_at_start(internet, bulwark, workdir):
     d.stop()
     db = sqlite3.connect(path)
     now = int(time.time() * 1000)
-    for t in (now - 10 * 86400000, now - 10 * 86400000 + 5, now - 3600000):
-        db.execute("INSERT INTO queries (time, client, profile, transport, name, type, verdict, "
-                   "latency_us, cache_hit) VALUES (?, '192.0.2.1', 'default', 'udp', 'old.example', "
-                   "'A', 'allowed', 1, 0)", (t,))
+    # (rows refer to their name by id: docs/querylog.md)
+    for t, name in ((now - 10 * 86400000, "old.example"), (now - 10 * 86400000 + 5, "gone.example"),
+                    (now - 3600000, "old.example")):
+        db.execute("INSERT OR IGNORE INTO names (name) VALUES (?)", (name,))
+        db.execute("INSERT INTO log (time, client, profile, transport, name_id, type, verdict, "
+                   "latency_us, cache_hit) VALUES (?, '192.0.2.1', 'default', 'udp', "
+                   "(SELECT id FROM names WHERE name = ?), 'A', 'allowed', 1, 0)", (t, name))
     db.commit()
     db.close()
     d2 = bulwark(lambda port, w: tconfig(internet, port, w, {
         "privacy": "full", "query-log": path, "retention": "2d"}))
     d2.stop()
-    left = rows(path, "name = 'old.example'")
-    assert [x["time"] for x in left] == [now - 3600000]
+    left = rows(path, "name IN ('old.example', 'gone.example')")
+    assert [(x["time"], x["name"]) for x in left] == [(now - 3600000, "old.example")]
     assert stats_line(d2)["pruned"] == 2
+    # a name whose rows are all gone is gone too; one still used stays
+    db = sqlite3.connect(path)
+    names = [r[0] for r in db.execute("SELECT name FROM names")]
+    db.close()
+    assert "gone.example" not in names and "old.example" in names, names
 
 
 def test_alert_for_an_infected_client_is_raised_once_then_clears(internet, bulwark, workdir):

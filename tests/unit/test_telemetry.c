@@ -2,8 +2,9 @@
  * tests/unit/test_telemetry.c - unit tests for telemetry/telemetry.h: the per-worker ring
  * (wrap, full, drop counting, a producer and a consumer on two threads), the privacy
  * truncation of client addresses, the infected-client detector (threshold, window,
- * deduplication, clearing) and the JSON tables handed to bulwarkctl, through a real
- * telemetry object with its thread.
+ * deduplication, clearing), the JSON tables handed to bulwarkctl, through a real
+ * telemetry object with its thread, and the query log's schema (version 1 files moved
+ * over, names by id, names pruned with their rows).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,8 +14,10 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "dns/dns.h"
@@ -494,6 +497,135 @@ static void test_conf_errors(void **state)
 		     "retention, ring-size, events, alerts)");
 }
 
+/* ---- the query log (querylog.c) ---- */
+
+static sqlite3 *raw_db(const char *path)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	return db;
+}
+
+static long long scalar(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void log_row(struct bw_tlm_querylog *l, uint64_t time_ms, const char *name)
+{
+	struct bw_tlm_record r;
+	memset(&r, 0, sizeof(r));
+	r.time_ms = time_ms;
+	r.qtype = 1;
+	r.latency_us = 7;
+	strcpy(r.profile, "default");
+	bw_tlm_querylog_add(l, &r, "192.0.2.0/24", name);
+}
+
+/* Rows through the view `queries`; one id per name; a file of version 1 (one table with
+ * the names in it) has its rows moved over; a newer version's file is refused. */
+static void test_querylog_schema(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-qlog-XXXXXX", path[128], err[512];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/v1.sqlite", dir);
+	sqlite3 *db = raw_db(path);
+	assert_int_equal(
+	    sqlite3_exec(db,
+			 "CREATE TABLE queries (id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+			 " client TEXT NOT NULL, profile TEXT NOT NULL, transport TEXT NOT NULL,"
+			 " name TEXT NOT NULL, type TEXT NOT NULL, rcode TEXT, verdict TEXT NOT NULL,"
+			 " action TEXT, feed TEXT, category TEXT, rule TEXT,"
+			 " latency_us INTEGER NOT NULL, cache_hit INTEGER NOT NULL);"
+			 "CREATE INDEX queries_name ON queries(name, time);"
+			 "INSERT INTO queries VALUES (1, 100, 'c', 'default', 'udp', 'a.example', 'A',"
+			 " 'NXDOMAIN', 'blocked', 'nxdomain', 'f', 'malware', 'a.example', 5, 0);"
+			 "INSERT INTO queries VALUES (2, 200, 'c', 'default', 'udp', 'b.example', 'A',"
+			 " 'NOERROR', 'allowed', NULL, NULL, NULL, NULL, 6, 1);"
+			 "INSERT INTO queries VALUES (3, 300, 'c', 'default', 'tcp', 'a.example', 'AAAA',"
+			 " 'NOERROR', 'allowed', NULL, NULL, NULL, NULL, 7, 0);",
+			 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	struct bw_tlm_querylog *l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	log_row(l, 400, "a.example"); /* a name the old rows have: its id again */
+	log_row(l, 500, "c.example");
+	bw_tlm_querylog_commit(l);
+	bw_tlm_querylog_close(l);
+
+	db = raw_db(path);
+	assert_int_equal(scalar(db, "PRAGMA user_version"), 2);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'queries_v1'"),
+			 0);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries"), 5);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM names"), 3);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries WHERE name = 'a.example'"), 3);
+	assert_int_equal(scalar(db, "SELECT time FROM queries WHERE name = 'b.example'"), 200);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries WHERE name = 'a.example' AND "
+				    "verdict = 'blocked' AND feed = 'f' AND rule = 'a.example'"),
+			 1);
+	assert_int_equal(scalar(db, "SELECT latency_us FROM queries WHERE id = 5"), 7);
+	/* the "by name" question goes through the indexes, not a scan of the rows */
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT * FROM queries "
+						"WHERE name = 'a.example'", -1, &st, NULL),
+			 SQLITE_OK);
+	bool log_by_index = false;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(st, 3);
+		if (strstr(d, "log USING") && strstr(d, "log_name"))
+			log_by_index = true;
+		assert_null(strstr(d, "SCAN log"));
+	}
+	sqlite3_finalize(st);
+	assert_true(log_by_index);
+	/* a newer schema is not touched */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(bw_tlm_querylog_open(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer version"));
+	db = raw_db(path);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM log"), 5);
+	sqlite3_close(db);
+
+	/* retention: old rows go, and then the names no row uses */
+	snprintf(path, sizeof(path), "%s/new.sqlite", dir);
+	l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	log_row(l, 1000, "old.example");
+	log_row(l, 1001, "both.example");
+	log_row(l, 5000, "both.example");
+	log_row(l, 5001, "new.example");
+	bw_tlm_querylog_prune(l, 2000);
+	log_row(l, 6000, "old.example"); /* after the clean-up: a new id, not the deleted one */
+	bw_tlm_querylog_commit(l);
+	uint64_t rows, drops, pruned;
+	bw_tlm_querylog_stats(l, &rows, &drops, &pruned);
+	assert_int_equal(rows, 5);
+	assert_int_equal(drops, 0);
+	assert_int_equal(pruned, 2);
+	bw_tlm_querylog_close(l);
+	db = raw_db(path);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries"), 3);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM log"), 3);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM names"), 3);
+	assert_int_equal(scalar(db, "SELECT time FROM queries WHERE name = 'old.example'"), 6000);
+	sqlite3_close(db);
+
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -508,6 +640,7 @@ int main(void)
 	    cmocka_unit_test(test_privacy_none_has_no_rings),
 	    cmocka_unit_test(test_conf_keys),
 	    cmocka_unit_test(test_conf_errors),
+	    cmocka_unit_test(test_querylog_schema),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
