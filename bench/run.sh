@@ -7,6 +7,9 @@
 #   BENCH_IXFR=0 bench/run.sh          skip the IXFR line (bench/ixfr.sh: 1k changes into a
 #                                      1M-entry zone while queries flow), run after the matrix
 #   then bench/encrypted.sh: DoT and DoH for Bulwark and dnsdist (REPS, DURATION; ENCRYPTED=0: none)
+#   then bench/telemetry.sh and bench/telemetry-rate.sh: the query log's cost (privacy full
+#   and blocked-only against telemetry off at full speed; full logging at fixed rates, is
+#   every query in the log?) (TELEMETRY=0: none)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED_BENCH:-$HERE/../../shared/bench}
@@ -30,6 +33,12 @@ BENCH_GUARD=0 "$SHARED/run.sh" ${BENCH_ARGS:---reps 3} --out "$OUT" $TARGETS \
 # DoT and DoH, Bulwark beside dnsdist (the shared harness drives UDP only); ENCRYPTED=0 skips
 if [[ ${ENCRYPTED:-1} != 0 ]]; then
 	OUT=$OUT/encrypted "$HERE/encrypted.sh"
+fi
+if [[ ${TELEMETRY:-1} != 0 ]]; then
+	echo "# the query log: privacy full / blocked-only against telemetry off, then full at fixed rates"
+	OUT=$OUT/telemetry BENCH_ARGS="--reps 3 --duration 5 --policies 1m --mixes mixed" TARGETS="" \
+		"$HERE/telemetry.sh"
+	"$HERE/telemetry-rate.sh"
 fi
 if [[ ${BENCH_IXFR:-1} != 0 ]]; then
 	echo "# IXFR: 1,000 changes into a 1M-entry RPZ zone from Knot DNS, under query load"
