@@ -288,6 +288,7 @@ int main(int argc, char **argv)
 				       .rebuild = bw_server_feeds_changed,
 				       .delta = bw_server_feed_delta,
 				       .export_feed = bw_server_feed_export,
+				       .compact = bw_server_feed_compact,
 				       .owner_records = bw_server_feed_owner};
 	struct bw_feeds *feeds = NULL;
 	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0) {

@@ -1467,8 +1467,9 @@ static int parse_profiles(struct cf_ctx *c, yaml_node_t *seq)
 
 static int parse_policy(struct cf_ctx *c, yaml_node_t *m)
 {
-	static const char *const keys[] = {"feeds",    "allowlist",	  "watch-interval",
-					   "profiles", "default-profile", NULL};
+	static const char *const keys[] = {"feeds",	      "allowlist",	 "watch-interval",
+					   "compact-after", "profiles",	 "default-profile",
+					   NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -1483,6 +1484,9 @@ static int parse_policy(struct cf_ctx *c, yaml_node_t *m)
 		return rc;
 	if ((v = cf_get(c, m, "watch-interval")) &&
 	    (rc = cf_get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))
+		return rc;
+	if ((v = cf_get(c, m, "compact-after")) &&
+	    (rc = cf_get_unsigned(c, v, "compact-after", 1, 1ul << 30, &conf->policy.compact_after)))
 		return rc;
 	if ((v = cf_get(c, m, "profiles")) && (rc = parse_profiles(c, v)))
 		return rc;
@@ -1544,6 +1548,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->cache.max_neg_ttl = 3600;
 	conf->cache.stale_ttl = 86400;
 	conf->policy.watch_ms = 2000;
+	conf->policy.compact_after = 65536;
 	conf->log.level = BW_LOG_INFO;
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;

@@ -217,6 +217,8 @@ struct bw_conf {
 		char **allowlist;           /* names (and their subdomains) never blocked */
 		size_t n_allowlist;
 		unsigned watch_ms;          /* poll feed files for changes; default 2000, 0 = off */
+		unsigned compact_after;     /* fold IXFR changes into a new base past this many
+					     * changed keys; default 65536 */
 		struct bw_profile_conf *profiles; /* at least one: when none is configured, one
 						     named "default" with all feeds */
 		size_t n_profiles;

@@ -54,6 +54,10 @@ int bw_server_feeds_changed(void *ctx, uint64_t off_mask);
 /* For the feed manager's transfer source: one feed's rules in the live policy as RPZ text
  * (the last good copy after an IXFR), and one RPZ owner's records in it (what an IXFR
  * changes). Both read the live state under the state lock. */
+/* Feed manager hook: when the changes applied by deltas (the policy's overlay) hold
+ * policy.compact-after keys or more, builds a fresh base with them folded in (off the query
+ * path, under the state lock) and publishes it with a new cache generation. */
+void bw_server_feed_compact(void *ctx);
 int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,
 			  FILE *out, uint64_t *entries);
 int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,

@@ -277,6 +277,19 @@ int bw_server_feeds_changed(void *ctx, uint64_t off_mask)
 	return rc;
 }
 
+/* A new state st for the live state cur's config (st->conf set, st->policy built): the
+ * guard's index and the conf move over to it, and it is published. state_lock held. */
+static void publish_successor(struct bw_server *s, const struct bw_state *cur,
+			      struct bw_state *st)
+{
+	bw_obs_state_slots(s, st);
+	st->lookalike = cur->lookalike;
+	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
+	old->owns_conf = false; /* the conf and the index moved to the new state */
+	old->lookalike = NULL;
+	state_free(old);
+}
+
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes)
 {
@@ -296,18 +309,45 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 		free(st);
 		goto out;
 	}
-	bw_obs_state_slots(s, st);
 	/* address and name-server rules can change any cached answer: those start afresh */
 	st->cache_gen = bw_policy_overlay_has_addr_rules(st->policy) ? st->generation
 								     : cur->cache_gen;
-	st->lookalike = cur->lookalike; /* same config: the guard's index moves over */
-	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
-	old->owns_conf = false; /* the conf and the index moved to the new state */
-	old->lookalike = NULL;
-	state_free(old);
+	publish_successor(s, cur, st);
 out:
 	pthread_mutex_unlock(&s->state_lock);
 	return rc;
+}
+
+void bw_server_feed_compact(void *ctx)
+{
+	struct bw_server *s = ctx;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	size_t keys = bw_policy_overlay_keys(cur->policy);
+	if (keys == 0 || keys < cur->conf->policy.compact_after) {
+		pthread_mutex_unlock(&s->state_lock);
+		return;
+	}
+	uint64_t t0 = bw_now_ns();
+	struct bw_state *st = calloc(1, sizeof(*st));
+	if (!st || bw_policy_compact(cur->policy, s->generation + 1, &st->policy) != 0) {
+		free(st);
+		pthread_mutex_unlock(&s->state_lock);
+		bw_warn("policy: cannot fold %zu changed keys into a new base (out of memory); "
+			"the changes stay in force as they are", keys);
+		return;
+	}
+	st->conf = cur->conf;
+	st->owns_conf = cur->owns_conf;
+	uint64_t gen = st->generation = ++s->generation;
+	/* a cached answer may predate a change the overlay made, and only the overlay knew
+	 * which names it touched: the cache starts afresh (once per compact-after changes) */
+	st->cache_gen = gen;
+	publish_successor(s, cur, st);
+	pthread_mutex_unlock(&s->state_lock);
+	bw_info("policy generation %llu: %zu changed keys from transfers folded into a new base in "
+		"%.2fs (the packet cache starts afresh)", (unsigned long long)gen, keys,
+		(double)(bw_now_ns() - t0) / 1e9);
 }
 
 int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t serial,

@@ -49,6 +49,9 @@ struct bw_feeds_hooks {
 	 * Both may be NULL: the XFR source then takes every IXFR as a full transfer. */
 	int (*export_feed)(void *ctx, unsigned feed, const char *origin, uint32_t serial,
 			   FILE *out, uint64_t *entries);
+	/* After a DELTA is stored: folds the changes into a new base if they have grown past
+	 * policy.compact-after (may be NULL). */
+	void (*compact)(void *ctx);
 	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			     const uint8_t *owner, size_t owner_len,
 			     void (*emit)(void *ectx, uint16_t type, uint32_t ttl,

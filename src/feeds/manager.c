@@ -321,6 +321,8 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 			committed(m, f, len, &fx->meta, true);
 		}
 	}
+	if (rc == 0 && m->hooks.compact)
+		m->hooks.compact(m->hooks.ctx);
 	if (rc)
 		set_error(m, f, "cannot store the new version in %s", f->fc->file);
 	return rc == 0;

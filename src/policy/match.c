@@ -425,3 +425,11 @@ bool bw_policy_has_overlay(const struct bw_policy *p)
 {
 	return p->ov != NULL;
 }
+
+size_t bw_policy_overlay_keys(const struct bw_policy *p)
+{
+	size_t n = 0;
+	for (int t = 0; p->ov && t < N_TAB; t++)
+		n += p->ov->tab[t].count;
+	return n;
+}

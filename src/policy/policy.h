@@ -153,6 +153,8 @@ int bw_policy_compact(const struct bw_policy *p, uint64_t generation, struct bw_
  * change; everything else is as the full build said (see docs/internals/snapshot.md). */
 bool bw_policy_overlay_touches(const struct bw_policy *p, const uint8_t *name_lc, size_t len);
 bool bw_policy_has_overlay(const struct bw_policy *p);
+/* Keys (names, networks) the overlay holds: what compaction would fold (0: none). */
+size_t bw_policy_overlay_keys(const struct bw_policy *p);
 /* Does the overlay change address triggers (response IP, client IP, NSIP) or NSDNAME? */
 bool bw_policy_overlay_has_addr_rules(const struct bw_policy *p);
 uint64_t bw_policy_generation(const struct bw_policy *p);

@@ -43,12 +43,17 @@ def primary(tmp_path):
     k.stop()
 
 
-def test_ixfr_changes_apply_through_the_cache(internet, bulwark, workdir, primary):
+# compact_after 1: every IXFR's changes are also folded into a new base right away
+# (policy.compact-after), which must answer the same
+@pytest.mark.parametrize("compact_after", [None, 1])
+def test_ixfr_changes_apply_through_the_cache(internet, bulwark, workdir, primary, compact_after):
     def config(port, d):
         conf = conftest.default_config(internet, port, d, feeds=[{
             "name": "cert", "category": "malware", "format": "rpz",
             "primaries": ["127.0.0.1@%d" % primary.port], "zone": ZONE,
             "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": KEY[2]}}])
+        if compact_after:
+            conf["policy"]["compact-after"] = compact_after
         return conf
     d = bulwark(config, wait=False)
     primary.notify = ["127.0.0.1@%d" % d.port]
@@ -82,7 +87,10 @@ def test_ixfr_changes_apply_through_the_cache(internet, bulwark, workdir, primar
     # rewriting the last good copy is not a change for the file watcher (watch-interval
     # 1 s): no full rebuild after the deltas
     time.sleep(2.5)
-    assert "feed files changed" not in d.log_text(10 ** 6)
+    log = d.log_text(10 ** 6)
+    assert "feed files changed" not in log
+    folded = log.count("from transfers folded into a new base")
+    assert folded == (2 if compact_after else 0), log
 
 
 def test_wrong_tsig_key_is_rejected(internet, bulwark, workdir, primary):

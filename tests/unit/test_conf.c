@@ -128,6 +128,7 @@ static void check_defaults(const struct bw_conf *c)
 	assert_int_equal(c->policy.n_feeds, 0);
 	assert_int_equal(c->policy.n_allowlist, 0);
 	assert_int_equal(c->policy.watch_ms, 2000);
+	assert_int_equal(c->policy.compact_after, 65536);
 	assert_string_equal(c->server.state_dir, BW_CONF_DEFAULT_STATE_DIR);
 	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_BLOCKED_ONLY);
 	/* One profile named "default" that blocks with every feed. */
@@ -331,6 +332,7 @@ static void test_full(void **state)
 	assert_string_equal(c->policy.allowlist[1], "partner.example");
 	assert_string_equal(c->policy.allowlist[2], "_dmarc.example.net");
 	assert_int_equal(c->policy.watch_ms, 0);
+	assert_int_equal(c->policy.compact_after, 1000);
 	assert_non_null(strstr(c->server.state_dir, "/conf/state"));
 	assert_int_equal(c->telemetry.privacy, BW_PRIVACY_ANONYMIZED);
 
@@ -570,6 +572,8 @@ static void test_value_errors(void **state)
 	     ":2:16: allowlist name "
 	     "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example' has a "
 	     "label longer than 63 characters"},
+	    {"policy:\n  compact-after: 0\n",
+	     ":2:18: 'compact-after' must be between 1 and 1073741824, found 0"},
 	    {"policy:\n  watch-interval: soon\n",
 	     ":2:19: expected a duration for 'watch-interval' (a number of seconds, or a number "
 	     "with ms, s, m, h or d), found 'soon'"},

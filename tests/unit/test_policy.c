@@ -1770,7 +1770,12 @@ static void test_delta(void **state)
 	assert_false(match(p3, "x.shared.example", &v));
 	bw_policy_free(p2);
 
+	/* the overlay holds shared.example's two keys (QNAME and wildcard) and the others the
+	 * earlier deltas changed; compaction leaves none */
+	assert_true(bw_policy_overlay_keys(p3) >= 2);
 	assert_int_equal(bw_policy_compact(p3, 11, &c), 0);
+	assert_int_equal(bw_policy_overlay_keys(c), 0);
+	assert_false(bw_policy_has_overlay(c));
 	assert_int_equal(bw_policy_generation(c), 11);
 	assert_int_equal(bw_policy_entries(c), bw_policy_entries(p3));
 	for (size_t i = 0; i < 2; i++)
