@@ -173,6 +173,9 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 		return NULL;
 	}
 	err[0] = 0;
+	/* no allocation statistics: they take a global mutex on every allocation (an error
+	 * if SQLite is already in use in this process, and harmless then) */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	int rc = sqlite3_open_v2(
 	    path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK)
@@ -343,11 +346,10 @@ void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *
 	text(s, 12, matched ? rec->v.rule : NULL);
 	sqlite3_bind_int64(s, 13, rec->latency_us);
 	sqlite3_bind_int(s, 14, (rec->v.flags & BW_TLM_CACHE_HIT) ? 1 : 0);
-	if (step(s) == SQLITE_DONE)
+	if (step(s) == SQLITE_DONE) /* every parameter is bound each time: no clearing */
 		l->pending++;
 	else
 		row_failed(l);
-	sqlite3_clear_bindings(s);
 }
 
 void bw_tlm_querylog_commit(struct bw_tlm_querylog *l)
