@@ -47,6 +47,7 @@ lost_of() { awk '/Queries lost:/ { print $3 }' "$1"; }
 printf '%-8s %-9s %-6s %-9s %-9s %-8s %-9s %s\n' rate sent lost answered records dropped rows whole
 for rate in $RATES; do
 	export RUNDIR=$WORK/r$rate
+	rm -rf "$RUNDIR" # a fresh query log for each run (a rate may be given twice)
 	mkdir -p "$RUNDIR"
 	taskset -c 0 "$HERE/bulwark-bench.sh" > "$RUNDIR/stdout.log" 2>&1 &
 	T_PID=$!
