@@ -29,14 +29,10 @@ BENCH_DATA=${BENCH_DATA:-/dev/shm/dnsbench/data}
 OUT=${OUT:-/dev/shm/dnsbench/results/encrypted-$(date +%Y%m%d-%H%M%S)}
 UDP_PORT=5310 DOT_PORT=5853 DOH_PORT=5443
 
-if [[ ! -x $SHARED/auth.sh ]]; then
-	echo "bench: skipped: no benchmark harness at $SHARED"
-	exit 0
-fi
-if [[ -z ${BENCH_IN_NETNS:-} ]]; then
-	export BENCH_IN_NETNS=1
-	exec unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_need_harness
+bench_in_netns "$0" "$@"
 QUERIES=$BENCH_DATA/queries-$MIX.txt
 RPZ=$BENCH_DATA/policy-$POLICY.rpz
 DOMAINS=$BENCH_DATA/policy-$POLICY.domains

@@ -16,14 +16,10 @@ DURATION=${DURATION:-10}
 POLICY=${POLICY:-1m}
 MIX=${MIX:-mixed}
 
-if [[ ! -x $SHARED/auth.sh ]]; then
-	echo "bench/telemetry-rate.sh: skipped: no benchmark harness at $SHARED"
-	exit 0
-fi
-if [[ -z ${TLM_IN_NETNS:-} ]]; then
-	export TLM_IN_NETNS=1
-	exec unshare -n -- bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_need_harness
+bench_in_netns "$0" "$@"
 QUERIES=$BENCH_DATA/queries-$MIX.txt
 export POLICY_RPZ=$BENCH_DATA/policy-$POLICY.rpz POLICY_DOMAINS=$BENCH_DATA/policy-$POLICY.domains
 for f in "$QUERIES" "$POLICY_RPZ"; do
