@@ -21,7 +21,14 @@ struct buf_writer {
 static int write_buf(FILE *f, void *ctx)
 {
 	const struct buf_writer *w = ctx;
-	return fwrite(w->buf, 1, w->len, f) == w->len ? 0 : BW_EIO;
+	/* in pieces of the stream's buffer: stdio writes a large block in one system call */
+	for (size_t off = 0; off < w->len;) {
+		size_t n = w->len - off < 64 * 1024 ? w->len - off : 64 * 1024;
+		if (fwrite(w->buf + off, 1, n, f) != n)
+			return BW_EIO;
+		off += n;
+	}
+	return 0;
 }
 
 int bw_feeds_store(const char *path, const char *buf, size_t len)

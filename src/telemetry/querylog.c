@@ -14,9 +14,8 @@
 
 #include "telemetry/internal.h"
 
-#define PRUNE_STEP 5000 /* rows deleted per statement (also in the SQL below) */
-#define PRUNE_ROUNDS 20 /* statements per call at most */
-#define NAMES_GC_STEP 5000 /* names looked at per statement of the names' clean-up */
+#define PRUNE_STEP 5000		  /* rows deleted per statement (also in the SQL below) */
+#define PRUNE_ROUNDS 20		  /* statements per call at most */
 #define NAME_MAP_SLOTS (1u << 18) /* the name -> id map; emptied when half full */
 
 /*
@@ -131,9 +130,10 @@ static int set_up_schema(sqlite3 *db, const char *path, char *err, size_t errlen
 {
 	int v = user_version(db);
 	if (v > SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: written by a newer version of bulwark (query log schema "
-			 "%d, this one knows %d); move it away or set telemetry.query-log", path, v,
-			 SCHEMA_VERSION);
+		snprintf(err, errlen,
+			 "%s: written by a newer version of bulwark (query log schema "
+			 "%d, this one knows %d); move it away or set telemetry.query-log",
+			 path, v, SCHEMA_VERSION);
 		return SQLITE_ERROR;
 	}
 	if (v == SCHEMA_VERSION)
@@ -151,12 +151,14 @@ static int set_up_schema(sqlite3 *db, const char *path, char *err, size_t errlen
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s%s", path, v1 ? "moving the rows to the new schema: " : "",
-			 sqlite3_errmsg(db));
+		snprintf(err, errlen, "%s: %s%s", path,
+			 v1 ? "moving the rows to the new schema: " : "", sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	} else if (v1) {
-		bw_info("telemetry: query log %s: rows moved to schema version %d (names in a table "
-			"of their own; the view `queries` reads as before)", path, SCHEMA_VERSION);
+		bw_info(
+		    "telemetry: query log %s: rows moved to schema version %d (names in a table "
+		    "of their own; the view `queries` reads as before)",
+		    path, SCHEMA_VERSION);
 	}
 	free(sql);
 	return rc;
@@ -237,7 +239,7 @@ void bw_tlm_querylog_close(struct bw_tlm_querylog *l)
 		return;
 	if (l->in_tx)
 		bw_tlm_querylog_commit(l);
-	sqlite3_stmt *all[] = {l->insert, l->begin, l->commit, l->rollback, l->prune,
+	sqlite3_stmt *all[] = {l->insert,   l->begin,	 l->commit,    l->rollback, l->prune,
 			       l->name_get, l->name_put, l->gc_window, l->gc};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(all[i]);
@@ -378,8 +380,8 @@ void bw_tlm_querylog_commit(struct bw_tlm_querylog *l)
 }
 
 /* Names no row refers to any more (their rows were pruned) are deleted in windows of
- * NAMES_GC_STEP ids, a bounded number per call; a pass over the whole table starts after
- * rows were pruned. Returns the names deleted. */
+ * 5000 ids (in the SQL of gc_window), a bounded number per call; a pass over the whole
+ * table starts after rows were pruned. Returns the names deleted. */
 static uint64_t names_gc(struct bw_tlm_querylog *l, int rounds)
 {
 	uint64_t deleted = 0;
