@@ -149,8 +149,8 @@ static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t
 
 /* The new last good copy (len bytes) is on disk: its metadata next, then the server is
  * asked to apply it (unless a delta already did). */
-static void committed(struct bw_feeds *m, struct feed *f, size_t len, const struct bw_feed_meta *meta,
-		      bool delta_applied)
+static void committed(struct bw_feeds *m, struct feed *f, size_t len,
+		      const struct bw_feed_meta *meta, bool delta_applied)
 {
 	int rc;
 	if ((rc = bw_feed_meta_save(f->meta_path, meta)))

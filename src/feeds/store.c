@@ -13,6 +13,10 @@
 
 #include "feeds/feeds.h"
 
+/* Last good copies are written in pieces of this size: a large feed in many short system
+ * calls, not one long one that a worker on the same CPU may wait behind. */
+#define STORE_PIECE (64 * 1024)
+
 struct buf_writer {
 	const char *buf;
 	size_t len;
@@ -23,7 +27,7 @@ static int write_buf(FILE *f, void *ctx)
 	const struct buf_writer *w = ctx;
 	/* in pieces of the stream's buffer: stdio writes a large block in one system call */
 	for (size_t off = 0; off < w->len;) {
-		size_t n = w->len - off < 64 * 1024 ? w->len - off : 64 * 1024;
+		size_t n = w->len - off < STORE_PIECE ? w->len - off : STORE_PIECE;
 		if (fwrite(w->buf + off, 1, n, f) != n)
 			return BW_EIO;
 		off += n;
@@ -55,9 +59,7 @@ int bw_feeds_store_with(const char *path, int (*write_fn)(FILE *f, void *ctx), v
 	if (fchmod(fd, 0644) != 0 || !(f = fdopen(fd, "w")))
 		goto unlink;
 	fd = -1; /* f owns it */
-	/* 64 KiB writes: a large feed is written in many short system calls, not one long one
-	 * that a worker on the same CPU may wait behind */
-	setvbuf(f, NULL, _IOFBF, 64 * 1024);
+	setvbuf(f, NULL, _IOFBF, STORE_PIECE);
 	if ((rc = write_fn(f, ctx)) != 0)
 		goto unlink;
 	rc = BW_EIO;
