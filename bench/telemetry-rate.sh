@@ -3,7 +3,9 @@
 # query: privacy `full`, the worker and the telemetry thread on CPU 0 (dnsperf and the
 # harness's authoritative server on CPU 1), dnsperf at fixed rates. For each rate: a warm-up
 # pass over the query set at 20,000 QPS, then DURATION s at the rate; at exit the daemon's
-# own counters and the row count of its SQLite file, against the queries dnsperf sent.
+# own counters; then what the stop left in the query log's spool is imported by starting
+# the daemon again (import_s: how long that took), and the row count of its SQLite file is
+# compared with the queries dnsperf sent.
 # A rate is kept whole when nothing was lost, no record was dropped and rows = queries sent.
 #   bench/telemetry-rate.sh            RATES="50000 100000 150000 200000" DURATION=10
 # Needs the bench data (../shared/bench generates it into $BENCH_DATA).
@@ -40,7 +42,8 @@ trap cleanup EXIT INT TERM
 sent_of() { awk '/Queries sent:/ { print $3 }' "$1"; }
 lost_of() { awk '/Queries lost:/ { print $3 }' "$1"; }
 
-printf '%-8s %-9s %-6s %-9s %-9s %-8s %-9s %s\n' rate sent lost answered records dropped rows whole
+printf '%-8s %-9s %-6s %-9s %-9s %-8s %-9s %-9s %-8s %-9s %s\n' rate sent lost answered records \
+	dropped rows@exit waiting import_s rows whole
 for rate in $RATES; do
 	export RUNDIR=$WORK/r$rate
 	rm -rf "$RUNDIR" # a fresh query log for each run (a rate may be given twice)
@@ -66,11 +69,12 @@ for rate in $RATES; do
 	sent=$(( $(sent_of "$RUNDIR/warm.txt") + $(sent_of "$RUNDIR/run.txt") + probes ))
 	lost=$(( $(lost_of "$RUNDIR/warm.txt") + $(lost_of "$RUNDIR/run.txt") ))
 	answered=$(sed -n 's/.*info: queries \([0-9]*\) .*/\1/p' "$RUNDIR/stdout.log" | tail -n1)
-	records=$(sed -n 's/.*telemetry: records \([0-9]*\),.*/\1/p' "$RUNDIR/stdout.log" | tail -n1)
-	dropped=$(sed -n 's/.*telemetry: records [0-9]*, dropped \([0-9]*\) .*/\1/p' "$RUNDIR/stdout.log" | tail -n1)
+	read -r records ring_drops rows_exit log_drops waiting < <(bench_tlm_counts "$RUNDIR/stdout.log")
+	dropped=$((ring_drops + log_drops))
+	import_s=$(bench_finish_log "$RUNDIR") # what the stop left in the spool: the next start
 	rows=$(sqlite3 "$RUNDIR/querylog.sqlite" 'SELECT count(*) FROM queries')
 	whole=no
 	[[ $lost == 0 && $dropped == 0 && $rows == "$sent" ]] && whole=yes
-	printf '%-8s %-9s %-6s %-9s %-9s %-8s %-9s %s\n' "$rate" "$sent" "$lost" "$answered" \
-		"$records" "$dropped" "$rows" "$whole"
+	printf '%-8s %-9s %-6s %-9s %-9s %-8s %-9s %-9s %-8s %-9s %s\n' "$rate" "$sent" "$lost" \
+		"$answered" "$records" "$dropped" "$rows_exit" "$waiting" "$import_s" "$rows" "$whole"
 done

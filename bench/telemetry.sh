@@ -2,7 +2,8 @@
 # bench/telemetry.sh - the query log's cost: Bulwark with telemetry off (privacy none) and
 # with every query logged (privacy full, SQLite) on the same inputs, then the QPS ratio and
 # the query log's row count against the queries the daemon answered and the records it
-# dropped (from the counters it logs at exit).
+# dropped (from the counters it logs at exit), once what the stop left in the query log's
+# spool has been imported.
 #   BENCH_ARGS="--reps 1 --duration 5 --policies 1m --mixes mixed" bench/telemetry.sh
 # Goal (issue 6): QPS full >= 90% of QPS off, no dropped record, rows == queries.
 set -euo pipefail
@@ -12,6 +13,8 @@ if [[ ! -x $SHARED/run.sh ]]; then
 	echo "bench: skipped: no benchmark harness at $SHARED"
 	exit 0
 fi
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 "$SHARED/setup.sh"
 OUT=${OUT:-/dev/shm/dnsbench/results/bulwark-telemetry-$(date +%Y%m%d-%H%M%S)}
 export BENCH_RUN=${BENCH_RUN:-/dev/shm/dnsbench/run}
@@ -28,12 +31,17 @@ awk -F'\t' 'NR > 1 && $4 == "bulwark-tlm-off" { off[$1 FS $2 FS $3] = $5 }
 	END { for (k in full) if (k in off) printf "rep/policy/mix %s: full/off = %.3f\n", k, full[k] / off[k]
 	      for (k in blk) if (k in off) printf "rep/policy/mix %s: blocked-only/off = %.3f\n", k, blk[k] / off[k] }' \
 	"$OUT/results.tsv"
-# the last run of the full target left its query log and its exit counters
-DB=$BENCH_RUN/bulwark-tlm-full/querylog.sqlite
-LOG=$BENCH_RUN/bulwark-tlm-full/stdout.log
-echo "== last bulwark-tlm-full run"
-grep -E "info: queries [0-9]+|telemetry: records" "$LOG" | sed 's/^[^ ]* //'
-echo "query log rows: $(sqlite3 "$DB" 'SELECT count(*) FROM queries')"
-echo "== last bulwark-tlm-blocked run"
-grep -E "info: queries [0-9]+|telemetry: records" "$BENCH_RUN/bulwark-tlm-blocked/stdout.log" | sed 's/^[^ ]* //'
-echo "query log rows: $(sqlite3 "$BENCH_RUN/bulwark-tlm-blocked/querylog.sqlite" 'SELECT count(*) FROM queries')"
+# the last run of each logging target left its query log, its spool and its exit counters;
+# what the stop left in the spool (telemetry.spool.stop-wait ran out) is imported by the
+# next start, which bench_finish_log is
+for target in bulwark-tlm-full bulwark-tlm-blocked; do
+	RUNDIR=$BENCH_RUN/$target
+	echo "== last $target run"
+	grep -E "info: queries [0-9]+|telemetry: records" "$RUNDIR/stdout.log" | sed 's/^[^ ]* //'
+	read -r records ring_drops rows_exit log_drops waiting < <(bench_tlm_counts "$RUNDIR/stdout.log")
+	echo "records $records, dropped $((ring_drops + log_drops)), rows at exit $rows_exit," \
+		"waiting in the spool $waiting"
+	secs=$(BULWARK=${BULWARK:-$HERE/../build/bulwark} bench_finish_log "$RUNDIR")
+	echo "next start imported the rest in ${secs} s; query log rows:" \
+		"$(sqlite3 "$RUNDIR/querylog.sqlite" 'SELECT count(*) FROM queries')"
+done

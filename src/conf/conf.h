@@ -233,6 +233,8 @@ struct bw_conf {
 		bool query_log_off;      /* `query-log: off` */
 		uint64_t retention_ms;   /* query log rows older than this are pruned; 7d */
 		unsigned ring_size;      /* records per worker ring (power of two); 16384 */
+		uint64_t spool_size;     /* bytes the query log's spool may hold; 1G */
+		unsigned spool_stop_wait_ms; /* at stop, import from the spool this long; 5s */
 		char *events_file;       /* JSON lines of security events, or NULL */
 		bool events_syslog;      /* security events to syslog too; default false */
 		char *webhook_url;       /* POST each event as JSON, or NULL */

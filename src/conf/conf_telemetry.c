@@ -13,6 +13,8 @@ void cf_telemetry_defaults(struct bw_conf *conf)
 {
 	conf->telemetry.retention_ms = 7 * DAY_MS;
 	conf->telemetry.ring_size = 16384;
+	conf->telemetry.spool_size = 1ULL << 30;
+	conf->telemetry.spool_stop_wait_ms = 5000;
 	conf->telemetry.webhook_timeout_ms = 5000;
 	conf->telemetry.webhook_retries = 3;
 	conf->telemetry.webhook_queue = 1000;
@@ -82,6 +84,36 @@ static int parse_events(struct cf_ctx *c, yaml_node_t *m)
 	return 0;
 }
 
+static int parse_spool(struct cf_ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"size", "stop-wait", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc;
+
+	if ((rc = cf_want_type(c, m, YAML_MAPPING_NODE, "spool")) ||
+	    (rc = cf_check_keys(c, m, "telemetry.spool", keys)))
+		return rc;
+	if ((v = cf_get(c, m, "size"))) {
+		const char *s;
+		if ((rc = cf_want_scalar(c, v, "size", &s)))
+			return rc;
+		if (bw_parse_size(s, &conf->telemetry.spool_size) ||
+		    conf->telemetry.spool_size < (1u << 20) ||
+		    conf->telemetry.spool_size > (1ULL << 40))
+			return cf_fail_at(
+			    c, v, BW_EINVAL,
+			    "expected a size from 1M to 1024G for 'size' (a number of "
+			    "bytes with K, M or G, e.g. 1G), found '%s'",
+			    s);
+	}
+	if ((v = cf_get(c, m, "stop-wait")) &&
+	    (rc = cf_get_duration_ms32(c, v, "stop-wait", 0, 3600 * 1000,
+				       &conf->telemetry.spool_stop_wait_ms)))
+		return rc;
+	return 0;
+}
+
 static int parse_alerts(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {"categories", "threshold", "window", "clear-after",
@@ -129,7 +161,7 @@ static int parse_alerts(struct cf_ctx *c, yaml_node_t *m)
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {"privacy", "query-log", "retention", "ring-size",
-					   "events",  "alerts",	   NULL};
+					   "spool",   "events",	   "alerts",	NULL};
 	static const char *const modes[] = {"none", "blocked-only", "anonymized", "full", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
@@ -165,6 +197,8 @@ int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m)
 			p <<= 1;
 		conf->telemetry.ring_size = p; /* rounded up to a power of two */
 	}
+	if ((v = cf_get(c, m, "spool")) && (rc = parse_spool(c, v)))
+		return rc;
 	if ((v = cf_get(c, m, "events")) && (rc = parse_events(c, v)))
 		return rc;
 	if ((v = cf_get(c, m, "alerts")) && (rc = parse_alerts(c, v)))

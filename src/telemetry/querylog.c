@@ -69,6 +69,14 @@ static const char migrate_v1[] =
     " FROM queries_v1 q JOIN names n ON n.name = q.name ORDER BY q.id;"
     "DROP TABLE queries_v1;";
 
+/* Where the import from the spool (spool.c) stands, written in the same transaction as
+ * the rows: after a crash the import goes on from there, no row twice, none missed.
+ * Outside the schema version: a file without it is read from the spool's start. */
+static const char position_sql[] = "CREATE TABLE IF NOT EXISTS spool_position ("
+				   " id INTEGER PRIMARY KEY CHECK (id = 1),"
+				   " segment INTEGER NOT NULL,"
+				   " byte INTEGER NOT NULL);";
+
 static const char insert_sql[] =
     "INSERT INTO log (time, client, profile, transport, name_id, type, rcode, verdict, "
     "action, feed, category, rule, latency_us, cache_hit) "
@@ -84,7 +92,7 @@ struct name_slot {
 struct bw_tlm_querylog {
 	sqlite3 *db;
 	sqlite3_stmt *insert, *begin, *commit, *rollback, *prune;
-	sqlite3_stmt *name_get, *name_put, *gc_window, *gc;
+	sqlite3_stmt *name_get, *name_put, *gc_window, *gc, *pos_get, *pos_put;
 	struct name_slot *names; /* NAME_MAP_SLOTS */
 	size_t n_names;
 	sqlite3_int64 gc_cursor; /* names.id the clean-up of unused names goes on from */
@@ -92,6 +100,7 @@ struct bw_tlm_querylog {
 	bool in_tx;
 	unsigned pending; /* rows in the open transaction */
 	bool failing;	  /* the last commit failed: say so once until one succeeds */
+	bool busy;	  /* another connection holds the write lock: said once */
 	_Atomic uint64_t rows, drops, pruned;
 };
 
@@ -185,16 +194,19 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 	sqlite3_busy_timeout(l->db, 50); /* readers never block WAL writers; a second writer may */
 	rc = sqlite3_exec(l->db,
 			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			  "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-32768;",
+			  "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-32768;"
+			  "PRAGMA mmap_size=268435456;", /* pages read without a copy */
 			  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = set_up_schema(l->db, path, err, errlen);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(l->db, position_sql, NULL, NULL, NULL);
 	struct {
 		sqlite3_stmt **st;
 		const char *sql;
 	} stmts[] = {
 	    {&l->insert, insert_sql},
-	    {&l->begin, "BEGIN"},
+	    {&l->begin, "BEGIN IMMEDIATE"}, /* the write lock now, or BUSY before any row */
 	    {&l->commit, "COMMIT"},
 	    {&l->rollback, "ROLLBACK"},
 	    {&l->prune, "DELETE FROM log WHERE id IN (SELECT id FROM log ORDER BY id LIMIT 5000) "
@@ -205,6 +217,9 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 			    "ORDER BY id LIMIT 5000)"},
 	    {&l->gc, "DELETE FROM names WHERE id > ?1 AND id <= ?2 AND NOT EXISTS "
 		     "(SELECT 1 FROM log WHERE log.name_id = names.id)"},
+	    {&l->pos_get, "SELECT segment, byte FROM spool_position WHERE id = 1"},
+	    {&l->pos_put, "INSERT OR REPLACE INTO spool_position (id, segment, byte) "
+			  "VALUES (1, ?1, ?2)"},
 	};
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]) && rc == SQLITE_OK; i++)
 		rc = sqlite3_prepare_v2(l->db, stmts[i].sql, -1, stmts[i].st, NULL);
@@ -239,8 +254,9 @@ void bw_tlm_querylog_close(struct bw_tlm_querylog *l)
 		return;
 	if (l->in_tx)
 		bw_tlm_querylog_commit(l);
-	sqlite3_stmt *all[] = {l->insert,   l->begin,	 l->commit,    l->rollback, l->prune,
-			       l->name_get, l->name_put, l->gc_window, l->gc};
+	sqlite3_stmt *all[] = {l->insert, l->begin,    l->commit,   l->rollback,
+			       l->prune,  l->name_get, l->name_put, l->gc_window,
+			       l->gc,	  l->pos_get,  l->pos_put};
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(all[i]);
 	sqlite3_close(l->db);
@@ -315,16 +331,40 @@ static void row_failed(struct bw_tlm_querylog *l)
 	l->failing = true;
 }
 
+int bw_tlm_querylog_begin(struct bw_tlm_querylog *l)
+{
+	if (l->in_tx)
+		return 0;
+	int rc = step(l->begin);
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+		if (!l->busy)
+			bw_warn("telemetry: query log: %s (another program writes to it); "
+				"records wait in the spool",
+				sqlite3_errmsg(l->db));
+		l->busy = true;
+		return BW_EAGAIN;
+	}
+	if (rc != SQLITE_DONE)
+		return BW_EIO;
+	if (l->busy)
+		bw_info("telemetry: query log writable again");
+	l->busy = false;
+	l->in_tx = true;
+	return 0;
+}
+
+static bool begin(struct bw_tlm_querylog *l)
+{
+	return bw_tlm_querylog_begin(l) == 0;
+}
+
 void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *rec,
 			 const char *client, const char *name)
 {
 	char ty[16], rc_buf[16], tr[24];
-	if (!l->in_tx) {
-		if (step(l->begin) != SQLITE_DONE) {
-			add_atomic(&l->drops, 1);
-			return;
-		}
-		l->in_tx = true;
+	if (!begin(l)) {
+		add_atomic(&l->drops, 1);
+		return;
 	}
 	sqlite3_int64 nid = name_id(l, name);
 	if (nid < 0) {
@@ -352,6 +392,26 @@ void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *
 		l->pending++;
 	else
 		row_failed(l);
+}
+
+void bw_tlm_querylog_set_position(struct bw_tlm_querylog *l, struct bw_tlm_spool_pos pos)
+{
+	if (!begin(l))
+		return;
+	sqlite3_bind_int64(l->pos_put, 1, (sqlite3_int64)pos.seg);
+	sqlite3_bind_int64(l->pos_put, 2, (sqlite3_int64)pos.off);
+	step(l->pos_put); /* a failure fails the commit too */
+}
+
+struct bw_tlm_spool_pos bw_tlm_querylog_position(struct bw_tlm_querylog *l)
+{
+	struct bw_tlm_spool_pos pos = {0, 0};
+	if (sqlite3_step(l->pos_get) == SQLITE_ROW) {
+		pos.seg = (uint64_t)sqlite3_column_int64(l->pos_get, 0);
+		pos.off = (uint64_t)sqlite3_column_int64(l->pos_get, 1);
+	}
+	sqlite3_reset(l->pos_get);
+	return pos;
 }
 
 void bw_tlm_querylog_commit(struct bw_tlm_querylog *l)

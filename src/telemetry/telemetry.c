@@ -19,7 +19,10 @@
 
 #define PRUNE_EVERY_MS 60000
 #define TLM_NICE 10	/* the telemetry thread's niceness (see tlm_main) */
-#define BATCH_MAX 20000 /* rows per transaction at most */
+#define LOG_NICE 19	/* the query log thread's (see log_main) */
+#define BATCH_MAX 20000 /* records per drain at most */
+#define LOG_READ 256	/* records per read from the spool */
+#define LOG_TX 20000	/* rows per transaction at most */
 
 int bw_tlm_ring_init(struct bw_tlm_ring *r, unsigned size, enum bw_privacy privacy)
 {
@@ -317,12 +320,12 @@ static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint
 	bool blocked = rec->v.flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY);
 	if (!bw_tlm_wanted(&t->rings[0], rec->v.flags))
 		return; /* the worker filters already; kept for rings shared by tests */
-	bw_tlm_client_text(rec, client, sizeof(client));
-	bw_tlm_name_text(rec, name, sizeof(name));
-	if (t->log)
-		bw_tlm_querylog_add(t->log, rec, client, name);
+	if (t->spool)
+		bw_tlm_spool_put(t->spool, rec); /* as it is: the text forms are made later */
 	if (!blocked)
 		return;
+	bw_tlm_client_text(rec, client, sizeof(client));
+	bw_tlm_name_text(rec, name, sizeof(name));
 	if (t->events || t->webhook || t->conf->telemetry.events_syslog)
 		block_event(t, rec, client, name);
 	if (rec->v.flags & BW_TLM_BLOCKED) {
@@ -353,19 +356,86 @@ static size_t drain(struct bw_telemetry *t)
 	}
 	flush_events(t);
 	pthread_mutex_unlock(&t->lock);
-	if (t->log)
-		bw_tlm_querylog_commit(t->log); /* outside the lock: may wait on the disk */
+	if (t->spool)
+		bw_tlm_spool_flush(t->spool); /* outside the lock: a write() */
 	return n;
 }
 
 static void housekeeping(struct bw_telemetry *t)
 {
 	uint64_t now = bw_tlm_now_ms();
-	if (t->log)
-		bw_tlm_querylog_prune(t->log, now - BW_MIN(now, t->conf->telemetry.retention_ms));
 	pthread_mutex_lock(&t->lock);
 	bw_tlm_alerts_expire(t->alerts, now);
 	pthread_mutex_unlock(&t->lock);
+}
+
+/* The query log thread: rows from the spool into SQLite, with the spool position in the
+ * same transaction; old rows pruned. It runs at nice 19: under full load the worker and
+ * the telemetry thread come first and the records wait in the spool (bounded by
+ * telemetry.spool.size); the import catches up when the load eases. */
+static void *log_main(void *arg)
+{
+	struct bw_telemetry *t = arg;
+	struct bw_tlm_record *recs = malloc(LOG_READ * sizeof(*recs));
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LOG_NICE) != 0)
+		bw_debug("telemetry: setpriority: %s", strerror(errno));
+	struct bw_tlm_spool_pos done = bw_tlm_querylog_position(t->log), at = done;
+	bw_tlm_spool_seek(t->spool, done);
+	uint64_t next_prune = 0, in_tx = 0;
+	struct bw_tlm_record last = {0}; /* the client of the last row, and its text: */
+	char client[64] = "unknown";	 /* most rows come from the client before */
+	for (;;) {
+		if (bw_tlm_querylog_begin(t->log) == BW_EAGAIN) {
+			/* someone else writes to the file: the records wait, none is lost */
+			if (atomic_load(&t->log_closing))
+				break;
+			struct timespec pause = {1, 0};
+			nanosleep(&pause, NULL);
+			continue;
+		}
+		size_t n = recs ? bw_tlm_spool_read(t->spool, recs, LOG_READ, &at) : 0;
+		for (size_t i = 0; i < n; i++) {
+			char name[4 * 255 + 2];
+			if (recs[i].family != last.family || recs[i].prefix != last.prefix ||
+			    memcmp(recs[i].addr, last.addr, sizeof(last.addr))) {
+				last = recs[i];
+				bw_tlm_client_text(&recs[i], client, sizeof(client));
+			}
+			bw_tlm_name_text(&recs[i], name, sizeof(name));
+			bw_tlm_querylog_add(t->log, &recs[i], client, name);
+		}
+		in_tx += n;
+		bool moved = at.seg != done.seg || at.off != done.off;
+		if (!moved) {
+			bw_tlm_querylog_commit(t->log); /* nothing read: let go of the lock */
+		} else if (n < LOG_READ || in_tx >= LOG_TX) {
+			bw_tlm_querylog_set_position(t->log, at);
+			bw_tlm_querylog_commit(t->log); /* a failed commit drops its rows: go on */
+			if (at.seg != done.seg)
+				bw_tlm_spool_consumed(t->spool, at);
+			done = at;
+			in_tx = 0;
+		}
+		uint64_t mono = bw_now_ms();
+		bool closing = atomic_load(&t->log_closing);
+		if (closing && (!n || mono >= atomic_load(&t->log_deadline)))
+			break; /* caught up, or out of time: the rest waits for the next start */
+		if (mono >= next_prune && !closing && !in_tx) { /* between transactions */
+			uint64_t now = bw_tlm_now_ms();
+			bw_tlm_querylog_prune(t->log,
+					      now - BW_MIN(now, t->conf->telemetry.retention_ms));
+			next_prune = mono + PRUNE_EVERY_MS;
+		}
+		if (n < LOG_READ && !closing)
+			bw_tlm_spool_wait(t->spool, 1000);
+	}
+	if (at.seg != done.seg || at.off != done.off)
+		bw_tlm_querylog_set_position(t->log, at); /* the rows added since the last commit */
+	bw_tlm_querylog_commit(t->log);
+	if (at.seg != done.seg)
+		bw_tlm_spool_consumed(t->spool, at);
+	free(recs);
+	return NULL;
 }
 
 static void *tlm_main(void *arg)
@@ -407,6 +477,8 @@ static void *tlm_main(void *arg)
 	}
 	while (drain(t)) /* what the workers left */
 		;
+	if (t->spool)
+		bw_tlm_spool_end(t->spool);
 	return NULL;
 }
 
@@ -451,6 +523,32 @@ static char *default_log_path(const struct bw_conf *conf)
 	return p;
 }
 
+/* The query log at path and its spool at path-spool; both or neither. */
+static void open_log(struct bw_telemetry *t, const char *path)
+{
+	char err[512], dir[4096];
+	t->log = bw_tlm_querylog_open(path, err, sizeof(err));
+	if (t->log) {
+		snprintf(dir, sizeof(dir), "%s-spool", path);
+		t->spool = bw_tlm_spool_open(dir, t->conf->telemetry.spool_size, err, sizeof(err));
+		if (!t->spool) {
+			bw_tlm_querylog_close(t->log);
+			t->log = NULL;
+		}
+	}
+	if (!t->log) {
+		bw_warn("telemetry: query log off: %s", err);
+		return;
+	}
+	struct bw_tlm_spool_stats ss;
+	bw_tlm_spool_stats(t->spool, &ss);
+	bw_info("telemetry: query log %s (privacy %s)%s", path,
+		t->privacy == BW_PRIVACY_BLOCKED_ONLY ? "blocked-only"
+		: t->privacy == BW_PRIVACY_ANONYMIZED ? "anonymized"
+						      : "full",
+		ss.bytes ? "; importing what an earlier run left in its spool" : "");
+}
+
 int bw_telemetry_start(struct bw_telemetry *t)
 {
 	const struct bw_conf *conf = t->conf;
@@ -465,15 +563,7 @@ int bw_telemetry_start(struct bw_telemetry *t)
 		char *path = conf->telemetry.query_log ? strdup(conf->telemetry.query_log)
 						       : default_log_path(conf);
 		if (path) {
-			char err[256];
-			t->log = bw_tlm_querylog_open(path, err, sizeof(err));
-			if (!t->log)
-				bw_warn("telemetry: query log off: %s", err);
-			else
-				bw_info("telemetry: query log %s (privacy %s)", path,
-					t->privacy == BW_PRIVACY_BLOCKED_ONLY ? "blocked-only"
-					: t->privacy == BW_PRIVACY_ANONYMIZED ? "anonymized"
-									      : "full");
+			open_log(t, path);
 			free(path);
 		}
 	}
@@ -498,7 +588,56 @@ int bw_telemetry_start(struct bw_telemetry *t)
 	}
 	pthread_setname_np(t->thread, "bw-telemetry");
 	t->started = true;
+	if (t->log) {
+		rc = pthread_create(&t->log_thread, NULL, log_main, t);
+		if (rc != 0) {
+			bw_err("telemetry: cannot start the query log thread: %s", strerror(rc));
+			return BW_EIO;
+		}
+		pthread_setname_np(t->log_thread, "bw-querylog");
+		t->log_started = true;
+	}
 	return 0;
+}
+
+/* The query log's and its spool's counters into out (under t->lock, t->log open). */
+static void collect_log_stats(struct bw_telemetry *t, struct bw_telemetry_stats *out)
+{
+	struct bw_tlm_spool_stats ss;
+	bw_tlm_querylog_stats(t->log, &out->rows, &out->log_drops, &out->pruned);
+	bw_tlm_spool_stats(t->spool, &ss);
+	out->log_drops += ss.drops;
+	out->log_waiting = ss.spooled - BW_MIN(ss.spooled, ss.read_new);
+	out->spool_bytes = ss.bytes;
+}
+
+/* Lets the query log thread import what the spool holds for up to spool.stop-wait, then
+ * stops it; what is left is imported at the next start. */
+static void stop_log(struct bw_telemetry *t)
+{
+	if (t->log_started) {
+		atomic_store(&t->log_deadline, bw_now_ms() + t->conf->telemetry.spool_stop_wait_ms);
+		atomic_store(&t->log_closing, true);
+		bw_tlm_spool_wake(t->spool, true);
+		pthread_join(t->log_thread, NULL);
+		t->log_started = false;
+	}
+	if (!t->log)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct bw_tlm_querylog *log = t->log;
+	struct bw_tlm_spool *spool = t->spool;
+	collect_log_stats(t, &t->st);
+	t->log = NULL;
+	t->spool = NULL;
+	pthread_mutex_unlock(&t->lock);
+	if (t->st.log_waiting)
+		bw_info("telemetry: %llu records wait in the query log's spool (%llu bytes); they "
+			"are imported at the next start",
+			(unsigned long long)t->st.log_waiting,
+			(unsigned long long)t->st.spool_bytes);
+	bw_tlm_querylog_close(log);
+	bw_tlm_spool_close(spool);
 }
 
 void bw_telemetry_stop(struct bw_telemetry *t)
@@ -522,14 +661,7 @@ void bw_telemetry_stop(struct bw_telemetry *t)
 		pthread_mutex_unlock(&t->lock);
 		bw_tlm_webhook_free(wh);
 	}
-	if (t->log) {
-		pthread_mutex_lock(&t->lock);
-		struct bw_tlm_querylog *log = t->log;
-		bw_tlm_querylog_stats(log, &t->st.rows, &t->st.log_drops, &t->st.pruned);
-		t->log = NULL;
-		pthread_mutex_unlock(&t->lock);
-		bw_tlm_querylog_close(log);
-	}
+	stop_log(t);
 	if (t->events) {
 		if (fclose(t->events) != 0)
 			t->st.event_drops += t->events_pending;
@@ -572,7 +704,7 @@ void bw_telemetry_stats(struct bw_telemetry *t, struct bw_telemetry_stats *out)
 	pthread_mutex_lock(&t->lock);
 	*out = t->st;
 	if (t->log)
-		bw_tlm_querylog_stats(t->log, &out->rows, &out->log_drops, &out->pruned);
+		collect_log_stats(t, out);
 	if (t->webhook)
 		bw_tlm_webhook_stats(t->webhook, &out->webhook_sent, &out->webhook_drops);
 	pthread_mutex_unlock(&t->lock);
@@ -589,13 +721,14 @@ void bw_telemetry_log_stats(struct bw_telemetry *t)
 	struct bw_telemetry_stats s;
 	bw_telemetry_stats(t, &s);
 	bw_info("telemetry: records %llu, dropped %llu (rings full), query log rows %llu "
-		"(dropped %llu, pruned %llu), events %llu (dropped %llu), webhook sent %llu "
-		"(dropped %llu), alerts %llu",
+		"(dropped %llu, pruned %llu, waiting in the spool %llu), events %llu (dropped "
+		"%llu), webhook sent %llu (dropped %llu), alerts %llu",
 		(unsigned long long)s.records, (unsigned long long)s.ring_drops,
 		(unsigned long long)s.rows, (unsigned long long)s.log_drops,
-		(unsigned long long)s.pruned, (unsigned long long)s.events,
-		(unsigned long long)s.event_drops, (unsigned long long)s.webhook_sent,
-		(unsigned long long)s.webhook_drops, (unsigned long long)s.alerts);
+		(unsigned long long)s.pruned, (unsigned long long)s.log_waiting,
+		(unsigned long long)s.events, (unsigned long long)s.event_drops,
+		(unsigned long long)s.webhook_sent, (unsigned long long)s.webhook_drops,
+		(unsigned long long)s.alerts);
 }
 
 static json_t *table(const char *const *cols)

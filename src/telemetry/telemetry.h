@@ -108,7 +108,10 @@ struct bw_telemetry_stats {
 	uint64_t records;	/* records the workers handed over (or tried to) */
 	uint64_t ring_drops;	/* records dropped because a ring was full */
 	uint64_t rows;		/* query log rows committed */
-	uint64_t log_drops;	/* records the query log could not store (disk full, error) */
+	uint64_t log_drops;	/* records the query log could not store (spool full, disk
+				 * full, error) */
+	uint64_t log_waiting;	/* records of this run in the spool, not yet in the log */
+	uint64_t spool_bytes;	/* the spool's segment files */
 	uint64_t events;	/* security events written (file/syslog) */
 	uint64_t event_drops;	/* events the file could not take */
 	uint64_t webhook_sent;	/* events the webhook accepted (2xx) */
@@ -222,6 +225,10 @@ static inline uint64_t bw_tlm_now_ms(void)
 /* The client key used in logs, events and alerts: "192.0.2.7", "192.0.2.0/24",
  * "2001:db8:0:100::/56". */
 void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap);
+
+/* One record of the query log's spool (spool.c) from buf (n bytes): returns the bytes it
+ * took, 0 when buf holds less than a whole record, -1 when it is not a valid record. */
+long bw_tlm_spool_decode(const unsigned char *buf, size_t n, struct bw_tlm_record *rec);
 
 /* The infected-client detector on its own (the telemetry thread owns one). */
 struct bw_tlm_alerts;

@@ -60,10 +60,11 @@ def send_mix(d):
 
 def stats_line(d):
     m = re.search(r"telemetry: records (\d+), dropped (\d+) \(rings full\), query log rows "
-                  r"(\d+) \(dropped (\d+), pruned (\d+)\), events (\d+) \(dropped (\d+)\), "
+                  r"(\d+) \(dropped (\d+), pruned (\d+), waiting in the spool (\d+)\), events (\d+) "
+                  r"\(dropped (\d+)\), "
                   r"webhook sent (\d+) \(dropped (\d+)\), alerts (\d+)", d.log_text(20000))
     assert m, "no telemetry stats line at exit; log:\n%s" % d.log_text()
-    keys = ("records", "ring_drops", "rows", "log_drops", "pruned", "events", "event_drops",
+    keys = ("records", "ring_drops", "rows", "log_drops", "pruned", "waiting", "events", "event_drops",
             "webhook_sent", "webhook_drops", "alerts")
     return dict(zip(keys, map(int, m.groups())))
 
@@ -236,6 +237,47 @@ def test_retention_prunes_old_rows_at_start(internet, bulwark, workdir):
     names = [r[0] for r in db.execute("SELECT name FROM names")]
     db.close()
     assert "gone.example" not in names and "old.example" in names, names
+
+
+def test_spool_keeps_rows_while_the_log_is_locked_and_the_next_start_imports_them(
+        internet, bulwark, workdir):
+    """Another program holds the query log's write lock: the rows wait in the spool, the
+    answers go on, the stop leaves them there (spool.stop-wait), and the next start writes
+    every one of them, once, in order."""
+    path = os.path.join(workdir, "q.sqlite")
+    spool = path + "-spool"
+    conf = {"privacy": "full", "query-log": path, "spool": {"stop-wait": "1s"}}
+    d = bulwark(lambda port, w: tconfig(internet, port, w, conf), workdir=workdir)
+    lock = sqlite3.connect(path, isolation_level=None, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")  # the write lock, as a long-running writer holds it
+    try:
+        names = ["spool%d.insecure.tld" % i for i in range(30)]
+        for n in names:
+            assert d.query(n, "A").rcode() in (0, 3)
+        time.sleep(1.5)  # the query log thread has tried and is waiting
+        assert rows(path, "name LIKE 'spool%'") == []
+        assert any(f.endswith(".seg") for f in os.listdir(spool)), os.listdir(spool)
+        d.stop()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    s = stats_line(d)
+    assert s["log_drops"] == 0 and s["ring_drops"] == 0, s
+    assert s["waiting"] >= len(names), s
+    assert s["rows"] + s["waiting"] == s["records"], s
+    assert "another program writes to it" in d.log_text(20000)
+
+    d2 = bulwark(lambda port, w: tconfig(internet, port, w, conf), workdir=workdir,
+                 name="again")
+    deadline = time.monotonic() + 15
+    while any(f.endswith(".seg") for f in os.listdir(spool)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    d2.stop()
+    got = [x["name"] for x in rows(path, "name LIKE 'spool%'")]
+    assert got == names  # each once, in the order sent
+    assert not any(f.endswith(".seg") for f in os.listdir(spool)), os.listdir(spool)
+    s2 = stats_line(d2)
+    assert s2["log_drops"] == 0 and s2["waiting"] == 0, s2
 
 
 def test_alert_for_an_infected_client_is_raised_once_then_clears(internet, bulwark, workdir):

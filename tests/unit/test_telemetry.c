@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "dns/dns.h"
@@ -417,6 +418,8 @@ static void test_conf_keys(void **state)
 	assert_false(c->telemetry.query_log_off);
 	assert_int_equal(c->telemetry.retention_ms, 7 * 86400000ull);
 	assert_int_equal(c->telemetry.ring_size, 16384);
+	assert_int_equal(c->telemetry.spool_size, 1ull << 30);
+	assert_int_equal(c->telemetry.spool_stop_wait_ms, 5000);
 	assert_int_equal(c->telemetry.alert_threshold, 5);
 	assert_int_equal(c->telemetry.alert_window_ms, 600000);
 	assert_int_equal(c->telemetry.alert_clear_ms, 3600000);
@@ -431,6 +434,7 @@ static void test_conf_keys(void **state)
 	    "  query-log: /var/log/q.sqlite\n"
 	    "  retention: 2d\n"
 	    "  ring-size: 1000\n"
+	    "  spool: { size: 64M, stop-wait: 30s }\n"
 	    "  events:\n"
 	    "    file: /var/log/ev.jsonl\n"
 	    "    syslog: true\n"
@@ -445,6 +449,8 @@ static void test_conf_keys(void **state)
 	assert_string_equal(c->telemetry.query_log, "/var/log/q.sqlite");
 	assert_int_equal(c->telemetry.retention_ms, 2 * 86400000ull);
 	assert_int_equal(c->telemetry.ring_size, 1024);
+	assert_int_equal(c->telemetry.spool_size, 64ull << 20);
+	assert_int_equal(c->telemetry.spool_stop_wait_ms, 30000);
 	assert_string_equal(c->telemetry.events_file, "/var/log/ev.jsonl");
 	assert_true(c->telemetry.events_syslog);
 	assert_string_equal(c->telemetry.webhook_url, "https://h.example/x");
@@ -494,7 +500,12 @@ static void test_conf_errors(void **state)
 		     ":2:26: category 'bad cat': use letters, digits, '_', '.', '-'");
 	expect_error("telemetry:\n  ring-sise: 10\n",
 		     ":2:3: unknown key 'ring-sise' in telemetry (known: privacy, query-log, "
-		     "retention, ring-size, events, alerts)");
+		     "retention, ring-size, spool, events, alerts)");
+	expect_error("telemetry:\n  spool: { size: 10K }\n",
+		     ":2:18: expected a size from 1M to 1024G for 'size' (a number of bytes with "
+		     "K, M or G, e.g. 1G), found '10K'");
+	expect_error("telemetry:\n  spool: { stop-wait: 2h }\n",
+		     ":2:23: 'stop-wait' must be between 0ms and 3600000ms, found 2h");
 }
 
 /* ---- the query log (querylog.c) ---- */
@@ -626,6 +637,216 @@ static void test_querylog_schema(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the spool (spool.c) ---- */
+
+static void spool_rec(struct bw_tlm_record *r, unsigned i, bool blocked)
+{
+	memset(r, 0, sizeof(*r));
+	r->time_ms = 1700000000000ull + i;
+	r->latency_us = 100 + i;
+	r->qtype = blocked ? 28 : 1;
+	r->rcode = blocked ? 3 : 0;
+	r->transport = (uint8_t)(i % 2);
+	r->family = AF_INET;
+	r->prefix = 24;
+	r->addr[0] = 192;
+	r->addr[2] = 2;
+	r->worker = (uint8_t)(i % 3);
+	strcpy(r->profile, i % 2 ? "staff" : "default");
+	char name[64];
+	snprintf(name, sizeof(name), "host%u.example.org", i);
+	int n = bw_name_from_text(name, strlen(name), r->qname);
+	assert_true(n > 0);
+	r->qname_len = (uint8_t)n;
+	if (blocked) {
+		r->v.flags = BW_TLM_BLOCKED | BW_TLM_CACHE_HIT;
+		r->v.action = 1;
+		r->v.feed = 2;
+		strcpy(r->v.feed_name, "urlhaus");
+		strcpy(r->v.category, "malware");
+		snprintf(r->v.rule, sizeof(r->v.rule), "*.%s", name);
+	}
+}
+
+static void assert_same_rec(const struct bw_tlm_record *a, const struct bw_tlm_record *b)
+{
+	assert_int_equal(a->time_ms, b->time_ms);
+	assert_int_equal(a->latency_us, b->latency_us);
+	assert_int_equal(a->qtype, b->qtype);
+	assert_int_equal(a->rcode, b->rcode);
+	assert_int_equal(a->transport, b->transport);
+	assert_int_equal(a->family, b->family);
+	assert_int_equal(a->prefix, b->prefix);
+	assert_int_equal(a->worker, b->worker);
+	assert_memory_equal(a->addr, b->addr, sizeof(a->addr));
+	assert_string_equal(a->profile, b->profile);
+	assert_int_equal(a->qname_len, b->qname_len);
+	assert_memory_equal(a->qname, b->qname, a->qname_len);
+	assert_int_equal(a->v.flags, b->v.flags);
+	assert_int_equal(a->v.action, b->v.action);
+	assert_int_equal(a->v.feed, b->v.feed);
+	assert_string_equal(a->v.feed_name, b->v.feed_name);
+	assert_string_equal(a->v.category, b->v.category);
+	assert_string_equal(a->v.rule, b->v.rule);
+}
+
+static int count_segments(const char *dir)
+{
+	char cmd[200];
+	snprintf(cmd, sizeof(cmd), "exit $(ls %s/*.seg 2>/dev/null | wc -l)", dir);
+	int rc = system(cmd);
+	return WEXITSTATUS(rc);
+}
+
+/* Records come back as they went in, in order; nothing is read before it is flushed; a
+ * restart reads on from the committed position; finished segments are deleted. */
+static void test_spool_round_trip_and_restart(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-spool-XXXXXX", err[256];
+	assert_non_null(mkdtemp(dir));
+	struct bw_tlm_spool *s = bw_tlm_spool_open(dir, 1 << 30, err, sizeof(err));
+	assert_non_null(s);
+	struct bw_tlm_record in[40], out[64];
+	struct bw_tlm_spool_pos pos;
+	for (unsigned i = 0; i < 40; i++) {
+		spool_rec(&in[i], i, i % 4 == 1);
+		assert_true(bw_tlm_spool_put(s, &in[i]));
+	}
+	assert_int_equal(bw_tlm_spool_read(s, out, 64, &pos), 0); /* not flushed yet */
+	bw_tlm_spool_flush(s);
+	assert_int_equal(bw_tlm_spool_read(s, out, 25, &pos), 25);
+	for (unsigned i = 0; i < 25; i++)
+		assert_same_rec(&in[i], &out[i]);
+	struct bw_tlm_spool_pos at25 = pos;
+	assert_int_equal(pos.seg, 1);
+	assert_int_equal(bw_tlm_spool_read(s, out, 64, &pos), 15);
+	assert_same_rec(&in[39], &out[14]);
+	assert_int_equal(bw_tlm_spool_read(s, out, 64, &pos), 0);
+	struct bw_tlm_spool_stats st;
+	bw_tlm_spool_stats(s, &st);
+	assert_int_equal(st.spooled, 40);
+	assert_int_equal(st.read_new, 40);
+	assert_int_equal(st.drops, 0);
+	bw_tlm_spool_close(s);
+
+	/* a restart: only the first 25 were committed; the writer starts segment 2 */
+	s = bw_tlm_spool_open(dir, 1 << 30, err, sizeof(err));
+	assert_non_null(s);
+	bw_tlm_spool_seek(s, at25);
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(bw_tlm_spool_put(s, &in[i]));
+	bw_tlm_spool_flush(s);
+	assert_int_equal(count_segments(dir), 2);
+	assert_int_equal(bw_tlm_spool_read(s, out, 64, &pos), 18); /* 15 old, then 3 new */
+	assert_same_rec(&in[25], &out[0]);
+	assert_same_rec(&in[2], &out[17]);
+	assert_int_equal(pos.seg, 2);
+	bw_tlm_spool_stats(s, &st);
+	assert_int_equal(st.read_old, 15);
+	assert_int_equal(st.read_new, 3);
+	bw_tlm_spool_consumed(s, pos); /* segment 1 is done */
+	assert_int_equal(count_segments(dir), 1);
+	bw_tlm_spool_close(s);
+
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A segment cut by a crash, and one with garbage: the whole records are read, the rest is
+ * skipped and counted; the size cap drops records and counts them. */
+static void test_spool_damage_and_cap(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-spool-XXXXXX", err[256], path[128];
+	assert_non_null(mkdtemp(dir));
+	struct bw_tlm_spool *s = bw_tlm_spool_open(dir, 1 << 30, err, sizeof(err));
+	assert_non_null(s);
+	struct bw_tlm_record in[3], out[8];
+	struct bw_tlm_spool_pos pos;
+	for (unsigned i = 0; i < 3; i++) {
+		spool_rec(&in[i], i, i == 1);
+		assert_true(bw_tlm_spool_put(s, &in[i]));
+	}
+	bw_tlm_spool_flush(s);
+	bw_tlm_spool_close(s);
+	snprintf(path, sizeof(path), "%s/0000000000000001.seg", dir);
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	long size = ftell(f);
+	assert_int_equal(ftruncate(fileno(f), size - 5), 0); /* the third record cut */
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/0000000000000002.seg", dir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite("bwspool1\x10\x00garbage", 1, 17, f), 17);
+	fclose(f);
+	s = bw_tlm_spool_open(dir, 1 << 30, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(bw_tlm_spool_read(s, out, 8, &pos), 2);
+	assert_same_rec(&in[1], &out[1]);
+	assert_int_equal(bw_tlm_spool_read(s, out, 8, &pos), 0);
+	assert_int_equal(pos.seg, 3);
+	struct bw_tlm_spool_stats st;
+	bw_tlm_spool_stats(s, &st);
+	assert_true(st.skipped_bytes > 9);
+	bw_tlm_spool_consumed(s, pos);
+	assert_int_equal(count_segments(dir), 0);
+	assert_int_equal(st.bytes, (uint64_t)size - 5 + 17);
+	bw_tlm_spool_close(s);
+
+	/* a cap of 300 bytes: what is buffered counts too */
+	s = bw_tlm_spool_open(dir, 300, err, sizeof(err));
+	assert_non_null(s);
+	unsigned kept = 0;
+	for (unsigned i = 0; i < 10; i++)
+		kept += bw_tlm_spool_put(s, &in[0]);
+	assert_true(kept >= 3 && kept < 10);
+	bw_tlm_spool_flush(s);
+	bw_tlm_spool_stats(s, &st);
+	assert_int_equal(st.drops, 10 - kept);
+	assert_int_equal(st.spooled, kept);
+	assert_int_equal(bw_tlm_spool_read(s, out, 8, &pos), kept);
+	bw_tlm_spool_close(s);
+
+	/* the decoder: short input wants more, bad lengths are refused */
+	unsigned char buf[8] = {3, 0, 1, 2, 3};
+	assert_int_equal(bw_tlm_spool_decode(buf, 1, &out[0]), 0);
+	assert_int_equal(bw_tlm_spool_decode(buf, 5, &out[0]), -1); /* shorter than any record */
+
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The spool position is kept in the query log, in the rows' transaction. */
+static void test_querylog_position(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-qlog-XXXXXX", path[128], err[512];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/q.sqlite", dir);
+	struct bw_tlm_querylog *l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	struct bw_tlm_spool_pos p = bw_tlm_querylog_position(l);
+	assert_int_equal(p.seg, 0);
+	log_row(l, 100, "a.example");
+	bw_tlm_querylog_set_position(l, (struct bw_tlm_spool_pos){7, 1234});
+	bw_tlm_querylog_commit(l);
+	bw_tlm_querylog_close(l);
+	l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	p = bw_tlm_querylog_position(l);
+	assert_int_equal(p.seg, 7);
+	assert_int_equal(p.off, 1234);
+	bw_tlm_querylog_close(l);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +862,9 @@ int main(void)
 	    cmocka_unit_test(test_conf_keys),
 	    cmocka_unit_test(test_conf_errors),
 	    cmocka_unit_test(test_querylog_schema),
+	    cmocka_unit_test(test_spool_round_trip_and_restart),
+	    cmocka_unit_test(test_spool_damage_and_cap),
+	    cmocka_unit_test(test_querylog_position),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
