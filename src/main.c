@@ -18,6 +18,7 @@
 #include "feeds/feeds.h"
 #include "guard/guard.h"
 #include "policy/explain.h"
+#include "telemetry/metrics.h"
 #include "telemetry/telemetry.h"
 
 #ifndef BW_VERSION
@@ -108,12 +109,16 @@ static json_t *top_cmd(void *ctx, int argc, char **argv, char *err, size_t errle
 	return bw_telemetry_top_json(ctx, (unsigned)n);
 }
 
-/* bulwark_telemetry_dropped_total: every record the query log, events or webhook lost */
-static uint64_t telemetry_drops(void *ctx)
+/* bulwark_telemetry_dropped_total (every record the query log, events or webhook lost) and
+ * the query log's backlog */
+static void telemetry_metrics(void *ctx, struct bw_metrics_sample *out)
 {
 	struct bw_telemetry_stats st;
 	bw_telemetry_stats(ctx, &st);
-	return st.ring_drops + st.log_drops + st.event_drops + st.webhook_drops;
+	out->have_telemetry = true;
+	out->telemetry_dropped = st.ring_drops + st.log_drops + st.event_drops + st.webhook_drops;
+	out->query_log_waiting = st.log_waiting;
+	out->query_log_spool_bytes = st.spool_bytes;
 }
 
 static int write_pidfile(const char *path)
@@ -299,7 +304,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bw_server_set_notify(srv, bw_feeds_notify, feeds);
-	bw_server_set_telemetry_drops(srv, telemetry_drops, bw_server_telemetry(srv));
+	bw_server_set_telemetry_stats(srv, telemetry_metrics, bw_server_telemetry(srv));
 	if (bw_server_start(srv) != 0) {
 		bw_feeds_destroy(feeds);
 		bw_server_destroy(srv);

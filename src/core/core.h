@@ -73,10 +73,13 @@ typedef size_t (*bw_notify_fn)(void *ctx, const struct sockaddr *from, const uin
 void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx);
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes);
-/* Connects the counter of telemetry records dropped (query log, events) to the metrics
- * endpoint (bulwark_telemetry_dropped_total); fn is called on the endpoint's thread.
- * NULL disconnects it. Any time after bw_server_create(). */
-void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx);
+/* Connects the telemetry counters (records dropped by the query log and events, the query
+ * log's backlog) to the metrics endpoint: fn fills the telemetry fields of a sample
+ * (bw_metrics_telemetry_fn in telemetry/metrics.h) on the endpoint's thread. NULL
+ * disconnects it. Any time after bw_server_create(). */
+struct bw_metrics_sample;
+void bw_server_set_telemetry_stats(struct bw_server *s,
+				   void (*fn)(void *ctx, struct bw_metrics_sample *out), void *ctx);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
 /* The telemetry object (query log, events, alerts; telemetry/telemetry.h): for the

@@ -185,8 +185,8 @@ struct bw_server {
 	pthread_mutex_t pub_lock;
 	pthread_cond_t pub_cond;
 	uint64_t pub_ticket;
-	bw_metrics_drops_fn telemetry_drops; /* set by whoever owns the query log, or NULL */
-	void *telemetry_drops_ctx;
+	bw_metrics_telemetry_fn telemetry_stats; /* set by whoever owns the query log, or NULL */
+	void *telemetry_stats_ctx;
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
 	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */
 	char *nseen_path;        /* its file in server.state-dir */

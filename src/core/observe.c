@@ -142,20 +142,19 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 
 	o->dnstap = s->dnstap != NULL;
 	pthread_mutex_lock(&s->pub_lock);
-	bw_metrics_drops_fn drops = s->telemetry_drops;
-	void *drops_ctx = s->telemetry_drops_ctx;
+	bw_metrics_telemetry_fn tlm = s->telemetry_stats;
+	void *tlm_ctx = s->telemetry_stats_ctx;
 	pthread_mutex_unlock(&s->pub_lock);
-	if (drops) {
-		o->have_telemetry_dropped = true;
-		o->telemetry_dropped = drops(drops_ctx);
-	}
+	if (tlm)
+		tlm(tlm_ctx, o);
 }
 
-void bw_server_set_telemetry_drops(struct bw_server *s, uint64_t (*fn)(void *ctx), void *ctx)
+void bw_server_set_telemetry_stats(struct bw_server *s,
+				   void (*fn)(void *ctx, struct bw_metrics_sample *out), void *ctx)
 {
 	pthread_mutex_lock(&s->pub_lock);
-	s->telemetry_drops = fn;
-	s->telemetry_drops_ctx = ctx;
+	s->telemetry_stats = fn;
+	s->telemetry_stats_ctx = ctx;
 	pthread_mutex_unlock(&s->pub_lock);
 }
 

@@ -272,10 +272,16 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
 		       "dnstap messages dropped because the output queue was full.");
 		u64(&o, "bulwark_dnstap_dropped_total", c->dnstap_dropped);
 	}
-	if (s->have_telemetry_dropped) {
+	if (s->have_telemetry) {
 		family(&o, "bulwark_telemetry_dropped_total", "counter",
 		       "Query log and event records dropped because telemetry could not keep up.");
 		u64(&o, "bulwark_telemetry_dropped_total", s->telemetry_dropped);
+		family(&o, "bulwark_query_log_waiting", "gauge",
+		       "Query log records in the spool, not yet written to the SQLite file.");
+		u64(&o, "bulwark_query_log_waiting", s->query_log_waiting);
+		family(&o, "bulwark_query_log_spool_bytes", "gauge",
+		       "Bytes of the query log's spool files.");
+		u64(&o, "bulwark_query_log_spool_bytes", s->query_log_spool_bytes);
 	}
 	return o.err;
 }

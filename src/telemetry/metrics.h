@@ -99,8 +99,10 @@ struct bw_metrics_sample {
 	struct bw_metrics_feed feed[BW_METRICS_MAX_FEEDS];
 	/* telemetry */
 	bool dnstap;
-	bool have_telemetry_dropped; /* a drop counter is connected (see below) */
-	uint64_t telemetry_dropped;
+	bool have_telemetry; /* the telemetry counters are connected (see below) */
+	uint64_t telemetry_dropped;     /* records the query log, events or webhook lost */
+	uint64_t query_log_waiting;     /* records in the query log's spool, not yet in the file */
+	uint64_t query_log_spool_bytes; /* the spool's files */
 };
 
 /*
@@ -113,11 +115,12 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out);
 const char *bw_metrics_escape(const char *in, char *buf, size_t cap);
 
 /*
- * Telemetry drops (records the query log / events could not keep): a counter function the
- * server may connect. While none is connected, bulwark_telemetry_dropped_total is not
- * exported. The function is called from the endpoint's thread.
+ * The telemetry counters (records the query log / events could not keep, the query log's
+ * backlog): a function the server may connect, which fills the telemetry fields of out and
+ * sets have_telemetry. While none is connected, those metrics are not exported. The
+ * function is called from the endpoint's thread.
  */
-typedef uint64_t (*bw_metrics_drops_fn)(void *ctx);
+typedef void (*bw_metrics_telemetry_fn)(void *ctx, struct bw_metrics_sample *out);
 
 /* ---- the HTTP endpoint ---- */
 typedef void (*bw_metrics_collect_fn)(void *ctx, struct bw_metrics_sample *out);

@@ -168,6 +168,8 @@ def test_counters_follow_queries(bulwark, internet):
     assert value(after, "bulwark_policy_generation") >= 1
     # the query log / events lost nothing at this rate (the daemon's telemetry counters)
     assert value(after, "bulwark_telemetry_dropped_total") == 0
+    assert value(after, "bulwark_query_log_waiting") >= 0
+    assert value(after, "bulwark_query_log_spool_bytes") >= 0
     # dnstap is off: not exported rather than a fake zero
     assert not any(k[0].startswith("bulwark_dnstap_") for k in after)
 

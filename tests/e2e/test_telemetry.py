@@ -17,6 +17,7 @@ import sqlite3
 import stat
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -247,7 +248,16 @@ def test_spool_keeps_rows_while_the_log_is_locked_and_the_next_start_imports_the
     path = os.path.join(workdir, "q.sqlite")
     spool = path + "-spool"
     conf = {"privacy": "full", "query-log": path, "spool": {"stop-wait": "1s"}}
-    d = bulwark(lambda port, w: tconfig(internet, port, w, conf), workdir=workdir)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    mport = sock.getsockname()[1]
+    sock.close()
+
+    def with_metrics(port, w):
+        c = tconfig(internet, port, w, conf)
+        c["metrics"] = {"port": mport}
+        return c
+    d = bulwark(with_metrics, workdir=workdir)
     lock = sqlite3.connect(path, isolation_level=None, timeout=10)
     lock.execute("BEGIN IMMEDIATE")  # the write lock, as a long-running writer holds it
     try:
@@ -257,6 +267,11 @@ def test_spool_keeps_rows_while_the_log_is_locked_and_the_next_start_imports_the
         time.sleep(1.5)  # the query log thread has tried and is waiting
         assert rows(path, "name LIKE 'spool%'") == []
         assert any(f.endswith(".seg") for f in os.listdir(spool)), os.listdir(spool)
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+            text = r.read().decode()
+        waiting = int(re.search(r"^bulwark_query_log_waiting (\d+)$", text, re.M).group(1))
+        spooled = int(re.search(r"^bulwark_query_log_spool_bytes (\d+)$", text, re.M).group(1))
+        assert waiting >= len(names) and spooled > 0, text
         d.stop()
     finally:
         lock.execute("ROLLBACK")

@@ -274,17 +274,22 @@ static void test_exposition_is_strict(void **state)
 
 	/* not connected: not exported */
 	assert_false(has(o, "bulwark_telemetry_dropped_total"));
+	assert_false(has(o, "bulwark_query_log_"));
 	assert_false(has(o, "bulwark_dnstap_"));
 	free(text);
 
-	s->have_telemetry_dropped = true;
+	s->have_telemetry = true;
 	s->telemetry_dropped = 9;
+	s->query_log_waiting = 12;
+	s->query_log_spool_bytes = 4096;
 	s->dnstap = true;
 	s->c.dnstap_sent = 100;
 	s->c.dnstap_dropped = 2;
 	text = format(s);
 	parse(text, o);
 	assert_true(get(o, "bulwark_telemetry_dropped_total") == 9);
+	assert_true(get(o, "bulwark_query_log_waiting") == 12);
+	assert_true(get(o, "bulwark_query_log_spool_bytes") == 4096);
 	assert_true(get(o, "bulwark_dnstap_messages_total") == 100);
 	assert_true(get(o, "bulwark_dnstap_dropped_total") == 2);
 	free(text);
