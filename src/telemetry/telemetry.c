@@ -18,7 +18,6 @@
 #include "telemetry/internal.h"
 
 #define PRUNE_EVERY_MS 60000
-#define TLM_NICE 10	/* the telemetry thread's niceness (see tlm_main) */
 #define LOG_NICE 19	/* the query log thread's (see log_main) */
 #define BATCH_MAX 20000 /* records per drain at most */
 #define LOG_READ 256	/* records per read from the spool */
@@ -442,13 +441,9 @@ static void *tlm_main(void *arg)
 {
 	struct bw_telemetry *t = arg;
 	uint64_t next_prune = 0;
-	/* Logging every query (anonymized, full): DNS first. When this thread and a worker
-	 * share a busy core, the worker gets about nine tenths of it (CFS weights of nice 0
-	 * and 10); what the log cannot keep up with is dropped and counted. Under
-	 * blocked-only every record is a security event and they are few: normal priority. */
-	if (t->privacy != BW_PRIVACY_BLOCKED_ONLY &&
-	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), TLM_NICE) != 0)
-		bw_debug("telemetry: setpriority: %s", strerror(errno));
+	/* Normal priority: what this thread does per record is bounded and small (an append
+	 * to the spool; text and JSON only for blocked records), and run late it drops records
+	 * (full rings). SQLite, the costly part, runs at nice 19 on the query log thread. */
 	for (;;) {
 		size_t n = drain(t);
 		uint64_t mono = bw_now_ms();
