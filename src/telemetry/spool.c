@@ -113,35 +113,29 @@ struct bw_tlm_spool *bw_tlm_spool_open(const char *dir, uint64_t max_bytes, char
 				       size_t errlen)
 {
 	struct bw_tlm_spool *s = calloc(1, sizeof(*s));
-	if (!s || !(s->dir = strdup(dir)) || !(s->wbuf = malloc(WBUF)) ||
-	    !(s->rbuf = malloc(RBUF))) {
+	if (!s) {
 		snprintf(err, errlen, "out of memory");
-		goto fail;
+		return NULL;
 	}
 	s->wfd = s->rfd = -1;
 	s->max_bytes = max_bytes;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if (!(s->dir = strdup(dir)) || !(s->wbuf = malloc(WBUF)) || !(s->rbuf = malloc(RBUF))) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	uint64_t lo, hi;
-	if (scan(s, &lo, &hi, &s->disk) != 0) {
+	if ((mkdir(dir, 0700) != 0 && errno != EEXIST) || scan(s, &lo, &hi, &s->disk) != 0) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		goto fail;
 	}
 	s->next_seg = hi + 1; /* older segments are complete: never appended to again */
 	s->first_new = s->next_seg;
 	s->rseg = lo ? lo : s->next_seg;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
 	return s;
 fail:
-	if (s) {
-		free(s->dir);
-		free(s->wbuf);
-		free(s->rbuf);
-		free(s);
-	}
+	bw_tlm_spool_close(s);
 	return NULL;
 }
 

@@ -27,6 +27,11 @@ static void check_record(const struct bw_tlm_record *r)
 
 static char dir[64];
 
+static void remove_dir(void)
+{
+	rmdir(dir); /* empty: every input's segment was consumed */
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -47,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dir[0]) {
 		snprintf(dir, sizeof(dir), "/tmp/bw-fuzz-spool-XXXXXX");
 		CHECK(mkdtemp(dir) != NULL);
+		atexit(remove_dir);
 	}
 	char path[128];
 	snprintf(path, sizeof(path), "%s/0000000000000001.seg", dir);

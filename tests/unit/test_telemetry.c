@@ -539,6 +539,13 @@ static void log_row(struct bw_tlm_querylog *l, uint64_t time_ms, const char *nam
 	bw_tlm_querylog_add(l, &r, "192.0.2.0/24", name);
 }
 
+static void remove_dir(const char *dir)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* Rows through the view `queries`; one id per name; a file of version 1 (one table with
  * the names in it) has its rows moved over; a newer version's file is refused. */
 static void test_querylog_schema(void **state)
@@ -632,9 +639,7 @@ static void test_querylog_schema(void **state)
 	assert_int_equal(scalar(db, "SELECT time FROM queries WHERE name = 'old.example'"), 6000);
 	sqlite3_close(db);
 
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* ---- the spool (spool.c) ---- */
@@ -749,9 +754,7 @@ static void test_spool_round_trip_and_restart(void **state)
 	assert_int_equal(count_segments(dir), 1);
 	bw_tlm_spool_close(s);
 
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* A segment cut by a crash, and one with garbage: the whole records are read, the rest is
@@ -816,9 +819,7 @@ static void test_spool_damage_and_cap(void **state)
 	assert_int_equal(bw_tlm_spool_decode(buf, 1, &out[0]), 0);
 	assert_int_equal(bw_tlm_spool_decode(buf, 5, &out[0]), -1); /* shorter than any record */
 
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* The spool position is kept in the query log, in the rows' transaction. */
@@ -842,9 +843,7 @@ static void test_querylog_position(void **state)
 	assert_int_equal(p.seg, 7);
 	assert_int_equal(p.off, 1234);
 	bw_tlm_querylog_close(l);
-	char cmd[160];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 int main(void)
