@@ -48,7 +48,8 @@ struct bw_tlm_spool {
 	uint64_t wbuf_recs; /* records in wbuf */
 	size_t wlen;
 	unsigned char *wbuf;
-	bool wfailing;
+	bool wfailing; /* writes fail: said once */
+	bool wfull;    /* at max_bytes: said once */
 
 	/* shared, under lock */
 	pthread_mutex_t lock;
@@ -382,9 +383,18 @@ bool bw_tlm_spool_put(struct bw_tlm_spool *s, const struct bw_tlm_record *rec)
 	bool full = s->disk + s->wlen >= s->max_bytes;
 	pthread_mutex_unlock(&s->lock);
 	if (full) {
-		write_failed(s, 1, "full (telemetry.spool.size)");
+		atomic_fetch_add_explicit(&s->drops, 1, memory_order_relaxed);
+		if (!s->wfull)
+			bw_warn(
+			    "telemetry: query log spool %s is full (telemetry.spool.size: %" PRIu64
+			    " bytes): records are dropped until the query log catches up",
+			    s->dir, s->max_bytes);
+		s->wfull = true;
 		return false;
 	}
+	if (s->wfull)
+		bw_info("telemetry: query log spool %s has room again", s->dir);
+	s->wfull = false;
 	s->wlen += encode(rec, s->wbuf + s->wlen);
 	s->wbuf_recs++;
 	return true;

@@ -376,6 +376,10 @@ static void *log_main(void *arg)
 {
 	struct bw_telemetry *t = arg;
 	struct bw_tlm_record *recs = malloc(LOG_READ * sizeof(*recs));
+	if (!recs) {
+		bw_err("telemetry: query log thread: out of memory; records stay in the spool");
+		return NULL;
+	}
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), LOG_NICE) != 0)
 		bw_debug("telemetry: setpriority: %s", strerror(errno));
 	struct bw_tlm_spool_pos done = bw_tlm_querylog_position(t->log), at = done;
@@ -392,7 +396,7 @@ static void *log_main(void *arg)
 			nanosleep(&pause, NULL);
 			continue;
 		}
-		size_t n = recs ? bw_tlm_spool_read(t->spool, recs, LOG_READ, &at) : 0;
+		size_t n = bw_tlm_spool_read(t->spool, recs, LOG_READ, &at);
 		for (size_t i = 0; i < n; i++) {
 			char name[4 * 255 + 2];
 			if (recs[i].family != last.family || recs[i].prefix != last.prefix ||
