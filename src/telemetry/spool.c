@@ -48,8 +48,9 @@ struct bw_tlm_spool {
 	uint64_t wbuf_recs; /* records in wbuf */
 	size_t wlen;
 	unsigned char *wbuf;
-	bool wfailing; /* writes fail: said once */
-	bool wfull;    /* at max_bytes: said once */
+	bool wfailing;	/* writes fail: said once */
+	bool wfull;	/* at max_bytes: said once */
+	uint64_t wdisk; /* `disk` as of the last flush: the size cap without a lock per record */
 
 	/* shared, under lock */
 	pthread_mutex_t lock;
@@ -133,6 +134,7 @@ struct bw_tlm_spool *bw_tlm_spool_open(const char *dir, uint64_t max_bytes, char
 	}
 	s->next_seg = hi + 1; /* older segments are complete: never appended to again */
 	s->first_new = s->next_seg;
+	s->wdisk = s->disk;
 	s->rseg = lo ? lo : s->next_seg;
 	return s;
 fail:
@@ -335,6 +337,9 @@ static void write_failed(struct bw_tlm_spool *s, uint64_t recs, const char *why)
 void bw_tlm_spool_flush(struct bw_tlm_spool *s)
 {
 	uint64_t now = bw_now_ms();
+	pthread_mutex_lock(&s->lock);
+	s->wdisk = s->disk; /* what the reader deleted since counts again */
+	pthread_mutex_unlock(&s->lock);
 	if (!s->wlen) {
 		if (s->wfd >= 0 && now - s->wopened >= SEG_AGE_MS)
 			close_segment(s); /* idle: let the reader finish and delete it */
@@ -379,10 +384,7 @@ bool bw_tlm_spool_put(struct bw_tlm_spool *s, const struct bw_tlm_record *rec)
 {
 	if (s->wlen + REC_MAX + 2 > WBUF)
 		bw_tlm_spool_flush(s);
-	pthread_mutex_lock(&s->lock);
-	bool full = s->disk + s->wlen >= s->max_bytes;
-	pthread_mutex_unlock(&s->lock);
-	if (full) {
+	if (s->wdisk + s->wlen >= s->max_bytes) {
 		atomic_fetch_add_explicit(&s->drops, 1, memory_order_relaxed);
 		if (!s->wfull)
 			bw_warn(
