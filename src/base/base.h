@@ -76,6 +76,9 @@ _Noreturn void bw_die(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 uint64_t bw_now_ms(void);  /* monotonic milliseconds */
 uint32_t bw_now_sec(void); /* monotonic seconds, cheap (coarse clock) */
 uint64_t bw_now_ns(void);  /* monotonic nanoseconds, precise */
+struct timespec;
+/* The wall-clock time ms from now, for pthread_cond_timedwait() (default condvar clock). */
+void bw_deadline_ms(struct timespec *out, uint64_t ms);
 
 /* ---- hashing: fast, seeded, not cryptographic; good spread for hash tables ---- */
 uint64_t bw_hash(const void *data, size_t len, uint64_t seed);

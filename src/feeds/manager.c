@@ -552,13 +552,7 @@ static void *manager_main(void *arg)
 				wait = f->next_ms > now ? f->next_ms - now : 0;
 		}
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (time_t)(wait / 1000);
-		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		bw_deadline_ms(&ts, wait);
 		pthread_cond_timedwait(&m->wake, &m->lock, &ts);
 	}
 	pthread_mutex_unlock(&m->lock);

@@ -544,13 +544,7 @@ void bw_tlm_spool_consumed(struct bw_tlm_spool *s, struct bw_tlm_spool_pos pos)
 bool bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	bw_deadline_ms(&ts, ms);
 	pthread_mutex_lock(&s->lock);
 	bool more = s->rseg < s->next_seg && (s->rseg != s->live_seg || s->live_size > s->roff);
 	if (!more && !s->closing)

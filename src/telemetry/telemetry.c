@@ -461,12 +461,7 @@ static void *tlm_main(void *arg)
 		if (!stop && n < 64) {
 			/* idle or light load: sleep; the rings hold what comes meanwhile */
 			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += n ? 5000000 : 20000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			bw_deadline_ms(&ts, n ? 5 : 20);
 			pthread_cond_timedwait(&t->wake, &t->wake_lock, &ts);
 		}
 		stop = t->stopping;

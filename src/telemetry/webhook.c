@@ -42,13 +42,7 @@ static size_t discard(char *p, size_t size, size_t n, void *ud)
 static bool nap(struct bw_tlm_webhook *w, unsigned ms)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	bw_deadline_ms(&ts, ms);
 	while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &ts) == 0)
 		;
 	return w->stop;

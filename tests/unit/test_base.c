@@ -5,11 +5,29 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "base/base.h"
+
+/* A deadline ms from now on the wall clock, nanoseconds normalised. */
+static void test_deadline(void **state)
+{
+	(void)state;
+	struct timespec before, d, after;
+	for (uint64_t ms = 0; ms < 2500; ms += 7) {
+		clock_gettime(CLOCK_REALTIME, &before);
+		bw_deadline_ms(&d, ms);
+		clock_gettime(CLOCK_REALTIME, &after);
+		assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		int64_t at = (int64_t)d.tv_sec * 1000000000 + d.tv_nsec;
+		int64_t lo = (int64_t)before.tv_sec * 1000000000 + before.tv_nsec + (int64_t)ms * 1000000;
+		int64_t hi = (int64_t)after.tv_sec * 1000000000 + after.tv_nsec + (int64_t)ms * 1000000;
+		assert_true(at >= lo && at <= hi);
+	}
+}
 
 static void test_parse_size(void **state)
 {
@@ -160,6 +178,7 @@ static void test_snapref(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_deadline),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_hash),
 		cmocka_unit_test(test_sockaddr_addr),
