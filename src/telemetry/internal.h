@@ -67,7 +67,7 @@ void bw_tlm_iso_time(uint64_t ms, char *out, size_t cap);
 
 /* spool.c: records on their way to the query log, in segment files (spool.c says how).
  * One writer thread (put, flush) and one reader thread (read, seek, consumed, wait);
- * wake and stats from any thread. */
+ * stop_waits and stats from any thread. */
 struct bw_tlm_spool;
 struct bw_tlm_spool_pos {
 	uint64_t seg, off; /* segment number (0: none) and byte offset in it */
@@ -96,9 +96,9 @@ size_t bw_tlm_spool_read(struct bw_tlm_spool *s, struct bw_tlm_record *out, size
 void bw_tlm_spool_seek(struct bw_tlm_spool *s, struct bw_tlm_spool_pos pos);
 /* The rows up to pos are committed: deletes the segments before pos.seg. */
 void bw_tlm_spool_consumed(struct bw_tlm_spool *s, struct bw_tlm_spool_pos pos);
-/* Waits up to ms for something to read; false once bw_tlm_spool_wake(s, true) was called. */
-bool bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms);
-void bw_tlm_spool_wake(struct bw_tlm_spool *s, bool closing);
+/* Waits up to ms for something to read; returns at once after bw_tlm_spool_stop_waits(). */
+void bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms);
+void bw_tlm_spool_stop_waits(struct bw_tlm_spool *s);
 void bw_tlm_spool_stats(struct bw_tlm_spool *s, struct bw_tlm_spool_stats *out);
 
 /* querylog.c: the SQLite query log. Used by the telemetry thread only, except _stats. */

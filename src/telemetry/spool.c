@@ -541,7 +541,7 @@ void bw_tlm_spool_consumed(struct bw_tlm_spool *s, struct bw_tlm_spool_pos pos)
 	pthread_mutex_unlock(&s->lock);
 }
 
-bool bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms)
+void bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms)
 {
 	struct timespec ts;
 	bw_deadline_ms(&ts, ms);
@@ -549,16 +549,13 @@ bool bw_tlm_spool_wait(struct bw_tlm_spool *s, unsigned ms)
 	bool more = s->rseg < s->next_seg && (s->rseg != s->live_seg || s->live_size > s->roff);
 	if (!more && !s->closing)
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	bool closing = s->closing;
 	pthread_mutex_unlock(&s->lock);
-	return !closing;
 }
 
-void bw_tlm_spool_wake(struct bw_tlm_spool *s, bool closing)
+void bw_tlm_spool_stop_waits(struct bw_tlm_spool *s)
 {
 	pthread_mutex_lock(&s->lock);
-	if (closing)
-		s->closing = true;
+	s->closing = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }

@@ -368,6 +368,20 @@ static void housekeeping(struct bw_telemetry *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* Commits the rows read from the spool up to at, with at as the spool position when it
+ * moved (an empty transaction just lets go of the write lock); deletes the segments that
+ * are done. */
+static void log_commit(struct bw_telemetry *t, struct bw_tlm_spool_pos *done,
+		       struct bw_tlm_spool_pos at)
+{
+	if (at.seg != done->seg || at.off != done->off)
+		bw_tlm_querylog_set_position(t->log, at);
+	bw_tlm_querylog_commit(t->log); /* a failed commit drops its rows: go on */
+	if (at.seg != done->seg)
+		bw_tlm_spool_consumed(t->spool, at);
+	*done = at;
+}
+
 /* The query log thread: rows from the spool into SQLite, with the spool position in the
  * same transaction; old rows pruned. It runs at nice 19: under full load the worker and
  * the telemetry thread come first and the records wait in the spool (bounded by
@@ -408,15 +422,8 @@ static void *log_main(void *arg)
 			bw_tlm_querylog_add(t->log, &recs[i], client, name);
 		}
 		in_tx += n;
-		bool moved = at.seg != done.seg || at.off != done.off;
-		if (!moved) {
-			bw_tlm_querylog_commit(t->log); /* nothing read: let go of the lock */
-		} else if (n < LOG_READ || in_tx >= LOG_TX) {
-			bw_tlm_querylog_set_position(t->log, at);
-			bw_tlm_querylog_commit(t->log); /* a failed commit drops its rows: go on */
-			if (at.seg != done.seg)
-				bw_tlm_spool_consumed(t->spool, at);
-			done = at;
+		if (n < LOG_READ || in_tx >= LOG_TX) { /* caught up, or a full transaction */
+			log_commit(t, &done, at);
 			in_tx = 0;
 		}
 		uint64_t mono = bw_now_ms();
@@ -432,11 +439,7 @@ static void *log_main(void *arg)
 		if (n < LOG_READ && !closing)
 			bw_tlm_spool_wait(t->spool, 1000);
 	}
-	if (at.seg != done.seg || at.off != done.off)
-		bw_tlm_querylog_set_position(t->log, at); /* the rows added since the last commit */
-	bw_tlm_querylog_commit(t->log);
-	if (at.seg != done.seg)
-		bw_tlm_spool_consumed(t->spool, at);
+	log_commit(t, &done, at); /* the rows added since the last commit */
 	free(recs);
 	return NULL;
 }
@@ -612,7 +615,7 @@ static void stop_log(struct bw_telemetry *t)
 	if (t->log_started) {
 		atomic_store(&t->log_deadline, bw_now_ms() + t->conf->telemetry.spool_stop_wait_ms);
 		atomic_store(&t->log_closing, true);
-		bw_tlm_spool_wake(t->spool, true);
+		bw_tlm_spool_stop_waits(t->spool);
 		pthread_join(t->log_thread, NULL);
 		t->log_started = false;
 	}
