@@ -3,11 +3,13 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +167,75 @@ uint64_t bw_hash(const void *data, size_t len, uint64_t seed)
 	}
 	h ^= v + len;
 	return bw_hash_mix(h);
+}
+
+/* SipHash-1-3 (Aumasson and Bernstein): one compression round per 8-byte word, three
+ * finalisation rounds; little-endian words, the length in the top byte of the last. */
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                  \
+	do {                                                                                      \
+		v0 += v1;                                                                         \
+		v1 = ROTL64(v1, 13);                                                              \
+		v1 ^= v0;                                                                         \
+		v0 = ROTL64(v0, 32);                                                              \
+		v2 += v3;                                                                         \
+		v3 = ROTL64(v3, 16);                                                              \
+		v3 ^= v2;                                                                         \
+		v0 += v3;                                                                         \
+		v3 = ROTL64(v3, 21);                                                              \
+		v3 ^= v0;                                                                         \
+		v2 += v1;                                                                         \
+		v1 = ROTL64(v1, 17);                                                              \
+		v1 ^= v2;                                                                         \
+		v2 = ROTL64(v2, 32);                                                              \
+	} while (0)
+
+static inline uint64_t load_le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
+}
+
+uint64_t bw_hash_keyed(const void *data, size_t len, const struct bw_hash_key *key)
+{
+	const uint8_t *p = data;
+	uint64_t v0 = key->k0 ^ 0x736f6d6570736575ULL;
+	uint64_t v1 = key->k1 ^ 0x646f72616e646f6dULL;
+	uint64_t v2 = key->k0 ^ 0x6c7967656e657261ULL;
+	uint64_t v3 = key->k1 ^ 0x7465646279746573ULL;
+	size_t left = len;
+	for (; left >= 8; p += 8, left -= 8) {
+		uint64_t m = load_le64(p);
+		v3 ^= m;
+		SIPROUND;
+		v0 ^= m;
+	}
+	uint64_t b = (uint64_t)(len & 0xff) << 56;
+	for (size_t i = 0; i < left; i++)
+		b |= (uint64_t)p[i] << (8 * i);
+	v3 ^= b;
+	SIPROUND;
+	v0 ^= b;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
+}
+#undef SIPROUND
+#undef ROTL64
+
+void bw_hash_key_random(struct bw_hash_key *key)
+{
+	uint64_t k[2];
+	if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
+		/* no entropy yet (very early boot): unpredictable enough for a table */
+		k[0] = bw_hash_mix(bw_now_ns() ^ (uint64_t)(uintptr_t)key);
+		k[1] = bw_hash_mix(k[0] ^ (uint64_t)time(NULL) ^ (uint64_t)getpid());
+	}
+	key->k0 = k[0];
+	key->k1 = k[1];
 }
 
 /* ---- sizes ---- */

@@ -80,8 +80,20 @@ struct timespec;
 /* The wall-clock time ms from now, for pthread_cond_timedwait() (default condvar clock). */
 void bw_deadline_ms(struct timespec *out, uint64_t ms);
 
-/* ---- hashing: fast, seeded, not cryptographic; good spread for hash tables ---- */
+/* ---- hashing: fast, seeded, not cryptographic; good spread for hash tables ----
+ * bw_hash() is for tables whose keys clients cannot choose (the policy's, built from
+ * feeds): its seed does not stop someone who knows the function from computing colliding
+ * keys. Tables keyed by what clients send (names, addresses) use bw_hash_keyed(), a keyed
+ * PRF (SipHash-1-3) under a random key: without the key, collisions cannot be computed. */
 uint64_t bw_hash(const void *data, size_t len, uint64_t seed);
+struct bw_hash_key {
+	uint64_t k0, k1;
+};
+/* A fresh random key (getrandom(); the clock mixed with the address of key if the kernel
+ * has no entropy to give yet, which only happens very early at boot). */
+void bw_hash_key_random(struct bw_hash_key *key);
+/* SipHash-1-3 of data under key. Thread-safe. */
+uint64_t bw_hash_keyed(const void *data, size_t len, const struct bw_hash_key *key);
 static inline uint64_t bw_hash_mix(uint64_t h)
 {
 	h ^= h >> 33;

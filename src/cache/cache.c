@@ -24,6 +24,8 @@
 #define ENTRY_ESTIMATE 512         /* bytes per entry assumed when sizing buckets */
 #define MIN_BUCKETS 16
 #define STALE_TTL 30               /* TTL of answers served stale (RFC 8767) */
+#define CHAIN_MAX 16               /* entries per bucket: a store into a full one evicts
+				      the bucket's oldest, so a lookup compares at most this */
 
 #define META_HEAD offsetof(struct bw_answer_meta, ttl_off)
 
@@ -57,6 +59,7 @@ struct shard {
 	struct link lru;       /* next = most recent, prev = oldest (the CLOCK hand) */
 	uint64_t budget;       /* bytes for entries */
 	uint64_t bytes, entries, evictions, stores;
+	uint64_t chain_evictions; /* of those evictions, the ones a full bucket made */
 };
 
 struct bw_cache {
@@ -65,9 +68,20 @@ struct bw_cache {
 	uint32_t min_ttl, max_ttl, max_neg_ttl, stale_ttl;
 };
 
+/* The names are the client's to choose: a keyed hash under a key drawn at start, so that
+ * nobody can compute names that share a bucket (docs/internals/cache.md, "Hash flooding").
+ * One key for the process: every cache's keys are hashed alike. */
+static struct bw_hash_key key_secret;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void key_init(void)
+{
+	bw_hash_key_random(&key_secret);
+}
+
 void bw_cache_key_hash(struct bw_cache_key *k)
 {
-	uint64_t h = bw_hash(k->qname_lc, k->qname_len, 0x62756c7761726bULL);
+	uint64_t h = bw_hash_keyed(k->qname_lc, k->qname_len, &key_secret);
 	h = bw_hash_mix(h ^ ((uint64_t)k->qtype << 48 | (uint64_t)k->qclass << 32 |
 			     (uint64_t)k->flags << 16 | k->profile));
 	h = bw_hash_mix(h + k->generation * 0x9e3779b97f4a7c15ULL);
@@ -171,6 +185,7 @@ static unsigned round_pow2(uint64_t v, unsigned max)
 
 struct bw_cache *bw_cache_create(const struct bw_cache_config *cfg)
 {
+	pthread_once(&key_once, key_init);
 	struct bw_cache *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -194,7 +209,8 @@ struct bw_cache *bw_cache_create(const struct bw_cache_config *cfg)
 
 	uint64_t per_shard = cfg->size / c->nshards;
 	unsigned nbuckets = MIN_BUCKETS, shift = 64 - 4;
-	while (nbuckets < per_shard / ENTRY_ESTIMATE && nbuckets < (1u << 30)) {
+	uint64_t want = cfg->buckets ? cfg->buckets : per_shard / ENTRY_ESTIMATE;
+	while (nbuckets < want && nbuckets < (1u << 30)) {
 		nbuckets <<= 1;
 		shift--;
 	}
@@ -358,6 +374,26 @@ static void make_room(struct shard *s, uint64_t need, uint32_t now, struct entry
 	}
 }
 
+/* Keeps a bucket under CHAIN_MAX entries before one more goes in: entries go in at the
+ * head, so the last one is the bucket's oldest. Under a random key this almost never
+ * happens (the mean chain is about 2); it bounds what a lucky set of names can cost. */
+static void chain_trim(struct shard *s, struct entry **b, struct entry **victims)
+{
+	unsigned n = 0;
+	struct entry *last = NULL;
+	for (struct entry *e = *b; e; e = e->hnext) {
+		n++;
+		last = e;
+	}
+	if (n < CHAIN_MAX)
+		return;
+	unlink_entry(s, last);
+	s->evictions++;
+	s->chain_evictions++;
+	last->hnext = *victims;
+	*victims = last;
+}
+
 int bw_cache_store(struct bw_cache *c, const struct bw_cache_key *k,
 		   const struct bw_answer_meta *meta, const uint8_t *body, uint32_t now)
 {
@@ -416,6 +452,7 @@ int bw_cache_store(struct bw_cache *c, const struct bw_cache_key *k,
 	}
 	make_room(s, size, now, &victims);
 	struct entry **b = bucket_of(s, e->hash);
+	chain_trim(s, b, &victims);
 	e->hnext = *b;
 	*b = e;
 	lru_push_front(&s->lru, &e->lru);
@@ -437,6 +474,7 @@ void bw_cache_stats(struct bw_cache *c, struct bw_cache_stats *out)
 		out->bytes += s->bytes;
 		out->evictions += s->evictions;
 		out->stores += s->stores;
+		out->chain_evictions += s->chain_evictions;
 		pthread_mutex_unlock(&s->lock);
 	}
 }

@@ -37,11 +37,16 @@ struct bw_cache_key {
 #define BW_CACHE_DO 1
 #define BW_CACHE_CD 2
 
+/* Fills k->hash: SipHash-1-3 of the name under a random key drawn when the first cache
+ * is created (clients choose the names; see bw_hash_keyed()), mixed with the other
+ * fields. Call after bw_cache_create(). */
 void bw_cache_key_hash(struct bw_cache_key *k);
 
 struct bw_cache_config {
 	uint64_t size;        /* bytes, entries and their bookkeeping included */
 	unsigned shards;      /* 0 = auto (64) */
+	unsigned buckets;     /* per shard, rounded up to a power of two; 0 = sized from size
+				 (one per 512 bytes: tests set it to make chains long) */
 	uint32_t min_ttl, max_ttl, max_neg_ttl, stale_ttl;
 };
 
@@ -76,6 +81,8 @@ int bw_cache_store(struct bw_cache *c, const struct bw_cache_key *k,
 
 struct bw_cache_stats {
 	uint64_t entries, bytes, evictions, stores;
+	uint64_t chain_evictions; /* evictions made by a full bucket (CHAIN_MAX): a steady
+				     count means someone is trying to flood one bucket */
 };
 void bw_cache_stats(struct bw_cache *c, struct bw_cache_stats *out);
 /* Drops every entry (used by tests and on explicit flush). */

@@ -733,9 +733,10 @@ static int parse_acl(struct cf_ctx *c, yaml_node_t *seq)
 static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
-	    "listen",		"workers",	"tcp-max-connections", "tcp-idle-timeout",
-	    "tcp-max-inflight", "max-inflight", "access-control",      "state-dir",
-	    "control-socket", "tls-handshake-timeout", "doh-max-streams", NULL};
+	    "listen", "workers", "tcp-max-connections", "tcp-max-connections-per-client",
+	    "tcp-client-ipv4-prefix", "tcp-client-ipv6-prefix", "tcp-idle-timeout",
+	    "tcp-max-inflight", "max-inflight", "access-control", "state-dir", "control-socket",
+	    "tls-handshake-timeout", "doh-max-streams", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -750,6 +751,23 @@ static int parse_server(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "tcp-max-connections")) &&
 	    (rc = cf_get_unsigned(c, v, "tcp-max-connections", 1, 1000000,
 			       &conf->server.tcp_max_conns)))
+		return rc;
+	if ((v = cf_get(c, m, "tcp-max-connections-per-client")) &&
+	    (rc = cf_get_unsigned(c, v, "tcp-max-connections-per-client", 1, 1000000,
+			       &conf->server.tcp_max_conns_per_client)))
+		return rc;
+	if (conf->server.tcp_max_conns_per_client > conf->server.tcp_max_conns)
+		return cf_fail_at(c, v, BW_EINVAL,
+				  "tcp-max-connections-per-client (%u) is more than "
+				  "tcp-max-connections (%u)",
+				  conf->server.tcp_max_conns_per_client, conf->server.tcp_max_conns);
+	if ((v = cf_get(c, m, "tcp-client-ipv4-prefix")) &&
+	    (rc = cf_get_unsigned(c, v, "tcp-client-ipv4-prefix", 1, 32,
+			       &conf->server.tcp_client_v4_prefix)))
+		return rc;
+	if ((v = cf_get(c, m, "tcp-client-ipv6-prefix")) &&
+	    (rc = cf_get_unsigned(c, v, "tcp-client-ipv6-prefix", 1, 128,
+			       &conf->server.tcp_client_v6_prefix)))
 		return rc;
 	if ((v = cf_get(c, m, "tcp-idle-timeout")) &&
 	    (rc = cf_get_duration_ms32(c, v, "tcp-idle-timeout", 1, 86400000,
@@ -1532,6 +1550,8 @@ static void set_defaults(struct bw_conf *conf)
 {
 	conf->server.workers = 0;
 	conf->server.tcp_max_conns = 1024;
+	conf->server.tcp_client_v4_prefix = 32;
+	conf->server.tcp_client_v6_prefix = 64;
 	conf->server.tcp_idle_ms = 10000;
 	conf->server.tcp_max_inflight = 64;
 	conf->server.max_inflight = 4096;

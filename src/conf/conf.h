@@ -172,6 +172,10 @@ struct bw_conf {
 		size_t n_listen;
 		unsigned workers;          /* 0 = auto: one per CPU we may run on */
 		unsigned tcp_max_conns;    /* per worker; default 1024 */
+		unsigned tcp_max_conns_per_client; /* per worker and client prefix; 0 (the
+						      default): tcp_max_conns / 16, at least 1 */
+		unsigned tcp_client_v4_prefix;     /* what one client is: default /32 */
+		unsigned tcp_client_v6_prefix;     /* and /64 */
 		unsigned tcp_idle_ms;      /* default 10000 (RFC 7766 suggests seconds) */
 		unsigned tcp_max_inflight; /* pipelined queries per connection; default 64 */
 		unsigned max_inflight;     /* queries waiting on the resolver, per worker; 4096 */

@@ -112,6 +112,7 @@ struct bw_worker_stats {
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
 	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
+	struct bw_conn_stats conn[BW_METRICS_STREAMS]; /* by BW_METRICS_STREAM_* */
 };
 
 struct bw_worker {

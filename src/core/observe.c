@@ -61,6 +61,11 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	o->dropped += w->dropped;
 	o->overload += w->overload;
 	o->bogus += w->bogus;
+	for (int k = 0; k < BW_METRICS_STREAMS; k++) {
+		o->conn_refused_client[k] += w->conn[k].refused_client;
+		o->conn_refused_full[k] += w->conn[k].refused_full;
+		o->conn_evicted[k] += w->conn[k].evicted;
+	}
 	bw_metrics_counts_add(&o->c, &w->m);
 }
 
@@ -114,6 +119,7 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 	o->cache_entries = cs.entries;
 	o->cache_bytes = cs.bytes;
 	o->cache_evictions = cs.evictions;
+	o->cache_bucket_evictions = cs.chain_evictions;
 	o->cache_capacity = s->conf->cache.size;
 
 	/* the live policy's feeds: held like a worker holds it, in the scraper's own slot */

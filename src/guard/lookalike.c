@@ -79,21 +79,24 @@ struct entry {
 };
 
 struct table {
+	struct bw_hash_key key; /* looked up with names clients send: keyed */
 	struct entry *e;
 	size_t cap, n; /* cap: a power of two */
 	char *keys;
 	size_t klen, kcap;
 };
 
-static uint64_t key_hash(const char *s, size_t len)
+static uint64_t key_hash(const struct table *t, const char *s, size_t len)
 {
-	uint64_t h = bw_hash(s, len, 0x6775617264ULL);
+	uint64_t h = bw_hash_keyed(s, len, &t->key);
 	return h ? h : 1;
 }
 
 static int table_grow(struct table *t)
 {
 	size_t ncap = t->cap ? t->cap * 2 : 256;
+	if (!t->cap)
+		bw_hash_key_random(&t->key); /* empty until now: nothing hashed under the old */
 	struct entry *ne = calloc(ncap, sizeof(*ne));
 	if (!ne)
 		return BW_ENOMEM;
@@ -115,7 +118,7 @@ static const struct entry *table_get(const struct table *t, const char *s, size_
 {
 	if (!t->cap || len == 0 || len >= LABEL_MAX * 4)
 		return NULL;
-	uint64_t h = key_hash(s, len);
+	uint64_t h = key_hash(t, s, len);
 	for (size_t j = h & (t->cap - 1);; j = (j + 1) & (t->cap - 1)) {
 		const struct entry *e = &t->e[j];
 		if (!e->h)
@@ -151,7 +154,7 @@ static int table_add(struct table *t, const char *s, size_t len, enum bw_guard_k
 		t->kcap = ncap;
 	}
 	memcpy(t->keys + t->klen, s, len);
-	uint64_t h = key_hash(s, len);
+	uint64_t h = key_hash(t, s, len);
 	size_t j = h & (t->cap - 1);
 	while (t->e[j].h)
 		j = (j + 1) & (t->cap - 1);

@@ -8,6 +8,9 @@
  * insert into one bucket at the same moment may lose one insertion, which only means that
  * domain is reported new once more. A full bucket forgets its least recently seen domain.
  * Memory: 8 bytes per remembered domain. docs/internals/guard.md has the numbers.
+ * Clients choose the domains, so the hash is keyed (bw_hash_keyed) under a random key
+ * drawn with the memory and saved with it: nobody can compute a set of domains that
+ * share two buckets and push out the ones already remembered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,12 +25,13 @@
 #include "guard/guard.h"
 
 #define SLOTS 8
-#define MAGIC "BWNSEEN1"
+#define MAGIC "BWNSEEN2" /* 1: the bucket hash had a fixed seed (its files are not read) */
 
 struct bw_nseen {
 	_Atomic uint64_t *slot; /* nbuckets * SLOTS */
 	size_t nbuckets;        /* a power of two */
 	uint64_t born;          /* unix seconds */
+	struct bw_hash_key key; /* the bucket hash's; saved with the slots */
 };
 
 int bw_nseen_new(size_t capacity, struct bw_nseen **out)
@@ -46,6 +50,7 @@ int bw_nseen_new(size_t capacity, struct bw_nseen **out)
 		return BW_ENOMEM;
 	}
 	ns->born = (uint64_t)time(NULL);
+	bw_hash_key_random(&ns->key);
 	*out = ns;
 	return 0;
 }
@@ -78,7 +83,7 @@ static inline uint64_t make_slot(uint32_t fp, uint16_t first, uint16_t last)
 static bool lookup(struct bw_nseen *ns, const char *regdom, size_t len, uint64_t now_s,
 		   uint64_t *first_s, bool record)
 {
-	uint64_t h = bw_hash(regdom, len, 0x6e7365656eULL);
+	uint64_t h = bw_hash_keyed(regdom, len, &ns->key);
 	uint32_t fp = (uint32_t)(h >> 32);
 	if (!fp)
 		fp = 1;
@@ -140,6 +145,7 @@ struct header {
 	char magic[8];
 	uint64_t nbuckets;
 	uint64_t born;
+	uint64_t key[2];
 	uint64_t check;
 };
 
@@ -158,7 +164,7 @@ int bw_nseen_save(const struct bw_nseen *ns, const char *path)
 		return BW_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		copy[i] = atomic_load_explicit(&ns->slot[i], memory_order_relaxed);
-	struct header hd = {.nbuckets = ns->nbuckets, .born = ns->born};
+	struct header hd = {.nbuckets = ns->nbuckets, .born = ns->born, .key = {ns->key.k0, ns->key.k1}};
 	memcpy(hd.magic, MAGIC, 8);
 	hd.check = checksum(ns, copy);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -220,6 +226,7 @@ int bw_nseen_load(struct bw_nseen *ns, const char *path)
 		ns->born = born;
 		goto out;
 	}
+	ns->key = (struct bw_hash_key){hd.key[0], hd.key[1]}; /* the slots were placed by it */
 	for (size_t i = 0; i < n; i++)
 		atomic_store_explicit(&ns->slot[i], copy[i], memory_order_relaxed);
 	rc = 0;

@@ -53,7 +53,7 @@ struct doh_stream {
 struct doh_conn {
 	struct bw_doh_server *srv;
 	struct bufferevent *bev;
-	struct doh_conn *prev, *next;
+	struct bw_admit_link link; /* in the server's admission ring */
 	struct event *hs_timer;
 	bool handshake_done;
 	bool h2;
@@ -79,8 +79,7 @@ struct bw_doh_server {
 	struct bw_doh_opts opts;
 	bw_tcp_msg_fn on_msg;
 	void *ctx;
-	struct doh_conn *conns;
-	unsigned nconns;
+	struct bw_admit admit; /* the open connections, caps and shares */
 	struct doh_stream *orphans; /* held by the core after their connection went */
 	nghttp2_session_callbacks *cbs;
 	uint8_t msg[BW_DNS_MAXMSG];
@@ -293,6 +292,7 @@ static void stream_request(struct doh_stream *st)
 	st->path = s->opts.paths[idx];
 	st->pad = bw_dns_query_padded(s->msg, len);
 	st->in_request = true;
+	bw_admit_touch(&s->admit, &c->link);
 	s->on_msg(&st->h, s->msg, len, s->ctx);
 	st->in_request = false;
 	c = st->conn;
@@ -691,13 +691,7 @@ static void conn_close(struct doh_conn *c)
 		else
 			stream_free(st);
 	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	s->nconns--;
+	bw_admit_leave(&s->admit, &c->link);
 	free(c);
 }
 
@@ -797,17 +791,27 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 }
 
+#define conn_of(l) ((struct doh_conn *)((char *)(l) - offsetof(struct doh_conn, link)))
+
+/* The listener is full: closes victim if it is idle (no request open, nothing unsent). */
+static bool evict_idle(struct bw_admit_link *victim)
+{
+	struct doh_conn *c = conn_of(victim);
+	if (!c->bev || c->in_recv || c->nstreams ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)))
+		return false;
+	conn_close(c);
+	return true;
+}
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	(void)lev;
 	struct bw_doh_server *s = arg;
-	if (s->nconns >= s->opts.max_conns) {
-		close(fd);
-		return;
-	}
 	struct doh_conn *c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || bw_admit_enter(&s->admit, &c->link, sa, evict_idle) != 0) {
+		free(c);
 		close(fd);
 		return;
 	}
@@ -817,6 +821,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (!c->bev || !c->hs_timer) {
 		if (c->bev)
 			bufferevent_free(c->bev);
+		bw_admit_leave(&s->admit, &c->link);
 		free(c);
 		return;
 	}
@@ -835,11 +840,6 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	struct timeval hs = {s->opts.handshake_ms / 1000, (s->opts.handshake_ms % 1000) * 1000};
 	evtimer_add(c->hs_timer, &hs);
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconns++;
 }
 
 struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
@@ -882,8 +882,18 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, on_data);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(s->cbs, on_frame);
 	nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_close);
-	s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
+	struct bw_admit_opts ao = {
+	    .transport = "doh",
+	    .max_conns = s->opts.max_conns,
+	    .per_client = opts->max_per_client,
+	    .v4_prefix = opts->client_v4_prefix,
+	    .v6_prefix = opts->client_v6_prefix,
+	    .stats = opts->stats,
+	};
+	if (bw_admit_init(&s->admit, &ao) == 0)
+		s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
 	if (!s->lev) {
+		bw_admit_free(&s->admit);
 		nghttp2_session_callbacks_del(s->cbs);
 		free(paths);
 		free(s);
@@ -902,11 +912,12 @@ void bw_doh_server_destroy(struct bw_doh_server *s)
 {
 	if (!s)
 		return;
-	while (s->conns) {
+	while (s->admit.ring.next != &s->admit.ring) {
+		struct doh_conn *c = conn_of(s->admit.ring.next);
 		/* the loop has stopped: no answer will come back */
-		for (struct doh_stream *st = s->conns->streams; st; st = st->next)
+		for (struct doh_stream *st = c->streams; st; st = st->next)
 			st->h.inflight = 0;
-		conn_close(s->conns);
+		conn_close(c);
 	}
 	while (s->orphans) {
 		struct doh_stream *st = s->orphans;
@@ -917,10 +928,11 @@ void bw_doh_server_destroy(struct bw_doh_server *s)
 		evconnlistener_free(s->lev);
 	nghttp2_session_callbacks_del(s->cbs);
 	free((void *)s->opts.paths);
+	bw_admit_free(&s->admit);
 	free(s);
 }
 
 unsigned bw_doh_server_conns(const struct bw_doh_server *s)
 {
-	return s->nconns;
+	return s->admit.n;
 }

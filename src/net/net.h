@@ -8,9 +8,11 @@
  *
  * The TCP layer hands the core one complete DNS message at a time (without the 2-byte
  * length) and takes answers back in any order: pipelining with out-of-order answers.
- * It enforces: a cap on connections per server, an idle timeout, a cap on queries in
- * flight per connection (reading pauses at the cap) and a cap on buffered output (reading
- * pauses until the client reads). Partial reads and writes are the bufferevent's job.
+ * It enforces: a cap on connections per server with a share per client prefix (when full,
+ * the least recently active idle connection makes room; see admit.c), an idle timeout, a
+ * cap on queries in flight per connection (reading pauses at the cap) and a cap on
+ * buffered output (reading pauses until the client reads). Partial reads and writes are
+ * the bufferevent's job.
  *
  * Thread safety: a TCP server and its connections belong to one worker thread.
  */
@@ -50,11 +52,23 @@ void bw_tls_free(struct bw_tls *t);
 /* Handshakes completed since start: full ones and resumed ones (tickets or cache). */
 void bw_tls_stats(const struct bw_tls *t, uint64_t *full, uint64_t *resumed);
 
+/* What the connection caps did, per stream listener kind; a worker's counters, kept by
+ * its servers (the worker thread only). docs/internals/connections.md. */
+struct bw_conn_stats {
+	uint64_t refused_client; /* the client already held its share */
+	uint64_t refused_full;   /* the listener was full and no connection was idle */
+	uint64_t evicted;        /* idle connections closed to make room for a new one */
+};
+
 /* Called for each complete message; the message is valid during the call only. */
 typedef void (*bw_tcp_msg_fn)(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, void *ctx);
 
 struct bw_tcp_opts {
-	unsigned max_conns;    /* connections at once; further ones are closed at accept */
+	unsigned max_conns;    /* connections at once; when full, a new one takes the place
+				  of the least recently active idle one, or is closed */
+	unsigned max_per_client; /* connections one client prefix may hold; 0: max_conns/16 */
+	uint8_t client_v4_prefix, client_v6_prefix; /* what one client is; 0: 32 and 64 */
+	struct bw_conn_stats *stats; /* counters (borrowed; required) */
 	unsigned idle_ms;      /* close after this long without a complete query */
 	unsigned max_inflight; /* queries accepted but not yet answered, per connection */
 	size_t max_output;     /* bytes of unsent answers before reading pauses */
@@ -99,7 +113,10 @@ const char *bw_tcp_conn_doh_path(const struct bw_tcp_conn *c);
  * (rapid reset) and unsent output per connection. */
 struct bw_doh_server;
 struct bw_doh_opts {
-	unsigned max_conns;
+	unsigned max_conns;    /* and the next four: as in struct bw_tcp_opts */
+	unsigned max_per_client;
+	uint8_t client_v4_prefix, client_v6_prefix;
+	struct bw_conn_stats *stats;
 	unsigned idle_ms;
 	unsigned handshake_ms;
 	unsigned max_streams;  /* HTTP/2 concurrent streams per connection */

@@ -20,11 +20,12 @@ struct bw_tcp_server {
 	struct bw_tcp_opts opts;
 	bw_tcp_msg_fn on_msg;
 	void *ctx;
-	struct bw_tcp_conn *conns; /* open connections (bev != NULL) */
-	unsigned nconns;
+	struct bw_admit admit; /* the open connections (bev != NULL), caps and shares */
 	uint8_t msg[BW_DNS_MAXMSG];
 	uint8_t pad[BW_DNS_MAXMSG]; /* DoT: an answer being padded */
 };
+
+#define conn_of(l) ((struct bw_tcp_conn *)((char *)(l) - offsetof(struct bw_tcp_conn, link)))
 
 static void conn_free_if_done(struct bw_tcp_conn *c)
 {
@@ -43,13 +44,7 @@ static void conn_close(struct bw_tcp_conn *c)
 	}
 	bufferevent_free(c->bev); /* closes the socket (and frees the SSL) */
 	c->bev = NULL;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	s->nconns--;
+	bw_admit_leave(&s->admit, &c->link);
 	conn_free_if_done(c);
 }
 
@@ -119,6 +114,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			continue;
 		if (s->opts.tls && !c->pad && bw_dns_query_padded(s->msg, len))
 			c->pad = true;
+		bw_admit_touch(&s->admit, &c->link);
 		s->on_msg(c, s->msg, len, s->ctx);
 		if (!c->bev)
 			return; /* closed inside the callback */
@@ -167,17 +163,31 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 		conn_close(c);
 }
 
+/* The listener is full: closes victim if it is idle (nothing in flight, nothing unsent). */
+static bool evict_idle(struct bw_admit_link *victim)
+{
+	struct bw_tcp_conn *c = conn_of(victim);
+	if (!c->bev || c->inflight || evbuffer_get_length(bufferevent_get_output(c->bev)))
+		return false;
+	conn_close(c);
+	return true;
+}
+
+/* A connection that could not be set up: out of the counts, then freed. */
+static void conn_abandon(struct bw_tcp_conn *c)
+{
+	bw_admit_leave(&c->srv->admit, &c->link);
+	free(c);
+}
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	(void)lev;
 	struct bw_tcp_server *s = arg;
-	if (s->nconns >= s->opts.max_conns) {
-		close(fd);
-		return;
-	}
 	struct bw_tcp_conn *c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || bw_admit_enter(&s->admit, &c->link, sa, evict_idle) != 0) {
+		free(c);
 		close(fd);
 		return;
 	}
@@ -191,7 +201,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	if (s->opts.tls) {
 		c->bev = bw_tls_bev_new(s->opts.tls, s->base, fd, true);
 		if (!c->bev) {
-			free(c);
+			conn_abandon(c);
 			return;
 		}
 		unsigned ms = s->opts.handshake_ms ? s->opts.handshake_ms : 5000;
@@ -199,7 +209,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		c->hs_timer = evtimer_new(s->base, on_handshake_timeout, c);
 		if (!c->hs_timer) {
 			bufferevent_free(c->bev);
-			free(c);
+			conn_abandon(c);
 			return;
 		}
 		evtimer_add(c->hs_timer, &tv);
@@ -209,7 +219,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	}
 	if (!c->bev) {
 		close(fd);
-		free(c);
+		conn_abandon(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
@@ -217,11 +227,6 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	bufferevent_set_timeouts(c->bev, &idle, &idle);
 	bufferevent_setwatermark(c->bev, EV_READ, 2, 2 + BW_DNS_MAXMSG);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	s->nconns++;
 }
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
@@ -239,8 +244,21 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 		s->opts.max_inflight = 64;
 	s->on_msg = on_msg;
 	s->ctx = ctx;
+	struct bw_admit_opts ao = {
+	    .transport = opts->tls ? "dot" : "tcp",
+	    .max_conns = opts->max_conns,
+	    .per_client = opts->max_per_client,
+	    .v4_prefix = opts->client_v4_prefix,
+	    .v6_prefix = opts->client_v6_prefix,
+	    .stats = opts->stats,
+	};
+	if (bw_admit_init(&s->admit, &ao) != 0) {
+		free(s);
+		return NULL;
+	}
 	s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
 	if (!s->lev) {
+		bw_admit_free(&s->admit);
 		free(s);
 		return NULL;
 	}
@@ -257,19 +275,20 @@ void bw_tcp_server_destroy(struct bw_tcp_server *s)
 {
 	if (!s)
 		return;
-	while (s->conns) {
-		struct bw_tcp_conn *c = s->conns;
+	while (s->admit.ring.next != &s->admit.ring) {
+		struct bw_tcp_conn *c = conn_of(s->admit.ring.next);
 		c->inflight = 0; /* the loop has stopped: no answer will come back */
 		conn_close(c);
 	}
 	if (s->lev)
 		evconnlistener_free(s->lev);
+	bw_admit_free(&s->admit);
 	free(s);
 }
 
 unsigned bw_tcp_server_conns(const struct bw_tcp_server *s)
 {
-	return s->nconns;
+	return s->admit.n;
 }
 
 static void conn_write(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)

@@ -17,6 +17,7 @@ struct tlm_top_slot {
 };
 struct tlm_top {
 	struct tlm_top_slot *slots; /* allocated on first use */
+	struct bw_hash_key key;     /* drawn with the slots: clients choose the keys */
 	unsigned n;
 	uint64_t untracked; /* hits of keys that found the table full */
 };

@@ -208,6 +208,26 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
 	family(&o, "bulwark_cache_evictions_total", "counter",
 	       "Cache entries evicted to make room.");
 	u64(&o, "bulwark_cache_evictions_total", s->cache_evictions);
+	family(&o, "bulwark_cache_bucket_evictions_total", "counter",
+	       "Of those, entries evicted because their hash bucket was full (a steady rise "
+	       "means someone is trying to flood one bucket).");
+	u64(&o, "bulwark_cache_bucket_evictions_total", s->cache_bucket_evictions);
+	static const char *const streams[BW_METRICS_STREAMS] = {"tcp", "dot", "doh"};
+	family(&o, "bulwark_connections_refused_total", "counter",
+	       "Stream connections closed at accept: the client already held its share "
+	       "(reason=\"client-share\") or the listener was full with no idle connection "
+	       "to close (reason=\"full\").");
+	for (int k = 0; k < BW_METRICS_STREAMS; k++) {
+		put(&o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"client-share\"} "
+			"%llu\n", streams[k], (unsigned long long)s->conn_refused_client[k]);
+		put(&o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"full\"} %llu\n",
+		    streams[k], (unsigned long long)s->conn_refused_full[k]);
+	}
+	family(&o, "bulwark_connections_evicted_total", "counter",
+	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
+	for (int k = 0; k < BW_METRICS_STREAMS; k++)
+		put(&o, "bulwark_connections_evicted_total{transport=\"%s\"} %llu\n", streams[k],
+		    (unsigned long long)s->conn_evicted[k]);
 	family(&o, "bulwark_stale_answers_total", "counter",
 	       "Expired answers served because the upstream failed (RFC 8767).");
 	u64(&o, "bulwark_stale_answers_total", s->stale);

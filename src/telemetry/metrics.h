@@ -79,6 +79,9 @@ struct bw_metrics_feed {
 	char error[BW_METRICS_LABEL_MAX]; /* why, when failed */
 };
 
+/* Stream listeners, for the connection counters: tcp, dot, doh. */
+enum { BW_METRICS_STREAM_TCP, BW_METRICS_STREAM_DOT, BW_METRICS_STREAM_DOH, BW_METRICS_STREAMS };
+
 /* One scrape's worth of numbers (summed over workers). */
 struct bw_metrics_sample {
 	unsigned workers;
@@ -92,7 +95,10 @@ struct bw_metrics_sample {
 	char feed_slot[BW_METRICS_FEED_SLOTS][2][BW_METRICS_LABEL_MAX];
 	char profile_slot[BW_METRICS_PROFILE_SLOTS][BW_METRICS_LABEL_MAX];
 	/* cache */
-	uint64_t cache_entries, cache_bytes, cache_capacity, cache_evictions;
+	uint64_t cache_entries, cache_bytes, cache_capacity, cache_evictions, cache_bucket_evictions;
+	/* stream connections (net/admit.c), by BW_METRICS_STREAM_* */
+	uint64_t conn_refused_client[BW_METRICS_STREAMS], conn_refused_full[BW_METRICS_STREAMS],
+		conn_evicted[BW_METRICS_STREAMS];
 	/* policy */
 	uint64_t policy_generation, policy_entries;
 	unsigned n_feeds;

@@ -17,6 +17,7 @@
 #define PRUNE_STEP 5000		  /* rows deleted per statement (also in the SQL below) */
 #define PRUNE_ROUNDS 20		  /* statements per call at most */
 #define NAME_MAP_SLOTS (1u << 18) /* the name -> id map; emptied when half full */
+#define NAME_MAP_PROBE 64         /* slots looked at per name, at most */
 
 /*
  * Version 2: names in a table of their own, each row refers to its name by id (an index on
@@ -94,6 +95,7 @@ struct bw_tlm_querylog {
 	sqlite3_stmt *insert, *begin, *commit, *rollback, *prune;
 	sqlite3_stmt *name_get, *name_put, *gc_window, *gc, *pos_get, *pos_put;
 	struct name_slot *names; /* NAME_MAP_SLOTS */
+	struct bw_hash_key names_key; /* the map's keys are names clients chose */
 	size_t n_names;
 	sqlite3_int64 gc_cursor; /* names.id the clean-up of unused names goes on from */
 	bool gc_due, gc_running; /* rows were pruned since the pass began / a pass is on */
@@ -183,6 +185,7 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	bw_hash_key_random(&l->names_key);
 	err[0] = 0;
 	/* no allocation statistics: they take a global mutex on every allocation (an error
 	 * if SQLite is already in use in this process, and harmless then) */
@@ -285,11 +288,15 @@ static void text(sqlite3_stmt *s, int i, const char *v)
 static sqlite3_int64 name_id(struct bw_tlm_querylog *l, const char *name)
 {
 	const size_t mask = NAME_MAP_SLOTS - 1;
-	uint64_t h = bw_hash(name, strlen(name), 0x6e616d6573) | 1;
+	uint64_t h = bw_hash_keyed(name, strlen(name), &l->names_key) | 1;
 	size_t i = h & mask;
-	for (; l->names[i].hash; i = (i + 1) & mask)
+	unsigned probe = 0;
+	for (; l->names[i].hash; i = (i + 1) & mask) {
 		if (l->names[i].hash == h && strcmp(l->names[i].name, name) == 0)
 			return l->names[i].id;
+		if (++probe == NAME_MAP_PROBE)
+			break; /* a long run: the name is looked up in the file, not remembered */
+	}
 	sqlite3_int64 id = -1;
 	sqlite3_bind_text(l->name_get, 1, name, -1, SQLITE_STATIC);
 	if (sqlite3_step(l->name_get) == SQLITE_ROW)
@@ -306,6 +313,8 @@ static sqlite3_int64 name_id(struct bw_tlm_querylog *l, const char *name)
 		names_forget(l);
 		i = h & mask;
 	}
+	if (l->names[i].hash)
+		return id;
 	char *copy = strdup(name);
 	if (copy) {
 		l->names[i] = (struct name_slot){.hash = h, .id = id, .name = copy};

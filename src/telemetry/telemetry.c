@@ -145,11 +145,7 @@ void bw_tlm_iso_time(uint64_t ms, char *out, size_t cap)
 /* ---- the top-N tables: counts per key, capped ---- */
 
 #define TOP_CAP 16384 /* slots; at most TOP_CAP/2 keys are counted */
-
-static uint64_t top_hash(const char *s)
-{
-	return bw_hash(s, strlen(s), 0x746f70);
-}
+#define TOP_PROBE 64  /* slots looked at per key: a key that finds none is untracked */
 
 static void top_add(struct tlm_top *t, const char *key)
 {
@@ -157,9 +153,10 @@ static void top_add(struct tlm_top *t, const char *key)
 		t->slots = calloc(TOP_CAP, sizeof(*t->slots));
 		if (!t->slots)
 			return;
+		bw_hash_key_random(&t->key);
 	}
-	uint64_t h = top_hash(key);
-	for (unsigned i = 0; i < TOP_CAP; i++) {
+	uint64_t h = bw_hash_keyed(key, strlen(key), &t->key);
+	for (unsigned i = 0; i < TOP_PROBE; i++) {
 		struct tlm_top_slot *s = &t->slots[(h + i) & (TOP_CAP - 1)];
 		if (!s->key) {
 			if (t->n >= TOP_CAP / 2) {
@@ -176,6 +173,7 @@ static void top_add(struct tlm_top *t, const char *key)
 		s->count++;
 		return;
 	}
+	t->untracked++; /* a run of TOP_PROBE taken slots: bounded work per key */
 }
 
 static void top_free(struct tlm_top *t)

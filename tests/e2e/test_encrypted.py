@@ -739,7 +739,8 @@ def test_connection_cap(bulwark, internet, tmp_path):
         ports["dot"] = other_port(port)
         ports["doh"] = other_port(port, ports["dot"])
         return encrypted_config(internet, workdir, port, ports, cert, key,
-                                {"workers": 1, "tcp-max-connections": 3})
+                                {"workers": 1, "tcp-max-connections": 3,
+                                 "tcp-max-connections-per-client": 3})
 
     bulwark(config, workdir=d)
     for kind in ("dot", "doh"):

@@ -719,6 +719,143 @@ static void bench(void **state)
 	bench_keys(BENCH_KEYS);
 }
 
+/* ---- hash flooding (docs/internals/cache.md) ---- */
+
+/* The cache's key hash before it was keyed: bw_hash() of the name with a fixed seed. */
+#define OLD_SEED 0x62756c7761726bULL
+#define GOLDEN 0x9e3779b97f4a7c15ULL
+#define BLOCK_ADD 0x2545f4914f6cdd1dULL
+
+static uint64_t mul_inverse(uint64_t a)
+{
+	uint64_t x = a; /* Newton: each step doubles the correct low bits (a is odd) */
+	for (int i = 0; i < 6; i++)
+		x *= 2 - a * x;
+	return x;
+}
+
+static uint64_t mix_inverse(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= mul_inverse(0xc4ceb9fe1a85ec53ULL);
+	h ^= h >> 33;
+	h *= mul_inverse(0xff51afd7ed558ccdULL);
+	h ^= h >> 33;
+	return h;
+}
+
+static uint64_t rotr64(uint64_t h, unsigned b)
+{
+	return h >> b | h << (64 - b);
+}
+
+/*
+ * Wire names of 24 bytes (one 22-byte label: three 8-byte words, no tail) whose old hash
+ * is target's, computed as the attack did: the first word is chosen (a counter), the last
+ * is fixed, and the middle one is solved for by running bw_hash's steps backwards. Words
+ * with upper-case letters are skipped (the cache sees names lower-cased).
+ */
+static unsigned old_collisions(uint64_t target, uint8_t (*out)[24], unsigned want)
+{
+	const uint64_t ginv = mul_inverse(GOLDEN);
+	uint8_t name[24];
+	memset(name, 'x', sizeof(name));
+	name[0] = 22;
+	name[23] = 0;
+	uint64_t w3;
+	memcpy(&w3, name + 16, 8);
+	uint64_t h3 = mix_inverse(target); /* the state after the last word */
+	uint64_t h2 = rotr64(h3 * ginv, 27) ^ bw_hash_mix(w3 + BLOCK_ADD);
+	unsigned n = 0;
+	for (uint64_t ctr = 0; n < want && ctr < 16ull * want; ctr++) {
+		for (int i = 1; i < 8; i++)
+			name[i] = (uint8_t)('a' + (ctr >> (4 * (i - 1)) & 15));
+		uint64_t w1, h = OLD_SEED ^ (24 * GOLDEN);
+		memcpy(&w1, name, 8);
+		h ^= bw_hash_mix(w1 + BLOCK_ADD);
+		h = (h << 27 | h >> 37) * GOLDEN;
+		uint64_t w2 = mix_inverse(rotr64(h2 * ginv, 27) ^ h) - BLOCK_ADD;
+		memcpy(name + 8, &w2, 8);
+		bool upper = false;
+		for (int i = 8; i < 16; i++)
+			upper |= name[i] >= 'A' && name[i] <= 'Z';
+		if (upper)
+			continue;
+		memcpy(out[n++], name, sizeof(name));
+	}
+	return n;
+}
+
+/* Names that all shared one bucket chain under the old hash are spread by the keyed one:
+ * a lookup of any name compares against a short chain, whatever the attacker sends. */
+static void test_hash_flood(void **state)
+{
+	(void)state;
+	enum { N = 4000 };
+	static uint8_t names[N][24];
+	static const uint8_t victim[] = "\3www\7example\3com"; /* 17 bytes with the root */
+	uint64_t target = bw_hash(victim, sizeof(victim), OLD_SEED);
+	assert_int_equal(old_collisions(target, names, N), N);
+	/* the attack works on the old function: every name has the victim's hash */
+	for (unsigned i = 0; i < N; i++)
+		assert_true(bw_hash(names[i], 24, OLD_SEED) == target);
+
+	struct bw_cache *c = new_cache(64u << 20, 1, 0);
+	struct bw_answer_meta m;
+	make_a_meta(&m);
+	struct bw_cache_key k = {.qtype = BW_T_A, .qclass = 1, .generation = 1};
+	uint64_t first = 0;
+	unsigned same = 0;
+	for (unsigned i = 0; i < N; i++) {
+		k.qname_lc = names[i];
+		k.qname_len = 24;
+		bw_cache_key_hash(&k);
+		if (i == 0)
+			first = k.hash;
+		same += k.hash == first;
+		assert_int_equal(bw_cache_store(c, &k, &m, a_body, T0), 0);
+	}
+	assert_int_equal(same, 1);
+	struct bw_cache_stats st;
+	bw_cache_stats(c, &st);
+	assert_int_equal(st.entries, N);
+	assert_int_equal(st.chain_evictions, 0); /* no bucket came near CHAIN_MAX */
+	bw_cache_destroy(c);
+}
+
+/* Even names that do share buckets (here: 16 buckets for 2,000 names) never make a chain
+ * longer than CHAIN_MAX (16): the bucket's oldest entry makes room. */
+static void test_chain_bound(void **state)
+{
+	(void)state;
+	struct bw_cache_config cfg = {
+	    .size = 64u << 20, .shards = 1, .buckets = 16, .max_ttl = 86400,
+	    .max_neg_ttl = 3600,
+	};
+	struct bw_cache *c = bw_cache_create(&cfg);
+	assert_non_null(c);
+	struct bw_answer_meta m;
+	make_a_meta(&m);
+	struct bw_query q;
+	struct bw_cache_key k;
+	char text[64];
+	for (unsigned i = 0; i < 2000; i++) {
+		snprintf(text, sizeof(text), "host%u.example.org", i);
+		make_query(&q, text, 1, BW_T_A, false, false);
+		make_key(&k, &q, 0, 1);
+		assert_int_equal(bw_cache_store(c, &k, &m, a_body, T0), 0);
+	}
+	struct bw_cache_stats st;
+	bw_cache_stats(c, &st);
+	assert_true(st.entries <= 16 * 16);
+	assert_int_equal(st.entries + st.chain_evictions, 2000);
+	assert_int_equal(st.evictions, st.chain_evictions);
+	/* the newest name of all is there */
+	uint8_t out[512];
+	assert_true(bw_cache_lookup(c, &k, &q, T0 + 1, false, 512, out, sizeof(out)) > 0);
+	bw_cache_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +868,8 @@ int main(void)
 		cmocka_unit_test(test_stale),
 		cmocka_unit_test(test_replace),
 		cmocka_unit_test(test_concurrency),
+		cmocka_unit_test(test_hash_flood),
+		cmocka_unit_test(test_chain_bound),
 	};
 	const struct CMUnitTest benches[] = {
 		cmocka_unit_test(bench),

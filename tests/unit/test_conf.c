@@ -103,6 +103,9 @@ static void check_defaults(const struct bw_conf *c)
 	assert_int_equal(c->server.listen[0].profile, -1);
 	assert_int_equal(c->server.workers, 0);
 	assert_int_equal(c->server.tcp_max_conns, 1024);
+	assert_int_equal(c->server.tcp_max_conns_per_client, 0); /* tcp_max_conns / 16 */
+	assert_int_equal(c->server.tcp_client_v4_prefix, 32);
+	assert_int_equal(c->server.tcp_client_v6_prefix, 64);
 	assert_int_equal(c->server.tcp_idle_ms, 10000);
 	assert_int_equal(c->server.tcp_max_inflight, 64);
 	assert_int_equal(c->server.max_inflight, 4096);
@@ -264,6 +267,9 @@ static void test_full(void **state)
 	assert_int_equal(c->server.listen[2].port, 53);
 	assert_int_equal(c->server.workers, 3);
 	assert_int_equal(c->server.tcp_max_conns, 100);
+	assert_int_equal(c->server.tcp_max_conns_per_client, 10);
+	assert_int_equal(c->server.tcp_client_v4_prefix, 24);
+	assert_int_equal(c->server.tcp_client_v6_prefix, 56);
 	assert_int_equal(c->server.tcp_idle_ms, 1500);
 	assert_int_equal(c->server.tcp_max_inflight, 8);
 	assert_int_equal(c->server.max_inflight, 1000);
@@ -483,7 +489,8 @@ static void test_key_errors(void **state)
 				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard)");
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
-		     "tcp-max-connections, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
+		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
+		     "tcp-client-ipv6-prefix, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
 		     "access-control, state-dir, control-socket, tls-handshake-timeout, "
 		     "doh-max-streams)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
@@ -533,6 +540,10 @@ static void test_value_errors(void **state)
 	    {"server:\n  tcp-max-inflight: 99999999999999999999999\n",
 	     ":2:21: expected a number for 'tcp-max-inflight', found "
 	     "'99999999999999999999999'"},
+	    {"server:\n  tcp-max-connections: 10\n  tcp-max-connections-per-client: 11\n",
+	     ":3:35: tcp-max-connections-per-client (11) is more than tcp-max-connections (10)"},
+	    {"server:\n  tcp-client-ipv6-prefix: 129\n",
+	     ":2:27: 'tcp-client-ipv6-prefix' must be between 1 and 128, found 129"},
 	    {"server:\n  tcp-max-connections: \" 5\"\n",
 	     ":2:24: expected a number for 'tcp-max-connections', found ' 5'"},
 	    {"server:\n  tcp-idle-timeout: 10x\n",
