@@ -9,7 +9,8 @@
  *
  * What each format means (docs/feeds.md has the user's version):
  *  - domains, hosts: a listed name blocks itself and every name below it (QNAME + WILDCARD,
- *    NXDOMAIN). IP literals and a hosts file's local names are skipped on purpose.
+ *    NXDOMAIN). IP literals (an IPv4 address with leading zeros too: "10.0.0.07") and a
+ *    hosts file's local names are skipped on purpose.
  *  - wildcard: "*.name" and a bare "name" both mean the name and everything below it.
  *    HaGeZi and urlhaus-filter publish the same list as domains, wildcard and adblock
  *    files and state that they hold the same names ("without subdomains": the wildcard
@@ -86,12 +87,36 @@ static bool next_token(const char **pos, const char *end, const char **tok, size
 	return true;
 }
 
-/* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index)? */
+/* Four dot-separated groups of digits ("112.246.120.07", "1.2.3.400"): an IPv4 address in
+ * a form inet_pton() refuses (leading zeros, which some tools read as octal; an octet over
+ * 255). Never a host name: a name's last label is not all digits. */
+static bool is_dotted_quad(const char *tok, size_t len)
+{
+	unsigned dots = 0, digits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (tok[i] == '.') {
+			if (digits == 0 || ++dots > 3)
+				return false;
+			digits = 0;
+		} else if (tok[i] >= '0' && tok[i] <= '9') {
+			digits++;
+		} else {
+			return false;
+		}
+	}
+	return dots == 3 && digits > 0;
+}
+
+/* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index), or is it an
+ * IPv4 address written with leading zeros? */
 static bool is_ip(const char *tok, size_t len)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	unsigned char addr[sizeof(struct in6_addr)];
 
+	if (is_dotted_quad(tok, len))
+		return true;
 	if (len == 0 || len >= sizeof(buf) || memchr(tok, '\0', len))
 		return false;
 	memcpy(buf, tok, len);

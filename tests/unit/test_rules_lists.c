@@ -258,6 +258,37 @@ static void test_domains_syntax(void **state)
 	assert_tree(&c, 0, "ok.org", BW_ACT_NXDOMAIN, 7);
 	col_free(&c);
 
+	/* IPv4 addresses that inet_pton() refuses are still addresses, never names */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_domains,
+				   "112.246.120.07\n010.001.002.003\n1.2.3.400\n1.2.3.4.5\n"
+				   "1.2.3.x07\n07.example\n",
+				   &c, &rep),
+			 0);
+	assert_int_equal(rep.skipped, 3);
+	assert_int_equal(rep.bad, 0);
+	assert_int_equal(c.n_rules, 6); /* five groups, a letter: names as before */
+	assert_tree(&c, 0, "1.2.3.4.5", BW_ACT_NXDOMAIN, 4);
+	assert_tree(&c, 2, "1.2.3.x07", BW_ACT_NXDOMAIN, 5);
+	assert_tree(&c, 4, "07.example", BW_ACT_NXDOMAIN, 6);
+	col_free(&c);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_hosts,
+				   "0.0.0.0 112.246.120.07 a.org\n127.000.000.001 b.org\n", &c,
+				   &rep),
+			 0);
+	assert_int_equal(rep.skipped, 1);
+	assert_int_equal(rep.bad, 0);
+	assert_int_equal(c.n_rules, 4);
+	assert_tree(&c, 0, "a.org", BW_ACT_NXDOMAIN, 1);
+	assert_tree(&c, 2, "b.org", BW_ACT_NXDOMAIN, 2);
+	col_free(&c);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_adblock, "||112.246.120.07^\n", &c, &rep), 0);
+	assert_int_equal(rep.skipped, 1);
+	assert_int_equal(c.n_rules, 0);
+	col_free(&c);
+
 	/* nothing at all */
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(bw_parse_domains(NULL, 0, "t", collect, &c, &rep), 0);
