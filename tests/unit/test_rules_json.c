@@ -529,6 +529,42 @@ static void test_stix_domains(void **state)
 	assert_int_equal(s.n, 0);
 	assert_int_equal(rep.bad, 4);
 	assert_int_equal(rep.n_errors, 4);
+
+	/* a domain written with a path or a port: its host is blocked (was: bad, resolved) */
+	static const struct {
+		const char *val, *host;
+	} with_path[] = {
+	    {"host.example/x", "host.example"},	     {"Host.Example:8080/x/y", "host.example"},
+	    {"host.example:8080", "host.example"},   {"host.example/", "host.example"},
+	    {"host.example?q=1", "host.example"},    {"http://host.example/x", "host.example"},
+	    {"user@host.example/x", "host.example"},
+	};
+	char pat[256];
+	for (size_t i = 0; i < sizeof(with_path) / sizeof(with_path[0]); i++) {
+		snprintf(pat, sizeof(pat), "[domain-name:value = '%s']", with_path[i].val);
+		stix1(&s, pat, NULL, &rep);
+		if (rep.bad || s.n != 2 || !has_domain(&s, with_path[i].host))
+			fail_msg("%s: %zu rules, %zu bad", with_path[i].val, s.n, rep.bad);
+	}
+	stix1(&s, "[domain-name:value = '*.wild.example/x']", NULL, &rep);
+	assert_int_equal(s.n, 1);
+	assert_true(has_name(&s, BW_TRIG_WILDCARD, "wild.example"));
+	stix1(&s, "[domain-name:value = '192.0.2.9:80/x']", NULL, &rep);
+	assert_int_equal(s.n, 1);
+	assert_true(has_net(&s, "192.0.2.9/32"));
+	/* an IPv6 address is not host:port; a value with no host stays bad */
+	stix1(&s, "[domain-name:value = '2001:db8::9']", NULL, &rep);
+	assert_true(has_net(&s, "2001:db8::9/128"));
+	stix1(&s, "[domain-name:value = '/x' OR domain-name:value = ':80']", NULL, &rep);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(rep.bad, 2);
+	/* MISP domain attributes go the same way */
+	misp(&s,
+	     "{\"Event\":{\"info\":\"e\",\"Attribute\":[{\"type\":\"domain\",\"value\":"
+	     "\"misp.example:443/login\",\"to_ids\":true}]}}",
+	     &rep);
+	assert_int_equal(s.n, 2);
+	assert_true(has_domain(&s, "misp.example"));
 	sink_reset(&s);
 }
 
