@@ -820,7 +820,7 @@ int bw_parse_feed(const struct bw_feed_conf *fc, const char *buf, size_t len, bw
 	case BW_FEED_STIX:
 		return bw_parse_stix(buf, len, label, (int64_t)time(NULL), sink, ctx, rep);
 	case BW_FEED_MISP:
-		return bw_parse_misp(buf, len, label, sink, ctx, rep);
+		return bw_parse_misp(buf, len, label, fc->misp_non_ids, sink, ctx, rep);
 	}
 	rep->broken = true;
 	return 0;

@@ -86,6 +86,8 @@ struct bw_parse_report {
 				  indicators, MISP attributes without to_ids */
 	char first_errors[5][160]; /* "label:line: reason" of the first few bad units */
 	unsigned n_errors;
+	size_t no_ids_events;  /* MISP: events that gave no rule only because none of their
+				  blockable attributes has to_ids */
 	bool broken;           /* structurally unusable (e.g. not JSON at all): the caller
 				  keeps the previous version of the feed */
 };
@@ -150,8 +152,9 @@ int bw_rpz_write_rr(FILE *f, const uint8_t *owner, size_t owner_len, uint16_t ty
 		    const uint8_t *rdata, size_t rdlen);
 int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
 		  void *ctx, struct bw_parse_report *rep);
-int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
-		  struct bw_parse_report *rep);
+/* non_ids: use attributes without to_ids too (the feed's misp-include-non-ids). */
+int bw_parse_misp(const char *buf, size_t len, const char *label, bool non_ids, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep);
 
 /* Runs the parser of fc's format over a whole feed (STIX validity windows: now). The one
  * place that maps a configured format to its parser. Defined in policy.c. */
