@@ -108,20 +108,24 @@ static bool is_dotted_quad(const char *tok, size_t len)
 	return dots == 3 && digits > 0;
 }
 
-/* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index), or is it an
- * IPv4 address written with leading zeros? */
-static bool is_ip(const char *tok, size_t len)
+/* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index)? */
+static bool is_addr(const char *tok, size_t len)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	unsigned char addr[sizeof(struct in6_addr)];
 
-	if (is_dotted_quad(tok, len))
-		return true;
 	if (len == 0 || len >= sizeof(buf) || memchr(tok, '\0', len))
 		return false;
 	memcpy(buf, tok, len);
 	buf[len] = '\0';
 	return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+}
+
+/* An IP literal where a name is expected: an address, or an IPv4 address written with
+ * leading zeros. (A hosts line's address field is checked with is_addr(): strictly.) */
+static bool is_ip(const char *tok, size_t len)
+{
+	return is_addr(tok, len) || is_dotted_quad(tok, len);
 }
 
 /* Names a hosts file maps for the machine itself; never blocking entries. */
@@ -232,7 +236,7 @@ static void hosts_fields(struct lp *lp, const char *p, const char *end)
 
 	if (!next_token(&p, end, &tok, &tlen))
 		return;
-	if (!is_ip(tok, tlen)) {
+	if (!is_addr(tok, tlen)) {
 		bad(lp, "first field is not an IP address");
 		return;
 	}
