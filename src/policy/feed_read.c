@@ -302,6 +302,10 @@ static int parse_src(const struct bw_feed_conf *fc, struct src *s, bw_rule_sink 
 	if (s->err == BW_EMALFORMED || s->err == BW_ERANGE) {
 		rep->broken = true;
 		rep->too_big = s->err == BW_ERANGE;
+		/* the reason the whole version is unusable is kept and said, even after the
+		 * first few bad lines (a bomb's lines may fill them) */
+		if (rep->n_errors == sizeof(rep->first_errors) / sizeof(rep->first_errors[0]))
+			rep->n_errors--;
 		bw_parse_report_bad(rep, fc->file, rep->units, s->why);
 	} else if (s->err) {
 		err = s->err;
