@@ -13,6 +13,7 @@ PKGS    += libcrypto
 PKGS    += sqlite3
 PKGS    += libpsl icu-uc icu-i18n
 PKGS    += openssl libevent_openssl libnghttp2
+PKGS    += zlib
 CONFIG  ?= etc/bulwark.yaml
 FUZZ_SECONDS ?= 60
 

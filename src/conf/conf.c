@@ -1150,7 +1150,7 @@ static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 					   "url", "taxii", "refresh", "timeout", "max-size",
 					   "max-entries", "min-ratio", "expire", "when-expired",
 					   "ca-file", "username", "password", "token-file",
-					   "primaries", "zone", "tsig", NULL};
+					   "primaries", "zone", "tsig", "misp-include-non-ids", NULL};
 	/* In the order of enum bw_feed_format and enum bw_feed_action. */
 	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
 					      "rpz",	 "stix",  "misp",     NULL};
@@ -1194,6 +1194,13 @@ static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 				       "domains, hosts, wildcard, adblock, rpz, stix, misp)",
 				       f->name, s);
 		f->format = (enum bw_feed_format)idx;
+	}
+	if ((v = cf_get(c, m, "misp-include-non-ids"))) {
+		if (f->format != BW_FEED_MISP)
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': 'misp-include-non-ids' is "
+					  "for 'format: misp'", f->name);
+		if ((rc = cf_get_bool(c, v, "misp-include-non-ids", &f->misp_non_ids)))
+			return rc;
 	}
 	snprintf(what, sizeof(what), "feed '%s'", f->name);
 	if ((v = cf_get(c, m, "file")) && (rc = cf_get_file(c, v, "file", what, &f->file)))

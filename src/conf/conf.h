@@ -108,6 +108,7 @@ struct bw_feed_conf {
 	bool redirect_has_v4, redirect_has_v6;
 	uint8_t redirect_v4[4], redirect_v6[16];
 	char *redirect_name; /* text, e.g. "blocked.example.org", or NULL */
+	bool misp_non_ids;   /* format misp: use attributes without to_ids too (default off) */
 	/* Where the feed comes from (docs/feeds.md; conf_feeds.c). For URL and TAXII feeds
 	 * `file` is the last good copy in state-dir/feeds/ (it may not exist yet). */
 	enum bw_feed_source source;

@@ -137,6 +137,8 @@ static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t
 	int rc = bw_parse_feed(&fc, buf, len, count_rule, &c, &rep);
 	in.entries = c.rules;
 	in.bad = rep.bad;
+	if (rep.too_big) /* compressed, and expands past max-size */
+		in.size = f->fc->max_size + 1;
 	in.broken = rep.broken || (rc < 0 && rc != BW_ERANGE);
 	if (ignore_shrink)
 		in.have_last = false;

@@ -9,7 +9,8 @@
  *
  * What each format means (docs/feeds.md has the user's version):
  *  - domains, hosts: a listed name blocks itself and every name below it (QNAME + WILDCARD,
- *    NXDOMAIN). IP literals and a hosts file's local names are skipped on purpose.
+ *    NXDOMAIN). IP literals (an IPv4 address with leading zeros too: "10.0.0.07") and a
+ *    hosts file's local names are skipped on purpose.
  *  - wildcard: "*.name" and a bare "name" both mean the name and everything below it.
  *    HaGeZi and urlhaus-filter publish the same list as domains, wildcard and adblock
  *    files and state that they hold the same names ("without subdomains": the wildcard
@@ -86,8 +87,29 @@ static bool next_token(const char **pos, const char *end, const char **tok, size
 	return true;
 }
 
+/* Four dot-separated groups of digits ("112.246.120.07", "1.2.3.400"): an IPv4 address in
+ * a form inet_pton() refuses (leading zeros, which some tools read as octal; an octet over
+ * 255). Never a host name: a name's last label is not all digits. */
+static bool is_dotted_quad(const char *tok, size_t len)
+{
+	unsigned dots = 0, digits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (tok[i] == '.') {
+			if (digits == 0 || ++dots > 3)
+				return false;
+			digits = 0;
+		} else if (tok[i] >= '0' && tok[i] <= '9') {
+			digits++;
+		} else {
+			return false;
+		}
+	}
+	return dots == 3 && digits > 0;
+}
+
 /* Does the token parse as an IPv4 or IPv6 address (inet_pton, no zone index)? */
-static bool is_ip(const char *tok, size_t len)
+static bool is_addr(const char *tok, size_t len)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
 	unsigned char addr[sizeof(struct in6_addr)];
@@ -97,6 +119,13 @@ static bool is_ip(const char *tok, size_t len)
 	memcpy(buf, tok, len);
 	buf[len] = '\0';
 	return inet_pton(AF_INET, buf, addr) == 1 || inet_pton(AF_INET6, buf, addr) == 1;
+}
+
+/* An IP literal where a name is expected: an address, or an IPv4 address written with
+ * leading zeros. (A hosts line's address field is checked with is_addr(): strictly.) */
+static bool is_ip(const char *tok, size_t len)
+{
+	return is_addr(tok, len) || is_dotted_quad(tok, len);
 }
 
 /* Names a hosts file maps for the machine itself; never blocking entries. */
@@ -207,7 +236,7 @@ static void hosts_fields(struct lp *lp, const char *p, const char *end)
 
 	if (!next_token(&p, end, &tok, &tlen))
 		return;
-	if (!is_ip(tok, tlen)) {
+	if (!is_addr(tok, tlen)) {
 		bad(lp, "first field is not an IP address");
 		return;
 	}

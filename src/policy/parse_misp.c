@@ -5,8 +5,11 @@
  * export {"response": [{"Event": {...}}, ...]} (several events; a "response" object, as
  * attribute searches return, is read as one event), or a bare array of events.
  * Attributes are read from Event.Attribute[] and Event.Object[].Attribute[] (rep->units
- * counts them). An attribute is used only when to_ids is set (true, 1, "1" or "true") and
- * it is not deleted (nor its object). Types used: "domain", "hostname" (QNAME + WILDCARD),
+ * counts them). An attribute is used only when to_ids is set (true, 1, "1" or "true"), or
+ * with `non_ids` (the feed's misp-include-non-ids) whatever to_ids says, and when it is not
+ * deleted (nor its object). An event that gives no rule only because none of its blockable
+ * attributes has to_ids is warned about (with a label) and counted in rep->no_ids_events:
+ * a feed exported without the IDS flags would otherwise load as silently empty. Types used: "domain", "hostname" (QNAME + WILDCARD),
  * "url" (its host), "domain|ip" (both parts), "ip-dst" and "ip-dst|port" (RESPONSE_IP);
  * every other type (hashes, file names, "ip-src", "text", ...) is skipped and counted.
  * rule.ref is the attribute's uuid, rule.title the event's "info"; `where` in reports is the
@@ -25,6 +28,9 @@ struct misp {
 	bw_rule_sink sink;
 	void *ctx;
 	struct bw_parse_report *rep;
+	bool non_ids; /* use attributes without to_ids too */
+	/* the current event: attributes with to_ids, blockable ones without */
+	size_t ev_ids, ev_non_ids;
 };
 
 /* MISP writes booleans as true, 1, "1" (older exports) or "true". */
@@ -36,6 +42,19 @@ static bool truthy(json_t *v)
 		return json_integer_value(v) == 1;
 	if (json_is_string(v))
 		return !strcmp(json_string_value(v), "1") || !strcmp(json_string_value(v), "true");
+	return false;
+}
+
+/* The types this parser turns into rules. */
+static bool blockable(const char *type)
+{
+	static const char *const types[] = {"domain", "hostname", "url", "ip-dst", "domain|ip",
+					    "ip-dst|port"};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		if (!strcmp(type, types[i]))
+			return true;
+	}
 	return false;
 }
 
@@ -69,10 +88,19 @@ static int attribute(struct misp *m, json_t *a, const char *title, bool object_d
 		bad(m, NULL, "not an object", NULL, 0);
 		return 0;
 	}
-	if (object_deleted || truthy(json_object_get(a, "deleted")) ||
-	    !truthy(json_object_get(a, "to_ids"))) {
+	if (object_deleted || truthy(json_object_get(a, "deleted"))) {
 		rep->skipped++;
 		return 0;
+	}
+	if (truthy(json_object_get(a, "to_ids"))) {
+		m->ev_ids++;
+	} else {
+		if (json_is_string(jt) && blockable(json_string_value(jt)))
+			m->ev_non_ids++;
+		if (!m->non_ids) {
+			rep->skipped++;
+			return 0;
+		}
 	}
 	if (!json_is_string(jt) || !json_is_string(jv)) {
 		bad(m, uuid, "no type or value", NULL, 0);
@@ -148,9 +176,8 @@ static bool is_event(json_t *e)
 				     json_object_get(e, "Object") || json_object_get(e, "info"));
 }
 
-static int event(struct misp *m, json_t *e)
+static int event_attributes(struct misp *m, json_t *e, const char *title)
 {
-	const char *title = json_string_value(json_object_get(e, "info"));
 	json_t *objs = json_object_get(e, "Object"), *o;
 	size_t i;
 	int rc;
@@ -177,6 +204,30 @@ static int event(struct misp *m, json_t *e)
 	return 0;
 }
 
+static int event(struct misp *m, json_t *e)
+{
+	const char *title = json_string_value(json_object_get(e, "info"));
+	size_t rules = m->rep->rules;
+
+	m->ev_ids = m->ev_non_ids = 0;
+	int rc = event_attributes(m, e, title);
+	if (rc < 0 || m->rep->rules != rules || m->ev_ids || !m->ev_non_ids)
+		return rc;
+	m->rep->no_ids_events++;
+	if (m->label) {
+		char info[64];
+		snprintf(info, sizeof(info), "%s", title ? title : "");
+		for (char *c = info; *c; c++) { /* feed text must not forge log lines */
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		}
+		bw_warn("%s: MISP event '%s': no rules: none of its %zu domain, URL or address "
+			"attributes has to_ids set (misp-include-non-ids: true uses them)",
+			m->label, info, m->ev_non_ids);
+	}
+	return 0;
+}
+
 /* One element of "response" or of a bare array: {"Event": {...}} or an event. */
 static int element(struct misp *m, json_t *el, size_t i)
 {
@@ -190,10 +241,10 @@ static int element(struct misp *m, json_t *el, size_t i)
 	return 0;
 }
 
-int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
-		  struct bw_parse_report *rep)
+int bw_parse_misp(const char *buf, size_t len, const char *label, bool non_ids, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep)
 {
-	struct misp m = {.label = label, .sink = sink, .ctx = ctx, .rep = rep};
+	struct misp m = {.label = label, .sink = sink, .ctx = ctx, .rep = rep, .non_ids = non_ids};
 	json_t *root, *list = NULL, *el;
 	size_t i;
 	int rc = 0;

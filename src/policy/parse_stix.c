@@ -8,7 +8,8 @@
  * when its pattern_type is not "stix". Its pattern is parsed whole; a malformed pattern
  * makes the indicator bad (nothing of it is used).
  *
- * What a resolver can enforce alone: comparisons on domain-name:value, url:value (its host),
+ * What a resolver can enforce alone: comparisons on domain-name:value (a value written with
+ * a path or port, "evil.example:8080/x", stands for its host), url:value (its host),
  * ipv4-addr:value and ipv6-addr:value with "=", "IN (...)" or, for addresses, ISSUBSET,
  * that are joined to the rest by OR only, at every level. A comparison under an AND (in an
  * observation or between observations), a FOLLOWEDBY, a REPEATS qualifier, or a START/STOP
@@ -161,6 +162,26 @@ static bool url_host(const char **s, size_t *len, bool *bracketed, const char **
 	return true;
 }
 
+/* Is a domain value written like a URL: with a path, query, fragment, user or port
+ * ("evil.example/x", "evil.example:8080/x", "http://evil.example/")? Some feeds put such
+ * values in domain-name; their host is the domain. An IPv6 address (two colons or more
+ * before any '/') is not. */
+static bool domain_has_url_parts(const char *s, size_t len)
+{
+	unsigned ncolon = 0;
+	bool parts = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '/' || s[i] == '?' || s[i] == '#' || s[i] == '@') {
+			parts = true;
+			break;
+		}
+		if (s[i] == ':')
+			ncolon++;
+	}
+	return ncolon < 2 && (parts || ncolon == 1);
+}
+
 static int emit(bw_rule_sink sink, void *ctx, struct bw_parse_report *rep, const struct bw_rule *r)
 {
 	int rc = sink(ctx, r);
@@ -181,7 +202,9 @@ int bw_rule_emit_ioc(enum bw_ioc_kind kind, const char *val, size_t len, const c
 	int rc;
 
 	trim(&val, &len);
-	if (kind == BW_IOC_URL && !url_host(&val, &len, &bracketed, reason))
+	/* a domain with a path or port: its host, blocked as the domain it names */
+	if ((kind == BW_IOC_URL || (kind == BW_IOC_DOMAIN && domain_has_url_parts(val, len))) &&
+	    !url_host(&val, &len, &bracketed, reason))
 		return 0;
 	memset(&r, 0, sizeof(r));
 	r.action = BW_ACT_NXDOMAIN;

@@ -801,37 +801,6 @@ static int add_allow(struct adder *ad, char *const *names, size_t n, unsigned ow
 	return 0;
 }
 
-int bw_parse_feed(const struct bw_feed_conf *fc, const char *buf, size_t len, bw_rule_sink sink,
-		  void *ctx, struct bw_parse_report *rep)
-{
-	const char *label = fc->file;
-
-	switch (fc->format) {
-	case BW_FEED_DOMAINS:
-		return bw_parse_domains(buf, len, label, sink, ctx, rep);
-	case BW_FEED_HOSTS:
-		return bw_parse_hosts(buf, len, label, sink, ctx, rep);
-	case BW_FEED_WILDCARD:
-		return bw_parse_wildcard(buf, len, label, sink, ctx, rep);
-	case BW_FEED_ADBLOCK:
-		return bw_parse_adblock(buf, len, label, sink, ctx, rep);
-	case BW_FEED_RPZ:
-		return bw_parse_rpz(buf, len, label, sink, ctx, rep);
-	case BW_FEED_STIX:
-		return bw_parse_stix(buf, len, label, (int64_t)time(NULL), sink, ctx, rep);
-	case BW_FEED_MISP:
-		return bw_parse_misp(buf, len, label, sink, ctx, rep);
-	}
-	rep->broken = true;
-	return 0;
-}
-
-static int run_parser(const struct bw_feed_conf *fc, const char *buf, size_t len, struct adder *ad,
-		      struct bw_parse_report *rep)
-{
-	return bw_parse_feed(fc, buf, len, sink_add, ad, rep);
-}
-
 static int find_prev_feed(const struct bw_policy *prev, const char *name)
 {
 	if (!prev)
@@ -890,148 +859,22 @@ static int count_keys(const struct rset *rs, size_t *out)
 	return 0;
 }
 
-/* Feed files in a text format (RPZ, lists) are read and parsed in pieces of this size
- * (grown only for one record or line longer than that): the file is never in memory whole.
- * The JSON formats are read whole (their parsers need the whole text). */
-#define PIECE ((size_t)4 << 20)
-#define FILE_MAX ((uint64_t)1 << 30) /* as bw_feed_read_file() */
-
-static bool piecewise(enum bw_feed_format f)
-{
-	return f == BW_FEED_RPZ || f == BW_FEED_DOMAINS || f == BW_FEED_HOSTS ||
-	       f == BW_FEED_WILDCARD || f == BW_FEED_ADBLOCK;
-}
-
-/* Reads up to `want` bytes; returns the count (short at the end of the file) or -1. */
-static ssize_t read_full(int fd, char *buf, size_t want)
-{
-	size_t got = 0;
-
-	while (got < want) {
-		ssize_t n = read(fd, buf + got, want - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
-static int run_parser(const struct bw_feed_conf *fc, const char *buf, size_t len, struct adder *ad,
-		      struct bw_parse_report *rep);
-
-/* Parses the complete part of buf[0..have) (all of it when `last`) and sets *used to its
- * length: an RPZ zone up to a line that ends outside parentheses and quotes (z), a list up
- * to its last newline. */
-static int parse_piece(const struct bw_feed_conf *fc, struct bw_rpz *z, struct adder *ad,
-		       struct bw_parse_report *rep, const char *buf, size_t have, bool last,
-		       bool first, size_t *used)
-{
-	if (z)
-		return bw_rpz_feed(z, buf, have, last, used);
-	const char *nl = last || have == 0 ? NULL : memrchr(buf, '\n', have);
-	*used = last ? have : nl ? (size_t)(nl - buf) + 1 : 0;
-	if (first)
-		return run_parser(fc, buf, *used, ad, rep);
-	return bw_parse_list_more(fc->format, buf, *used, fc->file, sink_add, ad, rep);
-}
-
-/* Parses a text feed file piece by piece into the adder, with the errors of
- * bw_feed_read_file() (a read error after some rules: BW_EIO, the caller drops them).
- * *prc: the parse's result (0, or the sink's error). */
-static int stream_feed(const struct bw_feed_conf *fc, struct adder *ad, struct bw_parse_report *rep,
-		       struct bw_feed_status *fs, int *prc)
-{
-	struct stat sb;
-	struct bw_rpz *z = NULL;
-	char *buf = NULL;
-	size_t cap = PIECE, have = 0;
-	bool first = true;
-	int err = BW_EIO, fd;
-
-	*prc = 0;
-	fd = open(fc->file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return BW_EIO;
-	if (fstat(fd, &sb) < 0)
-		goto out;
-	if (!S_ISREG(sb.st_mode)) {
-		errno = EINVAL;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > FILE_MAX) {
-		err = BW_ERANGE;
-		goto out;
-	}
-	size_t left = (size_t)sb.st_size; /* a file that grows meanwhile: read what it was */
-	if (left + 1 < cap)
-		cap = left + 1;
-	buf = malloc(cap);
-	if (!buf ||
-	    (fc->format == BW_FEED_RPZ && bw_rpz_begin(&z, fc->file, sink_add, ad, rep) != 0)) {
-		err = BW_ENOMEM;
-		goto out;
-	}
-	for (;;) {
-		size_t want = cap - have < left ? cap - have : left, used;
-		ssize_t n = read_full(fd, buf + have, want);
-		if (n < 0)
-			goto out;
-		have += (size_t)n;
-		left = (size_t)n < want ? 0 : left - (size_t)n; /* short: truncated meanwhile */
-		*prc = parse_piece(fc, z, ad, rep, buf, have, left == 0, first, &used);
-		if (*prc || left == 0)
-			break;
-		first = first && used == 0;
-		memmove(buf, buf + used, have - used);
-		have -= used;
-		if (have == cap) { /* one record longer than the buffer */
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				err = BW_ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fs->file_mtime_ns =
-	    (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
-	fs->file_size = (uint64_t)sb.st_size;
-	err = 0;
-out:
-	bw_rpz_end(z);
-	free(buf);
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return err;
-}
-
 static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed_conf *fc,
 		     unsigned idx, const struct bw_policy *prev, bool *dropped)
 {
 	struct bw_feed_status *fs = &p->status[idx];
 	struct bw_parse_report rep;
 	uint64_t t0 = bw_now_ns();
-	char *buf = NULL;
-	size_t len = 0;
-
 	ad->feed = idx;
 	ad->ttl_set = false;
 	ad->last_tab = -1;
 	size_t rejected = ad->rejected;
 	int err, rc = 0;
-	bool stream = fc->file && piecewise(fc->format);
 
 	memset(&rep, 0, sizeof(rep));
-	if (stream)
-		err = stream_feed(fc, ad, &rep, fs, &rc);
-	else if (fc->file)
-		err = bw_feed_read_file(fc->file, &buf, &len, &fs->file_mtime_ns, &fs->file_size);
+	if (fc->file)
+		err = bw_parse_feed_file(fc, sink_add, ad, &rep, &fs->file_mtime_ns,
+					 &fs->file_size, &rc);
 	else
 		err = BW_ENOENT;
 	int sys_errno = errno;
@@ -1047,11 +890,6 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 		ad->ttl_set = false;
 	}
 	if (!err) {
-		if (!stream)
-			rc = run_parser(fc, buf, len, ad, &rep);
-		free(buf);
-		if (rc < 0)
-			return rc; /* out of memory: the build fails, the live snapshot stays */
 		fs->bad_lines = rep.bad + (ad->rejected - rejected);
 		fs->skipped = rep.skipped;
 		if (rep.broken) {
@@ -1080,7 +918,9 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 		bw_err("feed %s: %s %s: %s; %s", fs->name,
 		       err == BW_EMALFORMED ? "unusable" : "cannot read",
 		       fc->file ? fc->file : "(no file)",
-		       err == BW_EIO ? strerror(sys_errno) : bw_strerror(err),
+		       err == BW_EIO ? strerror(sys_errno)
+		       : rep.too_big ? "compressed data expands past its size limit (a gzip bomb?)"
+				     : bw_strerror(err),
 		       j >= 0 ? "keeping the previous version"
 			      : "no previous version, feed is empty");
 	}

@@ -86,8 +86,11 @@ struct bw_parse_report {
 				  indicators, MISP attributes without to_ids */
 	char first_errors[5][160]; /* "label:line: reason" of the first few bad units */
 	unsigned n_errors;
+	size_t no_ids_events;  /* MISP: events that gave no rule only because none of their
+				  blockable attributes has to_ids */
 	bool broken;           /* structurally unusable (e.g. not JSON at all): the caller
 				  keeps the previous version of the feed */
+	bool too_big;          /* broken because compressed data expands past its limit */
 };
 
 /* Records a bad unit in the report: counts it and keeps the message among the first few. */
@@ -150,13 +153,27 @@ int bw_rpz_write_rr(FILE *f, const uint8_t *owner, size_t owner_len, uint16_t ty
 		    const uint8_t *rdata, size_t rdlen);
 int bw_parse_stix(const char *buf, size_t len, const char *label, int64_t now, bw_rule_sink sink,
 		  void *ctx, struct bw_parse_report *rep);
-int bw_parse_misp(const char *buf, size_t len, const char *label, bw_rule_sink sink, void *ctx,
-		  struct bw_parse_report *rep);
+/* non_ids: use attributes without to_ids too (the feed's misp-include-non-ids). */
+int bw_parse_misp(const char *buf, size_t len, const char *label, bool non_ids, bw_rule_sink sink,
+		  void *ctx, struct bw_parse_report *rep);
 
-/* Runs the parser of fc's format over a whole feed (STIX validity windows: now). The one
- * place that maps a configured format to its parser. Defined in policy.c. */
+/* Feed bytes to rules, the one place for every caller (feed_read.c): the parser of fc's
+ * format (STIX validity windows: now) over a whole feed in memory, which may be
+ * gzip-compressed (magic bytes 1f 8b; inflated as it is parsed, up to max-size for a
+ * fetched feed, 1 GiB for a local file, 256 MiB for JSON). Compressed data that is
+ * corrupt, truncated or expands past its limit makes the report broken (too_big for the
+ * limit). Returns 0, the sink's error, or BW_ENOMEM. */
 int bw_parse_feed(const struct bw_feed_conf *fc, const char *buf, size_t len, bw_rule_sink sink,
 		  void *ctx, struct bw_parse_report *rep);
+/* The same over the file fc->file, read in pieces (the text formats are parsed as they
+ * come; the file is never in memory whole). Returns 0, or the errors of
+ * bw_feed_read_file() (BW_EIO with errno, BW_ERANGE for a file over 1 GiB, BW_ENOMEM);
+ * a read error after some rules leaves them given to the sink: the caller drops them.
+ * *prc: the parse's result (0, or the sink's error); *mtime_ns and *size: the file's. */
+int bw_parse_feed_file(const struct bw_feed_conf *fc, bw_rule_sink sink, void *ctx,
+		       struct bw_parse_report *rep, uint64_t *mtime_ns, uint64_t *size, int *prc);
+/* Does buf start with the gzip magic bytes? */
+bool bw_feed_is_gzip(const char *buf, size_t len);
 
 /* ---- shared by the threat-intel parsers (parse_stix.c, parse_misp.c) ---- */
 

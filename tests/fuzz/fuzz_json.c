@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(bw_parse_stix((const char *)data, size, NULL, 1780000000, sink, &c, &rep) == 0);
 	check_report(&rep, &c);
 	c.rules = 0;
-	CHECK(bw_parse_misp((const char *)data, size, NULL, sink, &c, &rep) == 0);
+	CHECK(bw_parse_misp((const char *)data, size, NULL, size % 2, sink, &c, &rep) == 0);
 	check_report(&rep, &c);
 	return 0;
 }

@@ -686,7 +686,7 @@ static void test_feed_errors(void **state)
 		     ":3:31: unknown key 'fil' in policy.feeds item (known: name, category, "
 		     "format, file, action, redirect, url, taxii, refresh, timeout, max-size, "
 		     "max-entries, min-ratio, expire, when-expired, ca-file, username, password, "
-		     "token-file, primaries, zone, tsig)");
+		     "token-file, primaries, zone, tsig, misp-include-non-ids)");
 	expect_error("policy:\n  feeds: { name: a }\n",
 		     ":2:10: expected a sequence for 'feeds', found a mapping");
 }
@@ -722,6 +722,16 @@ static void test_feed_formats(void **state)
 		     "wildcard, adblock, rpz, stix, misp)");
 	expect_error(FEED "      format: [ rpz ]\n",
 		     ":6:15: expected a scalar for 'format', found a sequence");
+
+	/* misp-include-non-ids: off by default, MISP feeds only */
+	struct bw_conf *c = load_ok_text(FEED "      format: misp\n");
+	assert_false(c->policy.feeds[0].misp_non_ids);
+	bw_conf_free(c);
+	c = load_ok_text(FEED "      format: misp\n      misp-include-non-ids: true\n");
+	assert_true(c->policy.feeds[0].misp_non_ids);
+	bw_conf_free(c);
+	expect_error(FEED "      format: stix\n      misp-include-non-ids: true\n",
+		     ":7:29: feed 'a': 'misp-include-non-ids' is for 'format: misp'");
 }
 
 static void test_feed_actions(void **state)

@@ -105,7 +105,7 @@ static int stix(struct sink *s, const char *doc, struct bw_parse_report *rep)
 static int misp(struct sink *s, const char *doc, struct bw_parse_report *rep)
 {
 	sink_reset(s);
-	return bw_parse_misp(doc, strlen(doc), NULL, collect, s, rep);
+	return bw_parse_misp(doc, strlen(doc), NULL, false, collect, s, rep);
 }
 
 /* A one-indicator bundle around `pattern` (a JSON string body) and extra members. */
@@ -529,6 +529,42 @@ static void test_stix_domains(void **state)
 	assert_int_equal(s.n, 0);
 	assert_int_equal(rep.bad, 4);
 	assert_int_equal(rep.n_errors, 4);
+
+	/* a domain written with a path or a port: its host is blocked (was: bad, resolved) */
+	static const struct {
+		const char *val, *host;
+	} with_path[] = {
+	    {"host.example/x", "host.example"},	     {"Host.Example:8080/x/y", "host.example"},
+	    {"host.example:8080", "host.example"},   {"host.example/", "host.example"},
+	    {"host.example?q=1", "host.example"},    {"http://host.example/x", "host.example"},
+	    {"user@host.example/x", "host.example"},
+	};
+	char pat[256];
+	for (size_t i = 0; i < sizeof(with_path) / sizeof(with_path[0]); i++) {
+		snprintf(pat, sizeof(pat), "[domain-name:value = '%s']", with_path[i].val);
+		stix1(&s, pat, NULL, &rep);
+		if (rep.bad || s.n != 2 || !has_domain(&s, with_path[i].host))
+			fail_msg("%s: %zu rules, %zu bad", with_path[i].val, s.n, rep.bad);
+	}
+	stix1(&s, "[domain-name:value = '*.wild.example/x']", NULL, &rep);
+	assert_int_equal(s.n, 1);
+	assert_true(has_name(&s, BW_TRIG_WILDCARD, "wild.example"));
+	stix1(&s, "[domain-name:value = '192.0.2.9:80/x']", NULL, &rep);
+	assert_int_equal(s.n, 1);
+	assert_true(has_net(&s, "192.0.2.9/32"));
+	/* an IPv6 address is not host:port; a value with no host stays bad */
+	stix1(&s, "[domain-name:value = '2001:db8::9']", NULL, &rep);
+	assert_true(has_net(&s, "2001:db8::9/128"));
+	stix1(&s, "[domain-name:value = '/x' OR domain-name:value = ':80']", NULL, &rep);
+	assert_int_equal(s.n, 0);
+	assert_int_equal(rep.bad, 2);
+	/* MISP domain attributes go the same way */
+	misp(&s,
+	     "{\"Event\":{\"info\":\"e\",\"Attribute\":[{\"type\":\"domain\",\"value\":"
+	     "\"misp.example:443/login\",\"to_ids\":true}]}}",
+	     &rep);
+	assert_int_equal(s.n, 2);
+	assert_true(has_domain(&s, "misp.example"));
 	sink_reset(&s);
 }
 
@@ -599,7 +635,7 @@ static void test_stix_sink_error(void **state)
 	s.fail_at = 1;
 	doc = "{\"Event\":{\"Attribute\":[{\"type\":\"domain\",\"value\":\"a.example\","
 	      "\"to_ids\":true}]}}";
-	assert_int_equal(bw_parse_misp(doc, strlen(doc), NULL, collect, &s, &rep), BW_ENOMEM);
+	assert_int_equal(bw_parse_misp(doc, strlen(doc), NULL, false, collect, &s, &rep), BW_ENOMEM);
 	sink_reset(&s);
 }
 
@@ -640,6 +676,54 @@ static void test_misp_flags(void **state)
 	}
 	assert_string_equal(s.r[0].ref, "u1");
 	assert_string_equal(s.r[0].title, "ev");
+	assert_int_equal(rep.no_ids_events, 0);
+	sink_reset(&s);
+}
+
+/* An export without the IDS flags: no rules, but never silently (misp-include-non-ids). */
+static void test_misp_non_ids(void **state)
+{
+	static const char doc[] =
+	    "{\"response\":["
+	    /* only to_ids false: said */
+	    "{\"Event\":{\"info\":\"no ids\",\"Attribute\":["
+	    "{\"type\":\"domain\",\"value\":\"a.example\",\"to_ids\":false},"
+	    "{\"type\":\"md5\",\"value\":\"00\",\"to_ids\":false}],"
+	    "\"Object\":[{\"Attribute\":[{\"type\":\"url\",\"value\":\"http://b.example/x\"}]}]}},"
+	    /* one attribute with to_ids, unusable: not "only because of to_ids" */
+	    "{\"Event\":{\"info\":\"bad ids\",\"Attribute\":["
+	    "{\"type\":\"domain\",\"value\":\"bad name\",\"to_ids\":true},"
+	    "{\"type\":\"domain\",\"value\":\"c.example\",\"to_ids\":false}]}},"
+	    /* nothing blockable at all: nothing to say */
+	    "{\"Event\":{\"info\":\"hashes\",\"Attribute\":["
+	    "{\"type\":\"sha256\",\"value\":\"00\",\"to_ids\":false}]}},"
+	    /* rules from to_ids, the rest without: fine */
+	    "{\"Event\":{\"info\":\"mixed\",\"Attribute\":["
+	    "{\"type\":\"domain\",\"value\":\"d.example\",\"to_ids\":true},"
+	    "{\"type\":\"ip-dst\",\"value\":\"192.0.2.1\",\"to_ids\":false}]}}]}";
+	struct sink s = {0};
+	struct bw_parse_report rep;
+
+	(void)state;
+	misp(&s, doc, &rep);
+	assert_int_equal(rep.no_ids_events, 1);
+	assert_int_equal(s.n, 2);
+	assert_true(has_domain(&s, "d.example"));
+	assert_int_equal(rep.units, 8);
+	assert_int_equal(rep.skipped, 6);
+	assert_int_equal(rep.bad, 1);
+
+	sink_reset(&s);
+	assert_int_equal(bw_parse_misp(doc, strlen(doc), NULL, true, collect, &s, &rep), 0);
+	assert_int_equal(rep.no_ids_events, 0);
+	assert_true(has_domain(&s, "a.example"));
+	assert_true(has_domain(&s, "b.example"));
+	assert_true(has_domain(&s, "c.example"));
+	assert_true(has_domain(&s, "d.example"));
+	assert_true(has_net(&s, "192.0.2.1/32"));
+	assert_int_equal(s.n, 9);
+	assert_int_equal(rep.skipped, 2); /* the hashes */
+	assert_int_equal(rep.bad, 1);
 	sink_reset(&s);
 }
 
@@ -787,7 +871,7 @@ static int run_stix(const char *buf, size_t len, struct sink *s, struct bw_parse
 
 static int run_misp(const char *buf, size_t len, struct sink *s, struct bw_parse_report *rep)
 {
-	return bw_parse_misp(buf, len, NULL, collect, s, rep);
+	return bw_parse_misp(buf, len, NULL, false, collect, s, rep);
 }
 
 struct expect {
@@ -957,7 +1041,7 @@ static void test_cross_format(void **state)
 	free(buf);
 	buf = read_data(SHARED "/misp/stalkerware-indicators_2023-05-31.misp-event.json.gz", &len);
 	assert_non_null(buf);
-	assert_int_equal(bw_parse_misp(buf, len, NULL, collect, &sm, &rep), 0);
+	assert_int_equal(bw_parse_misp(buf, len, NULL, false, collect, &sm, &rep), 0);
 	free(buf);
 	vs = names_of(&ss, &ns);
 	vm = names_of(&sm, &nm);
@@ -1017,7 +1101,8 @@ int main(void)
 	    cmocka_unit_test(test_stix_malformed), cmocka_unit_test(test_stix_validity),
 	    cmocka_unit_test(test_stix_url_hosts), cmocka_unit_test(test_stix_domains),
 	    cmocka_unit_test(test_stix_shapes),	   cmocka_unit_test(test_stix_sink_error),
-	    cmocka_unit_test(test_misp_flags),	   cmocka_unit_test(test_misp_types),
+	    cmocka_unit_test(test_misp_flags),	   cmocka_unit_test(test_misp_non_ids),
+	    cmocka_unit_test(test_misp_types),
 	    cmocka_unit_test(test_misp_shapes),	   cmocka_unit_test(test_real_local),
 	    cmocka_unit_test(test_real_shared),	   cmocka_unit_test(test_cross_format),
 	};

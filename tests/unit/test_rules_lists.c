@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -256,6 +257,37 @@ static void test_domains_syntax(void **state)
 			    "t:5: non-ASCII character (write IDNs as punycode)");
 	assert_int_equal(c.n_rules, 2);
 	assert_tree(&c, 0, "ok.org", BW_ACT_NXDOMAIN, 7);
+	col_free(&c);
+
+	/* IPv4 addresses that inet_pton() refuses are still addresses, never names */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_domains,
+				   "112.246.120.07\n010.001.002.003\n1.2.3.400\n1.2.3.4.5\n"
+				   "1.2.3.x07\n07.example\n",
+				   &c, &rep),
+			 0);
+	assert_int_equal(rep.skipped, 3);
+	assert_int_equal(rep.bad, 0);
+	assert_int_equal(c.n_rules, 6); /* five groups, a letter: names as before */
+	assert_tree(&c, 0, "1.2.3.4.5", BW_ACT_NXDOMAIN, 4);
+	assert_tree(&c, 2, "1.2.3.x07", BW_ACT_NXDOMAIN, 5);
+	assert_tree(&c, 4, "07.example", BW_ACT_NXDOMAIN, 6);
+	col_free(&c);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_hosts,
+				   "0.0.0.0 112.246.120.07 a.org\n127.000.000.001 b.org\n", &c,
+				   &rep),
+			 0);
+	assert_int_equal(rep.skipped, 1);
+	assert_int_equal(rep.bad, 1); /* the address field itself stays strict */
+	assert_string_equal(rep.first_errors[0], "t:2: first field is not an IP address");
+	assert_int_equal(c.n_rules, 2);
+	assert_tree(&c, 0, "a.org", BW_ACT_NXDOMAIN, 1);
+	col_free(&c);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(parse_str(bw_parse_adblock, "||112.246.120.07^\n", &c, &rep), 0);
+	assert_int_equal(rep.skipped, 1);
+	assert_int_equal(c.n_rules, 0);
 	col_free(&c);
 
 	/* nothing at all */
@@ -750,6 +782,204 @@ static void test_shared_urlhaus(void **state)
 	col_free(&hosts);
 }
 
+/* ---- gzip-compressed feeds (feed_read.c) ---- */
+
+/* Every rule folded into an order-independent digest. */
+struct digest {
+	size_t n;
+	uint64_t sum;
+};
+
+static int digest_rule(void *ctx, const struct bw_rule *r)
+{
+	struct digest *d = ctx;
+	uint64_t h = r->name ? hash_name(r->name, r->name_len) : 0;
+
+	h = (h ^ ((uint64_t)r->trigger << 8 | (uint64_t)r->action)) * 1099511628211ULL;
+	h = (h ^ ((uint64_t)r->line << 32 | r->ttl)) * 1099511628211ULL;
+	d->sum += h;
+	d->n++;
+	return 0;
+}
+
+static void write_file(const char *path, const char *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(buf, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* gzip(1)'s compression of buf (an independent producer), in memory. */
+static char *gzip_of(const char *dir, const char *buf, size_t len, size_t *gzlen)
+{
+	char plain[512], cmd[1200];
+
+	snprintf(plain, sizeof(plain), "%s/plain", dir);
+	write_file(plain, buf, len);
+	snprintf(cmd, sizeof(cmd), "gzip -nf '%s'", plain);
+	assert_int_equal(system(cmd), 0);
+	snprintf(plain, sizeof(plain), "%s/plain.gz", dir);
+	char *gz = slurp(plain, false, gzlen);
+	unlink(plain);
+	return gz;
+}
+
+static void parse_mem(const struct bw_feed_conf *fc, const char *buf, size_t len,
+		      struct digest *d, struct bw_parse_report *rep)
+{
+	memset(d, 0, sizeof(*d));
+	assert_int_equal(bw_parse_feed(fc, buf, len, digest_rule, d, rep), 0);
+}
+
+static void assert_same(const struct digest *a, const struct bw_parse_report *ra,
+			const struct digest *b, const struct bw_parse_report *rb)
+{
+	assert_false(rb->broken);
+	assert_int_equal(a->n, b->n);
+	assert_true(a->sum == b->sum);
+	assert_int_equal(ra->units, rb->units);
+	assert_int_equal(ra->rules, rb->rules);
+	assert_int_equal(ra->bad, rb->bad);
+	assert_int_equal(ra->skipped, rb->skipped);
+}
+
+/* A compressed feed, in memory or in a file, in one gzip member or several, gives exactly
+ * the rules of the plain one, in every format (real excerpts of tests/data). */
+static void test_gzip_same_rules(void **state)
+{
+	static const struct {
+		const char *path;
+		enum bw_feed_format format;
+	} feeds[] = {
+	    {"tests/data/urlhaus-filter_2025-07-19.domains.txt", BW_FEED_DOMAINS},
+	    {"tests/data/urlhaus-filter_2025-07-19.hosts", BW_FEED_HOSTS},
+	    {"tests/data/urlhaus-filter_2025-07-19.wildcard.txt", BW_FEED_WILDCARD},
+	    {"tests/data/urlhaus-filter_2025-07-19.agh.adblock.txt", BW_FEED_ADBLOCK},
+	    {"tests/data/rpz/urlhaus-filter_2025-07-19.head1011.rpz", BW_FEED_RPZ},
+	    {"tests/data/stix/oasis_poisonivy.json", BW_FEED_STIX},
+	    {"tests/data/misp/eset_glupteba.misp-event.json", BW_FEED_MISP},
+	};
+	char dir[] = "/tmp/bw-test-gz-XXXXXX", gzpath[512];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(gzpath, sizeof(gzpath), "%s/feed.txt", dir); /* no .gz: the magic decides */
+	for (size_t i = 0; i < BW_ARRAY_LEN(feeds); i++) {
+		struct bw_feed_conf fc = {.name = "gz", .format = feeds[i].format,
+					  .file = (char *)feeds[i].path};
+		struct bw_parse_report rp, rg;
+		struct digest dp, dg;
+		size_t len, gzlen, half, l1, l2;
+		char *plain = slurp(feeds[i].path, false, &len);
+		char *gz = gzip_of(dir, plain, len, &gzlen);
+		int prc;
+
+		assert_true(bw_feed_is_gzip(gz, gzlen));
+		assert_false(bw_feed_is_gzip(plain, len));
+		parse_mem(&fc, plain, len, &dp, &rp);
+		assert_true(dp.n > 0);
+		parse_mem(&fc, gz, gzlen, &dg, &rg);
+		assert_same(&dp, &rp, &dg, &rg);
+
+		/* from a file, read in pieces */
+		write_file(gzpath, gz, gzlen);
+		fc.file = gzpath;
+		memset(&dg, 0, sizeof(dg));
+		assert_int_equal(bw_parse_feed_file(&fc, digest_rule, &dg, &rg, NULL, NULL, &prc), 0);
+		assert_int_equal(prc, 0);
+		assert_same(&dp, &rp, &dg, &rg);
+
+		/* two members cut in the middle of a line (gzip -c a >f; gzip -c b >>f) */
+		half = len / 2 + 3;
+		char *m1 = gzip_of(dir, plain, half, &l1), *m2 = gzip_of(dir, plain + half,
+									len - half, &l2);
+		char *both = malloc(l1 + l2);
+		assert_non_null(both);
+		memcpy(both, m1, l1);
+		memcpy(both + l1, m2, l2);
+		parse_mem(&fc, both, l1 + l2, &dg, &rg);
+		assert_same(&dp, &rp, &dg, &rg);
+		free(m1);
+		free(m2);
+		free(both);
+		free(gz);
+		free(plain);
+	}
+	unlink(gzpath);
+	rmdir(dir);
+}
+
+/* Corrupt, truncated or trailing data, and a bomb: the feed is broken, with a reason. */
+static void test_gzip_broken(void **state)
+{
+	char dir[] = "/tmp/bw-test-gz-XXXXXX", path[512];
+	struct bw_feed_conf fc = {.name = "gz", .format = BW_FEED_DOMAINS, .file = "t"};
+	struct bw_parse_report rep;
+	struct digest d;
+	size_t len, gzlen;
+	int prc;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	char *plain = slurp("tests/data/urlhaus-filter_2025-07-19.domains.txt", false, &len);
+	char *gz = gzip_of(dir, plain, len, &gzlen);
+
+	parse_mem(&fc, gz, gzlen - 9, &d, &rep); /* truncated */
+	assert_true(rep.broken);
+	assert_false(rep.too_big);
+	assert_non_null(strstr(rep.first_errors[rep.n_errors - 1], "gzip: truncated data"));
+
+	char *junk = malloc(gzlen + 4);
+	assert_non_null(junk);
+	memcpy(junk, gz, gzlen);
+	memcpy(junk + gzlen, "junk", 4);
+	parse_mem(&fc, junk, gzlen + 4, &d, &rep);
+	assert_true(rep.broken);
+	assert_non_null(strstr(rep.first_errors[rep.n_errors - 1], "after the end"));
+	memcpy(junk, gz, gzlen);
+	junk[gzlen / 2] ^= 0x55; /* a flipped byte: bad deflate data or a CRC mismatch */
+	parse_mem(&fc, junk, gzlen, &d, &rep);
+	assert_true(rep.broken);
+	assert_non_null(strstr(rep.first_errors[rep.n_errors - 1], "gzip: corrupt data"));
+	free(junk);
+
+	/* a bomb: 64 MiB of names from a ~100 KiB file, for a fetched feed of max-size 1M */
+	size_t big = (size_t)64 << 20;
+	char *bomb = malloc(big);
+	assert_non_null(bomb);
+	for (size_t i = 0; i < big; i += 16)
+		memcpy(bomb + i, "bomb.example.o\n\n", 16);
+	size_t bomblen;
+	char *bgz = gzip_of(dir, bomb, big, &bomblen);
+	free(bomb);
+	assert_true(bomblen < big / 100);
+	fc.source = BW_FEED_SRC_URL;
+	fc.max_size = (uint64_t)1 << 20;
+	parse_mem(&fc, bgz, bomblen, &d, &rep);
+	assert_true(rep.broken);
+	assert_true(rep.too_big);
+	assert_non_null(strstr(rep.first_errors[rep.n_errors - 1],
+			       "gzip: data expands past the limit of 1048576 bytes"));
+	assert_true(d.n <= 2 * ((5u << 20) / 16)); /* stopped within a piece of the limit */
+	/* the same from a file; and JSON's own limit for a local file */
+	snprintf(path, sizeof(path), "%s/bomb", dir);
+	write_file(path, bgz, bomblen);
+	fc.file = path;
+	assert_int_equal(bw_parse_feed_file(&fc, digest_rule, &d, &rep, NULL, NULL, &prc), 0);
+	assert_true(rep.broken && rep.too_big);
+	fc.source = BW_FEED_SRC_FILE;
+	fc.max_size = 0;
+	assert_int_equal(bw_parse_feed_file(&fc, digest_rule, &d, &rep, NULL, NULL, &prc), 0);
+	assert_false(rep.broken); /* a local file may expand to 1 GiB */
+	unlink(path);
+	free(bgz);
+	free(gz);
+	free(plain);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -760,6 +990,7 @@ int main(void)
 	    cmocka_unit_test(test_feed_api_same),   cmocka_unit_test(test_adblock_real),
 	    cmocka_unit_test(test_shared_tif_mini), cmocka_unit_test(test_shared_pro_plus_mini),
 	    cmocka_unit_test(test_shared_light),    cmocka_unit_test(test_shared_urlhaus),
+	    cmocka_unit_test(test_gzip_same_rules), cmocka_unit_test(test_gzip_broken),
 	};
 
 	bw_log_set_level(BW_LOG_ERR);
