@@ -18,6 +18,7 @@
 #include "feeds/feeds.h"
 #include "guard/guard.h"
 #include "policy/explain.h"
+#include "resolve/resolve.h"
 #include "telemetry/metrics.h"
 #include "telemetry/telemetry.h"
 
@@ -27,7 +28,7 @@
 
 static const char usage[] =
 	"Usage: bulwark [OPTIONS]\n"
-	"       bulwark explain NAME [--client IP] [--type TYPE] [-c FILE]\n"
+	"       bulwark explain NAME [--client IP] [--type TYPE] [--no-resolve] [-c FILE]\n"
 	"\n"
 	"Bulwark is a protective DNS resolver: it resolves names for its clients (recursively,\n"
 	"with DNSSEC validation, or by forwarding) and refuses to resolve the names listed by\n"
@@ -48,13 +49,21 @@ static const char usage[] =
 	"  -V, --version            show the version and exit.\n"
 	"\n"
 	"bulwark explain NAME: why NAME is or is not blocked. Loads the config and its feeds\n"
-	"(nothing is started), picks the profile the client would get, and prints every rule\n"
+	"(no daemon is started), picks the profile the client would get, and prints every rule\n"
 	"of every feed that matches NAME, in precedence order, with its file and line (or\n"
-	"STIX/MISP reference), marks the rule that wins and why, and the resulting answer.\n"
+	"STIX/MISP reference). Then it takes the same decisions a query does, in the same\n"
+	"order: a rule for the client's address, the name's rules, the look-alike guard, and,\n"
+	"when nothing decided before resolution, the answer: it resolves NAME with the\n"
+	"configured resolver and checks every CNAME target and address as the daemon does.\n"
+	"It marks the rule that wins and prints the verdict with the Extended DNS Error the\n"
+	"answer carries. NSDNAME/NSIP rules are listed as loaded but not enforced.\n"
 	"  --client IP              the asking client's address (profile choice, CLIENT-IP\n"
 	"                           rules); default: none, so the default profile applies.\n"
 	"  --listener N             the listener (index in server.listen) it came in on.\n"
-	"  --type TYPE              the query type (A, AAAA, ...), shown for reference.\n"
+	"  --type TYPE              the query type whose answer is checked (A, AAAA, ...;\n"
+	"                           default A).\n"
+	"  --no-resolve             do not resolve: the answer is not checked (explain says\n"
+	"                           what that leaves open).\n"
 	"\n"
 	"Signals:\n"
 	"  SIGTERM, SIGINT  stop taking queries, answer those in flight (up to 3 s), exit 0.\n"
@@ -130,6 +139,35 @@ static int write_pidfile(const char *path)
 	return fclose(f) == 0 ? 0 : BW_EIO;
 }
 
+/* explain's resolver: one blocking query on a resolver made from the config */
+static int explain_resolve(void *ctx, const uint8_t *name, size_t len, uint16_t qtype,
+			   uint8_t *pkt, size_t cap, size_t *pkt_len, char *err, size_t errlen)
+{
+	enum bw_sec sec;
+	return bw_resolve_once(ctx, name, len, qtype, pkt, cap, pkt_len, &sec, err, errlen);
+}
+
+static int type_from_text(const char *s, uint16_t *out)
+{
+	static const struct {
+		const char *name;
+		uint16_t type;
+	} types[] = {{"A", BW_T_A},	{"AAAA", BW_T_AAAA}, {"CNAME", BW_T_CNAME},
+		     {"MX", BW_T_MX},	{"TXT", BW_T_TXT},   {"NS", BW_T_NS},
+		     {"SRV", BW_T_SRV}, {"SOA", BW_T_SOA},   {"HTTPS", BW_T_HTTPS}};
+	for (size_t i = 0; i < BW_ARRAY_LEN(types); i++)
+		if (!strcasecmp(s, types[i].name)) {
+			*out = types[i].type;
+			return 0;
+		}
+	char *end;
+	unsigned long v = strncasecmp(s, "TYPE", 4) ? 0 : strtoul(s + 4, &end, 10);
+	if (!v || *end || v > 65535)
+		return BW_EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
 static int explain_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -137,16 +175,26 @@ static int explain_main(int argc, char **argv)
 		{"client", required_argument, NULL, 'a'},
 		{"listener", required_argument, NULL, 'l'},
 		{"type", required_argument, NULL, 't'},
+		{"no-resolve", no_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *config = BW_CONF_DEFAULT_PATH, *client = NULL, *type = "A";
 	int listener = -1, c;
+	bool resolve = true;
+	uint16_t qtype = BW_T_A;
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'a': client = optarg; break;
-		case 't': type = optarg; break;
+		case 'n': resolve = false; break;
+		case 't':
+			type = optarg;
+			if (type_from_text(type, &qtype) != 0) {
+				fprintf(stderr, "bulwark explain: unknown query type '%s'\n", type);
+				return 2;
+			}
+			break;
 		case 'l': {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -162,7 +210,8 @@ static int explain_main(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc) {
-		fputs("usage: bulwark explain NAME [--client IP] [--type TYPE] [-c FILE]\n", stderr);
+		fputs("usage: bulwark explain NAME [--client IP] [--type TYPE] [--no-resolve] "
+		      "[-c FILE]\n", stderr);
 		return 2;
 	}
 	struct sockaddr_storage ss;
@@ -200,7 +249,14 @@ static int explain_main(int argc, char **argv)
 		return 1;
 	}
 	printf("type:     %s\n", type);
-	int rc = bw_policy_explain(conf, p, argv[optind], sa, listener, stdout);
+	struct bw_explain_opts eo = {
+	    .client = sa,
+	    .listener = listener,
+	    .qtype = qtype,
+	    .resolve = resolve ? explain_resolve : NULL,
+	    .resolve_ctx = conf,
+	};
+	int rc = bw_policy_explain(conf, p, argv[optind], &eo, stdout);
 	bw_policy_free(p);
 	bw_conf_free(conf);
 	return rc < 0 ? 2 : 0;

@@ -126,16 +126,6 @@ static size_t answer_limit(const struct bw_query *q, enum bw_transport_kind via)
 	return BW_MIN(q->udp_size, BW_UDP_MAX_ANSWER);
 }
 
-/* EDE EXTRA-TEXT of a policy answer: which feed, which category, and what matched when
- * it was not the query name itself. */
-static void blocked_text(char *buf, size_t cap, const struct bw_verdict *v, const char *via)
-{
-	if (via && *via)
-		snprintf(buf, cap, "blocked by %s (%s) via %s", v->feed_name, v->category, via);
-	else
-		snprintf(buf, cap, "blocked by %s (%s)", v->feed_name, v->category);
-}
-
 enum synth { SYNTH_NONE, SYNTH_ANSWER, SYNTH_DROP, SYNTH_TC };
 
 /* What a matching rule does to the answer to q: SYNTH_ANSWER with (m, body) filled in,
@@ -193,7 +183,7 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 		m->ttl = ttl;
 	}
 	m->ede = v->ede;
-	blocked_text(m->ede_text, sizeof(m->ede_text), v, via_text);
+	bw_verdict_ede_text(v, via_text, m->ede_text, sizeof(m->ede_text));
 	bw_obs_block(w, q, v, via_text);
 	tlm_note(w, v, BW_TLM_BLOCKED, via_text);
 	return SYNTH_ANSWER;
@@ -314,14 +304,9 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 static enum bw_stage stage_client(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	const struct bw_policy *pol = w->state->policy;
-	struct bw_verdict v, qv;
-	if (!bw_policy_has_client_rules(pol, j->profile) ||
-	    !bw_policy_match_client(pol, j->profile, j->o->peer, &v))
-		return BW_STAGE_NEXT;
-	/* the allowlists, or a QNAME rule of an earlier feed, still come first */
-	bool qm = bw_policy_match_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len, &qv);
-	if (qv.allowlisted || (qm && qv.feed < v.feed))
+	struct bw_verdict v;
+	if (!bw_policy_decide_client(w->state->policy, j->profile, j->o->peer, j->q.qname_lc,
+				     j->q.qname_len, &v))
 		return BW_STAGE_NEXT;
 	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, "client address", &w->meta,
 				     w->body, sizeof(w->body));
@@ -410,28 +395,31 @@ static enum bw_stage stage_policy(struct job *j)
 	const struct bw_policy *pol = w->state->policy;
 	if (j->passthru)
 		return BW_STAGE_NEXT;
-	if (!bw_policy_match_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len,
-				   &j->verdict)) {
-		if (j->verdict.allowlisted) {
-			w->stats.allowlisted++;
-			tlm_note(w, &j->verdict, BW_TLM_ALLOWLISTED, NULL);
-			j->passthru = true; /* the allowlist wins over every trigger */
-			return BW_STAGE_NEXT;
-		}
+	switch (bw_policy_decide_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len,
+				       &j->verdict)) {
+	case BW_DECIDE_NONE:
 		return stage_guard(j);
-	}
-	if (j->verdict.action == BW_ACT_PASSTHRU) {
+	case BW_DECIDE_ALLOWLISTED:
+		w->stats.allowlisted++;
+		tlm_note(w, &j->verdict, BW_TLM_ALLOWLISTED, NULL);
+		j->passthru = true; /* the allowlist wins over every trigger */
+		return BW_STAGE_NEXT;
+	case BW_DECIDE_PASSTHRU:
 		j->passthru = true;
 		tlm_note(w, &j->verdict, BW_TLM_PASSTHRU, NULL);
 		return BW_STAGE_NEXT;
-	}
-	if (j->verdict.action == BW_ACT_REDIRECT && !j->verdict.log_only &&
-	    prepare_redirect(j) == 0)
+	case BW_DECIDE_REDIRECT:
+		if (prepare_redirect(j) == 0)
+			return BW_STAGE_NEXT;
+		/* a CNAME or ANY query, or no room for the target: the CNAME alone answers */
+		if (j->verdict.feed <= bw_policy_first_post_feed(pol, j->profile))
+			break;
+		/* fall through */
+	case BW_DECIDE_DEFER:
+		j->deferred = true; /* an earlier feed's response-IP rule may still win */
 		return BW_STAGE_NEXT;
-	if (j->verdict.feed > bw_policy_first_post_feed(pol, j->profile)) {
-		/* an earlier feed has response-IP rules, which win if the answer matches */
-		j->deferred = true;
-		return BW_STAGE_NEXT;
+	case BW_DECIDE_RULE:
+		break;
 	}
 	enum synth r = synth_verdict(w, &j->q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
 				     sizeof(w->body));
@@ -590,7 +578,7 @@ static enum bw_stage stage_resolve(struct job *j)
 		x->rlen = j->rlen;
 		memcpy(x->rname, j->rname, j->rlen);
 		x->rttl = j->verdict.ttl ? j->verdict.ttl : BW_BLOCKED_TTL;
-		blocked_text(x->rtext, sizeof(x->rtext), &j->verdict, NULL);
+		bw_verdict_ede_text(&j->verdict, NULL, x->rtext, sizeof(x->rtext));
 	}
 	if (x->via == BW_VIA_TCP)
 		bw_tcp_conn_hold(x->conn);
@@ -727,41 +715,6 @@ static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uin
 	return r > 0 ? (size_t)r : 0;
 }
 
-/* The best post-resolution match so far: lowest feed first; within a feed a name rule
- * (the query name, or a CNAME target, which RPZ treats as a new query name) before an
- * address rule. */
-struct post {
-	struct bw_qctx *x;
-	const struct bw_policy *pol;
-	bool have;
-	int kind; /* 0 name, 1 address */
-	struct bw_verdict v;
-	char via[4 * BW_DNS_MAXNAME + 16];
-};
-
-static void post_consider(struct post *p, const struct bw_verdict *v, int kind, const char *via)
-{
-	if (p->have && (v->feed > p->v.feed || (v->feed == p->v.feed && kind >= p->kind)))
-		return;
-	p->have = true;
-	p->kind = kind;
-	p->v = *v;
-	snprintf(p->via, sizeof(p->via), "%s", via ? via : "");
-}
-
-static bool post_addr(void *ctx, int family, const uint8_t *addr)
-{
-	struct post *p = ctx;
-	struct bw_verdict v;
-	if (!bw_policy_match_ip(p->pol, p->x->profile, family == 4 ? AF_INET : AF_INET6, addr,
-				&v))
-		return false;
-	char text[INET6_ADDRSTRLEN + 8] = "address ";
-	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, text + 8, sizeof(text) - 8);
-	post_consider(p, &v, 1, text);
-	return false; /* look at every address: a lower feed may match another one */
-}
-
 /* Policy after resolution: the query name when its verdict was deferred, every name of
  * the answer's CNAME chain, every A/AAAA address. Rewrites (m, body) when a rule wins.
  * Returns the synth result. */
@@ -769,32 +722,16 @@ static enum synth post_policy(struct bw_qctx *x, struct bw_answer_meta *m, uint8
 			      size_t cap)
 {
 	struct bw_worker *w = x->w;
-	struct post p = {.x = x, .pol = w->state->policy};
-	struct bw_verdict v;
-	if (x->passthru)
+	struct bw_answer_decision d;
+	if (x->passthru ||
+	    !bw_policy_decide_answer(w->state->policy, x->profile, x->q.qname_lc, x->q.qname_len,
+				     x->deferred, &w->chain, m, body, &d))
 		return SYNTH_NONE;
-	if (x->deferred &&
-	    bw_policy_match_qname(p.pol, x->profile, x->q.qname_lc, x->q.qname_len, &v))
-		post_consider(&p, &v, 0, NULL);
-	const struct bw_chain *c = &w->chain;
-	for (unsigned i = 0; i < c->n; i++) {
-		if (c->len[i] == x->q.qname_len && !memcmp(c->name[i], x->q.qname_lc, c->len[i]))
-			continue; /* checked before resolution */
-		if (!bw_policy_match_qname(p.pol, x->profile, c->name[i], c->len[i], &v))
-			continue;
-		char text[4 * BW_DNS_MAXNAME + 8] = "CNAME ";
-		if (bw_name_to_text(c->name[i], c->len[i], text + 6, sizeof(text) - 6) < 0)
-			text[0] = 0;
-		post_consider(&p, &v, 0, text);
-	}
-	bw_answer_addrs(m, body, post_addr, &p);
-	if (!p.have)
-		return SYNTH_NONE;
-	enum synth r = synth_verdict(w, &x->q, x->via, &p.v, p.via, m, body, cap);
+	enum synth r = synth_verdict(w, &x->q, x->via, &d.v, d.via, m, body, cap);
 	if (r != SYNTH_NONE) {
-		if (p.kind == 1)
+		if (d.by_address)
 			w->stats.blocked_ip++;
-		else if (p.via[0])
+		else if (d.via[0])
 			w->stats.blocked_cname++;
 	}
 	return r;

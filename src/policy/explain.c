@@ -1,10 +1,14 @@
 /*
  * policy/explain.c - why a name is (or is not) blocked: every rule of every feed that
  * matches, in precedence order, with its origin (file:line or STIX/MISP reference), and
- * the verdict the live snapshot gives. Used by `bulwark explain`; later by the API.
+ * the verdict. Used by `bulwark explain`; later by the API.
  *
- * The snapshot keeps no origins (it would cost memory on the query path), so explain
- * re-reads the feed files with the same parsers and keeps the rules that match.
+ * The verdict comes from the decisions the pipeline itself takes (decide.c), in its
+ * order: a CLIENT-IP rule, the QNAME rules, the guard, then the answer (its CNAME chain
+ * and addresses, when a resolver is given to resolve the name), so explain says what an
+ * answer says, EDE text included. The snapshot keeps no origins (it would cost memory on
+ * the query path), so explain re-reads the feed files with the same parsers and keeps the
+ * rules that match the name, or the CNAME target or address that decided.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include "policy/rules.h"
 
 #define MAX_HITS 64
+#define FEEDS_MAX 64 /* the policy's own limit */
 
 struct hit {
 	unsigned feed;
@@ -29,14 +34,19 @@ struct hit {
 	uint8_t prefix;   /* address rules */
 };
 
+#define MAX_ADDRS 32
+
 struct scan {
 	const uint8_t *name;
 	size_t len;
 	const struct sockaddr *client;
+	struct sockaddr_storage addrs[MAX_ADDRS]; /* the answer's, for RESPONSE-IP rules */
+	unsigned n_addrs;
 	unsigned feed;
 	struct hit hits[MAX_HITS];
 	unsigned n;
-	size_t post_rules; /* response-IP / NS rules: they need the answer */
+	size_t ip_rules;                   /* RESPONSE-IP rules: they need the answer */
+	size_t ns_rules[FEEDS_MAX]; /* NSDNAME/NSIP rules, per feed: not enforced */
 };
 
 static bool is_strict_ancestor(const uint8_t *anc, size_t alen, const uint8_t *name, size_t len)
@@ -68,8 +78,14 @@ static int sink(void *ctx, const struct bw_rule *r)
 	case BW_TRIG_CLIENT_IP:
 		match = s->client && bw_cidr_match(&r->net, s->client);
 		break;
-	default:
-		s->post_rules++;
+	case BW_TRIG_RESPONSE_IP:
+		s->ip_rules++;
+		for (unsigned i = 0; i < s->n_addrs && !match; i++)
+			match = bw_cidr_match(&r->net, (const struct sockaddr *)&s->addrs[i]);
+		break;
+	default: /* NSDNAME, NSIP */
+		if (s->feed < FEEDS_MAX)
+			s->ns_rules[s->feed]++;
 		return 0;
 	}
 	if (!match || s->n >= MAX_HITS)
@@ -97,6 +113,7 @@ static int rank(const struct hit *h)
 	switch (h->trigger) {
 	case BW_TRIG_CLIENT_IP: r = 0 + (128 - h->prefix); break;
 	case BW_TRIG_QNAME: r = 1000; break;
+	case BW_TRIG_RESPONSE_IP: r = 3000 + (128 - h->prefix); break;
 	default: r = 2000 + (255 - (int)h->match_len); break;
 	}
 	return r * 2 + (h->action == BW_ACT_PASSTHRU ? 0 : 1);
@@ -141,46 +158,21 @@ static bool allowlisted(char *const *list, size_t n, const uint8_t *name, size_t
 	return false;
 }
 
-int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, const char *name_text,
-		      const struct sockaddr *client, int listener, FILE *out)
+/* Reads every feed again with its parser and keeps the rules that match s's name,
+ * client or addresses (and counts the rules that need the answer). */
+static void scan_feeds(const struct bw_conf *conf, struct scan *s, FILE *out)
 {
-	uint8_t name[BW_DNS_MAXNAME];
-	int len = bw_name_from_text(name_text, strlen(name_text), name);
-	if (len <= 0) {
-		fprintf(out, "'%s' is not a valid domain name\n", name_text);
-		return BW_EINVAL;
-	}
-	char text[4 * BW_DNS_MAXNAME + 2];
-	bw_name_to_text(name, (size_t)len, text, sizeof(text));
-	unsigned profile = bw_policy_select_profile(p, conf, listener, client);
-	const struct bw_profile_conf *pc =
-		profile < conf->policy.n_profiles ? &conf->policy.profiles[profile] : NULL;
-	char addr[BW_ADDRSTRLEN] = "(none)";
-	bw_sockaddr_addr(client, addr, sizeof(addr));
-	fprintf(out, "name:     %s\nclient:   %s\nprofile:  %s\n", text, addr,
-		bw_policy_profile_name(p, profile));
-
-	const char *which = NULL;
-	bool allow = allowlisted(conf->policy.allowlist, conf->policy.n_allowlist, name,
-				 (size_t)len, &which);
-	if (!allow && pc)
-		allow = allowlisted(pc->allowlist, pc->n_allowlist, name, (size_t)len, &which);
-	if (allow)
-		fprintf(out, "allowlist: %s matches: no feed applies\n", which);
-
-	struct scan *s = calloc(1, sizeof(*s));
-	if (!s)
-		return BW_ENOMEM;
-	s->name = name;
-	s->len = (size_t)len;
-	s->client = client;
+	s->n = 0;
+	s->ip_rules = 0;
+	memset(s->ns_rules, 0, sizeof(s->ns_rules));
 	for (size_t i = 0; i < conf->policy.n_feeds; i++) {
 		const struct bw_feed_conf *f = &conf->policy.feeds[i];
 		char *buf = NULL;
 		size_t blen = 0;
 		uint64_t mt, sz;
 		if (bw_feed_read_file(f->file, &buf, &blen, &mt, &sz) != 0) {
-			fprintf(out, "feed %s: cannot read %s\n", f->name, f->file);
+			if (out)
+				fprintf(out, "feed %s: cannot read %s\n", f->name, f->file);
 			continue;
 		}
 		struct bw_parse_report rep;
@@ -190,29 +182,18 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 		free(buf);
 	}
 	qsort(s->hits, s->n, sizeof(s->hits[0]), hit_cmp);
+}
 
-	struct bw_verdict v;
-	bool blocked = false;
-	if (!allow) {
-		if (client && bw_policy_has_client_rules(p, profile) &&
-		    bw_policy_match_client(p, profile, client, &v)) {
-			struct bw_verdict qv;
-			bool qm = bw_policy_match_qname(p, profile, name, (size_t)len, &qv);
-			blocked = !(qm && qv.feed < v.feed);
-			if (!blocked)
-				v = qv, blocked = true;
-		} else {
-			blocked = bw_policy_match_qname(p, profile, name, (size_t)len, &v);
-		}
-	}
-
-	fprintf(out, "matching rules (%u), in precedence order:\n", s->n);
+/* The matching rules, the winner (winner_feed, when it is among them) marked. */
+static void print_hits(const struct bw_conf *conf, const struct bw_policy *p, unsigned profile,
+		       const struct scan *s, bool allow, int winner_feed, FILE *out)
+{
 	bool winner_shown = false;
 	for (unsigned i = 0; i < s->n; i++) {
 		const struct hit *h = &s->hits[i];
 		const struct bw_feed_conf *f = &conf->policy.feeds[h->feed];
 		bool on = bw_policy_profile_has_feed(p, profile, h->feed);
-		bool wins = !allow && on && !winner_shown && blocked && (int)h->feed == v.feed;
+		bool wins = !allow && on && !winner_shown && (int)h->feed == winner_feed;
 		winner_shown |= wins;
 		fprintf(out, "  %s feed %s (%s) %s", wins ? "*" : "-", f->name, f->category, f->file);
 		if (h->line)
@@ -229,23 +210,237 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 				h->trigger == BW_TRIG_WILDCARD ? ", most specific name" : "");
 		fputc('\n', out);
 	}
-	if (s->post_rules)
-		fprintf(out, "(%zu response-IP/NSDNAME/NSIP rules are checked against the answer "
-			     "when the name is resolved)\n",
-			s->post_rules);
-	if (!blocked && !allow && bw_guard_explain(conf, text, profile, out) > 0) {
-		free(s);
-		return 1; /* the guard blocks it (it printed its verdict) */
-	}
-	if (!blocked || allow) {
-		fprintf(out, "verdict:  resolve normally\n");
+}
+
+/* NSDNAME and NSIP rules are loaded (and exported), but the pipeline never sees the name
+ * servers of a delegation: libunbound resolves and validates inside, and gives back the
+ * answer only. Said wherever such rules appear, so nobody counts on them. */
+static void print_unenforced(const struct bw_conf *conf, const struct scan *s, FILE *out)
+{
+	for (size_t i = 0; i < conf->policy.n_feeds && i < FEEDS_MAX; i++)
+		if (s->ns_rules[i])
+			fprintf(out, "feed %s: %zu NSDNAME/NSIP rules loaded, not enforced (%s)\n",
+				conf->policy.feeds[i].name, s->ns_rules[i], BW_POLICY_NS_UNENFORCED);
+}
+
+struct answer_check {
+	bool resolved;
+	uint8_t pkt[BW_DNS_MAXMSG];
+	size_t pkt_len;
+	struct bw_query q;
+	struct bw_answer_meta meta;
+	uint8_t body[BW_DNS_MAXMSG];
+	struct bw_chain chain;
+	char err[256];
+};
+
+static bool keep_addr(void *ctx, int family, const uint8_t *addr)
+{
+	struct scan *s = ctx;
+	if (s->n_addrs >= MAX_ADDRS)
+		return true;
+	struct sockaddr_storage *ss = &s->addrs[s->n_addrs++];
+	memset(ss, 0, sizeof(*ss));
+	if (family == 4) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)ss)->sin_addr, addr, 4);
 	} else {
-		fprintf(out, "verdict:  %s%s by feed %s (%s)", bw_action_name(v.action),
-			v.log_only ? " (log-only: answered normally)" : "", v.feed_name, v.category);
-		if (v.ede != BW_EDE_NONE)
-			fprintf(out, ", EDE %u \"blocked by %s (%s)\"", v.ede, v.feed_name, v.category);
-		fputc('\n', out);
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)ss)->sin6_addr, addr, 16);
 	}
+	return false;
+}
+
+/* Resolves the name as the pipeline would on a cache miss, and parses the answer. */
+static void resolve_answer(const struct bw_explain_opts *o, const uint8_t *name, size_t len,
+			   struct answer_check *a)
+{
+	a->resolved = false;
+	uint16_t qtype = o->qtype ? o->qtype : BW_T_A;
+	if (o->resolve(o->resolve_ctx, name, len, qtype, a->pkt, sizeof(a->pkt), &a->pkt_len,
+		       a->err, sizeof(a->err)) != 0)
+		return;
+	memset(&a->q, 0, sizeof(a->q));
+	memcpy(a->q.qname, name, len);
+	memcpy(a->q.qname_lc, name, len);
+	a->q.qname_len = (uint16_t)len;
+	a->q.qtype = qtype;
+	a->q.qclass = 1;
+	if (bw_answer_from_wire(a->pkt, a->pkt_len, &a->q, false, &a->meta, a->body,
+				sizeof(a->body), &a->chain) != 0) {
+		snprintf(a->err, sizeof(a->err), "the answer could not be parsed");
+		return;
+	}
+	a->resolved = true;
+}
+
+/* Resolves and applies the answer decision (d->have false when nothing matched). */
+static void check(const struct bw_policy *p, unsigned profile, const struct bw_explain_opts *o,
+		  const uint8_t *name, size_t len, bool deferred, struct answer_check *a,
+		  struct bw_answer_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	resolve_answer(o, name, len, a);
+	if (a->resolved)
+		bw_policy_decide_answer(p, profile, name, len, deferred, &a->chain, &a->meta,
+					a->body, d);
+}
+
+static void print_answer(const struct answer_check *a, FILE *out)
+{
+	char t[4 * BW_DNS_MAXNAME + 2];
+	fprintf(out, "answer:   %s", a->meta.rcode == BW_RCODE_NXDOMAIN ? "NXDOMAIN" : "NOERROR");
+	for (unsigned i = 1; i < a->chain.n; i++)
+		if (bw_name_to_text(a->chain.name[i], a->chain.len[i], t, sizeof(t)) >= 0)
+			fprintf(out, "%s %s", i == 1 ? ", CNAME chain to" : " ->", t);
+	fputc('\n', out);
+}
+
+static bool blocks(const struct bw_verdict *v)
+{
+	return !v->log_only && v->action != BW_ACT_ALLOW && v->action != BW_ACT_PASSTHRU;
+}
+
+/* The final verdict line, with the EDE the answer carries. */
+static void print_verdict(const struct bw_verdict *v, const char *via, FILE *out)
+{
+	fprintf(out, "verdict:  %s%s by feed %s (%s)", bw_action_name(v->action),
+		v->log_only ? " (log-only: answered normally)" : "", v->feed_name, v->category);
+	if (v->ede != BW_EDE_NONE && blocks(v) && v->action != BW_ACT_DROP &&
+	    v->action != BW_ACT_TCP_ONLY) { /* those two answer nothing, or nothing yet */
+		char text[4 * BW_DNS_MAXNAME + 128];
+		bw_verdict_ede_text(v, via, text, sizeof(text));
+		fprintf(out, ", EDE %u \"%s\"", v->ede, text);
+	}
+	fputc('\n', out);
+}
+
+int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, const char *name_text,
+		      const struct bw_explain_opts *o, FILE *out)
+{
+	uint8_t name[BW_DNS_MAXNAME];
+	int len = bw_name_from_text(name_text, strlen(name_text), name);
+	if (len <= 0) {
+		fprintf(out, "'%s' is not a valid domain name\n", name_text);
+		return BW_EINVAL;
+	}
+	for (int i = 0; i < len; i++) /* the pipeline matches lower-cased names */
+		name[i] = (uint8_t)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	char text[4 * BW_DNS_MAXNAME + 2];
+	bw_name_to_text(name, (size_t)len, text, sizeof(text));
+	unsigned profile = bw_policy_select_profile(p, conf, o->listener, o->client);
+	const struct bw_profile_conf *pc =
+		profile < conf->policy.n_profiles ? &conf->policy.profiles[profile] : NULL;
+	char addr[BW_ADDRSTRLEN] = "(none)";
+	bw_sockaddr_addr(o->client, addr, sizeof(addr));
+	fprintf(out, "name:     %s\nclient:   %s\nprofile:  %s\n", text, addr,
+		bw_policy_profile_name(p, profile));
+
+	struct scan *s = calloc(1, sizeof(*s));
+	struct answer_check *a = calloc(1, sizeof(*a));
+	if (!s || !a) {
+		free(s);
+		free(a);
+		return BW_ENOMEM;
+	}
+	s->name = name;
+	s->len = (size_t)len;
+	s->client = o->client;
+	scan_feeds(conf, s, out);
+
+	/* the decisions, in the pipeline's order (core/pipeline.c) */
+	struct bw_verdict v;
+	struct bw_answer_decision d = {0};
+	bool decided = false, allow = false, check_answer = true, deferred = false;
+	const char *via = NULL;
+	if (bw_policy_decide_client(p, profile, o->client, name, (size_t)len, &v) &&
+	    !v.log_only) {
+		decided = true; /* before the cache, for this client only */
+		via = "client address";
+		check_answer = !blocks(&v) && v.action != BW_ACT_PASSTHRU;
+	} else {
+		switch (bw_policy_decide_qname(p, profile, name, (size_t)len, &v)) {
+		case BW_DECIDE_ALLOWLISTED:
+			allow = true;
+			check_answer = false;
+			break;
+		case BW_DECIDE_PASSTHRU:
+			decided = true;
+			check_answer = false;
+			break;
+		case BW_DECIDE_DEFER:
+			deferred = true;
+			break;
+		case BW_DECIDE_REDIRECT:
+		case BW_DECIDE_RULE:
+			decided = true;
+			check_answer = !blocks(&v);
+			break;
+		case BW_DECIDE_NONE:
+			break;
+		}
+	}
+	if (allow) {
+		const char *which = NULL;
+		if (allowlisted(conf->policy.allowlist, conf->policy.n_allowlist, name, (size_t)len,
+				&which) ||
+		    (pc && allowlisted(pc->allowlist, pc->n_allowlist, name, (size_t)len, &which)))
+			fprintf(out, "allowlist: %s matches: no feed applies\n", which);
+		else
+			fprintf(out, "allowlist: a local allow rule matches: no feed applies\n");
+	}
+	/* a deferred verdict is only known with the answer: resolve before saying who wins */
+	if (check_answer && o->resolve && deferred)
+		check(p, profile, o, name, (size_t)len, deferred, a, &d);
+	int winner = deferred && d.have && d.via[0] ? -1 : decided || deferred ? v.feed : -1;
+	fprintf(out, "matching rules (%u), in precedence order:\n", s->n);
+	print_hits(conf, p, profile, s, allow, winner, out);
+	print_unenforced(conf, s, out);
+
+	int rc = 0;
+	if (!decided && !allow && !deferred) {
+		int g = bw_guard_explain(conf, text, profile, out);
+		if (g > 0) {
+			rc = 1; /* the guard blocks it (it printed its verdict) */
+			goto done;
+		}
+	}
+	if (check_answer && o->resolve) {
+		if (!deferred)
+			check(p, profile, o, name, (size_t)len, deferred, a, &d);
+		if (!a->resolved) {
+			fprintf(out, "answer:   not checked (%s): a CNAME target or an address of the "
+				     "answer could still block it\n", a->err);
+		} else {
+			print_answer(a, out);
+			if (d.have && d.via[0]) {
+				/* what decided is a CNAME target or an address: its rules */
+				s->n_addrs = 0;
+				if (d.by_address)
+					bw_answer_addrs(&a->meta, a->body, keep_addr, s);
+				s->name = d.by_address ? (const uint8_t *)"" : d.name;
+				s->len = d.by_address ? 0 : d.name_len;
+				s->client = NULL;
+				scan_feeds(conf, s, NULL);
+				fprintf(out, "rules matching the answer's %s:\n", d.via);
+				print_hits(conf, p, profile, s, false, d.v.feed, out);
+			}
+		}
+	} else if (check_answer && s->ip_rules) {
+		fprintf(out, "answer:   not checked (explain --no-resolve): %zu response-IP rules "
+			     "and CNAME targets could still block it\n", s->ip_rules);
+	}
+	if (d.have) {
+		print_verdict(&d.v, d.via, out);
+		rc = blocks(&d.v);
+	} else if (decided || deferred) {
+		print_verdict(&v, via, out);
+		rc = blocks(&v);
+	} else {
+		fprintf(out, "verdict:  resolve normally%s\n", allow ? " (allowlisted)" : "");
+	}
+done:
+	free(a);
 	free(s);
-	return blocked && !allow ? 1 : 0;
+	return rc;
 }

@@ -238,6 +238,7 @@ struct adder {
 	size_t slots[MAX_FEEDS]; /* (key, feed) slots created, per feed */
 	size_t new_keys;	 /* distinct rule keys created (allowlist excluded) */
 	size_t rejected;	 /* rules the snapshot cannot hold (bad net, no data) */
+	size_t ns_rules[MAX_FEEDS]; /* NSDNAME/NSIP rules stored, per feed: not enforced */
 	/* the last key looked up: list formats emit QNAME and WILDCARD for the same name */
 	int last_tab;
 	unsigned last_feed;
@@ -472,6 +473,8 @@ static int add_rule(struct adder *ad, const struct bw_rule *r)
 		ad->rejected++;
 		return 0;
 	}
+	if (r->trigger == BW_TRIG_NSDNAME || r->trigger == BW_TRIG_NSIP)
+		ad->ns_rules[ad->feed]++;
 	if (ad->fi && !ad->ttl_set) {
 		ad->fi[ad->feed].ttl = r->ttl;
 		ad->ttl_set = true;
@@ -927,8 +930,12 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 	if (!ad->ttl_set)
 		ad->fi[idx].ttl = DEFAULT_TTL;
 	fs->entries = ad->slots[idx];
+	fs->ns_rules = ad->ns_rules[idx];
 	bw_info("feed %s (%s): %zu entries, %zu bad, %zu skipped, %.2fs", fs->name, fs->category,
 		fs->entries, fs->bad_lines, fs->skipped, (double)(bw_now_ns() - t0) / 1e9);
+	if (fs->ns_rules)
+		bw_warn("feed %s: %zu NSDNAME/NSIP rules loaded, not enforced (%s)", fs->name,
+			fs->ns_rules, BW_POLICY_NS_UNENFORCED);
 	return 0;
 }
 

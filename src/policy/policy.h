@@ -24,6 +24,7 @@
 
 #include "base/base.h"
 #include "conf/conf.h"
+#include "dns/dns.h"
 
 enum bw_action {
 	BW_ACT_ALLOW = 0, /* not listed, or allowlisted */
@@ -69,6 +70,8 @@ struct bw_feed_status {
 	size_t entries;     /* distinct names/networks this feed has rules for */
 	size_t bad_lines;   /* lines the parser could not use */
 	size_t skipped;     /* entries ignored on purpose (see struct bw_parse_report) */
+	size_t ns_rules;    /* NSDNAME/NSIP rules among them: loaded, never matched (see
+			       BW_POLICY_NS_UNENFORCED) */
 	int load_error;     /* 0, or BW_E* if the file could not be read (previous version kept) */
 	bool kept_previous; /* true when this feed's entries come from the previous snapshot */
 	uint64_t file_mtime_ns; /* mtime of the file when loaded, for change detection */
@@ -133,6 +136,49 @@ bool bw_policy_match_nsdname(const struct bw_policy *p, unsigned profile, const 
  * INT_MAX: a QNAME verdict from a later feed must wait for the answer, since an earlier
  * feed's IP rule would win over it. */
 int bw_policy_first_post_feed(const struct bw_policy *p, unsigned profile);
+
+/* ---- decisions (decide.c): the rule engine as the pipeline applies it to a query, in its
+ * order; `bulwark explain` calls the same, so explain says what the answer does ---- */
+/* Before the cache: does a CLIENT-IP rule decide for this client? (The allowlists, and a
+ * QNAME rule of an earlier feed, come first: then it does not.) Fills v when true. */
+bool bw_policy_decide_client(const struct bw_policy *p, unsigned profile,
+			     const struct sockaddr *client, const uint8_t *name_lc, size_t len,
+			     struct bw_verdict *v);
+/* After a cache miss: what the QNAME and wildcard rules say. Always fills v. */
+enum bw_decision {
+	BW_DECIDE_NONE,        /* no rule: the guard, then resolve and check the answer */
+	BW_DECIDE_ALLOWLISTED, /* resolve; no rule applies, not even to the answer */
+	BW_DECIDE_PASSTHRU,    /* a PASSTHRU rule won: the same */
+	BW_DECIDE_REDIRECT,    /* answer with a CNAME to v's target (and resolve that) */
+	BW_DECIDE_DEFER,       /* v applies unless an earlier feed's rule matches the answer */
+	BW_DECIDE_RULE,        /* v decides now (blocks, or log-only / TCP-only / ALLOW) */
+};
+enum bw_decision bw_policy_decide_qname(const struct bw_policy *p, unsigned profile,
+					const uint8_t *name_lc, size_t len, struct bw_verdict *v);
+/* After resolution: the query name when its verdict was deferred, every other name of the
+ * answer's CNAME chain, every A/AAAA address of (m, body) (both may be NULL). The lowest
+ * feed wins; in one feed a name before an address. True when a rule matched. */
+struct bw_answer_decision {
+	bool have;
+	bool by_address;                    /* an address matched, not a name */
+	const uint8_t *name;                /* the name that matched (into the chain, or the
+					       query name when deferred); NULL: an address */
+	size_t name_len;
+	struct bw_verdict v;
+	char via[4 * BW_DNS_MAXNAME + 16];  /* "CNAME name", "address 192.0.2.1", "" */
+};
+bool bw_policy_decide_answer(const struct bw_policy *p, unsigned profile, const uint8_t *name_lc,
+			     size_t len, bool deferred, const struct bw_chain *chain,
+			     const struct bw_answer_meta *m, const uint8_t *body,
+			     struct bw_answer_decision *d);
+/* The EDE EXTRA-TEXT of a policy answer: "blocked by FEED (CATEGORY)", then " via WHAT"
+ * when what matched was not the query name itself. */
+void bw_verdict_ede_text(const struct bw_verdict *v, const char *via, char *buf, size_t cap);
+/* Why NSDNAME and NSIP rules are loaded but never match (said by explain, bulwarkctl feeds
+ * and the start-up log). */
+#define BW_POLICY_NS_UNENFORCED                                                                   \
+	"Bulwark resolves through libunbound, which does not show the policy the name servers "  \
+	"of a delegation"
 
 /*
  * Incremental path (IXFR, small list updates): a new snapshot equal to `base` with one

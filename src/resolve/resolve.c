@@ -239,3 +239,103 @@ void bw_resolver_cancel(struct bw_resolver *r, int id)
 	if (id)
 		ub_cancel(r->ctx, id);
 }
+
+/* ---- one blocking query, for tools (bulwark explain) ---- */
+
+struct once {
+	struct bw_resolver *r; /* first: see bw_resolver_query() */
+	bool done;
+	int err;
+	enum bw_sec sec;
+	uint8_t *out;
+	size_t cap, len;
+};
+
+static void once_keep(struct once *o, int err, const uint8_t *pkt, size_t len, enum bw_sec sec)
+{
+	o->done = true;
+	o->err = err;
+	o->sec = sec;
+	if (!err && pkt && len <= o->cap) {
+		memcpy(o->out, pkt, len);
+		o->len = len;
+	} else if (!err) {
+		o->err = BW_RCODE_SERVFAIL;
+	}
+}
+
+static void once_cb(void *arg, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
+		    const char *why_bogus)
+{
+	(void)why_bogus;
+	struct once *o = arg;
+	once_keep(o, err, pkt, len, sec);
+	event_base_loopbreak(o->r->base);
+}
+
+static void once_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+int bw_resolve_once(const struct bw_conf *conf, const uint8_t *qname, size_t qname_len,
+		    uint16_t qtype, uint8_t *out, size_t cap, size_t *out_len, enum bw_sec *sec,
+		    char *err, size_t errlen)
+{
+	struct event_base *base = event_base_new();
+	struct event *timer = base ? evtimer_new(base, once_timeout, base) : NULL;
+	struct once o = {.out = out, .cap = cap};
+	int rc = BW_ENOMEM, id = 0;
+	if (!timer) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	o.r = bw_resolver_create(conf, base, once_cb, err, errlen);
+	if (!o.r) {
+		rc = BW_EINVAL;
+		goto out;
+	}
+	rc = bw_resolver_query(o.r, qname, qname_len, qtype, 1, &o, &id);
+	if (rc == 1) {
+		const uint8_t *pkt;
+		size_t len;
+		int e;
+		const char *why;
+		enum bw_sec s;
+		bw_resolver_sync_result(o.r, &e, &pkt, &len, &s, &why);
+		once_keep(&o, e, pkt, len, s);
+	} else if (rc == 0) {
+		unsigned ms = conf->resolver.timeout_ms ? conf->resolver.timeout_ms : 5000;
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(timer, &tv);
+		event_base_dispatch(base);
+		if (!o.done)
+			bw_resolver_cancel(o.r, id);
+	} else {
+		snprintf(err, errlen, "cannot start the query: %s", bw_strerror(rc));
+		goto out;
+	}
+	if (!o.done) {
+		snprintf(err, errlen, "no answer within %u ms (resolver.timeout)",
+			 conf->resolver.timeout_ms ? conf->resolver.timeout_ms : 5000);
+		rc = BW_EAGAIN;
+	} else if (o.err) {
+		snprintf(err, errlen, "the resolver answered %s", o.err == BW_RCODE_SERVFAIL
+									? "SERVFAIL"
+									: "with an error");
+		rc = BW_EIO;
+	} else {
+		*out_len = o.len;
+		*sec = o.sec;
+		rc = 0;
+	}
+out:
+	bw_resolver_destroy(o.r);
+	if (timer)
+		event_free(timer);
+	if (base)
+		event_base_free(base);
+	return rc;
+}

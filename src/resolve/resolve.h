@@ -57,4 +57,12 @@ void bw_resolver_cancel(struct bw_resolver *r, int id);
 void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,
 			     size_t *len, enum bw_sec *sec, const char **why_bogus);
 
+/* One query, blocking, on a resolver of its own made from conf and freed before it
+ * returns (for tools: `bulwark explain`; never in a worker). Waits resolver.timeout at
+ * most. Returns 0 with the response packet in out[0..*out_len) and its DNSSEC result, or
+ * a negative BW_E* with the reason in err (SERVFAIL, no answer in time, bad config). */
+int bw_resolve_once(const struct bw_conf *conf, const uint8_t *qname, size_t qname_len,
+		    uint16_t qtype, uint8_t *out, size_t cap, size_t *out_len, enum bw_sec *sec,
+		    char *err, size_t errlen);
+
 #endif
