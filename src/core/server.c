@@ -33,6 +33,32 @@ static void state_free(struct bw_state *st)
 	free(st);
 }
 
+/* The feed manager counts feeds as the boot config lists them, and a reload may have
+ * inserted, removed or reordered feeds since: the index in `conf` of the boot config's
+ * feed `boot`, found by name (names are unique), or -1 when conf no longer has it. */
+static int feed_now(const struct bw_server *s, const struct bw_conf *conf, unsigned boot)
+{
+	if (boot >= s->conf->policy.n_feeds)
+		return -1;
+	const char *name = s->conf->policy.feeds[boot].name;
+	for (size_t i = 0; i < conf->policy.n_feeds; i++)
+		if (!strcmp(conf->policy.feeds[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+/* The manager's off mask (boot indices) as indices of conf's feeds. */
+static uint64_t off_now(const struct bw_server *s, const struct bw_conf *conf)
+{
+	uint64_t mask = 0;
+	for (unsigned b = 0; b < 64; b++) {
+		int i = (s->feeds_off >> b & 1) ? feed_now(s, conf, b) : -1;
+		if (i >= 0 && i < 64)
+			mask |= 1ull << i;
+	}
+	return mask;
+}
+
 /* Builds a new state from conf (owned by it when owns_conf) next to `prev`. On failure
  * returns NULL and conf stays with the caller. */
 static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, bool owns_conf,
@@ -46,8 +72,8 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->generation = ++s->generation;
 	st->cache_gen = st->generation;
 	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build_skip(conf, prev ? prev->policy : NULL, st->generation, s->feeds_off,
-				 &st->policy) != 0) {
+	if (bw_policy_build_skip(conf, prev ? prev->policy : NULL, st->generation,
+				 off_now(s, conf), &st->policy) != 0) {
 		free(st);
 		return NULL;
 	}
@@ -297,13 +323,19 @@ int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, s
 	int rc = BW_ENOMEM;
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	struct bw_state *st = calloc(1, sizeof(*st));
+	int now = feed_now(s, cur->conf, feed);
+	struct bw_state *st = now < 0 ? NULL : calloc(1, sizeof(*st));
+	if (now < 0) {
+		rc = BW_ENOENT; /* a reload removed the feed: its changes go nowhere */
+		bw_warn("feed %s: not in the running configuration any more: changes not applied",
+			s->conf->policy.feeds[feed].name);
+	}
 	if (!st)
 		goto out;
 	st->conf = cur->conf;
 	st->owns_conf = cur->owns_conf;
 	st->generation = ++s->generation;
-	rc = bw_policy_apply_delta(cur->policy, feed, adds, n_adds, removes, n_removes,
+	rc = bw_policy_apply_delta(cur->policy, (unsigned)now, adds, n_adds, removes, n_removes,
 				   st->generation, &st->policy);
 	if (rc) {
 		free(st);
@@ -356,8 +388,11 @@ int bw_server_feed_export(void *ctx, unsigned feed, const char *origin, uint32_t
 	struct bw_server *s = ctx;
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	int rc = bw_policy_export_feed(cur->policy, feed, out, origin, serial);
-	const struct bw_feed_status *st = bw_policy_feed_status(cur->policy, feed);
+	int now = feed_now(s, cur->conf, feed);
+	int rc = now < 0 ? BW_ENOENT
+			 : bw_policy_export_feed(cur->policy, (unsigned)now, out, origin, serial);
+	const struct bw_feed_status *st =
+	    now < 0 ? NULL : bw_policy_feed_status(cur->policy, (size_t)now);
 	*entries = st ? st->entries : 0;
 	pthread_mutex_unlock(&s->state_lock);
 	return rc;
@@ -372,8 +407,10 @@ int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t
 	struct bw_server *s = ctx;
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	int rc = bw_policy_export_owner(cur->policy, feed, origin, origin_len, owner, owner_len,
-					emit, ectx);
+	int now = feed_now(s, cur->conf, feed);
+	int rc = now < 0 ? BW_ENOENT
+			 : bw_policy_export_owner(cur->policy, (unsigned)now, origin, origin_len,
+						  owner, owner_len, emit, ectx);
 	pthread_mutex_unlock(&s->state_lock);
 	return rc;
 }

@@ -34,7 +34,9 @@
 
 struct bw_rule;
 
-/* What the manager asks of the server (core: bw_server_feeds_changed / _feed_delta). */
+/* What the manager asks of the server (core: bw_server_feeds_changed / _feed_delta).
+ * Feeds are named by their index in the boot config (the manager's list); the server finds
+ * the same feed by name in the running config, which a reload may have reordered. */
 struct bw_feeds_hooks {
 	void *ctx;
 	/* A last good copy changed, or a feed expired or came back: rebuild the policy now.

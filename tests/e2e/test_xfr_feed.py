@@ -11,6 +11,7 @@ import dns.opcode
 import dns.query
 import dns.rcode
 import pytest
+import yaml
 
 import conftest
 import dnsutil
@@ -131,3 +132,52 @@ def test_notify_without_tsig_is_refused(internet, bulwark, primary):
 def test_notify_without_transfer_feeds_is_notimp(resolver):
     r = dns.query.udp(notify_msg("example.org"), "127.0.0.1", port=resolver.port, timeout=2)
     assert r.rcode() == dns.rcode.NOTIMP, r
+
+
+def ede_text(d, name):
+    return dict(dnsutil.ede(d.query(name, "A"))).get(dnsutil.EDE_BLOCKED)
+
+
+def test_reload_that_inserts_a_feed_keeps_transfers_on_their_feed(internet, bulwark, workdir,
+                                                                   primary):
+    """The feed manager counts feeds as the start-up config lists them; a reload that puts
+    another feed before the transfer feed must not send the next IXFR to that feed (nor
+    write that feed's rules into the transfer feed's last good copy)."""
+    xfr = {"name": "cert", "category": "malware", "format": "rpz",
+           "primaries": ["127.0.0.1@%d" % primary.port], "zone": ZONE,
+           "tsig": {"name": KEY[0], "algorithm": KEY[1], "secret": KEY[2]}}
+    local = {"name": "local", "category": "phishing", "format": "domains",
+             "file": conftest.write_domains(os.path.join(workdir, "local.txt"),
+                                            ["phish.insecure.tld"])}
+    d = bulwark(lambda port, w: conftest.default_config(internet, port, w, feeds=[xfr]),
+                wait=False)
+    primary.notify = ["127.0.0.1@%d" % d.port]
+    primary.write_conf()
+    primary.start()
+    d.wait_ready()
+    assert wait(lambda: blocked(d, "seed.example")), d.log_text()
+
+    conf = yaml.safe_load(d.config_text)
+    conf["policy"]["feeds"] = [local, xfr]
+    with open(d.config_path, "w") as f:
+        yaml.safe_dump(conf, f)
+    d.reload()
+    assert wait(lambda: ede_text(d, "phish.insecure.tld") == "blocked by local (phishing)"), \
+        d.log_text()
+
+    primary.edit(add=["www.insecure.tld"])
+    assert wait(lambda: blocked(d, "www.insecure.tld")), d.log_text()
+    assert ede_text(d, "www.insecure.tld") == "blocked by cert (malware)", d.log_text()
+    assert ede_text(d, "seed.example") == "blocked by cert (malware)"
+    assert ede_text(d, "phish.insecure.tld") == "blocked by local (phishing)"
+    # the transfer feed's last good copy holds its own rules only
+    meta_path = os.path.join(d.dir, "state", "feeds", "cert.meta")
+    want = '"serial": %d' % primary.serial()
+    assert wait(lambda: want in open(meta_path).read()), open(meta_path).read()
+    copy = open(os.path.join(d.dir, "state", "feeds", "cert.rpz")).read()
+    assert "www.insecure.tld" in copy and "seed.example" in copy, copy
+    assert "phish.insecure.tld" not in copy, copy
+    # and the next IXFR removes from the right feed too
+    primary.edit(delete=["www.insecure.tld"])
+    assert wait(lambda: not blocked(d, "www.insecure.tld")), d.log_text()
+    assert ede_text(d, "phish.insecure.tld") == "blocked by local (phishing)"
