@@ -29,13 +29,14 @@ struct bw_cache_key {
 	uint16_t qname_len;
 	uint16_t qtype;
 	uint16_t qclass;
-	uint8_t flags;      /* BW_CACHE_DO | BW_CACHE_CD */
+	uint8_t flags;      /* BW_CACHE_DO | BW_CACHE_CD | BW_CACHE_AD */
 	uint16_t profile;
 	uint64_t generation; /* policy generation */
 	uint64_t hash;      /* filled by bw_cache_key_hash() */
 };
 #define BW_CACHE_DO 1
 #define BW_CACHE_CD 2
+#define BW_CACHE_AD 4 /* the query set AD (RFC 6840: the answer's AD bit depends on it) */
 
 /* Fills k->hash: SipHash-1-3 of the name under a random key drawn when the first cache
  * is created (clients choose the names; see bw_hash_keyed()), mixed with the other

@@ -1,7 +1,9 @@
 /*
  * core/core.h - the server: worker threads (one per core, each with its own event loop,
- * SO_REUSEPORT sockets and preallocated buffers) and the query pipeline
- * policy -> cache -> resolve -> finalize.
+ * SO_REUSEPORT sockets and preallocated buffers) and the query pipeline (pipeline.c):
+ * parse and access control -> client rules -> cache -> QNAME rules and the guard -> resolve
+ * -> the answer's rules (CNAME chain, addresses) -> cache store, answer. The policy's
+ * decisions are policy/decide.c, shared with `bulwark explain`.
  *
  * Owns: the workers, their sockets and resolvers, the shared packet cache, and the
  * published policy state (policy snapshot + the config it was built from), swapped

@@ -434,7 +434,7 @@ static void make_key(struct bw_cache_key *k, const struct bw_query *q, unsigned 
 	k->qtype = q->qtype;
 	k->qclass = q->qclass;
 	k->flags = (uint8_t)((q->do_bit ? BW_CACHE_DO : 0) | ((q->flags & BW_DNS_CD) ? BW_CACHE_CD : 0) |
-			     ((q->flags & BW_DNS_AD) ? 4 : 0));
+			     ((q->flags & BW_DNS_AD) ? BW_CACHE_AD : 0));
 	k->profile = (uint16_t)profile;
 	k->generation = generation;
 	bw_cache_key_hash(k);
