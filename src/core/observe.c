@@ -218,7 +218,7 @@ void bw_obs_server_free(struct bw_server *s)
 /* ---- dnstap ---- */
 
 void bw_obs_note_block(struct bw_worker *w, const struct bw_query *q,
-		       const struct bw_verdict *v, const char *via)
+		       const struct bw_verdict *v, const struct bw_match *via)
 {
 	struct bw_obs_note *n = &w->note;
 	n->set = true;
@@ -232,23 +232,26 @@ void bw_obs_note_block(struct bw_worker *w, const struct bw_query *q,
 	snprintf(n->rule, sizeof(n->rule), "%s/%s", v->feed_name ? v->feed_name : "",
 		 v->category ? v->category : "");
 	n->value_len = 0;
-	if (!via || !*via) {
+	switch (via ? via->kind : BW_MATCH_QNAME) {
+	case BW_MATCH_QNAME:
+	case BW_MATCH_GUARD:
 		n->match = BW_DNSTAP_MATCH_QNAME;
 		memcpy(n->value, q->qname_lc, q->qname_len);
 		n->value_len = q->qname_len;
-	} else if (!strcmp(via, "client address")) {
+		break;
+	case BW_MATCH_CLIENT:
 		n->match = BW_DNSTAP_MATCH_CLIENT_IP; /* the value is the (truncated) client */
-	} else if (!strncmp(via, "address ", 8)) {
+		break;
+	case BW_MATCH_ADDRESS:
 		n->match = BW_DNSTAP_MATCH_RESPONSE_IP;
-		if (inet_pton(AF_INET, via + 8, n->value) == 1)
-			n->value_len = 4;
-		else if (inet_pton(AF_INET6, via + 8, n->value) == 1)
-			n->value_len = 16;
-	} else if (!strncmp(via, "CNAME ", 6)) {
-		/* RPZ treats a CNAME target as a new query name */
-		const char *why;
+		n->value_len = via->family == AF_INET ? 4 : 16;
+		memcpy(n->value, via->addr, n->value_len);
+		break;
+	case BW_MATCH_CNAME: /* RPZ treats a CNAME target as a new query name */
 		n->match = BW_DNSTAP_MATCH_QNAME;
-		n->value_len = (uint16_t)bw_feed_name_to_wire(via + 6, strlen(via + 6), n->value, &why);
+		n->value_len = (uint16_t)BW_MIN(via->name_len, sizeof(n->value));
+		memcpy(n->value, via->name, n->value_len);
+		break;
 	}
 }
 

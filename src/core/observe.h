@@ -10,7 +10,7 @@
 #include "core/internal.h"
 
 void bw_obs_note_block(struct bw_worker *w, const struct bw_query *q,
-		       const struct bw_verdict *v, const char *via);
+		       const struct bw_verdict *v, const struct bw_match *via);
 void bw_obs_dnstap_sync(struct bw_worker *w, const struct bw_origin *o, const uint8_t *pkt,
 			size_t len, const uint8_t *ans, size_t alen);
 void bw_obs_dnstap_async(struct bw_qctx *x, const uint8_t *ans, size_t alen);
@@ -22,9 +22,9 @@ static inline void bw_obs_profile(struct bw_worker *w, unsigned profile)
 }
 
 /* A blocking rule decided the answer to q (state held). `via` is what matched when it
- * was not the query name: "client address", "address 192.0.2.1", "CNAME x.example." */
+ * was not the query name (NULL: the query name). */
 static inline void bw_obs_block(struct bw_worker *w, const struct bw_query *q,
-				const struct bw_verdict *v, const char *via)
+				const struct bw_verdict *v, const struct bw_match *via)
 {
 	w->stats.blocked++;
 	if (v->feed >= 0 && v->feed < BW_METRICS_MAX_FEEDS)

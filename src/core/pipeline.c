@@ -51,7 +51,7 @@ struct job {
 /* Telemetry: notes what the policy said about the query being handled (only matches
  * reach here, so this costs nothing for ordinary queries). */
 static void tlm_note(struct bw_worker *w, const struct bw_verdict *v, unsigned flag,
-		     const char *via_text)
+		     const struct bw_match *via)
 {
 	struct bw_tlm_verdict *tv = w->tlm_cur;
 	if (!tv)
@@ -65,7 +65,8 @@ static void tlm_note(struct bw_worker *w, const struct bw_verdict *v, unsigned f
 	snprintf(tv->feed_name, sizeof(tv->feed_name), "%s", fname);
 	snprintf(tv->category, sizeof(tv->category), "%s", cat);
 	tv->rule[0] = 0;
-	if (via_text && *via_text) {
+	char via_text[4 * BW_DNS_MAXNAME + 16];
+	if (bw_match_text(via, via_text, sizeof(via_text))[0]) {
 		int n = snprintf(tv->rule, sizeof(tv->rule), "%s", via_text);
 		if (n > 1 && (size_t)n < sizeof(tv->rule) && tv->rule[n - 1] == '.')
 			tv->rule[n - 1] = 0; /* "CNAME x.example", as names are written in the log */
@@ -133,7 +134,7 @@ enum synth { SYNTH_NONE, SYNTH_ANSWER, SYNTH_DROP, SYNTH_TC };
  * answer normally: PASSTHRU, log-only, TCP-only over TCP). */
 static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 				enum bw_transport_kind via, const struct bw_verdict *v,
-				const char *via_text, struct bw_answer_meta *m, uint8_t *body,
+				const struct bw_match *match, struct bw_answer_meta *m, uint8_t *body,
 				size_t cap)
 {
 	uint32_t ttl = v->ttl ? v->ttl : BW_BLOCKED_TTL;
@@ -142,25 +143,27 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 		char name[4 * BW_DNS_MAXNAME + 2];
 		if (bw_name_to_text(q->qname_lc, q->qname_len, name, sizeof(name)) < 0)
 			name[0] = 0;
+		char t[4 * BW_DNS_MAXNAME + 16];
+		bw_match_text(match, t, sizeof(t));
 		bw_info("log-only: %s matched feed %s (%s)%s%s", name, v->feed_name, v->category,
-			via_text && *via_text ? " via " : "", via_text ? via_text : "");
+			t[0] ? " via " : "", t);
 		w->stats.log_only++;
-		tlm_note(w, v, BW_TLM_LOG_ONLY, via_text);
+		tlm_note(w, v, BW_TLM_LOG_ONLY, match);
 		return SYNTH_NONE;
 	}
 	switch (v->action) {
 	case BW_ACT_ALLOW:
 	case BW_ACT_PASSTHRU:
-		tlm_note(w, v, v->action == BW_ACT_PASSTHRU ? BW_TLM_PASSTHRU : 0, via_text);
+		tlm_note(w, v, v->action == BW_ACT_PASSTHRU ? BW_TLM_PASSTHRU : 0, match);
 		return SYNTH_NONE;
 	case BW_ACT_DROP:
-		bw_obs_block(w, q, v, via_text);
-		tlm_note(w, v, BW_TLM_BLOCKED, via_text);
+		bw_obs_block(w, q, v, match);
+		tlm_note(w, v, BW_TLM_BLOCKED, match);
 		return SYNTH_DROP;
 	case BW_ACT_TCP_ONLY:
 		if (via == BW_VIA_TCP)
 			return SYNTH_NONE;
-		tlm_note(w, v, BW_TLM_BLOCKED, via_text);
+		tlm_note(w, v, BW_TLM_BLOCKED, match);
 		return SYNTH_TC;
 	case BW_ACT_NXDOMAIN:
 	case BW_ACT_NODATA:
@@ -183,9 +186,9 @@ static enum synth synth_verdict(struct bw_worker *w, const struct bw_query *q,
 		m->ttl = ttl;
 	}
 	m->ede = v->ede;
-	bw_verdict_ede_text(v, via_text, m->ede_text, sizeof(m->ede_text));
-	bw_obs_block(w, q, v, via_text);
-	tlm_note(w, v, BW_TLM_BLOCKED, via_text);
+	bw_verdict_ede_text(v, match, m->ede_text, sizeof(m->ede_text));
+	bw_obs_block(w, q, v, match);
+	tlm_note(w, v, BW_TLM_BLOCKED, match);
 	return SYNTH_ANSWER;
 }
 
@@ -308,7 +311,8 @@ static enum bw_stage stage_client(struct job *j)
 	if (!bw_policy_decide_client(w->state->policy, j->profile, j->o->peer, j->q.qname_lc,
 				     j->q.qname_len, &v))
 		return BW_STAGE_NEXT;
-	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, "client address", &w->meta,
+	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};
+	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, &client, &w->meta,
 				     w->body, sizeof(w->body));
 	if (r == SYNTH_NONE) /* PASSTHRU for this client: resolve without policy */
 		j->passthru = v.action == BW_ACT_PASSTHRU;
@@ -362,7 +366,8 @@ static enum bw_stage stage_guard(struct job *j)
 				 bw_guard_kind_name(r.hit.kind));
 		else
 			snprintf(rule, sizeof(rule), "newly seen");
-		tlm_note(w, &gv, g == BW_GUARD_BLOCK ? BW_TLM_BLOCKED : BW_TLM_LOG_ONLY, rule);
+		struct bw_match m = {.kind = BW_MATCH_GUARD, .text = rule};
+		tlm_note(w, &gv, g == BW_GUARD_BLOCK ? BW_TLM_BLOCKED : BW_TLM_LOG_ONLY, &m);
 		snprintf(w->tlm_cur->feed_name, sizeof(w->tlm_cur->feed_name), "guard");
 		snprintf(w->tlm_cur->category, sizeof(w->tlm_cur->category), "%s",
 			 r.lookalike ? "look-alike" : "newly-seen");
@@ -727,11 +732,11 @@ static enum synth post_policy(struct bw_qctx *x, struct bw_answer_meta *m, uint8
 	    !bw_policy_decide_answer(w->state->policy, x->profile, x->q.qname_lc, x->q.qname_len,
 				     x->deferred, &w->chain, m, body, &d))
 		return SYNTH_NONE;
-	enum synth r = synth_verdict(w, &x->q, x->via, &d.v, d.via, m, body, cap);
+	enum synth r = synth_verdict(w, &x->q, x->via, &d.v, &d.via, m, body, cap);
 	if (r != SYNTH_NONE) {
-		if (d.by_address)
+		if (d.via.kind == BW_MATCH_ADDRESS)
 			w->stats.blocked_ip++;
-		else if (d.via[0])
+		else if (d.via.kind == BW_MATCH_CNAME)
 			w->stats.blocked_cname++;
 	}
 	return r;

@@ -41,18 +41,16 @@ enum bw_decision bw_policy_decide_qname(const struct bw_policy *p, unsigned prof
 /* The best post-resolution match so far: lowest feed first; within a feed a name rule
  * (the query name, or a CNAME target, which RPZ treats as a new query name) before an
  * address rule. */
-static void consider(struct bw_answer_decision *d, const struct bw_verdict *v, const uint8_t *name,
-		     size_t len, const char *via)
+static void consider(struct bw_answer_decision *d, const struct bw_verdict *v,
+		     const struct bw_match *via)
 {
-	bool addr = name == NULL;
-	if (d->have && (v->feed > d->v.feed || (v->feed == d->v.feed && addr >= d->by_address)))
+	bool addr = via->kind == BW_MATCH_ADDRESS;
+	bool had_addr = d->via.kind == BW_MATCH_ADDRESS;
+	if (d->have && (v->feed > d->v.feed || (v->feed == d->v.feed && addr >= had_addr)))
 		return;
 	d->have = true;
-	d->by_address = addr;
-	d->name = name;
-	d->name_len = len;
+	d->via = *via;
 	d->v = *v;
-	snprintf(d->via, sizeof(d->via), "%s", via ? via : "");
 }
 
 struct addr_ctx {
@@ -65,11 +63,12 @@ static bool one_addr(void *ctx, int family, const uint8_t *addr)
 {
 	struct addr_ctx *a = ctx;
 	struct bw_verdict v;
-	if (!bw_policy_match_ip(a->p, a->profile, family == 4 ? AF_INET : AF_INET6, addr, &v))
+	int af = family == 4 ? AF_INET : AF_INET6;
+	if (!bw_policy_match_ip(a->p, a->profile, af, addr, &v))
 		return false;
-	char text[INET6_ADDRSTRLEN + 8] = "address ";
-	inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, text + 8, sizeof(text) - 8);
-	consider(a->d, &v, NULL, 0, text);
+	struct bw_match m = {.kind = BW_MATCH_ADDRESS, .family = af};
+	memcpy(m.addr, addr, family == 4 ? 4 : 16);
+	consider(a->d, &v, &m);
 	return false; /* look at every address: a lower feed may match another one */
 }
 
@@ -80,17 +79,18 @@ bool bw_policy_decide_answer(const struct bw_policy *p, unsigned profile, const 
 {
 	struct bw_verdict v;
 	memset(d, 0, sizeof(*d));
-	if (deferred && bw_policy_match_qname(p, profile, name_lc, len, &v))
-		consider(d, &v, name_lc, len, NULL);
+	if (deferred && bw_policy_match_qname(p, profile, name_lc, len, &v)) {
+		struct bw_match q = {.kind = BW_MATCH_QNAME, .name = name_lc, .name_len = len};
+		consider(d, &v, &q);
+	}
 	for (unsigned i = 0; chain && i < chain->n; i++) {
 		if (chain->len[i] == len && !memcmp(chain->name[i], name_lc, len))
 			continue; /* checked before resolution */
 		if (!bw_policy_match_qname(p, profile, chain->name[i], chain->len[i], &v))
 			continue;
-		char text[4 * BW_DNS_MAXNAME + 8] = "CNAME ";
-		if (bw_name_to_text(chain->name[i], chain->len[i], text + 6, sizeof(text) - 6) < 0)
-			text[0] = 0;
-		consider(d, &v, chain->name[i], chain->len[i], text);
+		struct bw_match c = {
+		    .kind = BW_MATCH_CNAME, .name = chain->name[i], .name_len = chain->len[i]};
+		consider(d, &v, &c);
 	}
 	if (m && body) {
 		struct addr_ctx a = {.p = p, .profile = profile, .d = d};
@@ -99,10 +99,39 @@ bool bw_policy_decide_answer(const struct bw_policy *p, unsigned profile, const 
 	return d->have;
 }
 
-void bw_verdict_ede_text(const struct bw_verdict *v, const char *via, char *buf, size_t cap)
+const char *bw_match_text(const struct bw_match *m, char *buf, size_t cap)
 {
-	if (via && *via)
-		snprintf(buf, cap, "blocked by %s (%s) via %s", v->feed_name, v->category, via);
+	char t[4 * BW_DNS_MAXNAME + 2];
+	buf[0] = 0;
+	if (!m)
+		return buf;
+	switch (m->kind) {
+	case BW_MATCH_QNAME:
+		break;
+	case BW_MATCH_CNAME:
+		if (bw_name_to_text(m->name, m->name_len, t, sizeof(t)) >= 0)
+			snprintf(buf, cap, "CNAME %s", t);
+		break;
+	case BW_MATCH_ADDRESS:
+		if (inet_ntop(m->family, m->addr, t, sizeof(t)))
+			snprintf(buf, cap, "address %s", t);
+		break;
+	case BW_MATCH_CLIENT:
+		snprintf(buf, cap, "client address");
+		break;
+	case BW_MATCH_GUARD:
+		snprintf(buf, cap, "%s", m->text ? m->text : "");
+		break;
+	}
+	return buf;
+}
+
+void bw_verdict_ede_text(const struct bw_verdict *v, const struct bw_match *via, char *buf,
+			 size_t cap)
+{
+	char t[4 * BW_DNS_MAXNAME + 16];
+	if (bw_match_text(via, t, sizeof(t))[0])
+		snprintf(buf, cap, "blocked by %s (%s) via %s", v->feed_name, v->category, t);
 	else
 		snprintf(buf, cap, "blocked by %s (%s)", v->feed_name, v->category);
 }

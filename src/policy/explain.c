@@ -302,7 +302,7 @@ static bool blocks(const struct bw_verdict *v)
 }
 
 /* The final verdict line, with the EDE the answer carries. */
-static void print_verdict(const struct bw_verdict *v, const char *via, FILE *out)
+static void print_verdict(const struct bw_verdict *v, const struct bw_match *via, FILE *out)
 {
 	fprintf(out, "verdict:  %s%s by feed %s (%s)", bw_action_name(v->action),
 		v->log_only ? " (log-only: answered normally)" : "", v->feed_name, v->category);
@@ -352,11 +352,12 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	struct bw_verdict v;
 	struct bw_answer_decision d = {0};
 	bool decided = false, allow = false, check_answer = true, deferred = false;
-	const char *via = NULL;
+	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};
+	const struct bw_match *via = NULL;
 	if (bw_policy_decide_client(p, profile, o->client, name, (size_t)len, &v) &&
 	    !v.log_only) {
 		decided = true; /* before the cache, for this client only */
-		via = "client address";
+		via = &client;
 		check_answer = !blocks(&v) && v.action != BW_ACT_PASSTHRU;
 	} else {
 		switch (bw_policy_decide_qname(p, profile, name, (size_t)len, &v)) {
@@ -392,7 +393,8 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	/* a deferred verdict is only known with the answer: resolve before saying who wins */
 	if (check_answer && o->resolve && deferred)
 		check(p, profile, o, name, (size_t)len, deferred, a, &d);
-	int winner = deferred && d.have && d.via[0] ? -1 : decided || deferred ? v.feed : -1;
+	bool by_answer = d.have && d.via.kind != BW_MATCH_QNAME; /* a CNAME target, an address */
+	int winner = deferred && by_answer ? -1 : decided || deferred ? v.feed : -1;
 	fprintf(out, "matching rules (%u), in precedence order:\n", s->n);
 	print_hits(conf, p, profile, s, allow, winner, out);
 	print_unenforced(conf, s, out);
@@ -413,16 +415,20 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 				     "answer could still block it\n", a->err);
 		} else {
 			print_answer(a, out);
-			if (d.have && d.via[0]) {
+			by_answer = d.have && d.via.kind != BW_MATCH_QNAME;
+			if (by_answer) {
 				/* what decided is a CNAME target or an address: its rules */
+				bool by_addr = d.via.kind == BW_MATCH_ADDRESS;
 				s->n_addrs = 0;
-				if (d.by_address)
+				if (by_addr)
 					bw_answer_addrs(&a->meta, a->body, keep_addr, s);
-				s->name = d.by_address ? (const uint8_t *)"" : d.name;
-				s->len = d.by_address ? 0 : d.name_len;
+				s->name = by_addr ? (const uint8_t *)"" : d.via.name;
+				s->len = by_addr ? 0 : d.via.name_len;
 				s->client = NULL;
 				scan_feeds(conf, s, NULL);
-				fprintf(out, "rules matching the answer's %s:\n", d.via);
+				char t[4 * BW_DNS_MAXNAME + 16];
+				fprintf(out, "rules matching the answer's %s:\n",
+					bw_match_text(&d.via, t, sizeof(t)));
 				print_hits(conf, p, profile, s, false, d.v.feed, out);
 			}
 		}
@@ -431,7 +437,7 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 			     "and CNAME targets could still block it\n", s->ip_rules);
 	}
 	if (d.have) {
-		print_verdict(&d.v, d.via, out);
+		print_verdict(&d.v, &d.via, out);
 		rc = blocks(&d.v);
 	} else if (decided || deferred) {
 		print_verdict(&v, via, out);

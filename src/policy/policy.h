@@ -158,22 +158,40 @@ enum bw_decision bw_policy_decide_qname(const struct bw_policy *p, unsigned prof
 /* After resolution: the query name when its verdict was deferred, every other name of the
  * answer's CNAME chain, every A/AAAA address of (m, body) (both may be NULL). The lowest
  * feed wins; in one feed a name before an address. True when a rule matched. */
+/* What a verdict matched, when it was not the query name itself: typed, so that the
+ * EDE, telemetry, dnstap and explain read fields and never parse text. */
+enum bw_match_kind {
+	BW_MATCH_QNAME = 0, /* the query name (or an ancestor, for wildcards): v->match */
+	BW_MATCH_CNAME,     /* a name of the answer's CNAME chain: name */
+	BW_MATCH_ADDRESS,   /* an A/AAAA address of the answer: family, addr */
+	BW_MATCH_CLIENT,    /* the client's address (CLIENT-IP) */
+	BW_MATCH_GUARD,     /* the look-alike guard or the newly-seen memory: text */
+};
+struct bw_match {
+	enum bw_match_kind kind;
+	const uint8_t *name; /* BW_MATCH_CNAME (and QNAME when deferred): wire, lower case */
+	size_t name_len;
+	int family;          /* BW_MATCH_ADDRESS: AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	const char *text;    /* BW_MATCH_GUARD: "imitates x (kind)", "newly seen" */
+};
+/* The match as people read it: "", "CNAME x.example.", "address 192.0.2.1", "client
+ * address", or the guard's text. Returns buf. */
+const char *bw_match_text(const struct bw_match *m, char *buf, size_t cap);
+
 struct bw_answer_decision {
 	bool have;
-	bool by_address;                    /* an address matched, not a name */
-	const uint8_t *name;                /* the name that matched (into the chain, or the
-					       query name when deferred); NULL: an address */
-	size_t name_len;
+	struct bw_match via; /* QNAME (the query name, deferred), CNAME or ADDRESS */
 	struct bw_verdict v;
-	char via[4 * BW_DNS_MAXNAME + 16];  /* "CNAME name", "address 192.0.2.1", "" */
 };
 bool bw_policy_decide_answer(const struct bw_policy *p, unsigned profile, const uint8_t *name_lc,
 			     size_t len, bool deferred, const struct bw_chain *chain,
 			     const struct bw_answer_meta *m, const uint8_t *body,
 			     struct bw_answer_decision *d);
 /* The EDE EXTRA-TEXT of a policy answer: "blocked by FEED (CATEGORY)", then " via WHAT"
- * when what matched was not the query name itself. */
-void bw_verdict_ede_text(const struct bw_verdict *v, const char *via, char *buf, size_t cap);
+ * when what matched was not the query name itself (via may be NULL). */
+void bw_verdict_ede_text(const struct bw_verdict *v, const struct bw_match *via, char *buf,
+			 size_t cap);
 /* Why NSDNAME and NSIP rules are loaded but never match (said by explain, bulwarkctl feeds
  * and the start-up log). */
 #define BW_POLICY_NS_UNENFORCED                                                                   \
