@@ -315,6 +315,87 @@ static void print_verdict(const struct bw_verdict *v, const struct bw_match *via
 	fputc('\n', out);
 }
 
+/* The decisions before resolution, as the pipeline takes them. */
+struct pre {
+	struct bw_verdict v;
+	const struct bw_match *via; /* the client's address, or NULL */
+	bool decided;               /* v decides (or a PASSTHRU lets it through) */
+	bool deferred;              /* v decides unless an earlier feed matches the answer */
+	bool allow;                 /* an allowlist: no rule applies */
+	bool check_answer;          /* the answer's names and addresses may still decide */
+};
+
+static void decide_pre(const struct bw_policy *p, unsigned profile, const struct sockaddr *client,
+		       const uint8_t *name, size_t len, struct pre *r)
+{
+	static const struct bw_match by_client = {.kind = BW_MATCH_CLIENT};
+	memset(r, 0, sizeof(*r));
+	r->check_answer = true;
+	if (bw_policy_decide_client(p, profile, client, name, len, &r->v) && !r->v.log_only) {
+		r->decided = true; /* before the cache, for this client only */
+		r->via = &by_client;
+		r->check_answer = !blocks(&r->v) && r->v.action != BW_ACT_PASSTHRU;
+		return;
+	}
+	switch (bw_policy_decide_qname(p, profile, name, len, &r->v)) {
+	case BW_DECIDE_ALLOWLISTED:
+		r->allow = true;
+		r->check_answer = false;
+		break;
+	case BW_DECIDE_PASSTHRU:
+		r->decided = true;
+		r->check_answer = false;
+		break;
+	case BW_DECIDE_DEFER:
+		r->deferred = true;
+		break;
+	case BW_DECIDE_REDIRECT:
+	case BW_DECIDE_RULE:
+		r->decided = true;
+		r->check_answer = !blocks(&r->v);
+		break;
+	case BW_DECIDE_NONE:
+		break;
+	}
+}
+
+static void print_allowlist(const struct bw_conf *conf, const struct bw_profile_conf *pc,
+			    const uint8_t *name, size_t len, FILE *out)
+{
+	const char *which = NULL;
+	if (allowlisted(conf->policy.allowlist, conf->policy.n_allowlist, name, len, &which) ||
+	    (pc && allowlisted(pc->allowlist, pc->n_allowlist, name, len, &which)))
+		fprintf(out, "allowlist: %s matches: no feed applies\n", which);
+	else
+		fprintf(out, "allowlist: a local allow rule matches: no feed applies\n");
+}
+
+/* The answer, and the rules of the CNAME target or address that decided (d). */
+static void explain_answer(const struct bw_conf *conf, const struct bw_policy *p,
+			   unsigned profile, struct scan *s, const struct answer_check *a,
+			   const struct bw_answer_decision *d, FILE *out)
+{
+	if (!a->resolved) {
+		fprintf(out, "answer:   not checked (%s): a CNAME target or an address of the "
+			     "answer could still block it\n", a->err);
+		return;
+	}
+	print_answer(a, out);
+	if (!d->have || d->via.kind == BW_MATCH_QNAME)
+		return;
+	bool by_addr = d->via.kind == BW_MATCH_ADDRESS;
+	s->n_addrs = 0;
+	if (by_addr)
+		bw_answer_addrs(&a->meta, a->body, keep_addr, s);
+	s->name = by_addr ? (const uint8_t *)"" : d->via.name;
+	s->len = by_addr ? 0 : d->via.name_len;
+	s->client = NULL;
+	scan_feeds(conf, s, NULL);
+	char t[4 * BW_DNS_MAXNAME + 16];
+	fprintf(out, "rules matching the answer's %s:\n", bw_match_text(&d->via, t, sizeof(t)));
+	print_hits(conf, p, profile, s, false, d->v.feed, out);
+}
+
 int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, const char *name_text,
 		      const struct bw_explain_opts *o, FILE *out)
 {
@@ -349,101 +430,42 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	scan_feeds(conf, s, out);
 
 	/* the decisions, in the pipeline's order (core/pipeline.c) */
-	struct bw_verdict v;
+	struct pre pr;
 	struct bw_answer_decision d = {0};
-	bool decided = false, allow = false, check_answer = true, deferred = false;
-	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};
-	const struct bw_match *via = NULL;
-	if (bw_policy_decide_client(p, profile, o->client, name, (size_t)len, &v) &&
-	    !v.log_only) {
-		decided = true; /* before the cache, for this client only */
-		via = &client;
-		check_answer = !blocks(&v) && v.action != BW_ACT_PASSTHRU;
-	} else {
-		switch (bw_policy_decide_qname(p, profile, name, (size_t)len, &v)) {
-		case BW_DECIDE_ALLOWLISTED:
-			allow = true;
-			check_answer = false;
-			break;
-		case BW_DECIDE_PASSTHRU:
-			decided = true;
-			check_answer = false;
-			break;
-		case BW_DECIDE_DEFER:
-			deferred = true;
-			break;
-		case BW_DECIDE_REDIRECT:
-		case BW_DECIDE_RULE:
-			decided = true;
-			check_answer = !blocks(&v);
-			break;
-		case BW_DECIDE_NONE:
-			break;
-		}
-	}
-	if (allow) {
-		const char *which = NULL;
-		if (allowlisted(conf->policy.allowlist, conf->policy.n_allowlist, name, (size_t)len,
-				&which) ||
-		    (pc && allowlisted(pc->allowlist, pc->n_allowlist, name, (size_t)len, &which)))
-			fprintf(out, "allowlist: %s matches: no feed applies\n", which);
-		else
-			fprintf(out, "allowlist: a local allow rule matches: no feed applies\n");
-	}
+	decide_pre(p, profile, o->client, name, (size_t)len, &pr);
+	if (pr.allow)
+		print_allowlist(conf, pc, name, (size_t)len, out);
 	/* a deferred verdict is only known with the answer: resolve before saying who wins */
-	if (check_answer && o->resolve && deferred)
-		check(p, profile, o, name, (size_t)len, deferred, a, &d);
+	if (pr.check_answer && o->resolve && pr.deferred)
+		check(p, profile, o, name, (size_t)len, true, a, &d);
 	bool by_answer = d.have && d.via.kind != BW_MATCH_QNAME; /* a CNAME target, an address */
-	int winner = deferred && by_answer ? -1 : decided || deferred ? v.feed : -1;
+	int winner = pr.deferred && by_answer ? -1 : pr.decided || pr.deferred ? pr.v.feed : -1;
 	fprintf(out, "matching rules (%u), in precedence order:\n", s->n);
-	print_hits(conf, p, profile, s, allow, winner, out);
+	print_hits(conf, p, profile, s, pr.allow, winner, out);
 	print_unenforced(conf, s, out);
 
 	int rc = 0;
-	if (!decided && !allow && !deferred) {
-		int g = bw_guard_explain(conf, text, profile, out);
-		if (g > 0) {
-			rc = 1; /* the guard blocks it (it printed its verdict) */
-			goto done;
-		}
+	if (!pr.decided && !pr.allow && !pr.deferred &&
+	    bw_guard_explain(conf, text, profile, out) > 0) {
+		rc = 1; /* the guard blocks it (it printed its verdict) */
+		goto done;
 	}
-	if (check_answer && o->resolve) {
-		if (!deferred)
-			check(p, profile, o, name, (size_t)len, deferred, a, &d);
-		if (!a->resolved) {
-			fprintf(out, "answer:   not checked (%s): a CNAME target or an address of the "
-				     "answer could still block it\n", a->err);
-		} else {
-			print_answer(a, out);
-			by_answer = d.have && d.via.kind != BW_MATCH_QNAME;
-			if (by_answer) {
-				/* what decided is a CNAME target or an address: its rules */
-				bool by_addr = d.via.kind == BW_MATCH_ADDRESS;
-				s->n_addrs = 0;
-				if (by_addr)
-					bw_answer_addrs(&a->meta, a->body, keep_addr, s);
-				s->name = by_addr ? (const uint8_t *)"" : d.via.name;
-				s->len = by_addr ? 0 : d.via.name_len;
-				s->client = NULL;
-				scan_feeds(conf, s, NULL);
-				char t[4 * BW_DNS_MAXNAME + 16];
-				fprintf(out, "rules matching the answer's %s:\n",
-					bw_match_text(&d.via, t, sizeof(t)));
-				print_hits(conf, p, profile, s, false, d.v.feed, out);
-			}
-		}
-	} else if (check_answer && s->ip_rules) {
+	if (pr.check_answer && o->resolve) {
+		if (!pr.deferred)
+			check(p, profile, o, name, (size_t)len, false, a, &d);
+		explain_answer(conf, p, profile, s, a, &d, out);
+	} else if (pr.check_answer && s->ip_rules) {
 		fprintf(out, "answer:   not checked (explain --no-resolve): %zu response-IP rules "
 			     "and CNAME targets could still block it\n", s->ip_rules);
 	}
 	if (d.have) {
 		print_verdict(&d.v, &d.via, out);
 		rc = blocks(&d.v);
-	} else if (decided || deferred) {
-		print_verdict(&v, via, out);
-		rc = blocks(&v);
+	} else if (pr.decided || pr.deferred) {
+		print_verdict(&pr.v, pr.via, out);
+		rc = blocks(&pr.v);
 	} else {
-		fprintf(out, "verdict:  resolve normally%s\n", allow ? " (allowlisted)" : "");
+		fprintf(out, "verdict:  resolve normally%s\n", pr.allow ? " (allowlisted)" : "");
 	}
 done:
 	free(a);
