@@ -360,6 +360,21 @@ def test_topsites_shared_false_positives(fname):
     check_toplist(names, fname)
 
 
+def test_ten_brands_false_positives_and_detection():
+    """tests/guard_fp.py: ten large brands protected, 0 false positives on the top-20k list
+    (the excerpt of its hard cases without ../shared), >= 99% of dnstwist's permutations
+    flagged."""
+    sys.path.insert(0, os.path.dirname(conftest.DATA_DIR))
+    import guard_fp
+    if not os.path.isdir(guard_fp.TOPLISTS):
+        print("\nSKIP: %s is not there: the excerpt tests/data/guard/brands-excerpt.txt "
+              "only" % guard_fp.TOPLISTS)
+    print()
+    fp, rate = guard_fp.measure(conftest.bulwark_binary(), guard_fp.BRANDS_YAML)
+    assert fp == 0, "false positives on the first list (see the lines above)"
+    assert rate >= 99.0, rate
+
+
 # -- newly seen -----------------------------------------------------------------------------
 def nseen_config(internet, port, d, state, **nseen):
     conf = conftest.default_config(internet, port, d, server={"state-dir": state})
