@@ -15,6 +15,9 @@ PKGS    += libpsl icu-uc icu-i18n
 PKGS    += openssl libevent_openssl libnghttp2
 PKGS    += zlib
 CONFIG  ?= etc/bulwark.yaml
+# where the shipped data (guard/popular-domains.txt) is read from: the checkout's etc/ by
+# default; a package sets DATADIR=/usr/share/bulwark and installs etc/guard there
+DATADIR ?= $(abspath etc)
 FUZZ_SECONDS ?= 60
 
 ifeq ($(SANITIZE),1)
@@ -56,6 +59,8 @@ $(BUILD)/gen/dnstap.pb-c.c $(BUILD)/gen/dnstap.pb-c.h: src/telemetry/dnstap.prot
 $(BUILD)/gen/dnstap.pb-c.o: $(PB_C)
 	$(CC) $(CFLAGS) -c $< -o $@
 $(BUILD)/src/telemetry/dnstap.o: $(BUILD)/gen/dnstap.pb-c.h
+
+$(BUILD)/src/conf/conf_guard.o: CFLAGS += -DBW_DATADIR='"$(DATADIR)"'
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

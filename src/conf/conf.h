@@ -163,7 +163,15 @@ struct bw_guard_domain_conf {
 	char **owns; /* the organisation's other domains (never flagged) */
 	size_t n_owns;
 	bool tld_swap; /* flag the label under other suffixes; default true */
+	char *owns_file; /* owns-file: its names are in owns too (NULL: none) */
 };
+
+/* The shipped popular list (guard.popular's default): DATADIR is set by the Makefile (the
+ * checkout's etc/ by default; /usr/share/bulwark for an installed package). */
+#ifndef BW_DATADIR
+#define BW_DATADIR "etc"
+#endif
+#define BW_GUARD_POPULAR_DEFAULT BW_DATADIR "/guard/popular-domains.txt"
 
 struct bw_conf {
 	char *path; /* the file this was loaded from */
@@ -288,6 +296,9 @@ struct bw_conf {
 		uint32_t nseen_ttl;       /* short-ttl: the TTL answered; default 60 */
 		int *nseen_profile_action; /* per profile: an enum bw_nseen_action or -1 (default);
 					      NULL when none is given */
+		char *popular;            /* popular registrable domains never flagged (a file);
+					     NULL: none. Default: BW_GUARD_POPULAR_DEFAULT */
+		bool popular_default;     /* popular is the default: missing = a warning */
 	} guard;
 
 	struct {

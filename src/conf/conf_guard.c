@@ -3,6 +3,8 @@
  * flagged, and the newly-seen domain memory (docs/config.md, docs/guard.md).
  * Parsed after `policy:` (section table order) so that profile names resolve.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "conf/internal.h"
@@ -17,6 +19,8 @@ void cf_guard_defaults(struct bw_conf *conf)
 	conf->guard.nseen_memory = 1000000;
 	conf->guard.nseen_action = BW_NSEEN_LOG;
 	conf->guard.nseen_ttl = 60;
+	conf->guard.popular = strdup(BW_GUARD_POPULAR_DEFAULT); /* NULL: none (no memory) */
+	conf->guard.popular_default = true;
 }
 
 void cf_free_guard(struct bw_conf *conf)
@@ -27,25 +31,25 @@ void cf_free_guard(struct bw_conf *conf)
 		for (size_t k = 0; k < d->n_owns; k++)
 			free(d->owns[k]);
 		free(d->owns);
+		free(d->owns_file);
 	}
 	free(conf->guard.protected);
+	free(conf->guard.popular);
 	free(conf->guard.nseen_profile_action);
 }
 
-/* A domain name as the guard takes it: lower-cased, with a suffix. */
-static int guard_domain(struct cf_ctx *c, yaml_node_t *v, const char *key, char **out)
+/* A domain name as the guard takes it: lower-cased, with a suffix. where: the place it
+ * was read from for messages ("guard.protected", "guard.protected owns-file F:12"). */
+static int guard_name(struct cf_ctx *c, yaml_node_t *v, const char *where, const char *s,
+		      char **out)
 {
-	const char *s;
-	int rc;
-	if ((rc = cf_want_scalar(c, v, key, &s)))
-		return rc;
 	const char *problem = cf_name_problem(s);
 	if (problem)
-		return cf_fail_at(c, v, BW_EINVAL, "guard.protected: '%s' %s", s, problem);
+		return cf_fail_at(c, v, BW_EINVAL, "%s: '%s' %s", where, s, problem);
 	if (!strchr(s, '.'))
 		return cf_fail_at(c, v, BW_EINVAL,
-				  "guard.protected: '%s' is not a domain (a name with a suffix, "
-				  "like example.org)", s);
+				  "%s: '%s' is not a domain (a name with a suffix, like example.org)",
+				  where, s);
 	if (!(*out = strdup(s)))
 		return cf_nomem(c);
 	for (char *p = *out; *p; p++)
@@ -58,17 +62,71 @@ static int guard_domain(struct cf_ctx *c, yaml_node_t *v, const char *key, char 
 		free(*out);
 		*out = NULL;
 		return cf_fail_at(c, v, BW_EINVAL,
-				  "guard.protected: '%s' is a public suffix: it has no registrable "
-				  "domain to protect", s);
+				  "%s: '%s' is a public suffix: it has no registrable domain%s",
+				  where, s, strchr(where, ' ') ? "" : " to protect");
 	}
 	return 0;
+}
+
+static int guard_domain(struct cf_ctx *c, yaml_node_t *v, const char *key, char **out)
+{
+	const char *s;
+	int rc;
+	if ((rc = cf_want_scalar(c, v, key, &s)))
+		return rc;
+	return guard_name(c, v, "guard.protected", s, out);
+}
+
+#define OWNS_FILE_MAX 100000 /* names in one owns-file */
+
+/* owns-file: one domain a line, '#' comments: appended to d->owns. */
+static int read_owns_file(struct cf_ctx *c, yaml_node_t *v, struct bw_guard_domain_conf *d)
+{
+	char line[512], where[600];
+	unsigned long lineno = 0;
+	size_t cap = d->n_owns;
+	int rc = 0;
+	FILE *f = fopen(d->owns_file, "re");
+	if (!f)
+		return cf_fail_at(c, v, errno == ENOENT ? BW_ENOENT : BW_EIO,
+				  "guard.protected owns-file: cannot read '%s': %s", d->owns_file,
+				  strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		char *s = line + strspn(line, " \t");
+		s[strcspn(s, " \t\r\n#")] = 0;
+		if (!*s)
+			continue;
+		snprintf(where, sizeof(where), "guard.protected owns-file %s:%lu", d->owns_file,
+			 lineno);
+		if (d->n_owns >= OWNS_FILE_MAX) {
+			rc = cf_fail_at(c, v, BW_EINVAL, "%s: more than %d names", where,
+					OWNS_FILE_MAX);
+			break;
+		}
+		if (d->n_owns == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **no = realloc(d->owns, cap * sizeof(*no));
+			if (!no) {
+				rc = cf_nomem(c);
+				break;
+			}
+			d->owns = no;
+		}
+		if ((rc = guard_name(c, v, where, s, &d->owns[d->n_owns])))
+			break;
+		d->n_owns++;
+	}
+	fclose(f);
+	return rc;
 }
 
 /* A protected domain: "amnesty.org" (blocked look-alikes) or
  * {domain: X, action: alert, owns: [other domains], tld-swap: false}. */
 static int parse_protected_item(struct cf_ctx *c, yaml_node_t *n, struct bw_guard_domain_conf *d)
 {
-	static const char *const keys[] = {"domain", "action", "owns", "tld-swap", NULL};
+	static const char *const keys[] = {"domain", "action", "owns", "owns-file", "tld-swap",
+					   NULL};
 	static const char *const actions[] = {"block", "alert", NULL};
 	yaml_node_t *v = n;
 	int rc;
@@ -95,6 +153,10 @@ static int parse_protected_item(struct cf_ctx *c, yaml_node_t *n, struct bw_guar
 				d->n_owns = i + 1;
 			}
 		}
+		if ((a = cf_get(c, n, "owns-file")) &&
+		    ((rc = cf_get_file(c, a, "owns-file", "guard.protected owns-file", &d->owns_file)) ||
+		     (rc = read_owns_file(c, a, d))))
+			return rc;
 	}
 	return guard_domain(c, v, "domain", &d->domain);
 }
@@ -196,7 +258,8 @@ static int parse_nseen(struct cf_ctx *c, yaml_node_t *m)
 
 int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m)
 {
-	static const char *const keys[] = {"protected", "min-length", "newly-seen", NULL};
+	static const char *const keys[] = {"protected", "min-length", "newly-seen", "popular",
+					   NULL};
 	yaml_node_t *v;
 	int rc;
 
@@ -207,6 +270,17 @@ int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "min-length")) &&
 	    (rc = cf_get_unsigned(c, v, "min-length", 1, 63, &c->conf->guard.min_length)))
 		return rc;
+	if ((v = cf_get(c, m, "popular")) && !cf_is_null(v)) {
+		const char *s;
+		if ((rc = cf_want_scalar(c, v, "popular", &s)))
+			return rc;
+		free(c->conf->guard.popular);
+		c->conf->guard.popular = NULL;
+		c->conf->guard.popular_default = false;
+		if (strcmp(s, "none") != 0 &&
+		    (rc = cf_get_file(c, v, "popular", "guard", &c->conf->guard.popular)))
+			return rc;
+	}
 	if ((v = cf_get(c, m, "newly-seen"))) {
 		if ((rc = cf_want_type(c, v, YAML_MAPPING_NODE, "newly-seen")) ||
 		    (rc = parse_nseen(c, v)))

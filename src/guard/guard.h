@@ -58,6 +58,14 @@ struct bw_guard_protected {
 	bool no_tld_swap;       /* the same label under another suffix is not flagged */
 };
 
+/* Why a name that would imitate a protected domain is not flagged after all. */
+enum bw_guard_exempt {
+	BW_GX_NONE = 0,
+	BW_GX_POPULAR, /* its registrable domain is on the popular list (guard.popular) */
+	BW_GX_HOSTING, /* the protected label under a hosting suffix of the Public Suffix
+			* List's private section (apple.github.io): not a TLD swap */
+};
+
 /* A detection: what the name does and which protected domain it imitates. This is what
  * a security event carries. */
 struct bw_guard_hit {
@@ -65,6 +73,10 @@ struct bw_guard_hit {
 	enum bw_guard_act action;
 	unsigned index;        /* into the protected list given to bw_lookalike_build() */
 	const char *protected; /* the protected registrable domain (owned by the index) */
+	/* set when bw_lookalike_check() returns false for a name that imitates a protected
+	 * domain but is exempt (kind, index and protected then say what it would have been);
+	 * BW_GX_NONE otherwise */
+	enum bw_guard_exempt exempt;
 };
 
 /* "omission", "idn-homoglyph", ... (stable: logs and events use it). */
@@ -89,12 +101,27 @@ struct bw_lookalike;
 int bw_lookalike_build(const struct bw_guard_protected *p, size_t n, unsigned min_len,
 		       struct bw_lookalike **out, size_t *bad);
 void bw_lookalike_free(struct bw_lookalike *g);
+
+/*
+ * Loads the popular list: registrable domains the guard never flags, however much they
+ * look like a protected one (a shipped cut of a popularity list, see docs/guard.md). One
+ * name a line, or "RANK,NAME" as Tranco publishes it; '#' starts a comment; a name with
+ * labels before its registrable domain counts as that domain; a line that is not a name
+ * is skipped and counted in *skipped. Call once after bw_lookalike_build(), before any
+ * bw_lookalike_check(). Returns 0, BW_ENOENT / BW_EIO (cannot read path), BW_EMALFORMED
+ * (no domain at all in a non-empty file) or BW_ENOMEM; *count is the number of domains.
+ */
+int bw_lookalike_load_popular(struct bw_lookalike *g, const char *path, size_t *count,
+			      size_t *skipped);
+size_t bw_lookalike_popular(const struct bw_lookalike *g); /* domains on the popular list */
 size_t bw_lookalike_count(const struct bw_lookalike *g); /* protected domains */
 size_t bw_lookalike_variants(const struct bw_lookalike *g); /* precomputed index entries */
 
 /*
  * Does name (text, any case, trailing dot optional, punycode or UTF-8) imitate a protected
- * domain? Exact protected domains and their subdomains never do. A name made of ASCII
+ * domain? Exact protected domains and their subdomains never do, nor names whose
+ * registrable domain is on the popular list (hit->exempt says so), nor the protected
+ * label under a private-section suffix of the Public Suffix List (not a TLD swap). A name made of ASCII
  * without "xn--" costs one registrable-domain lookup and a few hash lookups; only
  * internationalised names go through ICU.
  */

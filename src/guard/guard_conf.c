@@ -11,6 +11,32 @@
 #include "conf/conf.h"
 #include "guard/guard.h"
 
+/* guard.popular into the index: once per policy build (start, SIGHUP). The shipped
+ * default missing is a warning (the guard then flags more, never less); a file the config
+ * names that cannot be read, or holds no domain, fails the build. */
+static int load_popular(const struct bw_conf *conf, struct bw_lookalike *g)
+{
+	size_t count = 0, skipped = 0;
+	const char *path = conf->guard.popular;
+	if (!path)
+		return 0;
+	int rc = bw_lookalike_load_popular(g, path, &count, &skipped);
+	if (rc == BW_ENOENT && conf->guard.popular_default) {
+		bw_warn("guard: the shipped popular list %s is missing: popular domains that look "
+			"like a protected one will be flagged (set guard.popular)", path);
+		return 0;
+	}
+	if (rc == BW_EMALFORMED)
+		bw_err("guard: popular list %s: no domain in it (%zu lines skipped)", path,
+		       skipped);
+	else if (rc)
+		bw_err("guard: cannot read the popular list %s: %s", path, bw_strerror(rc));
+	else if (skipped)
+		bw_warn("guard: popular list %s: %zu domains, %zu lines that are not names skipped",
+			path, count, skipped);
+	return rc;
+}
+
 int bw_guard_lookalike_build(const struct bw_conf *conf, struct bw_lookalike **out)
 {
 	size_t n = conf->guard.n_protected, bad = 0;
@@ -34,9 +60,13 @@ int bw_guard_lookalike_build(const struct bw_conf *conf, struct bw_lookalike **o
 		       p[bad].domain);
 	else if (rc)
 		bw_err("guard: cannot build the look-alike index: %s", bw_strerror(rc));
-	else
-		bw_info("guard: %zu protected domains, %zu look-alike variants indexed in %.2fs",
-			n, bw_lookalike_variants(*out), (double)(bw_now_ns() - t0) / 1e9);
+	else if ((rc = load_popular(conf, *out))) {
+		bw_lookalike_free(*out);
+		*out = NULL;
+	} else
+		bw_info("guard: %zu protected domains, %zu look-alike variants indexed, %zu popular "
+			"domains never flagged, in %.2fs", n, bw_lookalike_variants(*out),
+			bw_lookalike_popular(*out), (double)(bw_now_ns() - t0) / 1e9);
 	free(p);
 	return rc;
 }
@@ -118,6 +148,92 @@ static void explain_nseen(const struct bw_conf *conf, const char *name, unsigned
 	bw_nseen_free(ns);
 }
 
+/* Words brands use for their own infrastructure: a look-alike made of the protected label
+ * and one of these (apple-dns.net, cdn-apple.com, ssl-images-amazon.com) is more often the
+ * brand's own than an attacker's, so explain points at owns: instead of only blocking. */
+static const char *const infra_words[] = {
+    "dns", "cdn", "static", "img", "image", "images", "media", "assets", "usercontent",
+    "content", "api", "apis", "edge", "analytics", "ads", "adsystem", "corp", "data",
+    "metrics", "telemetry", "stats", "video", "cache", "cloudkit", "mapkit", "hardware",
+    "net", "dss", "studies", "ssl", "storage", "mail", NULL};
+
+static bool infra_word(const char *s, size_t n)
+{
+	for (size_t i = 0; infra_words[i]; i++)
+		if (strlen(infra_words[i]) == n && memcmp(infra_words[i], s, n) == 0)
+			return true;
+	return false;
+}
+
+/* Why reg (the registrable domain of a name that imitates hit->protected) may be the
+ * brand's own: writes the reason into buf, or returns false. */
+static bool looks_owned(const char *reg, const struct bw_guard_hit *hit, char *buf, size_t cap)
+{
+	const char *prot = hit->protected;
+	size_t pl = strcspn(prot, "."), rl = strcspn(reg, ".");
+	const char *suffix = reg + rl + (reg[rl] ? 1 : 0);
+	const char *last = strrchr(reg, '.');
+	if (hit->kind == BW_GK_TLD_SWAP && last && strlen(last + 1) == 2) {
+		snprintf(buf, cap, "the same name under the national suffix .%s", suffix);
+		return true;
+	}
+	if (hit->kind != BW_GK_COMBOSQUAT && hit->kind != BW_GK_ADDED_LABEL)
+		return false;
+	/* every token besides the protected label is an infrastructure word */
+	bool any = false;
+	for (size_t s = 0; s < rl;) {
+		size_t t = s;
+		while (t < rl && reg[t] != '-')
+			t++;
+		const char *tok = reg + s;
+		size_t tl = t - s;
+		if (tl == pl && memcmp(tok, prot, pl) == 0) {
+			;
+		} else if (tl > pl && memcmp(tok, prot, pl) == 0 && infra_word(tok + pl, tl - pl)) {
+			any = true; /* glued after: facebookmail */
+		} else if (tl > pl && memcmp(tok + tl - pl, prot, pl) == 0 &&
+			   infra_word(tok, tl - pl)) {
+			any = true; /* glued before: cdnapple */
+		} else if (infra_word(tok, tl)) {
+			any = true;
+		} else {
+			return false;
+		}
+		s = t + 1;
+	}
+	if (any)
+		snprintf(buf, cap, "the name is %.*s plus words of a service's own infrastructure "
+			 "(CDN, DNS, static content, APIs)", (int)pl, prot);
+	return any;
+}
+
+/* What explain adds when the guard fires on a name that is popular or looks like the
+ * protected brand's own infrastructure: the way to say it is theirs. */
+static void explain_hint(const struct bw_conf *conf, const char *lc,
+			 const struct bw_guard_hit *hit, FILE *out)
+{
+	char why[256];
+	const char *reg = bw_guard_registrable(lc);
+	if (!reg)
+		return;
+	if (hit->exempt == BW_GX_POPULAR) {
+		fprintf(out, "guard:    %s would imitate %s (%s), but %s is on the popular list "
+			     "(%s): not flagged\n", lc, hit->protected, bw_guard_kind_name(hit->kind),
+			reg, conf->guard.popular);
+	} else if (hit->exempt == BW_GX_HOSTING) {
+		fprintf(out, "guard:    %s is %.*s under %s, a hosting suffix (Public Suffix List, "
+			     "private section): not a TLD swap of %s\n", lc,
+			(int)strcspn(reg, "."), reg, reg + strcspn(reg, ".") + 1, hit->protected);
+		return;
+	} else if (looks_owned(reg, hit, why, sizeof(why))) {
+		fprintf(out, "guard:    %s may be %s's own: %s\n", reg, hit->protected, why);
+	} else {
+		return;
+	}
+	fprintf(out, "guard:    if %s belongs to %s's owner, add it to owns: (or owns-file:) of "
+		     "%s in guard.protected\n", reg, hit->protected, hit->protected);
+}
+
 int bw_guard_explain(const struct bw_conf *conf, const char *name, unsigned profile, FILE *out)
 {
 	struct bw_lookalike *g = NULL;
@@ -141,12 +257,15 @@ int bw_guard_explain(const struct bw_conf *conf, const char *name, unsigned prof
 			fprintf(out, "guard:    imitates %s (%s): %s\n", hit.protected,
 				bw_guard_kind_name(hit.kind),
 				block ? "block" : "alert (answered, with a security event)");
+			explain_hint(conf, lc, &hit, out);
 			if (block) {
 				fprintf(out, "verdict:  NXDOMAIN by the guard, EDE 15 \"imitates %s (%s)\"\n",
 					hit.protected, bw_guard_kind_name(hit.kind));
 				bw_lookalike_free(g);
 				return 1;
 			}
+		} else if (hit.exempt != BW_GX_NONE) {
+			explain_hint(conf, lc, &hit, out);
 		} else {
 			fprintf(out, "guard:    imitates none of the %zu protected domains\n",
 				conf->guard.n_protected);

@@ -17,6 +17,7 @@
  * ASCII label.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <libpsl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@
 #define LABEL_MAX 64
 #define HOMOGLYPH_CAP 50000 /* ASCII homoglyph variants kept per protected label */
 #define SUBDOMAIN_LABELS 8  /* labels before the registrable domain looked at */
+#define POPULAR_MAX 4000000 /* domains on a popular list, at most */
 
 static const char *const kind_names[BW_GK_COUNT] = {
     "none",         "omission",      "repetition",    "transposition", "replacement",
@@ -66,6 +68,15 @@ const char *bw_guard_registrable(const char *name)
 	if (!psl)
 		return NULL;
 	return psl_registrable_domain(psl, name);
+}
+
+/* Is suffix (a public suffix, text) in the ICANN section of the list? false for the
+ * private section's hosting and CDN suffixes (github.io, cloudfront.net...). A suffix the
+ * list does not know is ICANN's by its implicit "*" rule. */
+static bool suffix_is_icann(const char *suffix)
+{
+	pthread_once(&psl_once, psl_init);
+	return !psl || psl_is_public_suffix2(psl, suffix, PSL_TYPE_ICANN) != 0;
 }
 
 /* ---- a string-keyed hash table, built once, read-only afterwards ---- */
@@ -189,6 +200,7 @@ struct bw_lookalike {
 	struct table variants; /* typos, homoglyphs, added labels, glued words -> kind */
 	struct table skeletons; /* UTS #39 skeletons of the labels */
 	struct table idn_only;  /* homoglyphs of labels shorter than min_len: IDN names only */
+	struct table popular;   /* registrable domains never flagged (guard.popular) */
 	USpoofChecker *spoof;
 	UIDNA *idna;
 	const UNormalizer2 *nfd;
@@ -609,6 +621,7 @@ void bw_lookalike_free(struct bw_lookalike *g)
 	table_free(&g->variants);
 	table_free(&g->skeletons);
 	table_free(&g->idn_only);
+	table_free(&g->popular);
 	if (g->spoof)
 		uspoof_close(g->spoof);
 	if (g->idna)
@@ -624,6 +637,86 @@ size_t bw_lookalike_count(const struct bw_lookalike *g)
 size_t bw_lookalike_variants(const struct bw_lookalike *g)
 {
 	return g ? g->variants.n : 0;
+}
+
+size_t bw_lookalike_popular(const struct bw_lookalike *g)
+{
+	return g ? g->popular.n : 0;
+}
+
+/* One line of a popular list into its registrable domain (lower case) in out: false when
+ * the line is not a name. "RANK,NAME" lines (Tranco's format) give NAME. */
+static bool popular_line(char *line, char *out, size_t cap, const char **reg)
+{
+	char *s = line, *e;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *comma = strchr(s, ',');
+	if (comma) {
+		for (char *d = s; d < comma; d++)
+			if (!isdigit((unsigned char)*d))
+				return false;
+		s = comma + 1;
+	}
+	for (e = s; *e && *e != ' ' && *e != '\t' && *e != '\r' && *e != '\n' && *e != '#'; e++)
+		;
+	size_t n = (size_t)(e - s);
+	if (n && s[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= cap)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)tolower((unsigned char)s[i]);
+		if (!dns_char(c) && c != '.' && c != '_')
+			return false;
+		out[i] = c;
+	}
+	out[n] = 0;
+	if (out[0] == '.' || strstr(out, ".."))
+		return false;
+	return (*reg = bw_guard_registrable(out)) != NULL;
+}
+
+int bw_lookalike_load_popular(struct bw_lookalike *g, const char *path, size_t *count,
+			      size_t *skipped)
+{
+	char line[1024], name[BW_GUARD_NAME_MAX];
+	const char *reg;
+	size_t lines = 0;
+	int rc = 0;
+	*count = *skipped = 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? BW_ENOENT : BW_EIO;
+	while (fgets(line, sizeof(line), f)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] != '\n' && !feof(f)) { /* longer than any name: skip it */
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+			(*skipped)++;
+			continue;
+		}
+		char *s = line + strspn(line, " \t\r\n");
+		if (!*s || *s == '#')
+			continue;
+		lines++;
+		if (!popular_line(s, name, sizeof(name), &reg)) {
+			(*skipped)++;
+			continue;
+		}
+		if (g->popular.n >= POPULAR_MAX)
+			break;
+		if ((rc = table_add(&g->popular, reg, strlen(reg), BW_GK_NONE, 0)))
+			break;
+	}
+	if (rc == 0 && ferror(f))
+		rc = BW_EIO;
+	fclose(f);
+	*count = g->popular.n;
+	if (rc == 0 && lines && !g->popular.n)
+		rc = BW_EMALFORMED;
+	return rc;
 }
 
 /* Lower-cases name into buf without a trailing dot; false when it does not fit. */
@@ -738,14 +831,21 @@ static bool hit_from(const struct bw_lookalike *g, const struct entry *e, enum b
 }
 
 /* The checks on a registrable label (ASCII): a variant, the same label under another
- * suffix, or a hyphen-separated token that is a protected label. */
+ * suffix, or a hyphen-separated token that is a protected label. suffix: the public
+ * suffix the label is under (the same label under a private-section suffix is not a TLD
+ * swap: hit->exempt says so). */
 static bool check_label(const struct bw_lookalike *g, const char *l, size_t len,
-			struct bw_guard_hit *hit)
+			const char *suffix, struct bw_guard_hit *hit)
 {
 	const struct entry *e;
 	if ((e = table_get(&g->labels, l, len))) {
 		if (g->p[e->idx].no_tld_swap)
 			return false;
+		if (!suffix_is_icann(suffix)) {
+			hit_from(g, e, BW_GK_TLD_SWAP, hit);
+			hit->exempt = BW_GX_HOSTING;
+			return false;
+		}
 		return hit_from(g, e, BW_GK_TLD_SWAP, hit);
 	}
 	if ((e = table_get(&g->variants, l, len)))
@@ -773,7 +873,7 @@ static bool is_idn(const char *s, size_t len)
 
 /* An internationalised label: its skeleton, then its ASCII folding. */
 static bool check_idn_label(const struct bw_lookalike *g, const char *l, size_t len,
-			    struct bw_guard_hit *hit)
+			    const char *suffix, struct bw_guard_hit *hit)
 {
 	char u[LABEL_MAX * 4 + 1], sk[LABEL_MAX * 8], fold[LABEL_MAX * 2];
 	const char *ul = l;
@@ -795,7 +895,7 @@ static bool check_idn_label(const struct bw_lookalike *g, const char *l, size_t 
 	if (!fold_label(g, ul, (size_t)un, fold, sizeof(fold)))
 		return false;
 	size_t fl = strlen(fold);
-	if (check_label(g, fold, fl, hit)) {
+	if (check_label(g, fold, fl, suffix, hit)) {
 		hit->kind = BW_GK_IDN_HOMOGLYPH;
 		return true;
 	}
@@ -804,21 +904,15 @@ static bool check_idn_label(const struct bw_lookalike *g, const char *l, size_t 
 	return false;
 }
 
-bool bw_lookalike_check(const struct bw_lookalike *g, const char *name, struct bw_guard_hit *hit)
+/* The check proper on lc (lower case, no trailing dot) and its registrable domain. */
+static bool check_name(const struct bw_lookalike *g, const char *lc, const char *reg,
+		       struct bw_guard_hit *hit)
 {
-	char lc[BW_GUARD_NAME_MAX];
 	const struct entry *e;
-	if (!g || !g->n || !lower_name(name, lc, sizeof(lc)))
-		return false;
-	const char *reg = bw_guard_registrable(lc);
-	if (!reg)
-		return false;
-	size_t rlen = strlen(reg);
-	if (table_get(&g->exact, reg, rlen))
-		return false; /* a protected domain or one of its subdomains */
 	size_t ll = strcspn(reg, ".");
-	bool found = is_idn(reg, ll) ? check_idn_label(g, reg, ll, hit)
-				     : check_label(g, reg, ll, hit);
+	const char *suffix = reg[ll] ? reg + ll + 1 : reg + ll;
+	bool found = is_idn(reg, ll) ? check_idn_label(g, reg, ll, suffix, hit)
+				     : check_label(g, reg, ll, suffix, hit);
 	if (found)
 		return true;
 	if (reg == lc)
@@ -850,4 +944,26 @@ bool bw_lookalike_check(const struct bw_lookalike *g, const char *name, struct b
 		}
 	}
 	return false;
+}
+
+bool bw_lookalike_check(const struct bw_lookalike *g, const char *name, struct bw_guard_hit *hit)
+{
+	char lc[BW_GUARD_NAME_MAX];
+	hit->exempt = BW_GX_NONE;
+	if (!g || !g->n || !lower_name(name, lc, sizeof(lc)))
+		return false;
+	const char *reg = bw_guard_registrable(lc);
+	if (!reg)
+		return false;
+	size_t rlen = strlen(reg);
+	if (table_get(&g->exact, reg, rlen))
+		return false; /* a protected domain or one of its subdomains */
+	if (!check_name(g, lc, reg, hit))
+		return false;
+	if (g->popular.n && table_get(&g->popular, reg, rlen)) {
+		hit->exempt = BW_GX_POPULAR; /* a popular domain: never flagged */
+		return false;
+	}
+	hit->exempt = BW_GX_NONE; /* a later check hit after a hosting-suffix label */
+	return true;
 }

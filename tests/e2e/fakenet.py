@@ -10,7 +10,7 @@ Zone sources live in tests/e2e/zones/. At test time (once per pytest session) th
   5. starts one NSD per role, each on its own loopback address, port 53:
         root      127.53.0.1   .
         tld       127.53.0.2   tld.
-        leaf      127.53.0.3   secure.tld.   (also .4 bogus.tld., .5 insecure.tld.)
+        leaf      127.53.0.3   secure.tld.   (also .4 bogus.tld., .5 insecure.tld., cn., io.)
         stale     127.53.0.6   stale.tld.    (its own NSD, so the stale test can stop it)
      127.53.0.7 (ns.down.tld.) has nothing listening: an unreachable authority.
      Parent and child zones are on different NSDs so every delegation is a real referral
@@ -46,6 +46,8 @@ ZONES = {
     "bogus.tld.": ("bogus.tld.zone", True, "leaf"),
     "insecure.tld.": ("insecure.tld.zone", False, "leaf"),
     "stale.tld.": ("stale.tld.zone", False, "stale"),
+    "cn.": ("cn.zone", False, "leaf"),   # real suffixes for the guard's tests
+    "io.": ("io.zone", False, "leaf"),
 }
 # child zones whose DS goes into the parent (origin -> parent origin)
 DS_IN_PARENT = {"tld.": ".", "secure.tld.": "tld.", "bogus.tld.": "tld."}
@@ -66,6 +68,8 @@ ZONE_ADDR = {
     "bogus.tld.": "127.53.0.4",
     "insecure.tld.": "127.53.0.5",
     "stale.tld.": "127.53.0.6",
+    "cn.": "127.53.0.5",
+    "io.": "127.53.0.5",
 }
 
 BOGUS_OWNER = "www.bogus.tld."

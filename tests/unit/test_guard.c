@@ -426,6 +426,136 @@ static void test_conf(void **state)
 	}
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* The popular list: its domains (and names below them) are never flagged, and the check
+ * says what they would have been; the same label under a private-section suffix of the
+ * Public Suffix List (hosting, CDN) is not a TLD swap. */
+static void test_popular_and_hosting(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/bw-test-popular-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, "# a comment\n"
+			 "1,apple.com.cn\n"   /* Tranco's RANK,NAME */
+			 "www.Apple-DNS.net.\n" /* counts as its registrable domain */
+			 "not a name\n"
+			 "\n"
+			 "amnesty.de  # trailing comment\n");
+	size_t count = 0, skipped = 0;
+	struct bw_guard_hit hit;
+	assert_int_equal(bw_lookalike_load_popular(g, path, &count, &skipped), 0);
+	assert_int_equal(count, 3);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(bw_lookalike_popular(g), 3);
+	assert_false(bw_lookalike_check(g, "www.apple.com.cn", &hit));
+	assert_int_equal(hit.exempt, BW_GX_POPULAR);
+	assert_int_equal(hit.kind, BW_GK_TLD_SWAP);
+	assert_string_equal(hit.protected, "apple.com");
+	assert_false(bw_lookalike_check(g, "apple-dns.net", &hit));
+	assert_int_equal(hit.exempt, BW_GX_POPULAR);
+	assert_int_equal(hit.kind, BW_GK_COMBOSQUAT);
+	assert_false(bw_lookalike_check(g, "amnesty.de", &hit));
+	/* not on the list: still flagged, exempt cleared */
+	assert_true(bw_lookalike_check(g, "apple.cn", &hit));
+	assert_int_equal(hit.exempt, BW_GX_NONE);
+	assert_true(bw_lookalike_check(g, "amnesty.fr", &hit));
+	/* hosting suffixes (private section) are not TLD swaps; ICANN ones are */
+	assert_false(bw_lookalike_check(g, "amnesty.github.io", &hit));
+	assert_int_equal(hit.exempt, BW_GX_HOSTING);
+	assert_false(bw_lookalike_check(g, "www.amnesty.blogspot.com", &hit));
+	assert_int_equal(hit.exempt, BW_GX_HOSTING);
+	assert_false(bw_lookalike_check(g, "microsoft.azurewebsites.net", &hit));
+	assert_true(bw_lookalike_check(g, "amnesty.org.co", &hit));
+	assert_int_equal(hit.kind, BW_GK_TLD_SWAP);
+	/* other kinds still apply under a hosting suffix */
+	assert_true(bw_lookalike_check(g, "amnesty-login.github.io", &hit));
+	assert_int_equal(hit.kind, BW_GK_COMBOSQUAT);
+	assert_true(bw_lookalike_check(g, "rnicrosoft.cloudfront.net", &hit));
+	/* a file with lines but no domain is an error, a missing one too */
+	write_file(path, "not a name\n1,\n");
+	struct bw_lookalike *x = NULL;
+	static const struct bw_guard_protected one = {.domain = "amnesty.org"};
+	assert_int_equal(bw_lookalike_build(&one, 1, 5, &x, NULL), 0);
+	assert_int_equal(bw_lookalike_load_popular(x, path, &count, &skipped), BW_EMALFORMED);
+	unlink(path);
+	assert_int_equal(bw_lookalike_load_popular(x, path, &count, &skipped), BW_ENOENT);
+	bw_lookalike_free(x);
+}
+
+/* owns-file: domains declared in bulk; guard.popular: a file or none */
+static void test_conf_files(void **state)
+{
+	(void)state;
+	struct bw_conf *c = NULL;
+	char err[512], path[64], text[512];
+	char owns[] = "/tmp/bw-test-owns-XXXXXX", pop[] = "/tmp/bw-test-pop-XXXXXX";
+	int fd = mkstemp(owns);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = mkstemp(pop);
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(owns, "# Apple's\napple-dns.net\n  Apple.CN  # national\n\ncdn-apple.com\n");
+	write_file(pop, "apple.co\n");
+	snprintf(text, sizeof(text), "guard:\n  popular: %s\n  protected:\n"
+		 "    - {domain: apple.com, owns: [apple.news], owns-file: %s}\n", pop, owns);
+	assert_int_equal(load(text, &c, err, sizeof(err), path), 0);
+	assert_string_equal(c->guard.popular, pop);
+	assert_int_equal(c->guard.protected[0].n_owns, 4);
+	assert_string_equal(c->guard.protected[0].owns[0], "apple.news");
+	assert_string_equal(c->guard.protected[0].owns[2], "apple.cn");
+	struct bw_lookalike *x = NULL;
+	struct bw_guard_hit hit;
+	assert_int_equal(bw_guard_lookalike_build(c, &x), 0);
+	assert_int_equal(bw_lookalike_popular(x), 1);
+	assert_false(bw_lookalike_check(x, "apple.cn", &hit));
+	assert_int_equal(hit.exempt, BW_GX_NONE); /* owned, not exempt */
+	assert_false(bw_lookalike_check(x, "www.cdn-apple.com", &hit));
+	assert_false(bw_lookalike_check(x, "apple.co", &hit));
+	assert_int_equal(hit.exempt, BW_GX_POPULAR);
+	assert_true(bw_lookalike_check(x, "apple.de", &hit));
+	bw_lookalike_free(x);
+	bw_conf_free(c);
+
+	/* the default is the shipped list; none turns it off */
+	assert_int_equal(load("guard:\n  protected: [apple.com]\n", &c, err, sizeof(err), path), 0);
+	assert_true(c->guard.popular_default);
+	assert_non_null(strstr(c->guard.popular, "/guard/popular-domains.txt"));
+	bw_conf_free(c);
+	assert_int_equal(load("guard:\n  popular: none\n  protected: [apple.com]\n", &c, err,
+			      sizeof(err), path), 0);
+	assert_null(c->guard.popular);
+	bw_conf_free(c);
+
+	/* a bad name in the owns-file: its file and line */
+	write_file(owns, "apple-dns.net\nco.uk\n");
+	snprintf(text, sizeof(text), "guard:\n  protected:\n    - {domain: apple.com, owns-file: %s}\n",
+		 owns);
+	c = NULL;
+	assert_int_not_equal(load(text, &c, err, sizeof(err), path), 0);
+	char want[128];
+	snprintf(want, sizeof(want), "owns-file %s:2: 'co.uk' is a public suffix", owns);
+	if (!strstr(err, want))
+		printf("  got '%s', want '...%s...'\n", err, want);
+	assert_non_null(strstr(err, want));
+	unlink(owns);
+	unlink(pop);
+	assert_int_not_equal(load(text, &c, err, sizeof(err), path), 0);
+	assert_non_null(strstr(err, "owns-file"));
+	snprintf(text, sizeof(text), "guard:\n  popular: %s\n", pop);
+	assert_int_not_equal(load(text, &c, err, sizeof(err), path), 0);
+	assert_non_null(strstr(err, "cannot read"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,10 +568,12 @@ int main(void)
 	    cmocka_unit_test(test_tld_and_labels),
 	    cmocka_unit_test(test_combosquats),
 	    cmocka_unit_test(test_actions),
+	    cmocka_unit_test(test_popular_and_hosting),
 	    cmocka_unit_test(test_nseen_basic),
 	    cmocka_unit_test(test_nseen_bounded_and_fp),
 	    cmocka_unit_test(test_nseen_persist),
 	    cmocka_unit_test(test_conf),
+	    cmocka_unit_test(test_conf_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
