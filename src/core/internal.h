@@ -178,6 +178,7 @@ struct bw_server {
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */
 	pthread_mutex_t state_lock;
 	uint64_t feeds_off; /* feeds left out of the policy (expired, when-expired: stop) */
+	uint64_t feeds_accept; /* local files applied even if they shrank, for one build */
 	bw_notify_fn notify; /* opcode NOTIFY (RPZ by transfer), or NULL: NOTIMP */
 	void *notify_ctx;
 	/* telemetry (core/observe.c) */

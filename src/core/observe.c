@@ -141,8 +141,10 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 			m->age_sec = 0;
 		m->failed = f->load_error != 0;
 		m->kept_previous = f->kept_previous;
-		if (m->failed)
-			snprintf(m->error, sizeof(m->error), "%s", bw_strerror(f->load_error));
+		m->state = m->failed ? "failed" : f->held_back ? "held-back"
+			   : f->changing ? "changing" : "ok";
+		snprintf(m->error, sizeof(m->error), "%s",
+			 f->error[0] ? f->error : m->failed ? bw_strerror(f->load_error) : "");
 	}
 	bw_snapref_release(&s->state_ref, s->nworkers);
 
