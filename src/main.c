@@ -338,6 +338,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	bw_server_set_notify(srv, bw_feeds_notify, feeds);
+	bw_server_set_feed_failed(srv, bw_feeds_failed, feeds);
 	bw_server_set_telemetry_stats(srv, telemetry_metrics, bw_server_telemetry(srv));
 	if (bw_server_start(srv) != 0) {
 		bw_feeds_destroy(feeds);

@@ -81,6 +81,12 @@ typedef size_t (*bw_notify_fn)(void *ctx, const struct sockaddr *from, const uin
 void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx);
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes);
+/* Who judges fetched versions (the feed manager: bw_feeds_failed), for /metrics: fn(ctx,
+ * feed name, why, whylen) is true when the feed's last fetched version failed its checks
+ * (the last good copy stays in force), with why. Set before bw_server_start(). */
+void bw_server_set_feed_failed(struct bw_server *s,
+			       bool (*fn)(void *ctx, const char *feed, char *why, size_t whylen),
+			       void *ctx);
 /* Connects the telemetry counters (records dropped by the query log and events, the query
  * log's backlog) to the metrics endpoint: fn fills the telemetry fields of a sample
  * (bw_metrics_telemetry_fn in telemetry/metrics.h) on the endpoint's thread. NULL

@@ -188,6 +188,8 @@ struct bw_server {
 	pthread_cond_t pub_cond;
 	uint64_t pub_ticket;
 	bw_metrics_telemetry_fn telemetry_stats; /* set by whoever owns the query log, or NULL */
+	bool (*feed_failed)(void *ctx, const char *feed, char *why, size_t whylen); /* or NULL */
+	void *feed_failed_ctx;
 	void *telemetry_stats_ctx;
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
 	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */

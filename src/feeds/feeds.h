@@ -200,6 +200,10 @@ json_t *bw_feeds_status(struct bw_feeds *m);
 /* Applies the held-back version of feed name. Returns 0, BW_ENOENT (no such feed or
  * nothing held back; err says which). Waits until it is applied. */
 int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errlen);
+/* Did the last version fetched for feed name fail its checks (rejected: broken, too many
+ * bad lines, too big; the last good copy stays in force)? Then true, with the reason in
+ * why. False for other feeds and after a success. Thread-safe; for /metrics. */
+bool bw_feeds_failed(void *m, const char *name, char *why, size_t whylen);
 /* Fetches feed name now. BW_ENOENT for no such fetched feed. */
 int bw_feeds_refresh(struct bw_feeds *m, const char *name, char *err, size_t errlen);
 /* Replaces the source of fetched feed name (before bw_feeds_start): how a new source kind

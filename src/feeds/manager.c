@@ -42,6 +42,7 @@ struct feed {
 	int64_t last_error_at;
 	struct held *held;
 	bool refresh_now, accept_req, expired;
+	bool rejected;            /* the last version fetched failed its checks */
 	bool notified;            /* the refresh was asked for by a NOTIFY */
 	int accept_rc;
 	char accept_msg[200];
@@ -179,6 +180,7 @@ static void committed(struct bw_feeds *m, struct feed *f, size_t len,
 	pthread_mutex_lock(&m->lock);
 	f->last = *meta;
 	f->have_last = true;
+	f->rejected = false;
 	bool was_off = m->off_mask & (1ull << f->index);
 	m->off_mask &= ~(1ull << f->index);
 	f->expired = false;
@@ -268,6 +270,9 @@ static bool same_as_last(const struct feed *f, const char *buf, size_t len)
 static void reject(struct bw_feeds *m, struct feed *f, size_t len, uint64_t entries, uint64_t bad,
 		   const char *why)
 {
+	pthread_mutex_lock(&m->lock);
+	f->rejected = true; /* until a version passes, or the source goes back to the last good */
+	pthread_mutex_unlock(&m->lock);
 	set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; keeping the "
 		  "last good version", len, (unsigned long long)entries, (unsigned long long)bad,
 		  why);
@@ -402,6 +407,7 @@ unchanged:
 		bw_debug("feed %s: not modified", f->fc->name);
 		pthread_mutex_lock(&m->lock);
 		f->last.checked_at = now;
+		f->rejected = false; /* the source serves the last good version again */
 		memcpy(f->last.cursor, fx.meta.cursor, sizeof(f->last.cursor));
 		struct bw_feed_meta copy = f->last;
 		bool was_off = m->off_mask & (1ull << f->index);
@@ -861,6 +867,20 @@ int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errl
 	return rc;
 }
 
+bool bw_feeds_failed(void *ctx, const char *name, char *why, size_t whylen)
+{
+	struct bw_feeds *m = ctx;
+	struct feed *f = m ? find(m, name) : NULL;
+	if (!f || !f->src)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool failed = f->rejected;
+	if (failed)
+		snprintf(why, whylen, "%s", f->last_error);
+	pthread_mutex_unlock(&m->lock);
+	return failed;
+}
+
 int bw_feeds_refresh(struct bw_feeds *m, const char *name, char *err, size_t errlen)
 {
 	struct feed *f = find(m, name);
@@ -1006,6 +1026,7 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 			 : (m->off_mask >> f->index) & 1 ? "expired, stopped"
 			 : f->expired ? "expired, keeps blocking"
 			 : f->held ? "held back"
+			 : f->rejected ? "failed"
 			 : f->failures ? "failing"
 			 : "ok");
 		int64_t success = f->last.checked_at > f->last.fetched_at ? f->last.checked_at

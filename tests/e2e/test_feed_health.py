@@ -211,6 +211,50 @@ def test_file_written_slowly_is_not_applied_half_way(bulwark, workdir):
     assert "held back" not in d.log_text(50000)
 
 
+def test_fetched_feed_failed_is_reported(bulwark, workdir, internet, tmp_path_factory):
+    """A fetched version that fails the same rule is rejected and says so everywhere:
+    bulwarkctl (state failed, the reason), /metrics; the last good copy keeps blocking."""
+    from feedserver import FeedServer
+    server = FeedServer(str(tmp_path_factory.mktemp("nginx")))
+    server.start()
+    try:
+        good = "".join("f%d.insecure.tld\n" % i for i in range(30))
+        server.put("feeds/list.txt", good)
+        mport = conftest.free_port()
+        statedir = os.path.join(workdir, "state")
+
+        def make(port, d):
+            conf = conftest.default_config(internet, port, d, allowlist=[], feeds=[
+                {"name": "fetched", "category": "malware", "format": "domains",
+                 "url": server.url("feeds/list.txt"), "ca-file": server.ca,
+                 "refresh": "1s", "timeout": "5s"}])
+            conf["metrics"] = {"port": mport}
+            return conf
+        d = bulwark(make, workdir=workdir)
+        wait_until(lambda: blocked(d, "f29.insecure.tld"), 10, "f29 blocked")
+        assert feed_state(metrics(mport), "fetched") == ("ok", "")
+        # most lines bad, a few good ones: too large a share of bad lines
+        bad = good[:60] + "".join("bad line %d !\n" % i for i in range(40))
+        server.put("feeds/list.txt", bad)
+        wait_until(lambda: True if feeds_status(statedir)["fetched"]["state"] == "failed"
+                   else feeds_status(statedir)["fetched"], 10, "the fetched feed failed")
+        st = feeds_status(statedir)["fetched"]
+        assert "over max-bad-ratio" in st["last-error"] and "first bad:" in st["last-error"], st
+        assert st["entries"] == 30, st
+        m = metrics(mport)
+        state, reason = feed_state(m, "fetched")
+        assert state == "failed" and "over max-bad-ratio" in reason, reason
+        assert gauge(m, "bulwark_feed_load_failed", feed="fetched") == 1
+        assert blocked(d, "f29.insecure.tld") is True
+        server.put("feeds/list.txt", good + "f30.insecure.tld\n")
+        wait_until(lambda: blocked(d, "f30.insecure.tld"), 10, "f30 blocked")
+        wait_until(lambda: True if feed_state(metrics(mport), "fetched")[0] == "ok"
+                   else feed_state(metrics(mport), "fetched"), 10, "healthy again")
+        assert feeds_status(statedir)["fetched"]["state"] == "ok"
+    finally:
+        server.stop()
+
+
 def test_check_config_parses_reachable_feeds(workdir):
     good = os.path.join(workdir, "good.txt")
     shutil.copyfile(EXCERPT, good)

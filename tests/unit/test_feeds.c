@@ -632,6 +632,11 @@ static void test_manager(void **state)
 	assert_non_null(strstr(row, "|3|1 entries"));
 	assert_non_null(strstr(row, "rejected"));
 	assert_int_equal(rebuilds, 1);
+	char why[300];
+	assert_true(bw_feeds_failed(m, "a", why, sizeof(why))); /* for /metrics */
+	assert_non_null(strstr(why, "new version rejected"));
+	assert_non_null(strstr(why, "no usable entry"));
+	assert_false(bw_feeds_failed(m, "local", why, sizeof(why)));
 	/* 5: source down: reported, nothing changes */
 	assert_int_equal(bw_feeds_poll(m, "a"), BW_EIO);
 	row_of(m, "a", row, sizeof(row));
@@ -639,6 +644,7 @@ static void test_manager(void **state)
 	/* accept: the held version is applied */
 	assert_int_equal(bw_feeds_accept(m, "a", err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "held-back version applied (1 entries)"));
+	assert_false(bw_feeds_failed(m, "a", why, sizeof(why)));
 	assert_int_equal(rebuilds, 2);
 	text = slurp(conf->policy.feeds[1].file, &len);
 	assert_string_equal(text, "a.example\n");
