@@ -208,7 +208,8 @@ int bw_feed_check_file(const struct bw_feed_conf *fc, uint64_t *entries, char *w
  * A feed's "entries" everywhere (logs, metadata, metrics, bulwarkctl, max-entries) are the
  * distinct keys it has rules for: a name (its exact and its wildcard rule are one entry,
  * as a list line's two rules are), a name server name, a network. A counter is a set of
- * 64-bit keyed hashes (8-16 bytes an entry). Not thread-safe; one per parse. */
+ * 64-bit keyed hashes (SipHash under a random key: a feed cannot aim collisions at it),
+ * 16-32 bytes an entry while it is counted. Not thread-safe; one per parse. */
 struct bw_entry_count;
 struct bw_entry_count *bw_entry_count_new(void); /* NULL: out of memory */
 void bw_entry_count_free(struct bw_entry_count *c);
