@@ -1150,7 +1150,8 @@ static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 					   "url", "taxii", "refresh", "timeout", "max-size",
 					   "max-entries", "min-ratio", "expire", "when-expired",
 					   "ca-file", "username", "password", "token-file",
-					   "primaries", "zone", "tsig", "misp-include-non-ids", NULL};
+					   "primaries", "zone", "tsig", "misp-include-non-ids",
+					   "max-bad-ratio", "min-bad", NULL};
 	/* In the order of enum bw_feed_format and enum bw_feed_action. */
 	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
 					      "rpz",	 "stix",  "misp",     NULL};

@@ -120,9 +120,14 @@ struct bw_feed_conf {
 	unsigned refresh_ms;    /* default 1h */
 	unsigned timeout_ms;    /* whole transfer; default 60s */
 	uint64_t max_size;      /* bytes after decompression; default 256M */
-	uint64_t max_entries;   /* rules; default 10M */
+	uint64_t max_entries;   /* entries (names, networks: as the policy counts them);
+				   default 10M */
 	double min_ratio;       /* hold back a version with fewer entries than this times the
-				   last good's; default 0.5, 0 = never */
+				   last good's (file feeds too); default 0.5, 0 = never */
+	/* Feed health, every feed (policy/rules.h bw_feed_health): a version with at least
+	 * min_bad bad units, more than max_bad_ratio of them bad, is a failed load */
+	double max_bad_ratio;   /* default 0.5; 1 = never fails for its share of bad units */
+	uint64_t min_bad;       /* default 10 */
 	uint64_t expire_ms;     /* last success older than this = expired; default 7d, 0 = never */
 	bool expired_stop;      /* when-expired: stop (drop the rules); default keep-blocking */
 	/* XFR: the RPZ zone and where to transfer it from (docs/feeds.md) */

@@ -13,6 +13,8 @@
 #define DEF_TIMEOUT_MS (60u * 1000u)
 #define DEF_MAX_SIZE ((uint64_t)256 << 20)
 #define DEF_MAX_ENTRIES 10000000ull
+#define DEF_MAX_BAD_RATIO 0.5
+#define DEF_MIN_BAD 10u
 #define DEF_EXPIRE_MS (7ull * 86400 * 1000)
 
 static const char *const format_ext[] = {"txt", "hosts", "txt", "txt", "rpz", "json", "json"};
@@ -167,6 +169,27 @@ static int parse_auth(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 	return 0;
 }
 
+/* A per-feed ratio key from 0 to 1 (min-ratio, max-bad-ratio); *out stays when absent. */
+static int get_ratio(struct cf_ctx *c, yaml_node_t *m, const char *key, const char *zero_one,
+		     double *out)
+{
+	yaml_node_t *v = cf_get(c, m, key);
+	const char *s;
+	char *end;
+	int rc;
+
+	if (!v)
+		return 0;
+	if ((rc = cf_want_scalar(c, v, key, &s)))
+		return rc;
+	double r = strtod(s, &end);
+	if (end == s || *end || !(r >= 0 && r <= 1))
+		return cf_fail_at(c, v, BW_EINVAL, "'%s' must be a number from 0 to 1 (%s), "
+				  "found '%s'", key, zero_one, s);
+	*out = r;
+	return 0;
+}
+
 int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
 			 struct bw_feed_conf *f)
 {
@@ -180,6 +203,8 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 	f->max_size = DEF_MAX_SIZE;
 	f->max_entries = DEF_MAX_ENTRIES;
 	f->min_ratio = 0.5;
+	f->max_bad_ratio = DEF_MAX_BAD_RATIO;
+	f->min_bad = DEF_MIN_BAD;
 	f->expire_ms = DEF_EXPIRE_MS;
 	if (n != 1)
 		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
@@ -223,10 +248,20 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 		f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
 		f->timeout_ms = 10u * 1000u;
 	}
+	/* feed health and the shrink guard: every feed (docs/feeds.md, "Feed health") */
+	if ((rc = get_ratio(c, m, "min-ratio", "0 = never hold back", &f->min_ratio)) ||
+	    (rc = get_ratio(c, m, "max-bad-ratio", "1 = never fail for bad units",
+			    &f->max_bad_ratio)))
+		return rc;
+	if ((v = cf_get(c, m, "min-bad"))) {
+		unsigned long n_bad;
+		if ((rc = cf_get_uint(c, v, "min-bad", 1, 1000000000ul, &n_bad)))
+			return rc;
+		f->min_bad = n_bad;
+	}
 	/* the keys below only make sense for fetched feeds */
 	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
-					      "min-ratio", "expire", "when-expired", "ca-file",
-					      NULL};
+					      "expire", "when-expired", "ca-file", NULL};
 	if (f->source == BW_FEED_SRC_FILE) {
 		for (size_t i = 0; fetched[i]; i++) {
 			if ((v = cf_get(c, m, fetched[i])))
@@ -258,17 +293,6 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 		if ((rc = cf_get_uint(c, v, "max-entries", 1, 1000000000ul, &n_ent)))
 			return rc;
 		f->max_entries = n_ent;
-	}
-	if ((v = cf_get(c, m, "min-ratio"))) {
-		const char *s;
-		char *end;
-		if ((rc = cf_want_scalar(c, v, "min-ratio", &s)))
-			return rc;
-		double r = strtod(s, &end);
-		if (end == s || *end || !(r >= 0 && r <= 1))
-			return cf_fail_at(c, v, BW_EINVAL, "'min-ratio' must be a number from 0 to "
-					  "1 (0 = never hold back), found '%s'", s);
-		f->min_ratio = r;
 	}
 	if ((v = cf_get(c, m, "expire"))) {
 		const char *s;

@@ -67,6 +67,14 @@ int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t
 			 void (*emit)(void *ectx, uint16_t type, uint32_t ttl, const uint8_t *rdata,
 				      uint16_t rdlen),
 			 void *ectx);
+/* For the feed manager's status and accept of local file feeds (docs/feeds.md, "Feed
+ * health"): the live policy's status of feed `feed` (copied; its name and category set to
+ * NULL), and the operator's accept of its held-back version: a rebuild that applies the
+ * file even though it shrank. accept returns BW_ENOENT when nothing is held back, with
+ * msg saying so or what was applied. */
+struct bw_feed_status;
+int bw_server_feed_file_status(void *ctx, unsigned feed, struct bw_feed_status *out);
+int bw_server_feed_file_accept(void *ctx, unsigned feed, char *msg, size_t msglen);
 /* Opcode NOTIFY queries go to fn (any worker thread) instead of being answered NOTIMP;
  * fn writes the answer into resp and returns its length, 0 for none. Set before
  * bw_server_start(). Access control does not apply: fn checks the sender itself. */
@@ -75,6 +83,12 @@ typedef size_t (*bw_notify_fn)(void *ctx, const struct sockaddr *from, const uin
 void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx);
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
 			 const struct bw_rule *removes, size_t n_removes);
+/* Who judges fetched versions (the feed manager: bw_feeds_failed), for /metrics: fn(ctx,
+ * feed name, why, whylen) is true when the feed's last fetched version failed its checks
+ * (the last good copy stays in force), with why. Set before bw_server_start(). */
+void bw_server_set_feed_failed(struct bw_server *s,
+			       bool (*fn)(void *ctx, const char *feed, char *why, size_t whylen),
+			       void *ctx);
 /* Connects the telemetry counters (records dropped by the query log and events, the query
  * log's backlog) to the metrics endpoint: fn fills the telemetry fields of a sample
  * (bw_metrics_telemetry_fn in telemetry/metrics.h) on the endpoint's thread. NULL

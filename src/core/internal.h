@@ -178,6 +178,7 @@ struct bw_server {
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */
 	pthread_mutex_t state_lock;
 	uint64_t feeds_off; /* feeds left out of the policy (expired, when-expired: stop) */
+	uint64_t feeds_accept; /* local files applied even if they shrank, for one build */
 	bw_notify_fn notify; /* opcode NOTIFY (RPZ by transfer), or NULL: NOTIMP */
 	void *notify_ctx;
 	/* telemetry (core/observe.c) */
@@ -187,6 +188,8 @@ struct bw_server {
 	pthread_cond_t pub_cond;
 	uint64_t pub_ticket;
 	bw_metrics_telemetry_fn telemetry_stats; /* set by whoever owns the query log, or NULL */
+	bool (*feed_failed)(void *ctx, const char *feed, char *why, size_t whylen); /* or NULL */
+	void *feed_failed_ctx;
 	void *telemetry_stats_ctx;
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
 	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */

@@ -141,8 +141,16 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 			m->age_sec = 0;
 		m->failed = f->load_error != 0;
 		m->kept_previous = f->kept_previous;
-		if (m->failed)
-			snprintf(m->error, sizeof(m->error), "%s", bw_strerror(f->load_error));
+		m->state = m->failed ? "failed" : f->held_back ? "held-back"
+			   : f->changing ? "changing" : "ok";
+		snprintf(m->error, sizeof(m->error), "%s",
+			 f->error[0] ? f->error : m->failed ? bw_strerror(f->load_error) : "");
+		/* a fetched feed's rejected version: the policy still has the last good copy */
+		if (!m->failed && s->feed_failed && f->name &&
+		    s->feed_failed(s->feed_failed_ctx, f->name, m->error, sizeof(m->error))) {
+			m->failed = true;
+			m->state = "failed";
+		}
 	}
 	bw_snapref_release(&s->state_ref, s->nworkers);
 
@@ -153,6 +161,14 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 	pthread_mutex_unlock(&s->pub_lock);
 	if (tlm)
 		tlm(tlm_ctx, o);
+}
+
+void bw_server_set_feed_failed(struct bw_server *s,
+			       bool (*fn)(void *ctx, const char *feed, char *why, size_t whylen),
+			       void *ctx)
+{
+	s->feed_failed = fn;
+	s->feed_failed_ctx = ctx;
 }
 
 void bw_server_set_telemetry_stats(struct bw_server *s,

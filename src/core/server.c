@@ -72,8 +72,8 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->generation = ++s->generation;
 	st->cache_gen = st->generation;
 	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build_skip(conf, prev ? prev->policy : NULL, st->generation,
-				 off_now(s, conf), &st->policy) != 0) {
+	if (bw_policy_build_ex(conf, prev ? prev->policy : NULL, st->generation,
+			       off_now(s, conf), s->feeds_accept, &st->policy) != 0) {
 		free(st);
 		return NULL;
 	}
@@ -299,6 +299,58 @@ int bw_server_feeds_changed(void *ctx, uint64_t off_mask)
 	pthread_mutex_lock(&s->state_lock);
 	s->feeds_off = off_mask;
 	int rc = rebuild_locked(s);
+	pthread_mutex_unlock(&s->state_lock);
+	return rc;
+}
+
+int bw_server_feed_file_status(void *ctx, unsigned feed, struct bw_feed_status *out)
+{
+	struct bw_server *s = ctx;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	int now = feed_now(s, cur->conf, feed);
+	const struct bw_feed_status *st =
+	    now < 0 ? NULL : bw_policy_feed_status(cur->policy, (size_t)now);
+	if (st) {
+		*out = *st;
+		out->name = out->category = NULL; /* the snapshot's, not ours to keep */
+	}
+	pthread_mutex_unlock(&s->state_lock);
+	return st ? 0 : BW_ENOENT;
+}
+
+int bw_server_feed_file_accept(void *ctx, unsigned feed, char *msg, size_t msglen)
+{
+	struct bw_server *s = ctx;
+	int rc = BW_ENOENT;
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	int now = feed_now(s, cur->conf, feed);
+	const struct bw_feed_status *st =
+	    now < 0 ? NULL : bw_policy_feed_status(cur->policy, (size_t)now);
+	if (!st || !st->held_back) {
+		snprintf(msg, msglen, "feed %s has no held-back version", st ? st->name : "?");
+		goto out;
+	}
+	s->feeds_accept = 1ull << now; /* for this one build (an index of the running conf) */
+	rc = rebuild_locked(s);
+	s->feeds_accept = 0;
+	if (rc) {
+		snprintf(msg, msglen, "cannot rebuild the policy: %s", bw_strerror(rc));
+		goto out;
+	}
+	cur = atomic_load(&s->state_ref.current);
+	st = bw_policy_feed_status(cur->policy, (size_t)now);
+	if (st->held_back || st->load_error || st->changing) {
+		/* the file changed again since it was held back */
+		snprintf(msg, msglen, "feed %s: not applied: %s", st->name, st->error);
+		rc = BW_ENOENT;
+	} else {
+		snprintf(msg, msglen, "feed %s: held-back version applied (%zu entries)", st->name,
+			 st->entries);
+		bw_info("%s (accepted by the operator)", msg);
+	}
+out:
 	pthread_mutex_unlock(&s->state_lock);
 	return rc;
 }

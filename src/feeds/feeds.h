@@ -33,6 +33,7 @@
 #include "conf/conf.h"
 
 struct bw_rule;
+struct bw_feed_status;
 
 /* What the manager asks of the server (core: bw_server_feeds_changed / _feed_delta).
  * Feeds are named by their index in the boot config (the manager's list); the server finds
@@ -54,6 +55,11 @@ struct bw_feeds_hooks {
 	/* After a DELTA is stored: folds the changes into a new base if they have grown past
 	 * policy.compact-after (may be NULL). */
 	void (*compact)(void *ctx);
+	/* Local file feeds (may be NULL; core: bw_server_feed_file_status / _accept): the
+	 * live policy's status of one (name and category NULL), for `bulwarkctl feeds`; and
+	 * the operator's accept of its held-back version (BW_ENOENT: nothing held back). */
+	int (*file_status)(void *ctx, unsigned feed, struct bw_feed_status *out);
+	int (*file_accept)(void *ctx, unsigned feed, char *msg, size_t msglen);
 	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			     const uint8_t *owner, size_t owner_len,
 			     void (*emit)(void *ectx, uint16_t type, uint32_t ttl,
@@ -71,7 +77,10 @@ struct bw_feed_meta {
 	uint32_t soa_refresh, soa_retry, soa_expire; /* ... and its SOA timers (seconds) */
 	int64_t fetched_at;      /* wall-clock seconds: when this version was fetched */
 	int64_t checked_at;      /* last time the source answered (200 or 304) */
-	uint64_t entries;        /* rules in this version */
+	uint64_t entries;        /* entries in this version (names, networks: rules.h
+				    bw_entry_count) */
+	bool entries_names;      /* entries counted so ("entries-unit": "names"; older
+				    metadata counted rules: counted again at start) */
 	uint64_t size;           /* bytes */
 	char source[512];        /* the URL it came from, for people reading the file */
 };
@@ -93,11 +102,12 @@ enum bw_guard_verdict {
 	BW_GUARD_OK = 0,
 	BW_GUARD_TOO_BIG,     /* over max-size: rejected */
 	BW_GUARD_TOO_MANY,    /* over max-entries: rejected */
-	BW_GUARD_BROKEN,      /* unparsable, or not one usable entry among bad ones: rejected */
+	BW_GUARD_BROKEN,      /* unparsable, or not one usable entry among bad ones, or too
+				 many bad ones (rules.h bw_feed_health): rejected */
 	BW_GUARD_SHRUNK,      /* fewer than min-ratio x last good entries: held back */
 };
 struct bw_guard_input {
-	uint64_t size, entries, bad;
+	uint64_t size, entries, bad; /* entries: as rules.h bw_entry_count counts them */
 	bool broken;
 	bool have_last;       /* there is a last good version ... */
 	uint64_t last_entries; /* ... with this many entries */
@@ -192,6 +202,10 @@ json_t *bw_feeds_status(struct bw_feeds *m);
 /* Applies the held-back version of feed name. Returns 0, BW_ENOENT (no such feed or
  * nothing held back; err says which). Waits until it is applied. */
 int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errlen);
+/* Did the last version fetched for feed name fail its checks (rejected: broken, too many
+ * bad lines, too big; the last good copy stays in force)? Then true, with the reason in
+ * why. False for other feeds and after a success. Thread-safe; for /metrics. */
+bool bw_feeds_failed(void *m, const char *name, char *why, size_t whylen);
 /* Fetches feed name now. BW_ENOENT for no such fetched feed. */
 int bw_feeds_refresh(struct bw_feeds *m, const char *name, char *err, size_t errlen);
 /* Replaces the source of fetched feed name (before bw_feeds_start): how a new source kind

@@ -42,6 +42,7 @@ struct feed {
 	int64_t last_error_at;
 	struct held *held;
 	bool refresh_now, accept_req, expired;
+	bool rejected;            /* the last version fetched failed its checks */
 	bool notified;            /* the refresh was asked for by a NOTIFY */
 	int accept_rc;
 	char accept_msg[200];
@@ -104,47 +105,66 @@ static int mkdir_p(const char *path)
 
 /* ---- parsing a candidate ---- */
 struct counter {
-	uint64_t rules, max;
+	struct bw_entry_count *ec;
+	uint64_t max;
 };
 
 static int count_rule(void *ctx, const struct bw_rule *r)
 {
 	struct counter *c = ctx;
-	(void)r;
-	if (++c->rules > c->max)
+	int rc = bw_entry_count_add(c->ec, r);
+	if (rc)
+		return rc;
+	if (bw_entry_count_get(c->ec) > c->max)
 		return BW_ERANGE; /* over max-entries: no need to read on */
 	return 0;
 }
 
-/* Parses buf as fc's format and runs the guards. */
+/* Parses buf as fc's format and runs the guards; why (may be NULL) says what a rejected
+ * version's trouble is, with its first bad line. */
 static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t len,
-				   uint64_t *entries, uint64_t *bad, bool ignore_shrink)
+				   uint64_t *entries, uint64_t *bad, bool ignore_shrink, char *why,
+				   size_t whylen)
 {
 	struct bw_parse_report rep;
-	struct counter c = {.max = f->fc->max_entries};
+	struct counter c = {.ec = bw_entry_count_new(), .max = f->fc->max_entries};
 	struct bw_guard_input in = {.size = len, .have_last = f->have_last,
 				    .last_entries = f->last.entries};
 
 	memset(&rep, 0, sizeof(rep));
-	if (len > f->fc->max_size)
+	*entries = *bad = 0;
+	if (why)
+		snprintf(why, whylen, "%s", bw_guard_str(BW_GUARD_TOO_BIG));
+	if (len > f->fc->max_size) {
+		bw_entry_count_free(c.ec);
 		return BW_GUARD_TOO_BIG;
+	}
 	/* messages about the candidate name where it came from, not the last good copy */
 	char label[600];
 	struct bw_feed_conf fc = *f->fc;
 	snprintf(label, sizeof(label), "feed %s, new version from %s", fc.name,
 		 fc.url ? fc.url : fc.file);
 	fc.file = label;
-	int rc = bw_parse_feed(&fc, buf, len, count_rule, &c, &rep);
-	in.entries = c.rules;
+	int rc = c.ec ? bw_parse_feed(&fc, buf, len, count_rule, &c, &rep) : BW_ENOMEM;
+	in.entries = bw_entry_count_get(c.ec);
+	bw_entry_count_free(c.ec);
 	in.bad = rep.bad;
 	if (rep.too_big) /* compressed, and expands past max-size */
 		in.size = f->fc->max_size + 1;
 	in.broken = rep.broken || (rc < 0 && rc != BW_ERANGE);
 	if (ignore_shrink)
 		in.have_last = false;
-	*entries = c.rules;
+	*entries = in.entries;
 	*bad = rep.bad;
-	return bw_feeds_guard(f->fc, &in);
+	enum bw_guard_verdict v = bw_feeds_guard(f->fc, &in);
+	if (why && v == BW_GUARD_BROKEN && rc == BW_ENOMEM)
+		snprintf(why, whylen, "out of memory while checking it");
+	else if (why && v == BW_GUARD_BROKEN)
+		bw_feed_health_why(bw_feed_health(f->fc, in.entries, in.bad, in.broken), f->fc,
+				   in.entries, in.bad, &rep, why, whylen);
+	else if (why)
+		snprintf(why, whylen, "%s", bw_guard_str(v));
+	return v;
 }
 
 /* ---- applying ---- */
@@ -160,6 +180,7 @@ static void committed(struct bw_feeds *m, struct feed *f, size_t len,
 	pthread_mutex_lock(&m->lock);
 	f->last = *meta;
 	f->have_last = true;
+	f->rejected = false;
 	bool was_off = m->off_mask & (1ull << f->index);
 	m->off_mask &= ~(1ull << f->index);
 	f->expired = false;
@@ -247,11 +268,14 @@ static bool same_as_last(const struct feed *f, const char *buf, size_t len)
 }
 
 static void reject(struct bw_feeds *m, struct feed *f, size_t len, uint64_t entries, uint64_t bad,
-		   enum bw_guard_verdict v)
+		   const char *why)
 {
+	pthread_mutex_lock(&m->lock);
+	f->rejected = true; /* until a version passes, or the source goes back to the last good */
+	pthread_mutex_unlock(&m->lock);
 	set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; keeping the "
 		  "last good version", len, (unsigned long long)entries, (unsigned long long)bad,
-		  bw_guard_str(v));
+		  why);
 }
 
 struct export_job {
@@ -280,9 +304,11 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 	if (fx->buf) {
 		/* the source sent the whole new version along: it is checked first (not for
 		 * shrinking: a delta is an ordered step of the provider's own versioning) */
-		enum bw_guard_verdict v = check(f, fx->buf, fx->len, &entries, &bad, true);
+		char why[300];
+		enum bw_guard_verdict v = check(f, fx->buf, fx->len, &entries, &bad, true, why,
+						sizeof(why));
 		if (v != BW_GUARD_OK) {
-			reject(m, f, fx->len, entries, bad, v);
+			reject(m, f, fx->len, entries, bad, why);
 			return false;
 		}
 	}
@@ -381,6 +407,7 @@ unchanged:
 		bw_debug("feed %s: not modified", f->fc->name);
 		pthread_mutex_lock(&m->lock);
 		f->last.checked_at = now;
+		f->rejected = false; /* the source serves the last good version again */
 		memcpy(f->last.cursor, fx.meta.cursor, sizeof(f->last.cursor));
 		struct bw_feed_meta copy = f->last;
 		bool was_off = m->off_mask & (1ull << f->index);
@@ -404,7 +431,8 @@ unchanged:
 		goto out;
 	}
 	uint64_t entries, bad;
-	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false);
+	char why[300];
+	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false, why, sizeof(why));
 	fx.meta.entries = entries;
 	fx.meta.size = fx.len;
 	fx.meta.fetched_at = now;
@@ -421,7 +449,7 @@ unchanged:
 		goto out;
 	}
 	if (v != BW_GUARD_OK) {
-		reject(m, f, fx.len, entries, bad, v);
+		reject(m, f, fx.len, entries, bad, why);
 		goto out;
 	}
 	if (commit(m, f, fx.buf, fx.len, &fx.meta, false) != 0) {
@@ -694,17 +722,19 @@ int bw_feeds_create(const struct bw_conf *conf, const struct bw_feeds_hooks *hoo
 			bw_err("feed %s: no copy yet (%s): the feed is empty until the first "
 			       "successful fetch from %s", f->fc->name, f->fc->file,
 			       f->fc->url ? f->fc->url : f->fc->zone);
-		} else if (rc) {
-			/* a last good copy without metadata (restored from a backup without it):
-			 * count its entries once */
+		} else if (rc || !f->last.entries_names) {
+			/* a last good copy without metadata (restored from a backup without it),
+			 * or with entries counted as rules (before "entries-unit"): count its
+			 * entries once */
 			char *buf;
 			size_t len;
 			uint64_t e, bad;
 			if (bw_feed_read_file(f->fc->file, &buf, &len, NULL, NULL) == 0) {
 				f->have_last = false;
-				check(f, buf, len, &e, &bad, true);
+				check(f, buf, len, &e, &bad, true, NULL, 0);
 				f->have_last = true;
 				f->last.entries = e;
+				f->last.entries_names = true;
 				f->last.size = len;
 				free(buf);
 			}
@@ -802,9 +832,18 @@ static struct feed *find(struct bw_feeds *m, const char *name)
 int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errlen)
 {
 	struct feed *f = find(m, name);
-	if (!f || !f->src) {
-		snprintf(err, errlen, f ? "feed %s is a file feed" : "no feed named %s", name);
+	if (!f) {
+		snprintf(err, errlen, "no feed named %s", name);
 		return BW_ENOENT;
+	}
+	if (!f->src) {
+		/* a local file: its held-back version is the file itself, which the server's
+		 * policy build left out; accepting is a rebuild that applies it */
+		if (!m->hooks.file_accept) {
+			snprintf(err, errlen, "feed %s has no held-back version", name);
+			return BW_ENOENT;
+		}
+		return m->hooks.file_accept(m->hooks.ctx, f->index, err, errlen);
 	}
 	pthread_mutex_lock(&m->lock);
 	if (!f->held) {
@@ -826,6 +865,20 @@ int bw_feeds_accept(struct bw_feeds *m, const char *name, char *err, size_t errl
 	snprintf(err, errlen, "%s", f->accept_msg);
 	pthread_mutex_unlock(&m->lock);
 	return rc;
+}
+
+bool bw_feeds_failed(void *ctx, const char *name, char *why, size_t whylen)
+{
+	struct bw_feeds *m = ctx;
+	struct feed *f = m ? find(m, name) : NULL;
+	if (!f || !f->src)
+		return false;
+	pthread_mutex_lock(&m->lock);
+	bool failed = f->rejected;
+	if (failed)
+		snprintf(why, whylen, "%s", f->last_error);
+	pthread_mutex_unlock(&m->lock);
+	return failed;
 }
 
 int bw_feeds_refresh(struct bw_feeds *m, const char *name, char *err, size_t errlen)
@@ -875,6 +928,30 @@ static json_t *time_str(int64_t t)
 	return json_string(buf);
 }
 
+/* A local file feed's row: its state in the live policy (policy.h struct bw_feed_status):
+ * "file" when its last load was applied, "failed", "held back" or "changing". */
+static void file_row(json_t *rows, const struct bw_feed_conf *fc, const char *src,
+		     const char *format, const struct bw_feed_status *st)
+{
+	char ver[60] = "-", held[120] = "-";
+	if (st->file_mtime_ns) {
+		struct tm tm;
+		time_t tt = (time_t)(st->file_mtime_ns / 1000000000ULL);
+		if (gmtime_r(&tt, &tm))
+			strftime(ver, sizeof(ver), "modified %Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	if (st->held_back)
+		snprintf(held, sizeof(held), "%zu entries (file)", st->held_entries);
+	const char *state = st->load_error ? "failed"
+			    : st->held_back ? "held back"
+			    : st->changing  ? "changing"
+					    : "file";
+	json_array_append_new(rows, json_pack("[s,s,s,s,I,s,s,s,s,s]", fc->name, src, format, ver,
+					      (json_int_t)st->entries, "-",
+					      st->error[0] ? st->error : "-", "watched", held,
+					      state));
+}
+
 json_t *bw_feeds_status(struct bw_feeds *m)
 {
 	json_t *rows = json_array();
@@ -885,6 +962,13 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 					      "rpz",     "stix",  "misp"};
 	if (!t)
 		return NULL;
+	/* local files: as the live policy has them (taken before the lock: the server's lock
+	 * may be held by a rebuild for a while) */
+	struct bw_feed_status *fst = calloc(m->n + 1, sizeof(*fst));
+	bool *have = calloc(m->n + 1, sizeof(*have));
+	for (size_t i = 0; fst && have && i < m->n; i++)
+		have[i] = !m->feeds[i].src && m->hooks.file_status &&
+			  m->hooks.file_status(m->hooks.ctx, m->feeds[i].index, &fst[i]) == 0;
 	uint64_t now = bw_now_ms();
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n; i++) {
@@ -893,9 +977,13 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 		char src[600], ver[300], next[40], held[120], state[40];
 		if (!f->src) {
 			snprintf(src, sizeof(src), "file %s", fc->file);
-			json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s,s]", fc->name, src,
-							      formats[fc->format], "-", "-", "-",
-							      "-", "watched", "-", "file"));
+			if (!have || !have[i]) {
+				json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s,s]",
+					fc->name, src, formats[fc->format], "-", "-", "-", "-",
+					"watched", "-", "file"));
+				continue;
+			}
+			file_row(rows, fc, src, formats[fc->format], &fst[i]);
 			continue;
 		}
 		if (fc->source == BW_FEED_SRC_TAXII)
@@ -938,6 +1026,7 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 			 : (m->off_mask >> f->index) & 1 ? "expired, stopped"
 			 : f->expired ? "expired, keeps blocking"
 			 : f->held ? "held back"
+			 : f->rejected ? "failed"
 			 : f->failures ? "failing"
 			 : "ok");
 		int64_t success = f->last.checked_at > f->last.fetched_at ? f->last.checked_at
@@ -949,6 +1038,8 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 		json_array_append_new(rows, row);
 	}
 	pthread_mutex_unlock(&m->lock);
+	free(fst);
+	free(have);
 	return t;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "feeds/feeds.h"
+#include "policy/rules.h"
 
 /* Last good copies are written in pieces of this size: a large feed in many short system
  * calls, not one long one that a worker on the same CPU may wait behind. */
@@ -112,11 +113,14 @@ static int64_t get_int(json_t *o, const char *key)
 
 int bw_feed_meta_save(const char *path, const struct bw_feed_meta *m)
 {
-	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "version", 1,
+	/* entries-unit: "names" since entries are counted as the policy counts them (before,
+	 * a list's name counted twice: its exact and its wildcard rule) */
+	json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I}", "version", 1,
 			      "source", m->source, "etag", m->etag, "last-modified",
 			      m->last_modified, "taxii-cursor", m->cursor, "fetched-at",
 			      (json_int_t)m->fetched_at, "checked-at", (json_int_t)m->checked_at,
-			      "entries", (json_int_t)m->entries, "size", (json_int_t)m->size);
+			      "entries", (json_int_t)m->entries, "entries-unit", "names", "size",
+			      (json_int_t)m->size);
 	if (!o)
 		return BW_ENOMEM;
 	if (m->has_serial &&
@@ -158,6 +162,8 @@ int bw_feed_meta_load(const char *path, struct bw_feed_meta *m)
 	m->checked_at = get_int(o, "checked-at");
 	int64_t e = get_int(o, "entries"), s = get_int(o, "size");
 	m->entries = e > 0 ? (uint64_t)e : 0;
+	const char *unit = json_string_value(json_object_get(o, "entries-unit"));
+	m->entries_names = unit && !strcmp(unit, "names");
 	m->size = s > 0 ? (uint64_t)s : 0;
 	json_t *serial = json_object_get(o, "serial");
 	if (json_is_integer(serial) && json_integer_value(serial) >= 0 &&
@@ -178,12 +184,11 @@ enum bw_guard_verdict bw_feeds_guard(const struct bw_feed_conf *fc, const struct
 {
 	if (in->size > fc->max_size)
 		return BW_GUARD_TOO_BIG;
-	if (in->broken || (in->entries == 0 && in->bad > 0))
+	if (bw_feed_health(fc, in->entries, in->bad, in->broken) != BW_HEALTH_OK)
 		return BW_GUARD_BROKEN;
 	if (in->entries > fc->max_entries)
 		return BW_GUARD_TOO_MANY;
-	if (in->have_last && in->last_entries > 0 && fc->min_ratio > 0 &&
-	    (double)in->entries < fc->min_ratio * (double)in->last_entries)
+	if (in->have_last && bw_feed_shrunk(fc, in->entries, in->last_entries))
 		return BW_GUARD_SHRUNK;
 	return BW_GUARD_OK;
 }
@@ -194,7 +199,7 @@ const char *bw_guard_str(enum bw_guard_verdict v)
 	case BW_GUARD_OK: return "ok";
 	case BW_GUARD_TOO_BIG: return "larger than max-size";
 	case BW_GUARD_TOO_MANY: return "more entries than max-entries";
-	case BW_GUARD_BROKEN: return "unusable (corrupt, or no usable entry)";
+	case BW_GUARD_BROKEN: return "unusable (corrupt, no usable entry, or too many bad entries)";
 	case BW_GUARD_SHRUNK: return "shrank below min-ratio of the last good version";
 	}
 	return "?";

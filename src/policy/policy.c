@@ -386,6 +386,78 @@ static size_t rule_key(const struct bw_rule *r, uint8_t *key, int *tab, int *fie
 	return 0;
 }
 
+/* ---- counting entries as the snapshot stores them (rules.h bw_entry_count) ---- */
+
+struct bw_entry_count {
+	uint64_t *h;   /* open addressing on the keyed hash of (table, key); 0 = empty */
+	size_t mask, n;
+	struct bw_hash_key key;
+};
+
+struct bw_entry_count *bw_entry_count_new(void)
+{
+	struct bw_entry_count *c = calloc(1, sizeof(*c));
+	if (!c || !(c->h = calloc(1024, sizeof(*c->h)))) {
+		free(c);
+		return NULL;
+	}
+	c->mask = 1023;
+	bw_hash_key_random(&c->key);
+	return c;
+}
+
+void bw_entry_count_free(struct bw_entry_count *c)
+{
+	if (c)
+		free(c->h);
+	free(c);
+}
+
+uint64_t bw_entry_count_get(const struct bw_entry_count *c)
+{
+	return c ? c->n : 0;
+}
+
+static void count_put(uint64_t *h, size_t mask, uint64_t v)
+{
+	size_t i = (size_t)v & mask;
+	while (h[i] && h[i] != v)
+		i = (i + 1) & mask;
+	h[i] = v;
+}
+
+int bw_entry_count_add(struct bw_entry_count *c, const struct bw_rule *r)
+{
+	uint8_t key[WIRE_MAX + 1];
+	int tab, field;
+	size_t len = rule_key(r, key + 1, &tab, &field);
+
+	if (len == 0)
+		return 0; /* the snapshot would not store it either */
+	key[0] = (uint8_t)tab; /* a name's exact and wildcard rules are one entry */
+	uint64_t v = bw_hash_keyed(key, len + 1, &c->key) | 1;
+	size_t i = (size_t)v & c->mask;
+	while (c->h[i]) {
+		if (c->h[i] == v)
+			return 0;
+		i = (i + 1) & c->mask;
+	}
+	c->h[i] = v;
+	if (++c->n * 2 > c->mask) { /* at most half full */
+		size_t cap = (c->mask + 1) * 2;
+		uint64_t *nh = calloc(cap, sizeof(*nh));
+		if (!nh)
+			return BW_ENOMEM;
+		for (size_t k = 0; k <= c->mask; k++)
+			if (c->h[k])
+				count_put(nh, cap - 1, c->h[k]);
+		free(c->h);
+		c->h = nh;
+		c->mask = cap - 1;
+	}
+	return 0;
+}
+
 static uint8_t *field_of(struct slot *s, int field)
 {
 	return field ? &s->b : &s->a;
@@ -862,28 +934,102 @@ static int count_keys(const struct rset *rs, size_t *out)
 	return 0;
 }
 
+/* ---- local files: caught mid-write? (docs/feeds.md, "Feed health") ---- */
+
+#define SETTLE_NS (2ULL * 1000000000ULL) /* a file written this recently is looked at twice */
+#define LOOK_GAP_MS 100                  /* ... this far apart */
+#define READ_TRIES 3                     /* reads of a changing file before the next look */
+
+static bool look(const char *path, uint64_t *mtime_ns, uint64_t *size)
+{
+	struct stat sb;
+	if (stat(path, &sb) != 0)
+		return false;
+	*mtime_ns = (uint64_t)sb.st_mtim.tv_sec * 1000000000ULL + (uint64_t)sb.st_mtim.tv_nsec;
+	*size = (uint64_t)sb.st_size;
+	return true;
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* Is the file at rest: not written in the last SETTLE_NS, or the same size and mtime at
+ * two looks LOOK_GAP_MS apart? A file that cannot be looked at is left to the read. */
+static bool settled(const char *path)
+{
+	uint64_t m1, s1, m2, s2;
+	struct timespec now;
+
+	if (!look(path, &m1, &s1) || clock_gettime(CLOCK_REALTIME, &now) != 0)
+		return true;
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	if (m1 + SETTLE_NS < now_ns)
+		return true;
+	nap_ms(LOOK_GAP_MS);
+	return look(path, &m2, &s2) && m1 == m2 && s1 == s2;
+}
+
+enum fate { APPLY, FAIL, HOLD, CHANGING };
+
+/* Loads feed idx into the new snapshot. A local file is judged before it is applied
+ * (rules.h bw_feed_health, bw_feed_shrunk; read again while it changes): a failed,
+ * held-back or changing version leaves the feed with the rules it had in prev. A fetched
+ * feed's file is its last good copy, judged by the feed manager before it was stored.
+ * accept: apply a local file even if it shrank (`bulwarkctl feeds accept`). */
 static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed_conf *fc,
-		     unsigned idx, const struct bw_policy *prev, bool *dropped)
+		     unsigned idx, const struct bw_policy *prev, bool accept, bool *dropped)
 {
 	struct bw_feed_status *fs = &p->status[idx];
 	struct bw_parse_report rep;
 	uint64_t t0 = bw_now_ns();
-	ad->feed = idx;
-	ad->ttl_set = false;
-	ad->last_tab = -1;
+	bool local = fc->source == BW_FEED_SRC_FILE && fc->file;
+	int j = find_prev_feed(prev, fs->name);
+	const struct bw_feed_status *ps = j >= 0 ? &prev->status[j] : NULL;
 	size_t rejected = ad->rejected;
-	int err, rc = 0;
+	enum fate fate = APPLY;
+	int err, rc = 0, sys_errno = 0;
 
-	memset(&rep, 0, sizeof(rep));
-	if (fc->file)
-		err = bw_parse_feed_file(fc, sink_add, ad, &rep, &fs->file_mtime_ns,
-					 &fs->file_size, &rc);
-	else
-		err = BW_ENOENT;
-	int sys_errno = errno;
-	/* out of memory: the build fails, the live snapshot stays */
-	if (err == BW_ENOMEM || rc < 0)
-		return err == BW_ENOMEM ? err : rc;
+	for (int tries = 1;; tries++) {
+		ad->feed = idx;
+		ad->ttl_set = false;
+		ad->last_tab = -1;
+		rejected = ad->rejected;
+		memset(&rep, 0, sizeof(rep));
+		/* two looks when a file changed under a live policy (the watcher's case); at
+		 * start only the check across the read, so that a start does not wait */
+		bool calm = !local || !prev || settled(fc->file);
+		if (fc->file)
+			err = bw_parse_feed_file(fc, sink_add, ad, &rep, &fs->file_mtime_ns,
+						 &fs->file_size, &rc);
+		else
+			err = BW_ENOENT;
+		sys_errno = errno;
+		/* out of memory: the build fails, the live snapshot stays */
+		if (err == BW_ENOMEM || rc < 0)
+			return err == BW_ENOMEM ? err : rc;
+		uint64_t m = 0, sz = 0;
+		/* the file as it is now is the one that was opened: not changed while read */
+		bool same = !local || err ||
+			    (look(fc->file, &m, &sz) && m == fs->file_mtime_ns && sz == fs->file_size);
+		if (calm && same)
+			break;
+		if (ad->slots[idx]) {
+			rc = drop_feed(ad, p->feed_trig, idx);
+			if (rc)
+				return rc;
+			*dropped = true;
+		}
+		if (tries == READ_TRIES) {
+			fate = CHANGING;
+			err = 0;
+			break;
+		}
+		nap_ms(LOOK_GAP_MS);
+	}
 	/* a read error after some rules: drop them */
 	if (err && ad->slots[idx]) {
 		rc = drop_feed(ad, p->feed_trig, idx);
@@ -892,25 +1038,54 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 		*dropped = true;
 		ad->ttl_set = false;
 	}
-	if (!err) {
+	size_t entries = ad->slots[idx];
+	if (fate == CHANGING) {
+		snprintf(fs->error, sizeof(fs->error), "the file changed while it was read (being "
+			 "written?): read again at the next look");
+		fs->changing = true;
+		fs->file_mtime_ns = fs->file_size = 0; /* the watcher's next look reads it */
+	} else if (!err) {
 		fs->bad_lines = rep.bad + (ad->rejected - rejected);
 		fs->skipped = rep.skipped;
-		if (rep.broken) {
+		enum bw_feed_health h = rep.broken ? BW_HEALTH_BROKEN
+					: local	   ? bw_feed_health(fc, entries, fs->bad_lines, false)
+						   : BW_HEALTH_OK;
+		if (h != BW_HEALTH_OK) {
 			err = BW_EMALFORMED;
-			if (ad->slots[idx]) {
-				rc = drop_feed(ad, p->feed_trig, idx);
-				if (rc)
-					return rc;
-				*dropped = true;
-			}
+			bw_feed_health_why(h, fc, entries, fs->bad_lines, &rep, fs->error,
+					   sizeof(fs->error));
+		} else if (local && ps && !accept &&
+			   bw_feed_shrunk(fc, entries, ps->accepted_entries)) {
+			fate = HOLD;
+			fs->held_back = true;
+			fs->held_entries = entries;
+			snprintf(fs->error, sizeof(fs->error), "new version held back: %zu entries "
+				 "against %zu in the last accepted version (min-ratio %.2f)",
+				 entries, ps->accepted_entries, fc->min_ratio);
 		}
 	}
 	if (err) {
+		fate = FAIL;
 		fs->load_error = err;
-		if (err != BW_EMALFORMED)
+		if (err != BW_EMALFORMED) {
 			fs->file_mtime_ns = fs->file_size = 0;
-		int j = find_prev_feed(prev, fs->name);
-		if (j >= 0) {
+			snprintf(fs->error, sizeof(fs->error), "cannot read %s: %s",
+				 fc->file ? fc->file : "(no file)",
+				 err == BW_EIO ? strerror(sys_errno) : bw_strerror(err));
+		} else if (rep.too_big) {
+			snprintf(fs->error, sizeof(fs->error), "compressed data expands past its "
+				 "size limit (a gzip bomb?)");
+		}
+	}
+	if (fate != APPLY) {
+		if (ad->slots[idx]) { /* what was read is not applied */
+			rc = drop_feed(ad, p->feed_trig, idx);
+			if (rc)
+				return rc;
+			*dropped = true;
+			ad->ttl_set = false;
+		}
+		if (ps) {
 			ad->fi[idx].ttl = prev->base->feeds[j].ttl;
 			ad->ttl_set = true;
 			rc = each_rule(prev, j, copy_rule, ad);
@@ -918,15 +1093,29 @@ static int load_feed(struct bw_policy *p, struct adder *ad, const struct bw_feed
 				return rc;
 			fs->kept_previous = true;
 		}
-		bw_err("feed %s: %s %s: %s; %s", fs->name,
+		fs->accepted_entries = ps ? ps->accepted_entries : 0;
+	} else {
+		fs->accepted_entries = entries;
+	}
+	const char *keep = ps ? "keeping the previous version" : "no previous version, feed is empty";
+	/* said once per version of the file: a rebuild for another feed reads it again */
+	bool again = ps && ps->file_mtime_ns == fs->file_mtime_ns &&
+		     ps->file_size == fs->file_size && ps->held_back == fs->held_back &&
+		     ps->load_error == fs->load_error;
+	if (fate == FAIL) /* a local file's failure is an alert, said once per version */
+		bw_log(again && local ? BW_LOG_INFO : BW_LOG_ERR, "%sfeed %s: %s %s: %s; %s",
+		       local && !again ? "ALERT " : "", fs->name,
 		       err == BW_EMALFORMED ? "unusable" : "cannot read",
 		       fc->file ? fc->file : "(no file)",
-		       err == BW_EIO ? strerror(sys_errno)
-		       : rep.too_big ? "compressed data expands past its size limit (a gzip bomb?)"
-				     : bw_strerror(err),
-		       j >= 0 ? "keeping the previous version"
-			      : "no previous version, feed is empty");
-	}
+		       err == BW_EIO		? strerror(sys_errno)
+		       : err == BW_EMALFORMED ? fs->error
+					      : bw_strerror(err), keep);
+	else if (fate == HOLD)
+		bw_log(again ? BW_LOG_INFO : BW_LOG_WARN, "%sfeed %s: %s: %s; %s. Apply it with "
+		       "`bulwarkctl feeds accept %s`", again ? "" : "ALERT ", fs->name, fc->file,
+		       fs->error, keep, fs->name);
+	else if (fate == CHANGING)
+		bw_warn("feed %s: %s: %s; %s", fs->name, fc->file, fs->error, keep);
 	if (!ad->ttl_set)
 		ad->fi[idx].ttl = DEFAULT_TTL;
 	fs->entries = ad->slots[idx];
@@ -1006,6 +1195,12 @@ int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, ui
 
 int bw_policy_build_skip(const struct bw_conf *conf, const struct bw_policy *prev,
 			 uint64_t generation, uint64_t skip, struct bw_policy **out)
+{
+	return bw_policy_build_ex(conf, prev, generation, skip, 0, out);
+}
+
+int bw_policy_build_ex(const struct bw_conf *conf, const struct bw_policy *prev,
+		       uint64_t generation, uint64_t skip, uint64_t accept, struct bw_policy **out)
 {
 	struct bw_policy *p = NULL;
 	struct adder ad;
@@ -1097,7 +1292,8 @@ int bw_policy_build_skip(const struct bw_conf *conf, const struct bw_policy *pre
 			feed_redirect(&c->feeds[i], &conf->policy.feeds[i]);
 			continue;
 		}
-		err = load_feed(p, &ad, &conf->policy.feeds[i], (unsigned)i, prev, &dropped);
+		err = load_feed(p, &ad, &conf->policy.feeds[i], (unsigned)i, prev,
+				(accept >> i) & 1, &dropped);
 		if (err)
 			goto fail;
 		feed_redirect(&c->feeds[i], &conf->policy.feeds[i]);

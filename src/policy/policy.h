@@ -76,6 +76,16 @@ struct bw_feed_status {
 	bool kept_previous; /* true when this feed's entries come from the previous snapshot */
 	uint64_t file_mtime_ns; /* mtime of the file when loaded, for change detection */
 	uint64_t file_size;
+	/* Local files (docs/feeds.md, "Feed health"): a failed load has load_error
+	 * BW_EMALFORMED; a version that shrank below min-ratio is held back (its rules left
+	 * out, the previous ones kept) until accepted; a file that changed while it was read
+	 * is read again at the next look. In each case `error` says why. */
+	bool held_back;
+	bool changing;
+	size_t held_entries;     /* the held-back version's entries */
+	size_t accepted_entries; /* entries of the last version applied (the shrink guard's
+				    reference) */
+	char error[300];         /* why the feed failed, is held back or changing; "" if ok */
 };
 
 struct bw_policy;
@@ -94,6 +104,10 @@ int bw_policy_build(const struct bw_conf *conf, const struct bw_policy *prev, ui
  * (feeds/ stops an expired feed this way, when-expired: stop). */
 int bw_policy_build_skip(const struct bw_conf *conf, const struct bw_policy *prev,
 			 uint64_t generation, uint64_t skip, struct bw_policy **out);
+/* The same; the local file feeds whose bit is set in accept are applied even when they
+ * shrank below min-ratio (the operator's `bulwarkctl feeds accept`). */
+int bw_policy_build_ex(const struct bw_conf *conf, const struct bw_policy *prev,
+		       uint64_t generation, uint64_t skip, uint64_t accept, struct bw_policy **out);
 void bw_policy_free(struct bw_policy *p);
 
 /* Matches a lower-cased wire name (as bw_query.qname_lc) against profile 0 - not the

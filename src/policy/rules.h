@@ -175,6 +175,48 @@ int bw_parse_feed_file(const struct bw_feed_conf *fc, bw_rule_sink sink, void *c
 /* Does buf start with the gzip magic bytes? */
 bool bw_feed_is_gzip(const char *buf, size_t len);
 
+/* ---- feed health (health.c): when a parse is a failed load, and when a version shrank ----
+ * One rule for every feed, local file or fetched (docs/feeds.md, "Feed health"). A parse is
+ * a FAILED load when it is broken (rep->broken: not JSON, corrupt gzip, ...), when it
+ * gave no entry at all while it had bad units, or when it has at least fc->min_bad bad
+ * units and more than fc->max_bad_ratio of its units (entries + bad) are bad. A conf not
+ * made by the loader (min_bad 0) gets the defaults: 10 and 0.5. */
+enum bw_feed_health {
+	BW_HEALTH_OK = 0,
+	BW_HEALTH_BROKEN,   /* structurally unusable */
+	BW_HEALTH_NO_ENTRY, /* not one entry, only bad units */
+	BW_HEALTH_TOO_BAD,  /* too large a share of bad units */
+};
+enum bw_feed_health bw_feed_health(const struct bw_feed_conf *fc, uint64_t entries, uint64_t bad,
+				   bool broken);
+/* The reason, for logs and status: what failed, with the first bad unit's "file:line:
+ * reason" from rep (may be NULL). */
+void bw_feed_health_why(enum bw_feed_health h, const struct bw_feed_conf *fc, uint64_t entries,
+			uint64_t bad, const struct bw_parse_report *rep, char *out, size_t outlen);
+/* The shrink guard: has a version with `entries` fewer than fc->min_ratio times the
+ * `last` entries of the last accepted one (min_ratio 0: never; last 0: never)? An empty
+ * version counts as a shrink. */
+bool bw_feed_shrunk(const struct bw_feed_conf *fc, uint64_t entries, uint64_t last);
+/* `bulwark --check-config`: parses the feed's file as a load would (a fetched feed: its
+ * last good copy, if there is one) and judges it by bw_feed_health(). Returns 0 (with
+ * *entries), BW_ENOENT (a fetched feed without a copy: nothing to check), BW_EMALFORMED
+ * (a failed load) or BW_EIO (unreadable) with why, or BW_ENOMEM. */
+int bw_feed_check_file(const struct bw_feed_conf *fc, uint64_t *entries, char *why,
+		       size_t whylen);
+
+/* ---- entries, counted as the snapshot counts them (policy.c) ----
+ * A feed's "entries" everywhere (logs, metadata, metrics, bulwarkctl, max-entries) are the
+ * distinct keys it has rules for: a name (its exact and its wildcard rule are one entry,
+ * as a list line's two rules are), a name server name, a network. A counter is a set of
+ * 64-bit keyed hashes (SipHash under a random key: a feed cannot aim collisions at it),
+ * 16-32 bytes an entry while it is counted. Not thread-safe; one per parse. */
+struct bw_entry_count;
+struct bw_entry_count *bw_entry_count_new(void); /* NULL: out of memory */
+void bw_entry_count_free(struct bw_entry_count *c);
+/* Counts r's key once. Returns 0 or BW_ENOMEM. */
+int bw_entry_count_add(struct bw_entry_count *c, const struct bw_rule *r);
+uint64_t bw_entry_count_get(const struct bw_entry_count *c);
+
 /* ---- shared by the threat-intel parsers (parse_stix.c, parse_misp.c) ---- */
 
 /* Largest JSON feed accepted: the parsed tree takes several times the text. */

@@ -152,6 +152,7 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
 {
 	struct out o = {.b = out};
 	char e1[2 * BW_METRICS_LABEL_MAX + 4], e2[2 * BW_METRICS_LABEL_MAX + 4];
+	char e3[2 * sizeof(s->feed[0].error) + 4];
 	const struct bw_metrics_counts *c = &s->c;
 
 	family(&o, "bulwark_workers", "gauge", "Worker threads answering queries.");
@@ -282,7 +283,17 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
 		if (s->feed[i].failed)
 			put(&o, "bulwark_feed_last_error_info{feed=\"%s\",error=\"%s\"} 1\n",
 			    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)),
-			    bw_metrics_escape(s->feed[i].error, e2, sizeof(e2)));
+			    bw_metrics_escape(s->feed[i].error, e3, sizeof(e3)));
+	family(&o, "bulwark_feed_state", "gauge",
+	       "A feed's state, one series per feed (value 1): ok, failed (its last load failed, "
+	       "the previous version is kept), held-back (a local file that shrank below "
+	       "min-ratio, waiting for `bulwarkctl feeds accept`) or changing (a local file "
+	       "caught while being written, read again at the next look); reason: why.");
+	for (unsigned i = 0; i < s->n_feeds; i++)
+		put(&o, "bulwark_feed_state{feed=\"%s\",state=\"%s\",reason=\"%s\"} 1\n",
+		    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)),
+		    s->feed[i].state ? s->feed[i].state : "ok",
+		    bw_metrics_escape(s->feed[i].error, e3, sizeof(e3)));
 
 	if (s->dnstap) {
 		family(&o, "bulwark_dnstap_messages_total", "counter",

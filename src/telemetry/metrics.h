@@ -76,7 +76,8 @@ struct bw_metrics_feed {
 	double age_sec;      /* now - the loaded file's mtime; < 0 when unknown */
 	bool failed;         /* the last load failed (the previous version is kept) */
 	bool kept_previous;
-	char error[BW_METRICS_LABEL_MAX]; /* why, when failed */
+	const char *state;   /* "ok", "failed", "held-back" or "changing" (static) */
+	char error[300];     /* why, when not ok (failed, held back, changing) */
 };
 
 /* Stream listeners, for the connection counters: tcp, dot, doh. */

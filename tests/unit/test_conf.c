@@ -686,7 +686,8 @@ static void test_feed_errors(void **state)
 		     ":3:31: unknown key 'fil' in policy.feeds item (known: name, category, "
 		     "format, file, action, redirect, url, taxii, refresh, timeout, max-size, "
 		     "max-entries, min-ratio, expire, when-expired, ca-file, username, password, "
-		     "token-file, primaries, zone, tsig, misp-include-non-ids)");
+		     "token-file, primaries, zone, tsig, misp-include-non-ids, max-bad-ratio, "
+		     "min-bad)");
 	expect_error("policy:\n  feeds: { name: a }\n",
 		     ":2:10: expected a sequence for 'feeds', found a mapping");
 }

@@ -116,6 +116,25 @@ static void test_guards(void **state)
 	in.entries = 10;
 	in.broken = true;
 	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	/* too large a share of bad lines (rules.h bw_feed_health; defaults: 10 bad, 0.5) */
+	in.broken = false;
+	in.entries = 10;
+	in.bad = 11; /* 11 of 21 bad */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	in.bad = 10; /* 10 of 20: not more than half */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	in.entries = 2;
+	in.bad = 9; /* most lines bad, but fewer than min-bad */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	fc.min_bad = 20;
+	fc.max_bad_ratio = 0.1;
+	in.entries = 90; /* under max-entries */
+	in.bad = 19; /* under min-bad */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	in.bad = 120; /* 120 of 210: over 0.1 */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	fc.max_bad_ratio = 1; /* never for the share */
+	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
 	assert_string_equal(bw_guard_str(BW_GUARD_SHRUNK),
 			    "shrank below min-ratio of the last good version");
 }
@@ -378,13 +397,18 @@ static void test_conf_keys(void **state)
 		      "policy:\n  feeds:\n"
 		      "    - { name: a, category: c, url: \"https://x.example/a.txt\", refresh: 5m,\n"
 		      "        timeout: 10s, max-size: 1M, max-entries: 1000, min-ratio: 0.25,\n"
-		      "        expire: 2d, when-expired: stop }\n"
+		      "        expire: 2d, when-expired: stop, max-bad-ratio: 0.2, min-bad: 3 }\n"
+		      "    - { name: f, category: c, file: c.yaml, min-ratio: 0.8, max-bad-ratio: 1 }\n"
 		      "    - name: t\n      category: apt\n      format: stix\n"
 		      "      taxii: { url: \"https://t.example/api/\", collection: c-1,\n"
 		      "               username: u, password: p }\n",
 		      &conf, err, sizeof(err));
 	assert_int_equal(rc, 0);
-	const struct bw_feed_conf *a = &conf->policy.feeds[0], *t = &conf->policy.feeds[1];
+	const struct bw_feed_conf *a = &conf->policy.feeds[0], *t = &conf->policy.feeds[2];
+	const struct bw_feed_conf *lf = &conf->policy.feeds[1];
+	assert_true(lf->min_ratio == 0.8); /* the shrink guard and health: file feeds too */
+	assert_true(lf->max_bad_ratio == 1);
+	assert_int_equal(lf->min_bad, 10);
 	char want[600];
 	assert_int_equal(a->source, BW_FEED_SRC_URL);
 	snprintf(want, sizeof(want), "%s/st/feeds/a.txt", d);
@@ -394,6 +418,8 @@ static void test_conf_keys(void **state)
 	assert_int_equal(a->max_size, 1 << 20);
 	assert_int_equal(a->max_entries, 1000);
 	assert_true(a->min_ratio == 0.25);
+	assert_true(a->max_bad_ratio == 0.2);
+	assert_int_equal(a->min_bad, 3);
 	assert_int_equal(a->expire_ms, 2ull * 86400 * 1000);
 	assert_true(a->expired_stop);
 	assert_int_equal(t->source, BW_FEED_SRC_TAXII);
@@ -402,6 +428,8 @@ static void test_conf_keys(void **state)
 	assert_string_equal(t->taxii_collection, "c-1");
 	assert_string_equal(t->username, "u");
 	assert_true(t->min_ratio == 0.5); /* defaults */
+	assert_true(t->max_bad_ratio == 0.5);
+	assert_int_equal(t->min_bad, 10);
 	assert_int_equal(t->refresh_ms, 3600000);
 	assert_false(t->expired_stop);
 	snprintf(want, sizeof(want), "%s/st/control.sock", d);
@@ -423,6 +451,10 @@ static void test_conf_keys(void **state)
 	     "'refresh' is for fetched feeds ('url', 'taxii', 'primaries')"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", min-ratio: 2 }\n",
 	     "'min-ratio' must be a number from 0 to 1"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, file: c.yaml, max-bad-ratio: x }\n",
+	     "'max-bad-ratio' must be a number from 0 to 1 (1 = never fail for bad units)"},
+	    {"policy:\n  feeds:\n    - { name: a, category: c, file: c.yaml, min-bad: 0 }\n",
+	     "min-bad"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", username: u }\n",
 	     "'username' and 'password' go together"},
 	    {"policy:\n  feeds:\n    - { name: a, category: c, url: \"https://x/a\", "
@@ -578,10 +610,11 @@ static void test_manager(void **state)
 	snprintf(path, sizeof(path), "%s/st/feeds/a.meta", d);
 	struct bw_feed_meta meta;
 	assert_int_equal(bw_feed_meta_load(path, &meta), 0);
-	assert_int_equal(meta.entries, 6);
+	assert_int_equal(meta.entries, 3); /* names, not rules (two a name) */
+	assert_true(meta.entries_names);
 	assert_string_equal(meta.etag, "\"v1\"");
 	row_of(m, "a", row, sizeof(row));
-	assert_string_equal(row, "ok|6|-|-");
+	assert_string_equal(row, "ok|3|-|-");
 	/* 2: not modified: nothing to do */
 	assert_int_equal(bw_feeds_poll(m, "a"), 0);
 	assert_int_equal(rebuilds, 1);
@@ -589,23 +622,29 @@ static void test_manager(void **state)
 	assert_int_equal(bw_feeds_poll(m, "a"), 0);
 	assert_int_equal(rebuilds, 1);
 	row_of(m, "a", row, sizeof(row));
-	assert_non_null(strstr(row, "held back|6|2 entries (fetched "));
+	assert_non_null(strstr(row, "held back|3|1 entries (fetched "));
 	text = slurp(conf->policy.feeds[1].file, &len);
 	assert_string_equal(text, "a.example\nb.example\nc.example\n");
 	free(text);
 	/* 4: an HTML page instead of the list: rejected, the held version stays held */
 	assert_int_equal(bw_feeds_poll(m, "a"), BW_EIO);
 	row_of(m, "a", row, sizeof(row));
-	assert_non_null(strstr(row, "|6|2 entries"));
+	assert_non_null(strstr(row, "|3|1 entries"));
 	assert_non_null(strstr(row, "rejected"));
 	assert_int_equal(rebuilds, 1);
+	char why[300];
+	assert_true(bw_feeds_failed(m, "a", why, sizeof(why))); /* for /metrics */
+	assert_non_null(strstr(why, "new version rejected"));
+	assert_non_null(strstr(why, "no usable entry"));
+	assert_false(bw_feeds_failed(m, "local", why, sizeof(why)));
 	/* 5: source down: reported, nothing changes */
 	assert_int_equal(bw_feeds_poll(m, "a"), BW_EIO);
 	row_of(m, "a", row, sizeof(row));
 	assert_non_null(strstr(row, "fetch failed: scripted failure"));
 	/* accept: the held version is applied */
 	assert_int_equal(bw_feeds_accept(m, "a", err, sizeof(err)), 0);
-	assert_non_null(strstr(err, "held-back version applied (2 entries)"));
+	assert_non_null(strstr(err, "held-back version applied (1 entries)"));
+	assert_false(bw_feeds_failed(m, "a", why, sizeof(why)));
 	assert_int_equal(rebuilds, 2);
 	text = slurp(conf->policy.feeds[1].file, &len);
 	assert_string_equal(text, "a.example\n");
@@ -623,7 +662,7 @@ static void test_manager(void **state)
 	assert_string_equal(text, "a.example\nd.example\n");
 	free(text);
 	row_of(m, "a", row, sizeof(row));
-	assert_string_equal(row, "ok|4|-|-");
+	assert_string_equal(row, "ok|2|-|-");
 	/* 7: the same bytes again: not modified */
 	assert_int_equal(bw_feeds_poll(m, "a"), 0);
 	assert_int_equal(rebuilds, 2);
@@ -636,7 +675,7 @@ static void test_manager(void **state)
 	/* a restart: the metadata and the copy are found without any fetch */
 	assert_int_equal(bw_feeds_create(conf, &hooks, &m, err, sizeof(err)), 0);
 	row_of(m, "a", row, sizeof(row));
-	assert_string_equal(row, "ok|4|-|-");
+	assert_string_equal(row, "ok|2|-|-");
 	bw_feeds_destroy(m);
 	bw_conf_free(conf);
 	rmtree(d);

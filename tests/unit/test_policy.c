@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -1988,6 +1989,209 @@ static void test_compact_equivalence(void **state)
 	free(f1);
 }
 
+
+/* ---- feed health (health.c) and entries (bw_entry_count) ---- */
+
+static void test_feed_health_rule(void **state)
+{
+	struct bw_feed_conf fc = {.name = "h", .min_ratio = 0.5, .max_bad_ratio = 0.5,
+				  .min_bad = 10};
+	char why[300];
+
+	(void)state;
+	assert_int_equal(bw_feed_health(&fc, 100, 0, false), BW_HEALTH_OK);
+	assert_int_equal(bw_feed_health(&fc, 100, 5, true), BW_HEALTH_BROKEN);
+	assert_int_equal(bw_feed_health(&fc, 0, 1, false), BW_HEALTH_NO_ENTRY);
+	assert_int_equal(bw_feed_health(&fc, 0, 0, false), BW_HEALTH_OK); /* empty: a shrink */
+	assert_int_equal(bw_feed_health(&fc, 2, 1, false), BW_HEALTH_OK); /* a typo in 3 lines */
+	assert_int_equal(bw_feed_health(&fc, 2, 9, false), BW_HEALTH_OK); /* under min-bad */
+	assert_int_equal(bw_feed_health(&fc, 9, 10, false), BW_HEALTH_TOO_BAD);
+	assert_int_equal(bw_feed_health(&fc, 10, 10, false), BW_HEALTH_OK); /* exactly half */
+	assert_int_equal(bw_feed_health(&fc, 524, 3700, false), BW_HEALTH_TOO_BAD);
+	fc.max_bad_ratio = 1;
+	assert_int_equal(bw_feed_health(&fc, 524, 3700, false), BW_HEALTH_OK);
+	/* a conf not from the loader (min-bad 0) gets the defaults */
+	struct bw_feed_conf zero = {.name = "z"};
+	assert_int_equal(bw_feed_health(&zero, 9, 10, false), BW_HEALTH_TOO_BAD);
+	assert_int_equal(bw_feed_health(&zero, 2, 1, false), BW_HEALTH_OK);
+	struct bw_parse_report rep = {.bad = 10, .n_errors = 1};
+	snprintf(rep.first_errors[0], sizeof(rep.first_errors[0]), "f.txt:3: invalid character");
+	bw_feed_health_why(BW_HEALTH_TOO_BAD, &zero, 9, 10, &rep, why, sizeof(why));
+	assert_string_equal(why, "10 of 19 entries bad (53%, over max-bad-ratio 0.50; min-bad 10); "
+				 "first bad: f.txt:3: invalid character");
+	/* the shrink guard */
+	assert_false(bw_feed_shrunk(&fc, 50, 100));
+	assert_true(bw_feed_shrunk(&fc, 49, 100));
+	assert_true(bw_feed_shrunk(&fc, 0, 100)); /* emptied */
+	assert_false(bw_feed_shrunk(&fc, 0, 0));  /* nothing to compare with */
+	fc.min_ratio = 0;
+	assert_false(bw_feed_shrunk(&fc, 0, 100));
+}
+
+static int count_into(void *ctx, const struct bw_rule *r)
+{
+	return bw_entry_count_add(ctx, r);
+}
+
+/* Entries mean one thing: a list's name is one entry (its exact and wildcard rule), as
+ * the snapshot stores it; the count equals bw_feed_status.entries. */
+static void test_entry_count(void **state)
+{
+	static const char list[] = "a.example\nb.example\nb.example\nc.example\n#x\nbad..name\n";
+	static const char rpz[] = "$TTL 60\n@ SOA ns. h. 1 1 1 1 1\n@ NS ns.\n"
+				  "x.example CNAME .\n*.x.example CNAME .\ny.example CNAME .\n"
+				  "32.1.2.0.192.rpz-ip CNAME .\n";
+	struct bw_feed_conf fc = {.name = "l", .category = "c", .format = BW_FEED_DOMAINS};
+	struct bw_parse_report rep;
+	struct bw_entry_count *c = bw_entry_count_new();
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(bw_parse_feed(&fc, list, strlen(list), count_into, c, &rep), 0);
+	assert_int_equal(rep.rules, 8); /* two rules a name ... */
+	assert_int_equal(bw_entry_count_get(c), 3); /* ... one entry a name */
+	bw_entry_count_free(c);
+	fc.file = write_file("count.domains", list);
+	struct bw_policy *p = build(&fc, 1, NULL, 0, NULL);
+	assert_int_equal(bw_policy_feed_status(p, 0)->entries, 3);
+	bw_policy_free(p);
+	free(fc.file);
+
+	fc.format = BW_FEED_RPZ;
+	fc.file = NULL;
+	assert_non_null(c = bw_entry_count_new());
+	assert_int_equal(bw_parse_feed(&fc, rpz, strlen(rpz), count_into, c, &rep), 0);
+	assert_int_equal(bw_entry_count_get(c), 3); /* x (exact + wildcard), y, the network */
+	bw_entry_count_free(c);
+	fc.file = write_file("count.rpz", rpz);
+	p = build(&fc, 1, NULL, 0, NULL);
+	assert_int_equal(bw_policy_feed_status(p, 0)->entries, 3);
+	bw_policy_free(p);
+	free(fc.file);
+
+	/* many: the set grows */
+	assert_non_null(c = bw_entry_count_new());
+	for (int i = 0; i < 5000; i++) {
+		uint8_t w[64];
+		char name[32];
+		const char *why;
+		snprintf(name, sizeof(name), "n%d.example", i % 3000);
+		size_t n = bw_feed_name_to_wire(name, strlen(name), w, &why);
+		struct bw_rule r = {.trigger = BW_TRIG_QNAME, .name = w, .name_len = n,
+				    .action = BW_ACT_NXDOMAIN};
+		assert_int_equal(bw_entry_count_add(c, &r), 0);
+	}
+	assert_int_equal(bw_entry_count_get(c), 3000);
+	bw_entry_count_free(c);
+}
+
+/* A local file is judged before it is applied: a failed load and a shrunk version keep the
+ * previous rules and say why; an accepted shrink is applied. */
+static void test_file_health(void **state)
+{
+	char big[4096] = "";
+	for (int i = 0; i < 100; i++) {
+		char line[40];
+		snprintf(line, sizeof(line), "name%d.example\n", i);
+		strcat(big, line);
+	}
+	char *f = write_file("health.domains", big);
+	struct bw_feed_conf fc = {.name = "h", .category = "malware", .format = BW_FEED_DOMAINS,
+				  .file = f, .min_ratio = 0.5, .max_bad_ratio = 0.5, .min_bad = 10};
+	struct bw_conf conf;
+	struct bw_verdict v;
+	struct bw_policy *p1 = NULL, *p2 = NULL, *p3 = NULL;
+
+	(void)state;
+	memset(&conf, 0, sizeof(conf));
+	conf.policy.feeds = &fc;
+	conf.policy.n_feeds = 1;
+	assert_int_equal(bw_policy_build(&conf, NULL, 1, &p1), 0);
+	const struct bw_feed_status *fs = bw_policy_feed_status(p1, 0);
+	assert_int_equal(fs->entries, 100);
+	assert_int_equal(fs->accepted_entries, 100);
+
+	/* garbage: a failed load, the previous rules stay, the first bad line is named */
+	char junk[2000];
+	for (size_t i = 0; i < sizeof(junk) - 1; i++)
+		junk[i] = (i % 17 == 16) ? '\n' : (char)('!' + (i * 7) % 60);
+	junk[sizeof(junk) - 1] = 0;
+	free(write_file("health.domains", junk));
+	assert_int_equal(bw_policy_build(&conf, p1, 2, &p2), 0);
+	fs = bw_policy_feed_status(p2, 0);
+	assert_int_equal(fs->load_error, BW_EMALFORMED);
+	assert_true(fs->kept_previous);
+	assert_int_equal(fs->entries, 100);
+	assert_non_null(strstr(fs->error, "health.domains:1: "));
+	assert_true(match(p2, "name7.example", &v));
+	assert_true(bw_policy_files_changed(p2, &conf) == false); /* no rebuild loop */
+
+	/* a tenth of it: held back; emptied: held back */
+	free(write_file("health.domains", "name1.example\nname2.example\n"));
+	assert_int_equal(bw_policy_build(&conf, p2, 3, &p3), 0);
+	fs = bw_policy_feed_status(p3, 0);
+	assert_int_equal(fs->load_error, 0);
+	assert_true(fs->held_back);
+	assert_int_equal(fs->held_entries, 2);
+	assert_int_equal(fs->entries, 100);
+	assert_int_equal(fs->accepted_entries, 100);
+	assert_non_null(strstr(fs->error, "held back: 2 entries against 100"));
+	assert_true(match(p3, "name50.example", &v));
+	bw_policy_free(p1);
+	free(write_file("health.domains", ""));
+	assert_int_equal(bw_policy_build(&conf, p3, 4, &p1), 0);
+	fs = bw_policy_feed_status(p1, 0);
+	assert_true(fs->held_back);
+	assert_int_equal(fs->held_entries, 0);
+	assert_true(match(p1, "name50.example", &v));
+
+	/* accepted by the operator: applied */
+	bw_policy_free(p2);
+	free(write_file("health.domains", "name1.example\nname2.example\n"));
+	assert_int_equal(bw_policy_build_ex(&conf, p1, 5, 0, 1, &p2), 0);
+	fs = bw_policy_feed_status(p2, 0);
+	assert_false(fs->held_back);
+	assert_int_equal(fs->entries, 2);
+	assert_int_equal(fs->accepted_entries, 2);
+	assert_string_equal(fs->error, "");
+	assert_false(match(p2, "name50.example", &v));
+	assert_true(match(p2, "name2.example", &v));
+	bw_policy_free(p1);
+	bw_policy_free(p3);
+
+	/* caught mid-write (a writer appends every 20 ms for a second): not applied, read
+	 * again at the next look (its recorded mtime is 0: a change for the watcher) */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		FILE *w = fopen(f, "w");
+		for (int i = 0; w && i < 50; i++) {
+			fprintf(w, "slow%d.example\n", i);
+			fflush(w);
+			usleep(20000);
+		}
+		_exit(0);
+	}
+	usleep(50000);
+	assert_int_equal(bw_policy_build(&conf, p2, 6, &p1), 0);
+	fs = bw_policy_feed_status(p1, 0);
+	assert_true(fs->changing);
+	assert_int_equal(fs->file_mtime_ns, 0);
+	assert_int_equal(fs->entries, 2); /* the previous version's */
+	assert_true(match(p1, "name2.example", &v));
+	assert_true(bw_policy_files_changed(p1, &conf));
+	int wst;
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_int_equal(bw_policy_build(&conf, p1, 7, &p3), 0);
+	fs = bw_policy_feed_status(p3, 0);
+	assert_false(fs->changing);
+	assert_int_equal(fs->entries, 50);
+	bw_policy_free(p1);
+	bw_policy_free(p2);
+	bw_policy_free(p3);
+	free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2018,6 +2222,9 @@ int main(void)
 	    cmocka_unit_test(test_profiles),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_broken_feed),
+	    cmocka_unit_test(test_feed_health_rule),
+	    cmocka_unit_test(test_entry_count),
+	    cmocka_unit_test(test_file_health),
 	    cmocka_unit_test(test_delta),
 	    cmocka_unit_test(test_compact_equivalence),
 	    cmocka_unit_test(test_delta_vs_rebuild),
