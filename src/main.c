@@ -383,7 +383,7 @@ int main(int argc, char **argv)
 				       .export_feed = bw_server_feed_export,
 				       .compact = bw_server_feed_compact,
 				       .owner_records = bw_server_feed_owner,
-				       .file_status = bw_server_feed_file_status,
+				       .live_status = bw_server_feed_live_status,
 				       .file_accept = bw_server_feed_file_accept};
 	struct bw_feeds *feeds = NULL;
 	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0) {

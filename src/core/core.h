@@ -67,13 +67,13 @@ int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t
 			 void (*emit)(void *ectx, uint16_t type, uint32_t ttl, const uint8_t *rdata,
 				      uint16_t rdlen),
 			 void *ectx);
-/* For the feed manager's status and accept of local file feeds (docs/feeds.md, "Feed
- * health"): the live policy's status of feed `feed` (copied; its name and category set to
- * NULL), and the operator's accept of its held-back version: a rebuild that applies the
+/* For the feed manager's status of any feed and accept of local file feeds (docs/feeds.md,
+ * "Feed health"): the live policy's status of feed `feed` (copied; its name and category
+ * set to NULL), and the operator's accept of its held-back version: a rebuild that applies the
  * file even though it shrank. accept returns BW_ENOENT when nothing is held back, with
  * msg saying so or what was applied. */
 struct bw_feed_status;
-int bw_server_feed_file_status(void *ctx, unsigned feed, struct bw_feed_status *out);
+int bw_server_feed_live_status(void *ctx, unsigned feed, struct bw_feed_status *out);
 int bw_server_feed_file_accept(void *ctx, unsigned feed, char *msg, size_t msglen);
 /* Opcode NOTIFY queries go to fn (any worker thread) instead of being answered NOTIMP;
  * fn writes the answer into resp and returns its length, 0 for none. Set before

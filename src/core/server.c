@@ -303,7 +303,7 @@ int bw_server_feeds_changed(void *ctx, uint64_t off_mask)
 	return rc;
 }
 
-int bw_server_feed_file_status(void *ctx, unsigned feed, struct bw_feed_status *out)
+int bw_server_feed_live_status(void *ctx, unsigned feed, struct bw_feed_status *out)
 {
 	struct bw_server *s = ctx;
 	pthread_mutex_lock(&s->state_lock);

@@ -55,10 +55,11 @@ struct bw_feeds_hooks {
 	/* After a DELTA is stored: folds the changes into a new base if they have grown past
 	 * policy.compact-after (may be NULL). */
 	void (*compact)(void *ctx);
-	/* Local file feeds (may be NULL; core: bw_server_feed_file_status / _accept): the
-	 * live policy's status of one (name and category NULL), for `bulwarkctl feeds`; and
-	 * the operator's accept of its held-back version (BW_ENOENT: nothing held back). */
-	int (*file_status)(void *ctx, unsigned feed, struct bw_feed_status *out);
+	/* The live policy's status of a feed (may be NULL; core: bw_server_feed_live_status;
+	 * name and category NULL), for `bulwarkctl feeds`; and, for local file feeds, the
+	 * operator's accept of its held-back version (BW_ENOENT: nothing held back;
+	 * core: bw_server_feed_file_accept). */
+	int (*live_status)(void *ctx, unsigned feed, struct bw_feed_status *out);
 	int (*file_accept)(void *ctx, unsigned feed, char *msg, size_t msglen);
 	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			     const uint8_t *owner, size_t owner_len,

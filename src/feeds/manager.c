@@ -928,6 +928,15 @@ static json_t *time_str(int64_t t)
 	return json_string(buf);
 }
 
+/* What a person should know of a feed's rules that its state does not say. */
+static const char *feed_notes(const struct bw_feed_status *st, char *buf, size_t cap)
+{
+	if (!st || !st->ns_rules)
+		return "-";
+	snprintf(buf, cap, "%zu NSDNAME/NSIP rules loaded, not enforced", st->ns_rules);
+	return buf;
+}
+
 /* A local file feed's row: its state in the live policy (policy.h struct bw_feed_status):
  * "file" when its last load was applied, "failed", "held back" or "changing". */
 static void file_row(json_t *rows, const struct bw_feed_conf *fc, const char *src,
@@ -946,18 +955,19 @@ static void file_row(json_t *rows, const struct bw_feed_conf *fc, const char *sr
 			    : st->held_back ? "held back"
 			    : st->changing  ? "changing"
 					    : "file";
-	json_array_append_new(rows, json_pack("[s,s,s,s,I,s,s,s,s,s]", fc->name, src, format, ver,
+	char notes[160];
+	json_array_append_new(rows, json_pack("[s,s,s,s,I,s,s,s,s,s,s]", fc->name, src, format, ver,
 					      (json_int_t)st->entries, "-",
 					      st->error[0] ? st->error : "-", "watched", held,
-					      state));
+					      state, feed_notes(st, notes, sizeof(notes))));
 }
 
 json_t *bw_feeds_status(struct bw_feeds *m)
 {
 	json_t *rows = json_array();
-	json_t *t = json_pack("{s:[s,s,s,s,s,s,s,s,s,s], s:o}", "columns", "name", "source",
+	json_t *t = json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s], s:o}", "columns", "name", "source",
 			      "format", "version", "entries", "last-success", "last-error",
-			      "next-refresh", "held-back", "state", "rows", rows);
+			      "next-refresh", "held-back", "state", "notes", "rows", rows);
 	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
 					      "rpz",     "stix",  "misp"};
 	if (!t)
@@ -967,8 +977,8 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 	struct bw_feed_status *fst = calloc(m->n + 1, sizeof(*fst));
 	bool *have = calloc(m->n + 1, sizeof(*have));
 	for (size_t i = 0; fst && have && i < m->n; i++)
-		have[i] = !m->feeds[i].src && m->hooks.file_status &&
-			  m->hooks.file_status(m->hooks.ctx, m->feeds[i].index, &fst[i]) == 0;
+		have[i] = m->hooks.live_status &&
+			  m->hooks.live_status(m->hooks.ctx, m->feeds[i].index, &fst[i]) == 0;
 	uint64_t now = bw_now_ms();
 	pthread_mutex_lock(&m->lock);
 	for (size_t i = 0; i < m->n; i++) {
@@ -978,9 +988,9 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 		if (!f->src) {
 			snprintf(src, sizeof(src), "file %s", fc->file);
 			if (!have || !have[i]) {
-				json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s,s]",
+				json_array_append_new(rows, json_pack("[s,s,s,s,s,s,s,s,s,s,s]",
 					fc->name, src, formats[fc->format], "-", "-", "-", "-",
-					"watched", "-", "file"));
+					"watched", "-", "file", "-"));
 				continue;
 			}
 			file_row(rows, fc, src, formats[fc->format], &fst[i]);
@@ -1031,10 +1041,13 @@ json_t *bw_feeds_status(struct bw_feeds *m)
 			 : "ok");
 		int64_t success = f->last.checked_at > f->last.fetched_at ? f->last.checked_at
 									  : f->last.fetched_at;
-		json_t *row = json_pack("[s,s,s,s,I,o,s,s,s,s]", fc->name, src, formats[fc->format],
+		char notes[160];
+		json_t *row = json_pack("[s,s,s,s,I,o,s,s,s,s,s]", fc->name, src, formats[fc->format],
 					ver, (json_int_t)(f->have_last ? f->last.entries : 0),
 					time_str(success), f->last_error[0] ? f->last_error : "-",
-					next, held, state);
+					next, held, state,
+					feed_notes(have && have[i] ? &fst[i] : NULL, notes,
+						   sizeof(notes)));
 		json_array_append_new(rows, row);
 	}
 	pthread_mutex_unlock(&m->lock);

@@ -125,6 +125,8 @@ def test_nsdname_and_nsip_rules_are_loaded_not_enforced(explained):
     assert "feed names: 2 NSDNAME/NSIP rules loaded, not enforced (Bulwark resolves " \
            "through libunbound" in out, out
     assert "feed names: 2 NSDNAME/NSIP rules loaded, not enforced" in explained.log_text()
+    feeds = conftest.ctl(os.path.join(explained.dir, "state"), "feeds").stdout
+    assert re.search(r"names .* 2 NSDNAME/NSIP rules loaded, not enforced", feeds), feeds
     # and indeed not enforced: the name server of insecure.tld is 127.53.0.5
     r = explained.query("www.insecure.tld")
     assert r.rcode() == dns.rcode.NOERROR, describe(r)
