@@ -13,8 +13,11 @@ import zlib
 
 import pytest
 
+import conftest
 import dnsutil
 from dnsutil import describe
+from test_feed_health import feed_state, feeds_status, gauge, metrics
+from test_metrics import free_tcp_port
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
@@ -106,8 +109,14 @@ def test_gzip_bomb_is_refused_and_the_feed_keeps_its_rules(bulwark, workdir):
     path = os.path.join(workdir, "bombed.txt")
     with gzip.open(path, "wt") as g:
         g.write("# before\nbomb0.insecure.tld\nbomb1.insecure.tld\n")
-    d = bulwark(feeds=[{"name": "bombed", "category": "malware", "format": "domains",
-                        "file": path}], allowlist=[])
+    mport = free_tcp_port()
+
+    def config(port, w):
+        conf = conftest.default_config(bulwark.internet, port, w, allowlist=[], feeds=[{
+            "name": "bombed", "category": "malware", "format": "domains", "file": path}])
+        conf["metrics"] = {"port": mport}
+        return conf
+    d = bulwark(config)
     assert dnsutil.is_blocked(d.query("bomb1.insecure.tld.", "A"))
     tmp = path + ".tmp"
     write_bomb(tmp)
@@ -119,6 +128,13 @@ def test_gzip_bomb_is_refused_and_the_feed_keeps_its_rules(bulwark, workdir):
     text = d.log_text(50000)
     assert "gzip: data expands past the limit of 1073741824 bytes" in text, text
     d.assert_alive()
+    # a failed feed, with its reason, in /metrics and bulwarkctl feeds
+    m = metrics(mport)
+    state, reason = feed_state(m, "bombed")
+    assert state == "failed" and "expands past" in reason, (state, reason)
+    assert gauge(m, "bulwark_feed_load_failed", feed="bombed") == 1, m
+    st = feeds_status(os.path.join(d.dir, "state"))["bombed"]
+    assert st["state"] == "failed" and "expands past" in st["last-error"], st
     for n in ("bomb0", "bomb1", "www.bomb1"):
         r = d.query(n + ".insecure.tld.", "A")
         assert dnsutil.is_blocked(r), describe(r)
