@@ -384,7 +384,8 @@ int main(int argc, char **argv)
 				       .compact = bw_server_feed_compact,
 				       .owner_records = bw_server_feed_owner,
 				       .live_status = bw_server_feed_live_status,
-				       .file_accept = bw_server_feed_file_accept};
+				       .file_accept = bw_server_feed_file_accept,
+				       .event = bw_server_feed_event};
 	struct bw_feeds *feeds = NULL;
 	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0) {
 		bw_err("%s", err);

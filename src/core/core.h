@@ -75,6 +75,9 @@ int bw_server_feed_owner(void *ctx, unsigned feed, const uint8_t *origin, size_t
 struct bw_feed_status;
 int bw_server_feed_live_status(void *ctx, unsigned feed, struct bw_feed_status *out);
 int bw_server_feed_file_accept(void *ctx, unsigned feed, char *msg, size_t msglen);
+/* The feed manager's security events (a fetched version held back or rejected, a feed
+ * expired) to the telemetry's events file, syslog and webhook. Any thread. */
+void bw_server_feed_event(void *ctx, unsigned feed, const char *state, const char *reason);
 /* Opcode NOTIFY queries go to fn (any worker thread) instead of being answered NOTIMP;
  * fn writes the answer into resp and returns its length, 0 for none. Set before
  * bw_server_start(). Access control does not apply: fn checks the sender itself. */

@@ -59,6 +59,43 @@ static uint64_t off_now(const struct bw_server *s, const struct bw_conf *conf)
 	return mask;
 }
 
+/* Security events for the local file feeds st's build found failed or held back
+ * (docs/feeds.md, "Feed health") that prev did not have in that state for the same reason.
+ * Fetched feeds are the feed manager's to report (bw_server_feed_event): their last good
+ * copies were judged before they were stored, and "no copy yet" is not a failure. */
+static void feed_events(struct bw_server *s, const struct bw_state *prev,
+			const struct bw_state *st)
+{
+	size_t n = bw_policy_feed_count(st->policy);
+	for (size_t i = 0; i < n; i++) {
+		const struct bw_feed_status *f = bw_policy_feed_status(st->policy, i);
+		if ((!f->load_error && !f->held_back) || i >= st->conf->policy.n_feeds ||
+		    st->conf->policy.feeds[i].source != BW_FEED_SRC_FILE)
+			continue;
+		const struct bw_feed_status *p = NULL;
+		size_t np = prev ? bw_policy_feed_count(prev->policy) : 0;
+		for (size_t j = 0; j < np && !p; j++) {
+			const struct bw_feed_status *c = bw_policy_feed_status(prev->policy, j);
+			if (!strcmp(c->name, f->name))
+				p = c;
+		}
+		if (p && p->load_error == f->load_error && p->held_back == f->held_back &&
+		    !strcmp(p->error, f->error))
+			continue; /* said already */
+		bw_telemetry_feed_event(s->tlm, f->name, f->category,
+					f->load_error ? "failed" : "held back", f->error);
+	}
+}
+
+void bw_server_feed_event(void *ctx, unsigned feed, const char *state, const char *reason)
+{
+	struct bw_server *s = ctx;
+	const struct bw_feed_conf *fc =
+	    feed < s->conf->policy.n_feeds ? &s->conf->policy.feeds[feed] : NULL;
+	if (fc)
+		bw_telemetry_feed_event(s->tlm, fc->name, fc->category, state, reason);
+}
+
 /* Builds a new state from conf (owned by it when owns_conf) next to `prev`. On failure
  * returns NULL and conf stays with the caller. */
 static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, bool owns_conf,
@@ -78,6 +115,7 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 		return NULL;
 	}
 	bw_obs_state_slots(s, st);
+	feed_events(s, prev, st);
 	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0) {
 		bw_policy_free(st->policy);
 		free(st);
@@ -208,6 +246,8 @@ int bw_server_start(struct bw_server *s)
 	unsigned k = 0;
 	if (bw_telemetry_start(s->tlm) != 0)
 		return BW_EIO;
+	/* the feeds that failed or were held back before the events file was open */
+	feed_events(s, NULL, atomic_load(&s->state_ref.current));
 	for (int c = 0; c < CPU_SETSIZE && k < ncpu; c++)
 		if (CPU_ISSET(c, &set))
 			cpus[k++] = c;

@@ -61,6 +61,10 @@ struct bw_feeds_hooks {
 	 * core: bw_server_feed_file_accept). */
 	int (*live_status)(void *ctx, unsigned feed, struct bw_feed_status *out);
 	int (*file_accept)(void *ctx, unsigned feed, char *msg, size_t msglen);
+	/* A fetched feed's version was held back or rejected, or the feed expired: a
+	 * security event (may be NULL; core: bw_server_feed_event). state: "held back",
+	 * "failed", "expired". */
+	void (*event)(void *ctx, unsigned feed, const char *state, const char *reason);
 	int (*owner_records)(void *ctx, unsigned feed, const uint8_t *origin, size_t origin_len,
 			     const uint8_t *owner, size_t owner_len,
 			     void (*emit)(void *ectx, uint16_t type, uint32_t ttl,

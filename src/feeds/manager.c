@@ -211,6 +211,13 @@ static int commit(struct bw_feeds *m, struct feed *f, const char *buf, size_t le
 	return 0;
 }
 
+/* A security event (held back, failed, expired), once per change of state. */
+static void feed_event(struct bw_feeds *m, struct feed *f, const char *state, const char *why)
+{
+	if (m->hooks.event)
+		m->hooks.event(m->hooks.ctx, f->index, state, why);
+}
+
 static void set_error(struct bw_feeds *m, struct feed *f, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_error(struct bw_feeds *m, struct feed *f, const char *fmt, ...)
@@ -246,12 +253,16 @@ static void hold(struct bw_feeds *m, struct feed *f, char *buf, size_t len,
 	}
 	f->held = h;
 	pthread_mutex_unlock(&m->lock);
-	if (!again)
-		bw_warn("ALERT feed %s: new version held back: %llu entries against %llu in the "
-			"last good version (min-ratio %.2f); still blocking with the last good "
-			"version. Apply it with `bulwarkctl feeds accept %s`",
-			f->fc->name, (unsigned long long)meta->entries,
-			(unsigned long long)f->last.entries, f->fc->min_ratio, f->fc->name);
+	if (again)
+		return;
+	char why[200];
+	snprintf(why, sizeof(why), "%llu entries against %llu in the last good version "
+		 "(min-ratio %.2f)", (unsigned long long)meta->entries,
+		 (unsigned long long)f->last.entries, f->fc->min_ratio);
+	bw_warn("ALERT feed %s: new version held back: %s; still blocking with the last good "
+		"version. Apply it with `bulwarkctl feeds accept %s`", f->fc->name, why,
+		f->fc->name);
+	feed_event(m, f, "held back", why);
 }
 
 /* Is buf the last good copy, byte for byte? */
@@ -271,11 +282,14 @@ static void reject(struct bw_feeds *m, struct feed *f, size_t len, uint64_t entr
 		   const char *why)
 {
 	pthread_mutex_lock(&m->lock);
+	bool again = f->rejected;
 	f->rejected = true; /* until a version passes, or the source goes back to the last good */
 	pthread_mutex_unlock(&m->lock);
 	set_error(m, f, "new version rejected (%zu bytes, %llu entries, %llu bad): %s; keeping the "
 		  "last good version", len, (unsigned long long)entries, (unsigned long long)bad,
 		  why);
+	if (!again)
+		feed_event(m, f, "failed", f->last_error);
 }
 
 struct export_job {
@@ -516,11 +530,13 @@ static bool check_expiry(struct bw_feeds *m, int64_t now)
 		bool exp = now - last > expire_s(f);
 		if (exp && !f->expired) {
 			f->expired = true;
-			bw_warn("ALERT feed %s: expired: no successful fetch for %llds (expire %llus); "
-				"%s", f->fc->name, (long long)(now - last),
-				(unsigned long long)expire_s(f),
-				f->fc->expired_stop ? "its rules are dropped (when-expired: stop)"
-						    : "still blocking with the last good version");
+			char why[200];
+			snprintf(why, sizeof(why), "no successful fetch for %llds (expire %llus); %s",
+				 (long long)(now - last), (unsigned long long)expire_s(f),
+				 f->fc->expired_stop ? "its rules are dropped (when-expired: stop)"
+						     : "still blocking with the last good version");
+			bw_warn("ALERT feed %s: expired: %s", f->fc->name, why);
+			feed_event(m, f, "expired", why);
 			if (f->fc->expired_stop) {
 				m->off_mask |= 1ull << f->index;
 				changed = true;

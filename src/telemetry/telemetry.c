@@ -309,6 +309,25 @@ static void alert_event(struct bw_telemetry *t, const char *client, uint64_t now
 	json_decref(o);
 }
 
+void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const char *category,
+			     const char *state, const char *reason)
+{
+	if (!t || !t->started)
+		return;
+	char tbuf[40];
+	bw_tlm_iso_time(bw_tlm_now_ms(), tbuf, sizeof(tbuf));
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s}", "event", "feed", "time", tbuf,
+			      "feed", feed, "category", category, "state", state, "reason",
+			      reason ? reason : "");
+	if (!o)
+		return;
+	pthread_mutex_lock(&t->lock); /* the sinks are the telemetry thread's under this lock */
+	emit_event(t, json_dumps(o, JSON_COMPACT), true);
+	flush_events(t);
+	pthread_mutex_unlock(&t->lock);
+	json_decref(o);
+}
+
 /* ---- the thread ---- */
 
 static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint64_t now)

@@ -126,6 +126,13 @@ void bw_telemetry_log_stats(struct bw_telemetry *t);
  * Columns: client, state (active|cleared), hits, first_seen, last_seen (ISO 8601 UTC),
  * domains, feeds (comma-separated). NULL on out of memory. */
 json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
+/* A security event about a feed, not a query: {"event":"feed","time":...,"feed":...,
+ * "category":...,"state":"failed"|"held back"|"expired","reason":...} to the events file,
+ * syslog (warning) and the webhook, whatever the privacy mode (it names no client).
+ * Thread-safe; dropped when the telemetry has not started (the server reports the feeds
+ * that are failing when it starts). NULL t is fine. */
+void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const char *category,
+			     const char *state, const char *reason);
 /* The n most blocked names and the n most blocked clients since start, in one table:
  * columns kind (name|client), value, blocked. Empty under privacy `none`. */
 json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n);

@@ -95,9 +95,14 @@ def test_broken_truncated_emptied_local_feed(bulwark, workdir, internet):
             {"name": "urlhaus", "category": "malware", "format": "domains", "file": feed}],
             allowlist=[])
         conf["metrics"] = {"port": mport}
+        conf["telemetry"] = {"events": {"file": os.path.join(d, "events.jsonl")}}
         return conf
     d = bulwark(make)
     statedir = os.path.join(d.dir, "state")
+
+    def feed_events():
+        with open(os.path.join(d.dir, "events.jsonl")) as f:
+            return [e for e in map(json.loads, f) if e["event"] == "feed"]
     m = metrics(mport)
     total = gauge(m, "bulwark_feed_entries", feed="urlhaus", category="malware")
     assert total == len(set(names)), (total, len(names))  # one entry a name
@@ -128,6 +133,10 @@ def test_broken_truncated_emptied_local_feed(bulwark, workdir, internet):
         text[-3000:]
     for n in (first, last):
         assert blocked(d, n) is True, n
+    # a security event, once: a rebuild for another reason does not say it again
+    ev = feed_events()
+    assert len(ev) == 1 and ev[0]["feed"] == "urlhaus" and ev[0]["state"] == "failed", ev
+    assert ev[0]["category"] == "malware" and ev[0]["reason"] == reason, ev
 
     # back to the real list: applied, healthy again
     shutil.copyfile(EXCERPT, feed)
@@ -148,6 +157,7 @@ def test_broken_truncated_emptied_local_feed(bulwark, workdir, internet):
     held = int(st["held-back"].split()[0])
     assert 0 < held < total // 10, st
     assert "ALERT feed urlhaus" in d.log_text(50000)
+    assert [e["state"] for e in feed_events()] == ["failed", "held back"], feed_events()
     assert blocked(d, last) is True, last  # past the cut: only the last good version has it
 
     # (c) emptied: a shrink too, held back
@@ -229,6 +239,7 @@ def test_fetched_feed_failed_is_reported(bulwark, workdir, internet, tmp_path_fa
                  "url": server.url("feeds/list.txt"), "ca-file": server.ca,
                  "refresh": "1s", "timeout": "5s"}])
             conf["metrics"] = {"port": mport}
+            conf["telemetry"] = {"events": {"file": os.path.join(d, "events.jsonl")}}
             return conf
         d = bulwark(make, workdir=workdir)
         wait_until(lambda: blocked(d, "f29.insecure.tld"), 10, "f29 blocked")
@@ -246,6 +257,12 @@ def test_fetched_feed_failed_is_reported(bulwark, workdir, internet, tmp_path_fa
         assert state == "failed" and "over max-bad-ratio" in reason, reason
         assert gauge(m, "bulwark_feed_load_failed", feed="fetched") == 1
         assert blocked(d, "f29.insecure.tld") is True
+        # one security event, though the source serves the bad version at every refresh
+        time.sleep(2.5)
+        with open(os.path.join(workdir, "events.jsonl")) as f:
+            ev = [e for e in map(json.loads, f) if e["event"] == "feed"]
+        assert [(e["feed"], e["state"]) for e in ev] == [("fetched", "failed")], ev
+        assert "over max-bad-ratio" in ev[0]["reason"], ev
         server.put("feeds/list.txt", good + "f30.insecure.tld\n")
         wait_until(lambda: blocked(d, "f30.insecure.tld"), 10, "f30 blocked")
         wait_until(lambda: True if feed_state(metrics(mport), "fetched")[0] == "ok"
