@@ -57,7 +57,8 @@ enum bw_transport_kind { BW_VIA_UDP = 0, BW_VIA_TCP = 1 };
 struct bw_origin {
 	enum bw_transport_kind via;
 	int fd;                       /* UDP socket */
-	struct bw_tcp_conn *conn;     /* TCP connection */
+	struct bw_reply *reply;       /* stream transports (TCP, DoT, DoH): where the answer
+					 goes (net.h) */
 	const struct sockaddr *peer;
 	socklen_t peerlen;
 	int listener;
@@ -90,7 +91,7 @@ struct bw_qctx {
 	uint64_t deadline_ms;
 	enum bw_transport_kind via;
 	int fd;
-	struct bw_tcp_conn *conn;
+	struct bw_reply *reply; /* held while the answer is awaited */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	uint64_t t_start_ns;

@@ -539,7 +539,7 @@ static void qctx_put(struct bw_qctx *x)
 {
 	struct bw_worker *w = x->w;
 	x->busy = false;
-	x->conn = NULL;
+	x->reply = NULL;
 	x->next_free = w->free_list;
 	w->free_list = x;
 	w->inflight--;
@@ -563,7 +563,7 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->key.qname_lc = x->q.qname_lc;
 	x->via = j->o->via;
 	x->fd = j->o->fd;
-	x->conn = j->o->conn;
+	x->reply = j->o->reply;
 	memcpy(&x->peer, j->o->peer, j->o->peerlen);
 	x->peerlen = j->o->peerlen;
 	x->t_start_ns = j->t_start;
@@ -586,7 +586,7 @@ static enum bw_stage stage_resolve(struct job *j)
 		bw_verdict_ede_text(&j->verdict, NULL, x->rtext, sizeof(x->rtext));
 	}
 	if (x->via == BW_VIA_TCP)
-		bw_tcp_conn_hold(x->conn);
+		bw_reply_hold(x->reply);
 	const struct bw_conf *conf = w->srv->conf;
 	unsigned ms = conf->resolver.timeout_ms ? conf->resolver.timeout_ms : 5000;
 	x->deadline_ms = bw_now_ms() + ms;
@@ -620,7 +620,7 @@ static enum bw_stage stage_resolve(struct job *j)
 		st = stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "resolver unavailable");
 	}
 	if (x->via == BW_VIA_TCP)
-		bw_tcp_conn_release(x->conn);
+		bw_reply_release(x->reply);
 	qctx_put(x);
 	return st;
 }
@@ -679,7 +679,7 @@ static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 	if (x->answered) {
 		/* the client already has a (stale) answer */
 		if (x->via == BW_VIA_TCP)
-			bw_tcp_conn_release(x->conn);
+			bw_reply_release(x->reply);
 		return;
 	}
 	if (x->via == BW_VIA_UDP) {
@@ -687,9 +687,9 @@ static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 				  x->peerlen) < 0)
 			bw_debug("sendto: %s", strerror(errno));
 	} else if (len) {
-		bw_tcp_conn_answer(x->conn, msg, len);
+		bw_reply_answer(x->reply, msg, len);
 	} else {
-		bw_tcp_conn_release(x->conn);
+		bw_reply_release(x->reply);
 	}
 }
 
@@ -886,7 +886,7 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 			if (x->via == BW_VIA_UDP)
 				deliver(x, w->out, n);
 			else
-				bw_tcp_conn_send(x->conn, w->out, n);
+				bw_reply_send(x->reply, w->out, n);
 			x->answered = true;
 			if (w->tlm) {
 				bw_worker_hold_state(w);

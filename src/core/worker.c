@@ -66,27 +66,27 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
 	bw_worker_drop_state(w);
 }
 
-static void on_tcp_msg(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, void *ctx)
+static void on_stream_msg(struct bw_reply *r, const uint8_t *msg, size_t len, void *ctx)
 {
 	struct bw_worker *w = ctx;
 	socklen_t plen;
-	const struct sockaddr *peer = bw_tcp_conn_peer(c, &plen);
+	const struct sockaddr *peer = bw_reply_peer(r, &plen);
 	struct bw_origin o = {
 		.via = BW_VIA_TCP,
 		.fd = -1,
-		.conn = c,
+		.reply = r,
 		.peer = peer,
 		.peerlen = plen,
-		.listener = bw_tcp_conn_listener(c),
-		.sni = bw_tcp_conn_sni(c),
-		.doh_path = bw_tcp_conn_doh_path(c),
+		.listener = bw_reply_listener(r),
+		.sni = bw_reply_sni(r),
+		.doh_path = bw_reply_doh_path(r),
 	};
 	w->stats.tcp++;
 	bw_worker_hold_state(w);
 	size_t n = bw_pipeline_query(w, &o, msg, len, w->out, sizeof(w->out));
 	bw_worker_drop_state(w);
 	if (n)
-		bw_tcp_conn_send(c, w->out, n);
+		bw_reply_send(r, w->out, n);
 }
 
 /* Draining: stop reading new queries; leave when nothing is in flight. */
@@ -178,7 +178,7 @@ static int start_encrypted(struct bw_worker *w, const struct bw_listen *l, size_
 	if (l->transport == BW_TRANSPORT_DOT) {
 		struct bw_tcp_opts o = stream_opts(w, i, BW_METRICS_STREAM_DOT);
 		o.tls = w->srv->tls[i];
-		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_tcp_msg, w);
+		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_stream_msg, w);
 		if (!w->tcp[w->n_tcp]) {
 			close(fd);
 			snprintf(err, errlen, "out of memory");
@@ -206,7 +206,7 @@ static int start_encrypted(struct bw_worker *w, const struct bw_listen *l, size_
 		.paths = paths,
 		.n_paths = n,
 	};
-	w->doh[w->n_doh] = bw_doh_server_create(w->base, fd, &o, on_tcp_msg, w);
+	w->doh[w->n_doh] = bw_doh_server_create(w->base, fd, &o, on_stream_msg, w);
 	if (!w->doh[w->n_doh]) {
 		close(fd);
 		snprintf(err, errlen, "out of memory");
@@ -314,7 +314,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 		}
 		struct bw_tcp_opts o = stream_opts(w, i, BW_METRICS_STREAM_TCP);
 		o.handshake_ms = 0;
-		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_tcp_msg, w);
+		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_stream_msg, w);
 		if (!w->tcp[w->n_tcp]) {
 			close(fd);
 			snprintf(err, errlen, "out of memory");

@@ -25,7 +25,8 @@
 struct doh_conn;
 
 struct doh_stream {
-	struct bw_tcp_conn h; /* the core's handle (kind CONN_DOH); h.inflight = holds */
+	struct bw_reply reply; /* first: the core's handle for this request */
+	unsigned holds;        /* the core answers it later: held until answered/released */
 	struct bw_doh_server *srv;
 	struct doh_conn *conn; /* NULL once the connection is gone */
 	struct doh_stream *prev, *next;
@@ -52,10 +53,7 @@ struct doh_stream {
 
 struct doh_conn {
 	struct bw_doh_server *srv;
-	struct bufferevent *bev;
-	struct bw_admit_link link; /* in the server's admission ring */
-	struct event *hs_timer;
-	bool handshake_done;
+	struct bw_stream io;  /* socket, TLS, timers, admission (stream.c) */
 	bool h2;
 	bool closing;       /* close once the output is flushed */
 	bool read_paused;
@@ -68,8 +66,6 @@ struct doh_conn {
 	unsigned resets;
 	uint64_t reset_window_ms;
 	struct doh_stream *h1_cur; /* HTTP/1.1: the request being answered */
-	struct sockaddr_storage peer;
-	socklen_t peerlen;
 	char sni[256];
 };
 
@@ -77,15 +73,17 @@ struct bw_doh_server {
 	struct evconnlistener *lev;
 	struct event_base *base;
 	struct bw_doh_opts opts;
-	bw_tcp_msg_fn on_msg;
+	bw_stream_msg_fn on_msg;
 	void *ctx;
 	struct bw_admit admit; /* the open connections, caps and shares */
+	struct bw_stream_setup setup;
 	struct doh_stream *orphans; /* held by the core after their connection went */
 	nghttp2_session_callbacks *cbs;
 	uint8_t msg[BW_DNS_MAXMSG];
 };
 
 static void conn_close(struct doh_conn *c);
+static const struct bw_reply_ops reply_ops;
 static void start_linger(struct doh_conn *c);
 static bool conn_flush(struct doh_conn *c);
 static void h1_next(struct doh_conn *c);
@@ -123,7 +121,7 @@ static void stream_free(struct doh_stream *st)
 /* Frees st when neither the connection (HTTP/2 or HTTP/1.1) nor the core needs it. */
 static void stream_maybe_free(struct doh_stream *st)
 {
-	if (st->h.inflight || st->in_request)
+	if (st->holds || st->in_request)
 		return;
 	if (st->conn) {
 		if (st->conn->h2 ? !st->closed : !st->answered)
@@ -141,7 +139,7 @@ static struct doh_stream *stream_new(struct doh_conn *c, int32_t id)
 	struct doh_stream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
-	st->h.kind = CONN_DOH;
+	st->reply.ops = &reply_ops;
 	st->srv = c->srv;
 	st->conn = c;
 	st->id = id;
@@ -150,9 +148,9 @@ static struct doh_stream *stream_new(struct doh_conn *c, int32_t id)
 	return st;
 }
 
-static struct doh_stream *stream_of(struct bw_tcp_conn *h)
+static struct doh_stream *stream_of(const struct bw_reply *r)
 {
-	return (struct doh_stream *)((char *)h - offsetof(struct doh_stream, h));
+	return (struct doh_stream *)r; /* the handle is the first member */
 }
 
 /* ---- responses ---- */
@@ -197,7 +195,7 @@ static void respond(struct doh_stream *st, int status, uint32_t max_age)
 {
 	struct doh_conn *c = st->conn;
 	st->answered = true;
-	if (!c || !c->bev)
+	if (!c || !c->io.bev)
 		return;
 	char code[4], clen[16], cc[32];
 	snprintf(code, sizeof(code), "%d", status);
@@ -226,7 +224,7 @@ static void respond(struct doh_stream *st, int status, uint32_t max_age)
 			conn_flush(c);
 		return;
 	}
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->io.bev);
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\ncontent-length: %s\r\n", status,
 			    reason(status), clen);
 	if (status == 200)
@@ -249,17 +247,17 @@ static void start_linger(struct doh_conn *c)
 		return;
 	c->linger = true;
 	struct timeval tv = {LINGER_MS / 1000, (LINGER_MS % 1000) * 1000};
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_enable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->io.bev, &tv, &tv);
+	bufferevent_enable(c->io.bev, EV_READ);
 	c->read_paused = false;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->io.bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
 }
 
 /* HTTP/1.1: a status for a request we could not even parse; then close. */
 static void h1_fail(struct doh_conn *c, int status)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->io.bev);
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
 			    status, reason(status));
@@ -292,58 +290,41 @@ static void stream_request(struct doh_stream *st)
 	st->path = s->opts.paths[idx];
 	st->pad = bw_dns_query_padded(s->msg, len);
 	st->in_request = true;
-	bw_admit_touch(&s->admit, &c->link);
-	s->on_msg(&st->h, s->msg, len, s->ctx);
+	bw_admit_touch(&s->admit, &c->io.link);
+	s->on_msg(&st->reply, s->msg, len, s->ctx);
 	st->in_request = false;
 	c = st->conn;
-	if (!st->answered && st->h.inflight == 0) {
+	if (!st->answered && st->holds == 0) {
 		/* dropped by the core (access control, a DROP rule): no answer will come */
 		st->answered = true;
-		if (c && c->bev && c->h2 && !st->closed) {
+		if (c && c->io.bev && c->h2 && !st->closed) {
 			nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
 						  NGHTTP2_REFUSED_STREAM);
-		} else if (c && c->bev && !c->h2) {
+		} else if (c && c->io.bev && !c->h2) {
 			c->closing = true;
-			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_disable(c->io.bev, EV_READ);
 		}
 	}
 }
 
-/* ---- the core's side of a request handle ---- */
+/* ---- the core's side of a request: its reply handle ---- */
 
-void bw_doh_req_hold(struct bw_tcp_conn *h)
+static void reply_hold(struct bw_reply *r)
 {
-	h->inflight++;
+	stream_of(r)->holds++;
 }
 
-void bw_doh_req_answer(struct bw_tcp_conn *h, const uint8_t *msg, size_t len)
+static void reply_release(struct bw_reply *r)
 {
-	struct doh_stream *st = stream_of(h);
-	if (!st->answered && st->conn && st->conn->bev && len <= BW_DNS_MAXMSG) {
-		size_t cap = BW_MIN((size_t)BW_DNS_MAXMSG, len + 4 + BW_PAD_BLOCK);
-		st->resp = malloc(cap);
-		if (st->resp) {
-			memcpy(st->resp, msg, len);
-			if (st->pad)
-				len = bw_dns_pad(st->resp, len, cap, BW_PAD_BLOCK);
-			st->resp_len = len;
-			respond(st, 200, bw_dns_min_ttl(st->resp, len));
-		}
-	}
-	bw_doh_req_release(h);
-}
-
-void bw_doh_req_release(struct bw_tcp_conn *h)
-{
-	struct doh_stream *st = stream_of(h);
-	if (h->inflight > 1 || st->in_request) {
-		if (h->inflight)
-			h->inflight--;
+	struct doh_stream *st = stream_of(r);
+	if (st->holds > 1 || st->in_request) {
+		if (st->holds)
+			st->holds--;
 		return; /* not the last hold, or stream_request() finishes what it started */
 	}
 	/* the last hold: keep it until we are done with st */
 	struct doh_conn *c = st->conn;
-	if (c && c->bev && !st->answered) {
+	if (c && c->io.bev && !st->answered) {
 		/* released without an answer */
 		st->answered = true;
 		if (c->h2 && !st->closed) {
@@ -355,7 +336,7 @@ void bw_doh_req_release(struct bw_tcp_conn *h)
 			c->closing = true;
 		}
 	}
-	h->inflight = 0;
+	st->holds = 0;
 	bool h1_done = c && !c->h2 && c->h1_cur == st;
 	stream_maybe_free(st);
 	if (h1_done) {
@@ -364,33 +345,68 @@ void bw_doh_req_release(struct bw_tcp_conn *h)
 	}
 }
 
-const struct sockaddr *bw_doh_req_peer(const struct bw_tcp_conn *h, socklen_t *len)
+static void reply_answer(struct bw_reply *r, const uint8_t *msg, size_t len)
 {
-	const struct doh_stream *st = (const struct doh_stream *)h;
+	struct doh_stream *st = stream_of(r);
+	if (!st->answered && st->conn && st->conn->io.bev && len <= BW_DNS_MAXMSG) {
+		size_t cap = BW_MIN((size_t)BW_DNS_MAXMSG, len + 4 + BW_PAD_BLOCK);
+		st->resp = malloc(cap);
+		if (st->resp) {
+			memcpy(st->resp, msg, len);
+			if (st->pad)
+				len = bw_dns_pad(st->resp, len, cap, BW_PAD_BLOCK);
+			st->resp_len = len;
+			respond(st, 200, bw_dns_min_ttl(st->resp, len));
+		}
+	}
+	reply_release(r);
+}
+
+/* A synchronous answer: as an asynchronous one, with its own hold. */
+static void reply_send(struct bw_reply *r, const uint8_t *msg, size_t len)
+{
+	reply_hold(r);
+	reply_answer(r, msg, len);
+}
+
+static const struct sockaddr *reply_peer(const struct bw_reply *r, socklen_t *len)
+{
+	const struct doh_stream *st = stream_of(r);
 	static const struct sockaddr_storage none;
 	if (!st->conn) {
 		*len = 0;
 		return (const struct sockaddr *)&none;
 	}
-	*len = st->conn->peerlen;
-	return (const struct sockaddr *)&st->conn->peer;
+	*len = st->conn->io.peerlen;
+	return (const struct sockaddr *)&st->conn->io.peer;
 }
 
-int bw_doh_req_listener(const struct bw_tcp_conn *h)
+static int reply_listener(const struct bw_reply *r)
 {
-	return ((const struct doh_stream *)h)->srv->opts.listener_index;
+	return stream_of(r)->srv->opts.listener_index;
 }
 
-const char *bw_doh_req_sni(const struct bw_tcp_conn *h)
+static const char *reply_sni(const struct bw_reply *r)
 {
-	const struct doh_stream *st = (const struct doh_stream *)h;
+	const struct doh_stream *st = stream_of(r);
 	return st->conn && st->conn->sni[0] ? st->conn->sni : NULL;
 }
 
-const char *bw_doh_req_path(const struct bw_tcp_conn *h)
+static const char *reply_doh_path(const struct bw_reply *r)
 {
-	return ((const struct doh_stream *)h)->path;
+	return stream_of(r)->path;
 }
+
+static const struct bw_reply_ops reply_ops = {
+    .hold = reply_hold,
+    .answer = reply_answer,
+    .release = reply_release,
+    .send = reply_send,
+    .peer = reply_peer,
+    .listener = reply_listener,
+    .sni = reply_sni,
+    .doh_path = reply_doh_path,
+};
 
 /* ---- HTTP/2 ---- */
 
@@ -500,7 +516,7 @@ static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
 		return 0;
 	struct doh_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-	if (!st || st->answered || st->h.inflight)
+	if (!st || st->answered || st->holds)
 		return 0;
 	stream_request(st);
 	stream_maybe_free(st);
@@ -545,9 +561,9 @@ static int h2_start(struct doh_conn *c)
  * closed (and freed) the connection. */
 static bool conn_flush(struct doh_conn *c)
 {
-	if (!c->bev || !c->h2)
+	if (!c->io.bev || !c->h2)
 		return true;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->io.bev);
 	while (evbuffer_get_length(out) < c->srv->opts.max_output) {
 		const uint8_t *data;
 		ssize_t n = nghttp2_session_mem_send(c->ng, &data);
@@ -570,11 +586,11 @@ static bool conn_flush(struct doh_conn *c)
 
 static void h2_read(struct doh_conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->io.bev);
 	while (!c->linger && evbuffer_get_length(in) > 0) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->srv->opts.max_output) {
+		if (evbuffer_get_length(bufferevent_get_output(c->io.bev)) >= c->srv->opts.max_output) {
 			/* the client does not read: stop reading until it does */
-			bufferevent_disable(c->bev, EV_READ);
+			bufferevent_disable(c->io.bev, EV_READ);
 			c->read_paused = true;
 			return;
 		}
@@ -600,9 +616,9 @@ static void h2_read(struct doh_conn *c)
 /* Takes the next request from the input when none is being answered. */
 static void h1_next(struct doh_conn *c)
 {
-	if (c->h1_cur || c->closing || c->linger || !c->bev)
+	if (c->h1_cur || c->closing || c->linger || !c->io.bev)
 		return;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->io.bev);
 	size_t have = evbuffer_get_length(in);
 	if (!have)
 		return;
@@ -651,16 +667,16 @@ static void h1_next(struct doh_conn *c)
 	st->body_len = body;
 	evbuffer_drain(in, head + body);
 	if (hd.close)
-		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_disable(c->io.bev, EV_READ);
 	c->h1_cur = st;
 	stream_request(st);
-	if (hd.close && c->bev)
+	if (hd.close && c->io.bev)
 		c->closing = true;
 	/* answered at once (or refused): finish it and look at the next request */
-	if (c->bev && c->h1_cur == st && st->answered && !st->h.inflight) {
+	if (c->io.bev && c->h1_cur == st && st->answered && !st->holds) {
 		c->h1_cur = NULL;
 		stream_maybe_free(st);
-		if (c->bev && evbuffer_get_length(bufferevent_get_output(c->bev)) <
+		if (c->io.bev && evbuffer_get_length(bufferevent_get_output(c->io.bev)) <
 				  c->srv->opts.max_output)
 			h1_next(c);
 	}
@@ -671,27 +687,22 @@ static void h1_next(struct doh_conn *c)
 static void conn_close(struct doh_conn *c)
 {
 	struct bw_doh_server *s = c->srv;
-	if (!c->bev)
+	if (!c->io.bev)
 		return;
-	if (c->hs_timer)
-		event_free(c->hs_timer);
-	c->hs_timer = NULL;
 	if (c->ng)
 		nghttp2_session_del(c->ng);
 	c->ng = NULL;
-	bufferevent_free(c->bev);
-	c->bev = NULL;
+	bw_stream_close(&c->io, &s->admit);
 	/* requests the core still holds go to the orphans until it lets go */
 	while (c->streams) {
 		struct doh_stream *st = c->streams;
 		list_remove(&c->streams, st);
 		st->conn = NULL;
-		if (st->h.inflight || st->in_request)
+		if (st->holds || st->in_request)
 			list_add(&s->orphans, st);
 		else
 			stream_free(st);
 	}
-	bw_admit_leave(&s->admit, &c->link);
 	free(c);
 }
 
@@ -700,15 +711,9 @@ static void conn_close(struct doh_conn *c)
  * Returns false when it closed (and freed) the connection. */
 static bool conn_started(struct doh_conn *c)
 {
-	if (c->handshake_done)
+	if (!bw_stream_started(&c->io, c->srv->opts.tls))
 		return true;
-	c->handshake_done = true;
-	if (c->hs_timer) {
-		event_free(c->hs_timer);
-		c->hs_timer = NULL;
-	}
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	bw_tls_count(c->srv->opts.tls, ssl);
+	SSL *ssl = bufferevent_openssl_get_ssl(c->io.bev);
 	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	if (sni && strlen(sni) < sizeof(c->sni))
 		memcpy(c->sni, sni, strlen(sni) + 1);
@@ -763,7 +768,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 static bool conn_busy(const struct doh_conn *c)
 {
 	for (const struct doh_stream *st = c->streams; st; st = st->next)
-		if (st->h.inflight)
+		if (st->holds)
 			return true;
 	return false;
 }
@@ -787,18 +792,17 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct doh_conn *c = arg;
-	if (!c->handshake_done)
+	if (!c->io.handshake_done)
 		conn_close(c);
 }
 
-#define conn_of(l) ((struct doh_conn *)((char *)(l) - offsetof(struct doh_conn, link)))
+#define conn_of(l) ((struct doh_conn *)((char *)(l) - offsetof(struct doh_conn, io.link)))
 
 /* The listener is full: closes victim if it is idle (no request open, nothing unsent). */
 static bool evict_idle(struct bw_admit_link *victim)
 {
 	struct doh_conn *c = conn_of(victim);
-	if (!c->bev || c->in_recv || c->nstreams ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)))
+	if (c->in_recv || c->nstreams || !bw_stream_idle(&c->io))
 		return false;
 	conn_close(c);
 	return true;
@@ -810,40 +814,17 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	(void)lev;
 	struct bw_doh_server *s = arg;
 	struct doh_conn *c = calloc(1, sizeof(*c));
-	if (!c || bw_admit_enter(&s->admit, &c->link, sa, evict_idle) != 0) {
-		free(c);
+	if (!c) {
 		close(fd);
 		return;
 	}
-	c->bev = bw_tls_bev_new(s->opts.tls, s->base, fd, false); /* fd is its now */
-	if (c->bev)
-		c->hs_timer = evtimer_new(s->base, on_handshake_timeout, c);
-	if (!c->bev || !c->hs_timer) {
-		if (c->bev)
-			bufferevent_free(c->bev);
-		bw_admit_leave(&s->admit, &c->link);
-		free(c);
-		return;
-	}
 	c->srv = s;
-	if (salen > 0 && (size_t)salen <= sizeof(c->peer)) {
-		memcpy(&c->peer, sa, (size_t)salen);
-		c->peerlen = (socklen_t)salen;
-	}
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	struct timeval idle = {s->opts.idle_ms / 1000, (s->opts.idle_ms % 1000) * 1000};
-	bufferevent_set_timeouts(c->bev, &idle, &idle);
-	/* never buffer more than one request head and body from a client at a time */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, BW_HTTP_MAX_HEAD + BW_DNS_MAXMSG + 1024);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	struct timeval hs = {s->opts.handshake_ms / 1000, (s->opts.handshake_ms % 1000) * 1000};
-	evtimer_add(c->hs_timer, &hs);
+	if (bw_stream_open(&c->io, &s->setup, c, fd, sa, salen) != 0)
+		free(c);
 }
 
 struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
-					   const struct bw_doh_opts *opts, bw_tcp_msg_fn on_msg,
+					   const struct bw_doh_opts *opts, bw_stream_msg_fn on_msg,
 					   void *ctx)
 {
 	struct bw_doh_server *s = calloc(1, sizeof(*s));
@@ -890,6 +871,21 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	    .v6_prefix = opts->client_v6_prefix,
 	    .stats = opts->stats,
 	};
+	s->setup = (struct bw_stream_setup){
+	    .base = base,
+	    .admit = &s->admit,
+	    .tls = s->opts.tls,
+	    .tls_filter = false, /* DoH: OpenSSL on the socket (docs/internals/encrypted.md) */
+	    .handshake_ms = s->opts.handshake_ms,
+	    .idle_ms = s->opts.idle_ms,
+	    /* never buffer more than one request head and body from a client at a time */
+	    .read_high = BW_HTTP_MAX_HEAD + BW_DNS_MAXMSG + 1024,
+	    .evict = evict_idle,
+	    .on_handshake_timeout = on_handshake_timeout,
+	    .on_read = on_read,
+	    .on_write = on_write,
+	    .on_event = on_event,
+	};
 	if (bw_admit_init(&s->admit, &ao) == 0)
 		s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
 	if (!s->lev) {
@@ -916,7 +912,7 @@ void bw_doh_server_destroy(struct bw_doh_server *s)
 		struct doh_conn *c = conn_of(s->admit.ring.next);
 		/* the loop has stopped: no answer will come back */
 		for (struct doh_stream *st = c->streams; st; st = st->next)
-			st->h.inflight = 0;
+			st->holds = 0;
 		conn_close(c);
 	}
 	while (s->orphans) {

@@ -1,7 +1,6 @@
 /*
- * net/internal.h - what the transport files share: the answer handle the core holds
- * (struct bw_tcp_conn) and the hooks between the TCP/DoT layer and the DoH layer.
- * Not for other modules.
+ * net/internal.h - what the transport files share: connection admission (admit.c) and
+ * the TLS contexts' internals (tls.c). Not for other modules.
  */
 #ifndef BW_NET_INTERNAL_H
 #define BW_NET_INTERNAL_H
@@ -62,35 +61,44 @@ void bw_admit_leave(struct bw_admit *a, struct bw_admit_link *l);
 /* A query completed on the connection: it becomes the most recently active. */
 void bw_admit_touch(struct bw_admit *a, struct bw_admit_link *l);
 
-enum conn_kind {
-	CONN_STREAM = 0, /* a TCP or DoT connection: answers are length-prefixed */
-	CONN_DOH = 1,    /* one DoH request (an HTTP/2 stream or an HTTP/1.1 request) */
-};
-
-/* Where an answer goes: the handle the core holds while it answers a query. */
-struct bw_tcp_conn {
-	enum conn_kind kind;
-	struct bw_tcp_server *srv; /* CONN_STREAM */
-	struct bufferevent *bev;   /* NULL once the connection is closed */
-	unsigned inflight;         /* holds: queries being answered asynchronously */
-	bool read_paused;
-	bool eof;                  /* client finished sending; close once answered */
-	bool pad;                  /* DoT: the client pads its queries, so we pad answers */
-	bool handshake_done;
-	struct event *hs_timer;    /* DoT: the TLS handshake deadline */
+/* ---- the stream base (stream.c): what every stream connection shares ---- */
+struct bw_stream {
+	struct bufferevent *bev;   /* NULL once closed */
+	struct event *hs_timer;    /* TLS: the handshake deadline, while it runs */
+	bool handshake_done;       /* always true without TLS */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
-	struct bw_admit_link link; /* CONN_STREAM */
+	struct bw_admit_link link; /* in the listener's admission ring */
 };
-
-/* doh.c: the handle of a DoH request (kind CONN_DOH) */
-void bw_doh_req_hold(struct bw_tcp_conn *h);
-void bw_doh_req_answer(struct bw_tcp_conn *h, const uint8_t *msg, size_t len);
-void bw_doh_req_release(struct bw_tcp_conn *h);
-const struct sockaddr *bw_doh_req_peer(const struct bw_tcp_conn *h, socklen_t *len);
-int bw_doh_req_listener(const struct bw_tcp_conn *h);
-const char *bw_doh_req_sni(const struct bw_tcp_conn *h);
-const char *bw_doh_req_path(const struct bw_tcp_conn *h);
+/* How a listener sets up its connections (fixed per listener). */
+struct bw_stream_setup {
+	struct event_base *base;
+	struct bw_admit *admit;
+	struct bw_tls *tls;     /* NULL: plain TCP */
+	bool tls_filter;        /* bw_tls_bev_new()'s filter */
+	unsigned handshake_ms;  /* TLS: 0 = 5 s */
+	unsigned idle_ms;
+	size_t read_low, read_high; /* the read watermarks */
+	bool (*evict)(struct bw_admit_link *victim); /* see bw_admit_enter() */
+	event_callback_fn on_handshake_timeout;
+	bufferevent_data_cb on_read, on_write;
+	bufferevent_event_cb on_event;
+};
+/* A new connection on fd from sa (fd is taken over: closed on failure), its callbacks'
+ * argument arg (the framing layer's connection, which holds io): admitted, with a
+ * bufferevent (TLS when su->tls), the handshake deadline, the idle timeout and the
+ * watermarks set, reading. 0, BW_EREFUSED (not admitted: counted and logged by admit.c)
+ * or BW_ENOMEM. */
+int bw_stream_open(struct bw_stream *io, const struct bw_stream_setup *su, void *arg,
+		   evutil_socket_t fd, const struct sockaddr *sa, int salen);
+/* The TLS handshake finished (the CONNECTED event or the first read, whichever libevent
+ * delivers first): the deadline goes, the idle timeout alone applies, the handshake is
+ * counted in tls's statistics. True the first time only. */
+bool bw_stream_started(struct bw_stream *io, struct bw_tls *tls);
+/* Closes the socket and leaves the admission ring a. False when closed already. */
+bool bw_stream_close(struct bw_stream *io, struct bw_admit *a);
+/* Open, with nothing waiting to be sent. */
+bool bw_stream_idle(const struct bw_stream *io);
 
 /* tls.c */
 /* A new server-side SSL from the current context (thread-safe), or NULL. */

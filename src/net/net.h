@@ -34,7 +34,6 @@ int bw_net_udp_socket(const struct bw_listen *l, bool reuseport, bool probe);
 int bw_net_tcp_socket(const struct bw_listen *l, bool reuseport, bool probe, int backlog);
 
 struct bw_tcp_server;
-struct bw_tcp_conn;
 struct bw_tls;
 
 /* ---- TLS contexts (tls.c) ----
@@ -60,8 +59,68 @@ struct bw_conn_stats {
 	uint64_t evicted;        /* idle connections closed to make room for a new one */
 };
 
+/* ---- the reply handle ----
+ * What the core answers a query from a stream transport through, and asks about its
+ * origin, without knowing the transport: a TCP or DoT connection (tcp.c) or one DoH
+ * request (doh.c) puts a struct bw_reply first and fills ops. A query answered later
+ * takes a hold: the handle then stays valid (even when the client goes away) until
+ * bw_reply_answer() or bw_reply_release(). Worker thread only. */
+struct bw_reply;
+struct bw_reply_ops {
+	void (*hold)(struct bw_reply *r);
+	void (*answer)(struct bw_reply *r, const uint8_t *msg, size_t len); /* drops the hold */
+	void (*release)(struct bw_reply *r);
+	void (*send)(struct bw_reply *r, const uint8_t *msg, size_t len); /* no hold taken */
+	const struct sockaddr *(*peer)(const struct bw_reply *r, socklen_t *len);
+	int (*listener)(const struct bw_reply *r);
+	const char *(*sni)(const struct bw_reply *r);
+	const char *(*doh_path)(const struct bw_reply *r);
+};
+struct bw_reply {
+	const struct bw_reply_ops *ops;
+};
+/* A query from r will be answered later (asynchronously). */
+static inline void bw_reply_hold(struct bw_reply *r)
+{
+	r->ops->hold(r);
+}
+/* Sends the answer (unless the client has gone) and drops the hold. */
+static inline void bw_reply_answer(struct bw_reply *r, const uint8_t *msg, size_t len)
+{
+	r->ops->answer(r, msg, len);
+}
+/* Drops a hold without answering. */
+static inline void bw_reply_release(struct bw_reply *r)
+{
+	r->ops->release(r);
+}
+/* Sends the answer to a query answered at once (inside on_msg; no hold taken). */
+static inline void bw_reply_send(struct bw_reply *r, const uint8_t *msg, size_t len)
+{
+	r->ops->send(r, msg, len);
+}
+static inline const struct sockaddr *bw_reply_peer(const struct bw_reply *r, socklen_t *len)
+{
+	return r->ops->peer(r, len);
+}
+/* The listener (index in server.listen) the query came in on. */
+static inline int bw_reply_listener(const struct bw_reply *r)
+{
+	return r->ops->listener(r);
+}
+/* The TLS server name the client asked for (DoT, DoH), or NULL. */
+static inline const char *bw_reply_sni(const struct bw_reply *r)
+{
+	return r->ops->sni(r);
+}
+/* DoH: the request's path without the query string; NULL for other transports. */
+static inline const char *bw_reply_doh_path(const struct bw_reply *r)
+{
+	return r->ops->doh_path(r);
+}
+
 /* Called for each complete message; the message is valid during the call only. */
-typedef void (*bw_tcp_msg_fn)(struct bw_tcp_conn *c, const uint8_t *msg, size_t len, void *ctx);
+typedef void (*bw_stream_msg_fn)(struct bw_reply *r, const uint8_t *msg, size_t len, void *ctx);
 
 struct bw_tcp_opts {
 	unsigned max_conns;    /* connections at once; when full, a new one takes the place
@@ -79,7 +138,7 @@ struct bw_tcp_opts {
 };
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
-					   const struct bw_tcp_opts *opts, bw_tcp_msg_fn on_msg,
+					   const struct bw_tcp_opts *opts, bw_stream_msg_fn on_msg,
 					   void *ctx);
 /* Stops accepting (used on shutdown); open connections stay until answered. */
 void bw_tcp_server_stop_accepting(struct bw_tcp_server *s);
@@ -87,27 +146,11 @@ void bw_tcp_server_stop_accepting(struct bw_tcp_server *s);
 void bw_tcp_server_destroy(struct bw_tcp_server *s);
 unsigned bw_tcp_server_conns(const struct bw_tcp_server *s);
 
-/* A query from c was taken for asynchronous answering: c stays allocated (even if the
- * client goes away) until bw_tcp_conn_release(). */
-void bw_tcp_conn_hold(struct bw_tcp_conn *c);
-/* Sends an answer on c (unless the client has gone) and drops the hold. */
-void bw_tcp_conn_answer(struct bw_tcp_conn *c, const uint8_t *msg, size_t len);
-/* Drops a hold without answering. */
-void bw_tcp_conn_release(struct bw_tcp_conn *c);
-/* Sends an answer for a query answered synchronously (inside on_msg, no hold taken). */
-void bw_tcp_conn_send(struct bw_tcp_conn *c, const uint8_t *msg, size_t len);
-const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *len);
-/* The listener (index in server.listen) the connection came in on. */
-int bw_tcp_conn_listener(const struct bw_tcp_conn *c);
-/* The TLS server name the client asked for (DoT, DoH), or NULL. */
-const char *bw_tcp_conn_sni(const struct bw_tcp_conn *c);
-/* DoH: the request's path without the query string; NULL for other transports. */
-const char *bw_tcp_conn_doh_path(const struct bw_tcp_conn *c);
 
 /* ---- DNS over HTTPS (doh.c) ----
  * A DoH listener: TLS, then HTTP/2 (nghttp2) or HTTP/1.1 by ALPN. Each request becomes
- * one call of on_msg with its own handle (a struct bw_tcp_conn the core holds, answers
- * and releases exactly as for TCP); the answer goes back on the request's stream.
+ * one call of on_msg with its own reply handle (held, answered and released exactly as
+ * a TCP connection's); the answer goes back on the request's stream.
  * Bounded: connections (max_conns), the handshake time, idle time, concurrent streams
  * per connection, header bytes per request, request body size, the rate of new streams
  * (rapid reset) and unsent output per connection. */
@@ -128,7 +171,7 @@ struct bw_doh_opts {
 	size_t n_paths;
 };
 struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
-					   const struct bw_doh_opts *opts, bw_tcp_msg_fn on_msg,
+					   const struct bw_doh_opts *opts, bw_stream_msg_fn on_msg,
 					   void *ctx);
 void bw_doh_server_stop_accepting(struct bw_doh_server *s);
 void bw_doh_server_destroy(struct bw_doh_server *s);

@@ -14,86 +14,76 @@
 #include "dns/dns.h"
 #include "net/internal.h"
 
+/* A TCP or DoT connection; also the core's reply handle for its queries. */
+struct bw_tcp_conn {
+	struct bw_reply reply;     /* first: the core's handle */
+	struct bw_tcp_server *srv;
+	struct bw_stream io;       /* socket, TLS, timers, admission (stream.c) */
+	unsigned inflight;         /* holds: queries being answered asynchronously */
+	bool read_paused;
+	bool eof;                  /* client finished sending; close once answered */
+	bool pad;                  /* DoT: the client pads its queries, so we pad answers */
+};
+
 struct bw_tcp_server {
 	struct evconnlistener *lev;
 	struct event_base *base;
 	struct bw_tcp_opts opts;
-	bw_tcp_msg_fn on_msg;
+	bw_stream_msg_fn on_msg;
 	void *ctx;
 	struct bw_admit admit; /* the open connections (bev != NULL), caps and shares */
+	struct bw_stream_setup setup;
 	uint8_t msg[BW_DNS_MAXMSG];
 	uint8_t pad[BW_DNS_MAXMSG]; /* DoT: an answer being padded */
 };
 
-#define conn_of(l) ((struct bw_tcp_conn *)((char *)(l) - offsetof(struct bw_tcp_conn, link)))
+#define conn_of(l) ((struct bw_tcp_conn *)((char *)(l) - offsetof(struct bw_tcp_conn, io.link)))
+
+static const struct bw_reply_ops reply_ops;
 
 static void conn_free_if_done(struct bw_tcp_conn *c)
 {
-	if (!c->bev && c->inflight == 0)
+	if (!c->io.bev && c->inflight == 0)
 		free(c);
 }
 
 static void conn_close(struct bw_tcp_conn *c)
 {
-	struct bw_tcp_server *s = c->srv;
-	if (!c->bev)
-		return;
-	if (c->hs_timer) {
-		event_free(c->hs_timer);
-		c->hs_timer = NULL;
-	}
-	bufferevent_free(c->bev); /* closes the socket (and frees the SSL) */
-	c->bev = NULL;
-	bw_admit_leave(&s->admit, &c->link);
-	conn_free_if_done(c);
+	if (bw_stream_close(&c->io, &c->srv->admit))
+		conn_free_if_done(c);
 }
 
 /* Pause or resume reading according to the caps. */
 static void conn_flow(struct bw_tcp_conn *c)
 {
-	if (!c->bev)
+	if (!c->io.bev)
 		return;
-	size_t out = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t out = evbuffer_get_length(bufferevent_get_output(c->io.bev));
 	bool over = c->inflight >= c->srv->opts.max_inflight || out >= c->srv->opts.max_output;
 	if (over && !c->read_paused) {
-		bufferevent_disable(c->bev, EV_READ);
+		bufferevent_disable(c->io.bev, EV_READ);
 		c->read_paused = true;
 	} else if (!over && c->read_paused && !c->eof) {
-		bufferevent_enable(c->bev, EV_READ);
+		bufferevent_enable(c->io.bev, EV_READ);
 		c->read_paused = false;
 		/* queries that arrived while paused are already buffered: look at them */
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) >= 2)
-			bufferevent_trigger(c->bev, EV_READ,
+		if (evbuffer_get_length(bufferevent_get_input(c->io.bev)) >= 2)
+			bufferevent_trigger(c->io.bev, EV_READ,
 					    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 	}
 }
 
 static void conn_maybe_finish(struct bw_tcp_conn *c)
 {
-	if (c->bev && c->eof && c->inflight == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (c->io.bev && c->eof && c->inflight == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->io.bev)) == 0)
 		conn_close(c);
-}
-
-/* DoT: the TLS handshake is done (the CONNECTED event, or the first read if libevent
- * delivers that first): from now on the idle timeout applies. Runs once. */
-static void conn_started(struct bw_tcp_conn *c)
-{
-	if (c->handshake_done)
-		return;
-	c->handshake_done = true;
-	if (c->hs_timer) {
-		event_free(c->hs_timer);
-		c->hs_timer = NULL;
-	}
-	if (c->srv->opts.tls)
-		bw_tls_count(c->srv->opts.tls, bufferevent_openssl_get_ssl(c->bev));
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct bw_tcp_conn *c = arg;
-	conn_started(c);
+	bw_stream_started(&c->io, c->srv->opts.tls);
 	struct bw_tcp_server *s = c->srv;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	for (;;) {
@@ -114,9 +104,9 @@ static void on_read(struct bufferevent *bev, void *arg)
 			continue;
 		if (s->opts.tls && !c->pad && bw_dns_query_padded(s->msg, len))
 			c->pad = true;
-		bw_admit_touch(&s->admit, &c->link);
-		s->on_msg(c, s->msg, len, s->ctx);
-		if (!c->bev)
+		bw_admit_touch(&s->admit, &c->io.link);
+		s->on_msg(&c->reply, s->msg, len, s->ctx);
+		if (!c->io.bev)
 			return; /* closed inside the callback */
 	}
 	conn_flow(c);
@@ -135,20 +125,20 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct bw_tcp_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
-		conn_started(c);
+		bw_stream_started(&c->io, c->srv->opts.tls);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
 		/* half-close: answer what is in flight, then close */
 		c->eof = true;
-		bufferevent_disable(c->bev, EV_READ);
-		if (c->inflight == 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		bufferevent_disable(c->io.bev, EV_READ);
+		if (c->inflight == 0 && evbuffer_get_length(bufferevent_get_output(c->io.bev)) == 0)
 			conn_close(c);
 		return;
 	}
 	/* error or timeout: idle connections are closed (RFC 7766 section 6.2.3) */
 	if ((what & BEV_EVENT_TIMEOUT) && c->inflight > 0) {
-		bufferevent_enable(c->bev, what & BEV_EVENT_READING ? EV_READ : EV_WRITE);
+		bufferevent_enable(c->io.bev, what & BEV_EVENT_READING ? EV_READ : EV_WRITE);
 		return; /* still working on its queries */
 	}
 	conn_close(c);
@@ -159,7 +149,7 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct bw_tcp_conn *c = arg;
-	if (!c->handshake_done)
+	if (!c->io.handshake_done)
 		conn_close(c);
 }
 
@@ -167,17 +157,10 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 static bool evict_idle(struct bw_admit_link *victim)
 {
 	struct bw_tcp_conn *c = conn_of(victim);
-	if (!c->bev || c->inflight || evbuffer_get_length(bufferevent_get_output(c->bev)))
+	if (c->inflight || !bw_stream_idle(&c->io))
 		return false;
 	conn_close(c);
 	return true;
-}
-
-/* A connection that could not be set up: out of the counts, then freed. */
-static void conn_abandon(struct bw_tcp_conn *c)
-{
-	bw_admit_leave(&c->srv->admit, &c->link);
-	free(c);
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
@@ -186,51 +169,18 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	(void)lev;
 	struct bw_tcp_server *s = arg;
 	struct bw_tcp_conn *c = calloc(1, sizeof(*c));
-	if (!c || bw_admit_enter(&s->admit, &c->link, sa, evict_idle) != 0) {
-		free(c);
+	if (!c) {
 		close(fd);
 		return;
 	}
+	c->reply.ops = &reply_ops;
 	c->srv = s;
-	if (salen > 0 && (size_t)salen <= sizeof(c->peer)) {
-		memcpy(&c->peer, sa, (size_t)salen);
-		c->peerlen = (socklen_t)salen;
-	}
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (s->opts.tls) {
-		c->bev = bw_tls_bev_new(s->opts.tls, s->base, fd, true);
-		if (!c->bev) {
-			conn_abandon(c);
-			return;
-		}
-		unsigned ms = s->opts.handshake_ms ? s->opts.handshake_ms : 5000;
-		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-		c->hs_timer = evtimer_new(s->base, on_handshake_timeout, c);
-		if (!c->hs_timer) {
-			bufferevent_free(c->bev);
-			conn_abandon(c);
-			return;
-		}
-		evtimer_add(c->hs_timer, &tv);
-	} else {
-		c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-		c->handshake_done = true;
-	}
-	if (!c->bev) {
-		close(fd);
-		conn_abandon(c);
-		return;
-	}
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	struct timeval idle = {s->opts.idle_ms / 1000, (s->opts.idle_ms % 1000) * 1000};
-	bufferevent_set_timeouts(c->bev, &idle, &idle);
-	bufferevent_setwatermark(c->bev, EV_READ, 2, 2 + BW_DNS_MAXMSG);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bw_stream_open(&c->io, &s->setup, c, fd, sa, salen) != 0)
+		free(c);
 }
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
-					   const struct bw_tcp_opts *opts, bw_tcp_msg_fn on_msg,
+					   const struct bw_tcp_opts *opts, bw_stream_msg_fn on_msg,
 					   void *ctx)
 {
 	struct bw_tcp_server *s = calloc(1, sizeof(*s));
@@ -256,6 +206,21 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 		free(s);
 		return NULL;
 	}
+	s->setup = (struct bw_stream_setup){
+	    .base = base,
+	    .admit = &s->admit,
+	    .tls = opts->tls,
+	    .tls_filter = true, /* DoT: large socket reads (docs/internals/encrypted.md) */
+	    .handshake_ms = opts->handshake_ms,
+	    .idle_ms = opts->idle_ms,
+	    .read_low = 2,
+	    .read_high = 2 + BW_DNS_MAXMSG,
+	    .evict = evict_idle,
+	    .on_handshake_timeout = on_handshake_timeout,
+	    .on_read = on_read,
+	    .on_write = on_write,
+	    .on_event = on_event,
+	};
 	s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
 	if (!s->lev) {
 		bw_admit_free(&s->admit);
@@ -293,10 +258,10 @@ unsigned bw_tcp_server_conns(const struct bw_tcp_server *s)
 
 static void conn_write(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
 {
-	if (!c->bev || len > BW_DNS_MAXMSG)
+	if (!c->io.bev || len > BW_DNS_MAXMSG)
 		return;
 	uint8_t hdr[2];
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out = bufferevent_get_output(c->io.bev);
 	if (c->pad) {
 		/* RFC 8467: the client pads, so answers are padded to 468-byte blocks */
 		uint8_t *buf = c->srv->pad;
@@ -309,34 +274,24 @@ static void conn_write(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
 	evbuffer_add(out, msg, len);
 }
 
-void bw_tcp_conn_hold(struct bw_tcp_conn *c)
+/* ---- the reply handle ---- */
+
+static struct bw_tcp_conn *conn_of_reply(const struct bw_reply *r)
 {
-	if (c->kind == CONN_DOH) {
-		bw_doh_req_hold(c);
-		return;
-	}
-	c->inflight++;
+	return (struct bw_tcp_conn *)r; /* the handle is the first member */
 }
 
-void bw_tcp_conn_answer(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
+static void reply_hold(struct bw_reply *r)
 {
-	if (c->kind == CONN_DOH) {
-		bw_doh_req_answer(c, msg, len);
-		return;
-	}
-	conn_write(c, msg, len);
-	bw_tcp_conn_release(c);
+	conn_of_reply(r)->inflight++;
 }
 
-void bw_tcp_conn_release(struct bw_tcp_conn *c)
+static void reply_release(struct bw_reply *r)
 {
-	if (c->kind == CONN_DOH) {
-		bw_doh_req_release(c);
-		return;
-	}
+	struct bw_tcp_conn *c = conn_of_reply(r);
 	if (c->inflight)
 		c->inflight--;
-	if (!c->bev) {
+	if (!c->io.bev) {
 		conn_free_if_done(c);
 		return;
 	}
@@ -344,42 +299,50 @@ void bw_tcp_conn_release(struct bw_tcp_conn *c)
 	conn_maybe_finish(c);
 }
 
-void bw_tcp_conn_send(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
+static void reply_answer(struct bw_reply *r, const uint8_t *msg, size_t len)
 {
-	if (c->kind == CONN_DOH) {
-		/* synchronous answer: as an asynchronous one, with its own hold */
-		bw_doh_req_hold(c);
-		bw_doh_req_answer(c, msg, len);
-		return;
-	}
-	conn_write(c, msg, len);
+	conn_write(conn_of_reply(r), msg, len);
+	reply_release(r);
 }
 
-const struct sockaddr *bw_tcp_conn_peer(const struct bw_tcp_conn *c, socklen_t *len)
+static void reply_send(struct bw_reply *r, const uint8_t *msg, size_t len)
 {
-	if (c->kind == CONN_DOH)
-		return bw_doh_req_peer(c, len);
-	*len = c->peerlen;
-	return (const struct sockaddr *)&c->peer;
+	conn_write(conn_of_reply(r), msg, len);
 }
 
-int bw_tcp_conn_listener(const struct bw_tcp_conn *c)
+static const struct sockaddr *reply_peer(const struct bw_reply *r, socklen_t *len)
 {
-	if (c->kind == CONN_DOH)
-		return bw_doh_req_listener(c);
-	return c->srv->opts.listener_index;
+	const struct bw_tcp_conn *c = conn_of_reply(r);
+	*len = c->io.peerlen;
+	return (const struct sockaddr *)&c->io.peer;
 }
 
-const char *bw_tcp_conn_sni(const struct bw_tcp_conn *c)
+static int reply_listener(const struct bw_reply *r)
 {
-	if (c->kind == CONN_DOH)
-		return bw_doh_req_sni(c);
-	if (!c->srv->opts.tls || !c->bev)
+	return conn_of_reply(r)->srv->opts.listener_index;
+}
+
+static const char *reply_sni(const struct bw_reply *r)
+{
+	const struct bw_tcp_conn *c = conn_of_reply(r);
+	if (!c->srv->opts.tls || !c->io.bev)
 		return NULL;
-	return SSL_get_servername(bufferevent_openssl_get_ssl(c->bev), TLSEXT_NAMETYPE_host_name);
+	return SSL_get_servername(bufferevent_openssl_get_ssl(c->io.bev), TLSEXT_NAMETYPE_host_name);
 }
 
-const char *bw_tcp_conn_doh_path(const struct bw_tcp_conn *c)
+static const char *reply_doh_path(const struct bw_reply *r)
 {
-	return c->kind == CONN_DOH ? bw_doh_req_path(c) : NULL;
+	(void)r;
+	return NULL;
 }
+
+static const struct bw_reply_ops reply_ops = {
+    .hold = reply_hold,
+    .answer = reply_answer,
+    .release = reply_release,
+    .send = reply_send,
+    .peer = reply_peer,
+    .listener = reply_listener,
+    .sni = reply_sni,
+    .doh_path = reply_doh_path,
+};

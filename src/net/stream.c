@@ -1,0 +1,91 @@
+/*
+ * net/stream.c - the base every stream connection stands on (TCP, DoT, DoH): admission
+ * (admit.c), the socket's bufferevent (plain, or TLS from the listener's context), the
+ * TLS handshake deadline, the idle timeout, the read watermarks, and closing. The framing
+ * layers (tcp.c: the two-byte length; doh.c: HTTP/2 and HTTP/1.1) sit on top and keep
+ * only what is theirs: how messages are cut, answered and paced.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/internal.h"
+
+int bw_stream_open(struct bw_stream *io, const struct bw_stream_setup *su, void *arg,
+		   evutil_socket_t fd, const struct sockaddr *sa, int salen)
+{
+	if (bw_admit_enter(su->admit, &io->link, sa, su->evict) != 0) {
+		close(fd);
+		return BW_EREFUSED;
+	}
+	if (salen > 0 && (size_t)salen <= sizeof(io->peer)) {
+		memcpy(&io->peer, sa, (size_t)salen);
+		io->peerlen = (socklen_t)salen;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (su->tls) {
+		io->bev = bw_tls_bev_new(su->tls, su->base, fd, su->tls_filter); /* fd is its */
+		io->hs_timer = io->bev ? evtimer_new(su->base, su->on_handshake_timeout, arg)
+				       : NULL;
+	} else {
+		io->bev = bufferevent_socket_new(su->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (!io->bev)
+			close(fd);
+		io->handshake_done = true;
+	}
+	if (!io->bev || (su->tls && !io->hs_timer)) {
+		if (io->bev)
+			bufferevent_free(io->bev);
+		io->bev = NULL;
+		bw_admit_leave(su->admit, &io->link);
+		return BW_ENOMEM;
+	}
+	if (io->hs_timer) {
+		unsigned ms = su->handshake_ms ? su->handshake_ms : 5000;
+		struct timeval hs = {ms / 1000, (ms % 1000) * 1000};
+		evtimer_add(io->hs_timer, &hs);
+	}
+	bufferevent_setcb(io->bev, su->on_read, su->on_write, su->on_event, arg);
+	struct timeval idle = {su->idle_ms / 1000, (su->idle_ms % 1000) * 1000};
+	bufferevent_set_timeouts(io->bev, &idle, &idle);
+	bufferevent_setwatermark(io->bev, EV_READ, su->read_low, su->read_high);
+	bufferevent_enable(io->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+bool bw_stream_started(struct bw_stream *io, struct bw_tls *tls)
+{
+	if (io->handshake_done)
+		return false;
+	io->handshake_done = true;
+	if (io->hs_timer) {
+		event_free(io->hs_timer);
+		io->hs_timer = NULL;
+	}
+	if (tls)
+		bw_tls_count(tls, bufferevent_openssl_get_ssl(io->bev));
+	return true;
+}
+
+bool bw_stream_close(struct bw_stream *io, struct bw_admit *a)
+{
+	if (!io->bev)
+		return false;
+	if (io->hs_timer) {
+		event_free(io->hs_timer);
+		io->hs_timer = NULL;
+	}
+	bufferevent_free(io->bev); /* closes the socket (and frees the SSL) */
+	io->bev = NULL;
+	bw_admit_leave(a, &io->link);
+	return true;
+}
+
+bool bw_stream_idle(const struct bw_stream *io)
+{
+	return io->bev && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0;
+}
