@@ -292,13 +292,14 @@ static int explain_main(int argc, char **argv)
 	return rc < 0 ? 2 : 0;
 }
 
-int main(int argc, char **argv)
-{
-	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
-		return explain_main(argc - 1, argv + 1);
-	if (argc >= 2 && strcmp(argv[1], "guard-check") == 0)
-		return bw_guard_check_main(argc - 1, argv + 1);
+struct args {
+	const char *config, *check, *pidfile;
+	bool foreground, debug;
+};
 
+/* The daemon's command line: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"foreground", no_argument, NULL, 'f'},
@@ -309,18 +310,15 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config = BW_CONF_DEFAULT_PATH;
-	const char *check = NULL;
-	const char *pidfile = NULL;
-	bool foreground = false, debug = false;
+	*a = (struct args){.config = BW_CONF_DEFAULT_PATH};
 	int c;
 	while ((c = getopt_long(argc, argv, "c:fp:dhV", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': config = optarg; break;
-		case 'f': foreground = true; break;
-		case 'C': check = optarg; break;
-		case 'p': pidfile = optarg; break;
-		case 'd': debug = true; break;
+		case 'c': a->config = optarg; break;
+		case 'f': a->foreground = true; break;
+		case 'C': a->check = optarg; break;
+		case 'p': a->pidfile = optarg; break;
+		case 'd': a->debug = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'V': printf("bulwark %s\n", BW_VERSION); return 0;
 		default: fputs("Try 'bulwark --help'.\n", stderr); return 2;
@@ -331,27 +329,88 @@ int main(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
+	return -1;
+}
 
+/* --check-config FILE: the config and the feeds it can reach. */
+static int check_main(const char *path)
+{
 	char err[1024];
 	struct bw_conf *conf = NULL;
-	if (check) {
-		if (bw_conf_load(check, &conf, err, sizeof(err)) != 0) {
-			fprintf(stderr, "%s\n", err);
-			return 2;
-		}
-		int bad = check_feeds(check, conf);
-		if (!bad)
-			printf("%s: configuration is valid\n", check);
-		bw_conf_free(conf);
-		return bad ? 2 : 0;
-	}
-	if (bw_conf_load(config, &conf, err, sizeof(err)) != 0) {
+	if (bw_conf_load(path, &conf, err, sizeof(err)) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	bw_log_init(debug ? BW_LOG_DEBUG : conf->log.level, !foreground || conf->log.syslog);
+	int bad = check_feeds(path, conf);
+	if (!bad)
+		printf("%s: configuration is valid\n", path);
+	bw_conf_free(conf);
+	return bad ? 2 : 0;
+}
 
-	/* every thread inherits this mask: signals are taken by sigtimedwait() below */
+/* The control socket and its commands; NULL when it cannot be had (said in the log). */
+static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds *feeds,
+				    struct bw_server *srv)
+{
+	char err[1024];
+	struct bw_admin *adm = NULL;
+	if (bw_admin_create(conf->server.control_socket, &adm, err, sizeof(err)) != 0)
+		return NULL;
+	bw_admin_register(adm, "feeds", "feeds | feeds accept NAME | feeds refresh NAME",
+			  bw_feeds_command, feeds);
+	bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)", reload_cmd,
+			  NULL);
+	bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)", alerts_cmd,
+			  bw_server_telemetry(srv));
+	bw_admin_register(adm, "top", "top [N]: the most blocked names and clients", top_cmd,
+			  bw_server_telemetry(srv));
+	if (bw_admin_start(adm, err, sizeof(err)) != 0) {
+		bw_warn("no control socket: %s", err);
+		bw_admin_destroy(adm);
+		return NULL;
+	}
+	return adm;
+}
+
+/* Signals (taken by sigtimedwait: every thread blocks them), the periodic tick and the
+ * feed file watcher, until SIGTERM or SIGINT. */
+static void serve(struct bw_server *srv, const sigset_t *sigs, unsigned watch_ms)
+{
+	uint64_t next_watch = bw_now_ms() + watch_ms;
+	for (;;) {
+		struct timespec tick = {0, 250 * 1000 * 1000};
+		int sig = sigtimedwait(sigs, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT) {
+			bw_info("signal %d: shutting down", sig);
+			return;
+		}
+		if (sig == SIGHUP) {
+			bw_info("SIGHUP: reloading");
+			bw_server_reload(srv);
+		}
+		bw_server_tick(srv);
+		if (watch_ms && bw_now_ms() >= next_watch) {
+			bw_server_watch(srv);
+			next_watch = bw_now_ms() + watch_ms;
+		}
+	}
+}
+
+static void log_listeners(const struct bw_conf *conf)
+{
+	for (size_t i = 0; i < conf->server.n_listen; i++)
+		bw_info("listening on %s port %u (%s)", conf->server.listen[i].address,
+			(unsigned)conf->server.listen[i].port,
+			conf->server.listen[i].transport == BW_TRANSPORT_DOT   ? "dot"
+			: conf->server.listen[i].transport == BW_TRANSPORT_DOH ? "doh"
+									       : "udp, tcp");
+}
+
+/* Builds, starts and runs the server on conf (which it takes over) until a stop signal. */
+static int run(struct bw_conf *conf, const struct args *a)
+{
+	char err[1024];
+	/* every thread inherits this mask: signals are taken by sigtimedwait() in serve() */
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -364,17 +423,17 @@ int main(int argc, char **argv)
 	struct bw_server *srv = NULL;
 	if (bw_server_create(conf, &srv, err, sizeof(err)) != 0) {
 		bw_err("%s", err);
-		if (foreground)
+		if (a->foreground)
 			fprintf(stderr, "bulwark: %s\n", err);
 		return 1;
 	}
-	if (!foreground && daemon(1, 0) != 0) {
+	if (!a->foreground && daemon(1, 0) != 0) {
 		bw_err("cannot detach: %s", strerror(errno));
 		bw_server_destroy(srv);
 		return 1;
 	}
-	if (pidfile && write_pidfile(pidfile) != 0)
-		bw_warn("cannot write pid file %s: %s", pidfile, strerror(errno));
+	if (a->pidfile && write_pidfile(a->pidfile) != 0)
+		bw_warn("cannot write pid file %s: %s", a->pidfile, strerror(errno));
 	/* the feed manager exists before the workers start (they pass it NOTIFYs); its thread
 	 * starts once they answer */
 	struct bw_feeds_hooks hooks = {.ctx = srv,
@@ -389,7 +448,7 @@ int main(int argc, char **argv)
 	struct bw_feeds *feeds = NULL;
 	if (bw_feeds_create(conf, &hooks, &feeds, err, sizeof(err)) != 0) {
 		bw_err("%s", err);
-		if (foreground)
+		if (a->foreground)
 			fprintf(stderr, "bulwark: %s\n", err);
 		bw_server_destroy(srv);
 		return 1;
@@ -402,12 +461,7 @@ int main(int argc, char **argv)
 		bw_server_destroy(srv);
 		return 1;
 	}
-	for (size_t i = 0; i < conf->server.n_listen; i++)
-		bw_info("listening on %s port %u (%s)", conf->server.listen[i].address,
-			(unsigned)conf->server.listen[i].port,
-			conf->server.listen[i].transport == BW_TRANSPORT_DOT   ? "dot"
-			: conf->server.listen[i].transport == BW_TRANSPORT_DOH ? "doh"
-									       : "udp, tcp");
+	log_listeners(conf);
 	/* fetched feeds (their last good copies are already loaded) and the control socket */
 	if (bw_feeds_start(feeds) != 0) {
 		bw_server_stop(srv, 0);
@@ -415,48 +469,37 @@ int main(int argc, char **argv)
 		bw_server_destroy(srv);
 		return 1;
 	}
-	struct bw_admin *adm = NULL;
-	if (bw_admin_create(conf->server.control_socket, &adm, err, sizeof(err)) == 0) {
-		bw_admin_register(adm, "feeds", "feeds | feeds accept NAME | feeds refresh NAME",
-				  bw_feeds_command, feeds);
-		bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)",
-				  reload_cmd, NULL);
-		bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)",
-				  alerts_cmd, bw_server_telemetry(srv));
-		bw_admin_register(adm, "top", "top [N]: the most blocked names and clients",
-				  top_cmd, bw_server_telemetry(srv));
-		if (bw_admin_start(adm, err, sizeof(err)) != 0) {
-			bw_warn("no control socket: %s", err);
-			bw_admin_destroy(adm);
-			adm = NULL;
-		}
-	}
-
-	uint64_t next_watch = bw_now_ms() + watch_ms;
-	for (;;) {
-		struct timespec tick = {0, 250 * 1000 * 1000};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig == SIGTERM || sig == SIGINT) {
-			bw_info("signal %d: shutting down", sig);
-			break;
-		}
-		if (sig == SIGHUP) {
-			bw_info("SIGHUP: reloading");
-			bw_server_reload(srv);
-		}
-		bw_server_tick(srv);
-		if (watch_ms && bw_now_ms() >= next_watch) {
-			bw_server_watch(srv);
-			next_watch = bw_now_ms() + watch_ms;
-		}
-	}
+	struct bw_admin *adm = admin_start(conf, feeds, srv);
+	serve(srv, &sigs, watch_ms);
 	bw_admin_destroy(adm);
 	bw_feeds_destroy(feeds);
 	bw_server_stop(srv, 3000);
 	bw_server_log_stats(srv);
 	bw_server_destroy(srv);
-	if (pidfile)
-		unlink(pidfile);
+	if (a->pidfile)
+		unlink(a->pidfile);
 	bw_info("stopped");
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "explain") == 0)
+		return explain_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "guard-check") == 0)
+		return bw_guard_check_main(argc - 1, argv + 1);
+	struct args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc >= 0)
+		return rc;
+	if (a.check)
+		return check_main(a.check);
+	char err[1024];
+	struct bw_conf *conf = NULL;
+	if (bw_conf_load(a.config, &conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	bw_log_init(a.debug ? BW_LOG_DEBUG : conf->log.level, !a.foreground || conf->log.syslog);
+	return run(conf, &a);
 }

@@ -133,6 +133,139 @@ static void print_result(json_t *r)
 	free(w);
 }
 
+/* The command line's command as one line for the daemon ("feeds accept x\n"): its length,
+ * or 0 when it does not fit or has spaces inside an argument. */
+static size_t command_line(int argc, char **argv, int first, char *line, size_t cap)
+{
+	size_t len = 0;
+	for (int i = first; i < argc; i++) {
+		int n = snprintf(line + len, cap - len, "%s%s", i > first ? " " : "", argv[i]);
+		if (n < 0 || (size_t)n >= cap - len - 1 || strpbrk(argv[i], " \t\r\n"))
+			return 0;
+		len += (size_t)n;
+	}
+	line[len++] = '\n';
+	return len;
+}
+
+/* The control socket: -s, else the config's (-c, or the default config if it loads), else
+ * the default state directory's. Returns 0, or the exit status. */
+static int socket_path(const char *sock, const char *config, char *path, size_t cap)
+{
+	if (sock) {
+		snprintf(path, cap, "%s", sock);
+		return 0;
+	}
+	const char *cf = config ? config : BW_CONF_DEFAULT_PATH;
+	struct bw_conf *conf = NULL;
+	char err[1024];
+	if (bw_conf_load(cf, &conf, err, sizeof(err)) == 0) {
+		snprintf(path, cap, "%s", conf->server.control_socket);
+		bw_conf_free(conf);
+	} else if (config) {
+		fprintf(stderr, "bulwarkctl: %s\n", err);
+		return 2;
+	} else {
+		snprintf(path, cap, "%s/control.sock", BW_CONF_DEFAULT_STATE_DIR);
+	}
+	return 0;
+}
+
+/* Sends line on a new connection to path: the connected socket, or -1 (said on stderr). */
+static int send_command(const char *path, const char *line, size_t len)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "bulwarkctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		fprintf(stderr, "bulwarkctl: cannot connect to %s: %s (is bulwark running?)\n",
+			path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
+		fprintf(stderr, "bulwarkctl: cannot send to %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* The daemon's whole answer (until it closes), NUL-terminated, at most 64 MiB, within
+ * timeout_s: a heap buffer, or NULL (said on stderr). */
+static char *read_answer(int fd, const char *path, long timeout_s)
+{
+	size_t cap = 65536, got = 0;
+	char *buf = malloc(cap);
+	uint64_t deadline = bw_now_ms() + (uint64_t)timeout_s * 1000;
+	for (;;) {
+		if (!buf) {
+			fputs("bulwarkctl: out of memory\n", stderr);
+			return NULL;
+		}
+		if (got + 1 == cap) {
+			if (cap >= (64u << 20)) {
+				fputs("bulwarkctl: answer too large\n", stderr);
+				free(buf);
+				return NULL;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				free(buf);
+			buf = nb;
+			cap *= 2;
+			continue;
+		}
+		uint64_t now = bw_now_ms();
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0) {
+			fprintf(stderr, "bulwarkctl: no answer from %s within %lds\n", path, timeout_s);
+			free(buf);
+			return NULL;
+		}
+		ssize_t n = read(fd, buf + got, cap - got - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = 0;
+	return buf;
+}
+
+/* Prints the answer (the result, or the raw JSON with -j): the exit status. */
+static int show_answer(const char *buf, bool json)
+{
+	json_error_t jerr;
+	json_t *r = json_loads(buf, 0, &jerr);
+	if (!r || !json_is_object(r)) {
+		fprintf(stderr, "bulwarkctl: the daemon's answer is not JSON: %s\n", jerr.text);
+		json_decref(r);
+		return 3;
+	}
+	int rc = 0;
+	if (json_is_true(json_object_get(r, "ok"))) {
+		if (json)
+			fputs(buf, stdout);
+		else
+			print_result(json_object_get(r, "result"));
+	} else {
+		const char *e = json_string_value(json_object_get(r, "error"));
+		if (json)
+			fputs(buf, stdout);
+		fprintf(stderr, "bulwarkctl: %s\n", e ? e : "failed");
+		rc = 1;
+	}
+	json_decref(r);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -167,114 +300,24 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	char line[4096] = "";
-	size_t len = 0;
-	for (int i = optind; i < argc; i++) {
-		int n = snprintf(line + len, sizeof(line) - len, "%s%s", i > optind ? " " : "",
-				 argv[i]);
-		if (n < 0 || (size_t)n >= sizeof(line) - len - 1 || strpbrk(argv[i], " \t\r\n")) {
-			fputs("bulwarkctl: arguments too long or with spaces\n", stderr);
-			return 2;
-		}
-		len += (size_t)n;
-	}
-	line[len++] = '\n';
-
-	char path[512];
-	if (sock) {
-		snprintf(path, sizeof(path), "%s", sock);
-	} else {
-		const char *cf = config ? config : BW_CONF_DEFAULT_PATH;
-		struct bw_conf *conf = NULL;
-		char err[1024];
-		if (bw_conf_load(cf, &conf, err, sizeof(err)) == 0) {
-			snprintf(path, sizeof(path), "%s", conf->server.control_socket);
-			bw_conf_free(conf);
-		} else if (config) {
-			fprintf(stderr, "bulwarkctl: %s\n", err);
-			return 2;
-		} else {
-			snprintf(path, sizeof(path), "%s/control.sock", BW_CONF_DEFAULT_STATE_DIR);
-		}
-	}
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "bulwarkctl: socket path too long: %s\n", path);
+	size_t len = command_line(argc, argv, optind, line, sizeof(line));
+	if (!len) {
+		fputs("bulwarkctl: arguments too long or with spaces\n", stderr);
 		return 2;
 	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		fprintf(stderr, "bulwarkctl: cannot connect to %s: %s (is bulwark running?)\n",
-			path, strerror(errno));
+
+	char path[512];
+	int rc = socket_path(sock, config, path, sizeof(path));
+	if (rc)
+		return rc;
+	int fd = send_command(path, line, len);
+	if (fd < 0)
 		return 3;
-	}
-	if (send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		fprintf(stderr, "bulwarkctl: cannot send to %s: %s\n", path, strerror(errno));
-		close(fd);
-		return 3;
-	}
-	size_t cap = 65536, got = 0;
-	char *buf = malloc(cap);
-	uint64_t deadline = bw_now_ms() + (uint64_t)timeout_s * 1000;
-	for (;;) {
-		if (!buf) {
-			fputs("bulwarkctl: out of memory\n", stderr);
-			close(fd);
-			return 3;
-		}
-		if (got + 1 == cap) {
-			if (cap >= (64u << 20)) {
-				fputs("bulwarkctl: answer too large\n", stderr);
-				free(buf);
-				close(fd);
-				return 3;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb)
-				free(buf);
-			buf = nb;
-			cap *= 2;
-			continue;
-		}
-		uint64_t now = bw_now_ms();
-		struct pollfd p = {.fd = fd, .events = POLLIN};
-		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0) {
-			fprintf(stderr, "bulwarkctl: no answer from %s within %lds\n", path, timeout_s);
-			free(buf);
-			close(fd);
-			return 3;
-		}
-		ssize_t n = read(fd, buf + got, cap - got - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	char *buf = read_answer(fd, path, timeout_s);
 	close(fd);
-	buf[got] = 0;
-	json_error_t jerr;
-	json_t *r = json_loads(buf, 0, &jerr);
-	if (!r || !json_is_object(r)) {
-		fprintf(stderr, "bulwarkctl: the daemon's answer is not JSON: %s\n", jerr.text);
-		free(buf);
-		json_decref(r);
+	if (!buf)
 		return 3;
-	}
-	int rc = 0;
-	if (json_is_true(json_object_get(r, "ok"))) {
-		if (json)
-			fputs(buf, stdout);
-		else
-			print_result(json_object_get(r, "result"));
-	} else {
-		const char *e = json_string_value(json_object_get(r, "error"));
-		if (json)
-			fputs(buf, stdout);
-		fprintf(stderr, "bulwarkctl: %s\n", e ? e : "failed");
-		rc = 1;
-	}
-	json_decref(r);
+	rc = show_answer(buf, json);
 	free(buf);
 	return rc;
 }

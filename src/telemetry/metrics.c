@@ -148,172 +148,214 @@ static const char *rcode_name(unsigned r)
 	return r < 16 ? names[r] : "OTHER";
 }
 
-int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
+/* Queries, answers, profiles and blocks. */
+static void put_queries(struct out *o, const struct bw_metrics_sample *s)
 {
-	struct out o = {.b = out};
 	char e1[2 * BW_METRICS_LABEL_MAX + 4], e2[2 * BW_METRICS_LABEL_MAX + 4];
-	char e3[2 * sizeof(s->feed[0].error) + 4];
 	const struct bw_metrics_counts *c = &s->c;
 
-	family(&o, "bulwark_workers", "gauge", "Worker threads answering queries.");
-	u64(&o, "bulwark_workers", s->workers);
+	family(o, "bulwark_workers", "gauge", "Worker threads answering queries.");
+	u64(o, "bulwark_workers", s->workers);
 
-	family(&o, "bulwark_queries_total", "counter", "Queries received, by transport.");
-	put(&o, "bulwark_queries_total{transport=\"udp\"} %llu\n",
+	family(o, "bulwark_queries_total", "counter", "Queries received, by transport.");
+	put(o, "bulwark_queries_total{transport=\"udp\"} %llu\n",
 	    (unsigned long long)s->queries_udp);
-	put(&o, "bulwark_queries_total{transport=\"tcp\"} %llu\n",
+	put(o, "bulwark_queries_total{transport=\"tcp\"} %llu\n",
 	    (unsigned long long)s->queries_tcp);
 
-	family(&o, "bulwark_responses_total", "counter", "Responses sent, by response code.");
+	family(o, "bulwark_responses_total", "counter", "Responses sent, by response code.");
 	for (unsigned r = 0; r < 16; r++)
 		if (c->rcode[r] || r <= 5)
-			put(&o, "bulwark_responses_total{rcode=\"%s\"} %llu\n", rcode_name(r),
+			put(o, "bulwark_responses_total{rcode=\"%s\"} %llu\n", rcode_name(r),
 			    (unsigned long long)c->rcode[r]);
 
-	family(&o, "bulwark_profile_queries_total", "counter",
+	family(o, "bulwark_profile_queries_total", "counter",
 	       "Queries, by the policy profile selected for them.");
 	for (unsigned i = 0; i < s->n_profile_slots && i < BW_METRICS_PROFILE_SLOTS; i++)
-		put(&o, "bulwark_profile_queries_total{profile=\"%s\"} %llu\n",
+		put(o, "bulwark_profile_queries_total{profile=\"%s\"} %llu\n",
 		    bw_metrics_escape(s->profile_slot[i], e1, sizeof(e1)),
 		    (unsigned long long)c->profile[i]);
 
-	family(&o, "bulwark_blocked_total", "counter",
+	family(o, "bulwark_blocked_total", "counter",
 	       "Queries answered by a blocking rule, by feed and category.");
 	for (unsigned i = 0; i < s->n_feed_slots && i < BW_METRICS_FEED_SLOTS; i++)
-		put(&o, "bulwark_blocked_total{feed=\"%s\",category=\"%s\"} %llu\n",
+		put(o, "bulwark_blocked_total{feed=\"%s\",category=\"%s\"} %llu\n",
 		    bw_metrics_escape(s->feed_slot[i][0], e1, sizeof(e1)),
 		    bw_metrics_escape(s->feed_slot[i][1], e2, sizeof(e2)),
 		    (unsigned long long)c->feed_blocked[i]);
-	family(&o, "bulwark_blocked_after_resolution_total", "counter",
+	family(o, "bulwark_blocked_after_resolution_total", "counter",
 	       "Blocks decided on the answer, by what matched (a CNAME target or an address).");
-	put(&o, "bulwark_blocked_after_resolution_total{match=\"cname\"} %llu\n",
+	put(o, "bulwark_blocked_after_resolution_total{match=\"cname\"} %llu\n",
 	    (unsigned long long)s->blocked_cname);
-	put(&o, "bulwark_blocked_after_resolution_total{match=\"address\"} %llu\n",
+	put(o, "bulwark_blocked_after_resolution_total{match=\"address\"} %llu\n",
 	    (unsigned long long)s->blocked_ip);
-	family(&o, "bulwark_log_only_total", "counter",
+	family(o, "bulwark_log_only_total", "counter",
 	       "Queries a feed on trial (log-only) matched, answered normally.");
-	u64(&o, "bulwark_log_only_total", s->log_only);
-	family(&o, "bulwark_allowlisted_total", "counter", "Queries an allowlist let through.");
-	u64(&o, "bulwark_allowlisted_total", s->allowlisted);
+	u64(o, "bulwark_log_only_total", s->log_only);
+	family(o, "bulwark_allowlisted_total", "counter", "Queries an allowlist let through.");
+	u64(o, "bulwark_allowlisted_total", s->allowlisted);
 
-	family(&o, "bulwark_cache_hits_total", "counter", "Packet cache hits.");
-	u64(&o, "bulwark_cache_hits_total", s->cache_hits);
-	family(&o, "bulwark_cache_misses_total", "counter", "Packet cache misses.");
-	u64(&o, "bulwark_cache_misses_total", s->cache_misses);
-	family(&o, "bulwark_cache_entries", "gauge", "Answers in the packet cache.");
-	u64(&o, "bulwark_cache_entries", s->cache_entries);
-	family(&o, "bulwark_cache_bytes", "gauge", "Bytes the packet cache holds.");
-	u64(&o, "bulwark_cache_bytes", s->cache_bytes);
-	family(&o, "bulwark_cache_capacity_bytes", "gauge", "The packet cache's configured size.");
-	u64(&o, "bulwark_cache_capacity_bytes", s->cache_capacity);
-	family(&o, "bulwark_cache_evictions_total", "counter",
+}
+
+/* The packet cache. */
+static void put_cache(struct out *o, const struct bw_metrics_sample *s)
+{
+	family(o, "bulwark_cache_hits_total", "counter", "Packet cache hits.");
+	u64(o, "bulwark_cache_hits_total", s->cache_hits);
+	family(o, "bulwark_cache_misses_total", "counter", "Packet cache misses.");
+	u64(o, "bulwark_cache_misses_total", s->cache_misses);
+	family(o, "bulwark_cache_entries", "gauge", "Answers in the packet cache.");
+	u64(o, "bulwark_cache_entries", s->cache_entries);
+	family(o, "bulwark_cache_bytes", "gauge", "Bytes the packet cache holds.");
+	u64(o, "bulwark_cache_bytes", s->cache_bytes);
+	family(o, "bulwark_cache_capacity_bytes", "gauge", "The packet cache's configured size.");
+	u64(o, "bulwark_cache_capacity_bytes", s->cache_capacity);
+	family(o, "bulwark_cache_evictions_total", "counter",
 	       "Cache entries evicted to make room.");
-	u64(&o, "bulwark_cache_evictions_total", s->cache_evictions);
-	family(&o, "bulwark_cache_bucket_evictions_total", "counter",
+	u64(o, "bulwark_cache_evictions_total", s->cache_evictions);
+	family(o, "bulwark_cache_bucket_evictions_total", "counter",
 	       "Of those, entries evicted because their hash bucket was full (a steady rise "
 	       "means someone is trying to flood one bucket).");
-	u64(&o, "bulwark_cache_bucket_evictions_total", s->cache_bucket_evictions);
+	u64(o, "bulwark_cache_bucket_evictions_total", s->cache_bucket_evictions);
+}
+
+/* Stream connections refused or evicted (net/admit.c). */
+static void put_connections(struct out *o, const struct bw_metrics_sample *s)
+{
 	static const char *const streams[BW_METRICS_STREAMS] = {"tcp", "dot", "doh"};
-	family(&o, "bulwark_connections_refused_total", "counter",
+	family(o, "bulwark_connections_refused_total", "counter",
 	       "Stream connections closed at accept: the client already held its share "
 	       "(reason=\"client-share\") or the listener was full with no idle connection "
 	       "to close (reason=\"full\").");
 	for (int k = 0; k < BW_METRICS_STREAMS; k++) {
-		put(&o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"client-share\"} "
+		put(o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"client-share\"} "
 			"%llu\n", streams[k], (unsigned long long)s->conn_refused_client[k]);
-		put(&o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"full\"} %llu\n",
+		put(o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"full\"} %llu\n",
 		    streams[k], (unsigned long long)s->conn_refused_full[k]);
 	}
-	family(&o, "bulwark_connections_evicted_total", "counter",
+	family(o, "bulwark_connections_evicted_total", "counter",
 	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
 	for (int k = 0; k < BW_METRICS_STREAMS; k++)
-		put(&o, "bulwark_connections_evicted_total{transport=\"%s\"} %llu\n", streams[k],
+		put(o, "bulwark_connections_evicted_total{transport=\"%s\"} %llu\n", streams[k],
 		    (unsigned long long)s->conn_evicted[k]);
-	family(&o, "bulwark_stale_answers_total", "counter",
-	       "Expired answers served because the upstream failed (RFC 8767).");
-	u64(&o, "bulwark_stale_answers_total", s->stale);
+}
 
-	family(&o, "bulwark_backend_latency_seconds", "histogram",
+/* Stale answers, the resolver backend, DNSSEC, overload and drops. */
+static void put_backend(struct out *o, const struct bw_metrics_sample *s)
+{
+	const struct bw_metrics_counts *c = &s->c;
+
+	family(o, "bulwark_stale_answers_total", "counter",
+	       "Expired answers served because the upstream failed (RFC 8767).");
+	u64(o, "bulwark_stale_answers_total", s->stale);
+
+	family(o, "bulwark_backend_latency_seconds", "histogram",
 	       "Time the resolver backend took to answer a cache miss.");
 	uint64_t cum = 0;
 	for (unsigned i = 0; i < BW_METRICS_LAT_BUCKETS; i++) {
 		cum += c->lat_bucket[i];
-		put(&o, "bulwark_backend_latency_seconds_bucket{le=\"%g\"} %llu\n",
+		put(o, "bulwark_backend_latency_seconds_bucket{le=\"%g\"} %llu\n",
 		    (double)bw_metrics_lat_bounds_us[i] / 1e6, (unsigned long long)cum);
 	}
 	cum += c->lat_bucket[BW_METRICS_LAT_BUCKETS];
-	put(&o, "bulwark_backend_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+	put(o, "bulwark_backend_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
 	    (unsigned long long)cum);
-	put(&o, "bulwark_backend_latency_seconds_sum %.6f\n", (double)c->lat_sum_us / 1e6);
-	put(&o, "bulwark_backend_latency_seconds_count %llu\n", (unsigned long long)c->lat_count);
-	family(&o, "bulwark_dnssec_bogus_total", "counter",
+	put(o, "bulwark_backend_latency_seconds_sum %.6f\n", (double)c->lat_sum_us / 1e6);
+	put(o, "bulwark_backend_latency_seconds_count %llu\n", (unsigned long long)c->lat_count);
+	family(o, "bulwark_dnssec_bogus_total", "counter",
 	       "Answers that failed DNSSEC validation (SERVFAIL sent).");
-	u64(&o, "bulwark_dnssec_bogus_total", s->bogus);
-	family(&o, "bulwark_overload_total", "counter",
+	u64(o, "bulwark_dnssec_bogus_total", s->bogus);
+	family(o, "bulwark_overload_total", "counter",
 	       "Queries refused because too many were waiting on the resolver.");
-	u64(&o, "bulwark_overload_total", s->overload);
-	family(&o, "bulwark_dropped_total", "counter",
+	u64(o, "bulwark_overload_total", s->overload);
+	family(o, "bulwark_dropped_total", "counter",
 	       "Queries dropped without an answer (access control, truncated, send failures).");
-	u64(&o, "bulwark_dropped_total", s->dropped);
+	u64(o, "bulwark_dropped_total", s->dropped);
 
-	family(&o, "bulwark_policy_generation", "gauge", "Generation of the live policy.");
-	u64(&o, "bulwark_policy_generation", s->policy_generation);
-	family(&o, "bulwark_policy_entries", "gauge", "Names and networks the live policy blocks.");
-	u64(&o, "bulwark_policy_entries", s->policy_entries);
-	family(&o, "bulwark_feed_entries", "gauge", "Rules a feed contributes to the live policy.");
+}
+
+/* The live policy and its feeds. */
+static void put_feeds(struct out *o, const struct bw_metrics_sample *s)
+{
+	char e1[2 * BW_METRICS_LABEL_MAX + 4], e2[2 * BW_METRICS_LABEL_MAX + 4];
+	char e3[2 * sizeof(s->feed[0].error) + 4];
+
+	family(o, "bulwark_policy_generation", "gauge", "Generation of the live policy.");
+	u64(o, "bulwark_policy_generation", s->policy_generation);
+	family(o, "bulwark_policy_entries", "gauge", "Names and networks the live policy blocks.");
+	u64(o, "bulwark_policy_entries", s->policy_entries);
+	family(o, "bulwark_feed_entries", "gauge", "Rules a feed contributes to the live policy.");
 	for (unsigned i = 0; i < s->n_feeds; i++)
-		put(&o, "bulwark_feed_entries{feed=\"%s\",category=\"%s\"} %llu\n",
+		put(o, "bulwark_feed_entries{feed=\"%s\",category=\"%s\"} %llu\n",
 		    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)),
 		    bw_metrics_escape(s->feed[i].category, e2, sizeof(e2)),
 		    (unsigned long long)s->feed[i].entries);
-	family(&o, "bulwark_feed_age_seconds", "gauge",
+	family(o, "bulwark_feed_age_seconds", "gauge",
 	       "Seconds since the feed data in use was last modified.");
 	for (unsigned i = 0; i < s->n_feeds; i++)
 		if (s->feed[i].age_sec >= 0)
-			put(&o, "bulwark_feed_age_seconds{feed=\"%s\"} %.0f\n",
+			put(o, "bulwark_feed_age_seconds{feed=\"%s\"} %.0f\n",
 			    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)), s->feed[i].age_sec);
-	family(&o, "bulwark_feed_load_failed", "gauge",
+	family(o, "bulwark_feed_load_failed", "gauge",
 	       "1 when the feed's last load failed and its previous version is kept.");
 	for (unsigned i = 0; i < s->n_feeds; i++)
-		put(&o, "bulwark_feed_load_failed{feed=\"%s\"} %d\n",
+		put(o, "bulwark_feed_load_failed{feed=\"%s\"} %d\n",
 		    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)), s->feed[i].failed ? 1 : 0);
-	family(&o, "bulwark_feed_last_error_info", "gauge",
+	family(o, "bulwark_feed_last_error_info", "gauge",
 	       "Why a feed's last load failed (one series per failing feed, value 1).");
 	for (unsigned i = 0; i < s->n_feeds; i++)
 		if (s->feed[i].failed)
-			put(&o, "bulwark_feed_last_error_info{feed=\"%s\",error=\"%s\"} 1\n",
+			put(o, "bulwark_feed_last_error_info{feed=\"%s\",error=\"%s\"} 1\n",
 			    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)),
 			    bw_metrics_escape(s->feed[i].error, e3, sizeof(e3)));
-	family(&o, "bulwark_feed_state", "gauge",
+	family(o, "bulwark_feed_state", "gauge",
 	       "A feed's state, one series per feed (value 1): ok, failed (its last load failed, "
 	       "the previous version is kept), held-back (a local file that shrank below "
 	       "min-ratio, waiting for `bulwarkctl feeds accept`) or changing (a local file "
 	       "caught while being written, read again at the next look); reason: why.");
 	for (unsigned i = 0; i < s->n_feeds; i++)
-		put(&o, "bulwark_feed_state{feed=\"%s\",state=\"%s\",reason=\"%s\"} 1\n",
+		put(o, "bulwark_feed_state{feed=\"%s\",state=\"%s\",reason=\"%s\"} 1\n",
 		    bw_metrics_escape(s->feed[i].name, e1, sizeof(e1)),
 		    s->feed[i].state ? s->feed[i].state : "ok",
 		    bw_metrics_escape(s->feed[i].error, e3, sizeof(e3)));
 
+}
+
+/* dnstap and the query log, when they run. */
+static void put_telemetry(struct out *o, const struct bw_metrics_sample *s)
+{
+	const struct bw_metrics_counts *c = &s->c;
+
 	if (s->dnstap) {
-		family(&o, "bulwark_dnstap_messages_total", "counter",
+		family(o, "bulwark_dnstap_messages_total", "counter",
 		       "dnstap messages handed to the output thread.");
-		u64(&o, "bulwark_dnstap_messages_total", c->dnstap_sent);
-		family(&o, "bulwark_dnstap_dropped_total", "counter",
+		u64(o, "bulwark_dnstap_messages_total", c->dnstap_sent);
+		family(o, "bulwark_dnstap_dropped_total", "counter",
 		       "dnstap messages dropped because the output queue was full.");
-		u64(&o, "bulwark_dnstap_dropped_total", c->dnstap_dropped);
+		u64(o, "bulwark_dnstap_dropped_total", c->dnstap_dropped);
 	}
 	if (s->have_telemetry) {
-		family(&o, "bulwark_telemetry_dropped_total", "counter",
+		family(o, "bulwark_telemetry_dropped_total", "counter",
 		       "Query log and event records dropped because telemetry could not keep up.");
-		u64(&o, "bulwark_telemetry_dropped_total", s->telemetry_dropped);
-		family(&o, "bulwark_query_log_waiting", "gauge",
+		u64(o, "bulwark_telemetry_dropped_total", s->telemetry_dropped);
+		family(o, "bulwark_query_log_waiting", "gauge",
 		       "Query log records in the spool, not yet written to the SQLite file.");
-		u64(&o, "bulwark_query_log_waiting", s->query_log_waiting);
-		family(&o, "bulwark_query_log_spool_bytes", "gauge",
+		u64(o, "bulwark_query_log_waiting", s->query_log_waiting);
+		family(o, "bulwark_query_log_spool_bytes", "gauge",
 		       "Bytes of the query log's spool files.");
-		u64(&o, "bulwark_query_log_spool_bytes", s->query_log_spool_bytes);
+		u64(o, "bulwark_query_log_spool_bytes", s->query_log_spool_bytes);
 	}
+}
+
+int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
+{
+	struct out o = {.b = out};
+	put_queries(&o, s);
+	put_cache(&o, s);
+	put_connections(&o, s);
+	put_backend(&o, s);
+	put_feeds(&o, s);
+	put_telemetry(&o, s);
 	return o.err;
 }
 
