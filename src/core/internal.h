@@ -66,6 +66,28 @@ struct bw_origin {
 	const char *doh_path; /* DoH: the path the request came to, or NULL */
 };
 
+/* The query's state from its parse to its answer: what the synchronous stages decide
+ * (pipeline.c's struct job holds one) and a query waiting on the resolver keeps (struct
+ * bw_qctx holds one, copied whole when the query goes to the resolver). */
+struct bw_qstate {
+	struct bw_query q;
+	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
+	unsigned profile;
+	bool stale_possible; /* the cache holds an expired answer for the key */
+	bool passthru;       /* no policy after this (a PASSTHRU rule or an allowlist) */
+	bool deferred;       /* the QNAME verdict waits for the answer (an earlier feed's
+				address rule could win) */
+	bool nocache;        /* guard alert / newly-seen short TTL: not stored in the cache */
+	uint32_t ttl_override; /* answer TTLs set to this when not 0 (newly-seen short TTL) */
+	/* a CNAME redirect (RPZ walled garden): we resolve the target and answer with the
+	 * CNAME followed by the target's records */
+	bool redirect;
+	uint8_t rlen;
+	uint8_t rname[BW_DNS_MAXNAME];
+	uint64_t t_start_ns;      /* only when telemetry is on */
+	struct bw_tlm_verdict tv; /* what the policy said, for telemetry (flags 0: nothing) */
+};
+
 /* A query waiting on the resolver. Preallocated per worker. */
 struct bw_qctx {
 	struct bw_resolver *resolver; /* first member: the resolver routes results by it */
@@ -74,19 +96,9 @@ struct bw_qctx {
 	struct event *timer;
 	int ub_id;
 	bool busy;
-	bool stale_possible; /* the cache holds an expired answer for the key */
 	bool answered;       /* a stale answer already went out; still resolving to refresh */
-	bool passthru;       /* no policy after resolution (PASSTHRU rule or allowlist) */
-	bool deferred;       /* the QNAME verdict waits for the answer (see pipeline.c) */
-	bool nocache;        /* guard alert / newly-seen short TTL: not stored in the cache */
-	uint32_t ttl_override; /* answer TTLs set to this when not 0 (newly-seen short TTL) */
-	unsigned profile;
-	/* a CNAME redirect (RPZ walled garden): we resolve the target and answer with the
-	 * CNAME followed by the target's records */
-	bool redirect;
-	uint8_t rlen;
-	uint32_t rttl;
-	uint8_t rname[BW_DNS_MAXNAME];
+	struct bw_qstate s;
+	uint32_t rttl;       /* a redirect's CNAME TTL and EDE text */
 	char rtext[80];
 	uint64_t deadline_ms;
 	enum bw_transport_kind via;
@@ -94,10 +106,6 @@ struct bw_qctx {
 	struct bw_reply *reply; /* held while the answer is awaited */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
-	uint64_t t_start_ns;
-	struct bw_tlm_verdict tlm_v; /* what the policy said, for telemetry (flags 0: nothing) */
-	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
-	struct bw_query q;
 	struct bw_obs_note note; /* a redirect's rule, for dnstap */
 };
 

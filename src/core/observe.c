@@ -349,7 +349,7 @@ void bw_obs_dnstap_async(struct bw_qctx *x, const uint8_t *ans, size_t alen)
 		if (n)
 			note_policy(n, &pol);
 		clock_gettime(CLOCK_REALTIME, &m.rtime);
-		m.qtime = x->t_start_ns ? wall_of(x->t_start_ns, &m.rtime) : m.rtime;
+		m.qtime = x->s.t_start_ns ? wall_of(x->s.t_start_ns, &m.rtime) : m.rtime;
 		dt_send(w, &m);
 	}
 	w->note.set = false;

@@ -47,8 +47,8 @@ static inline void bw_obs_query(struct bw_worker *w, const struct bw_origin *o,
 /* The resolver answered x (for the latency histogram). */
 static inline void bw_obs_backend(struct bw_qctx *x)
 {
-	if (x->t_start_ns)
-		bw_metrics_observe_us(&x->w->stats.m, (bw_now_ns() - x->t_start_ns) / 1000);
+	if (x->s.t_start_ns)
+		bw_metrics_observe_us(&x->w->stats.m, (bw_now_ns() - x->s.t_start_ns) / 1000);
 }
 
 /* An answer to the asynchronous query x goes out (alen 0: none). */

@@ -22,30 +22,19 @@
 /* How long a client waits for a fresh answer before it gets a stale one (RFC 8767 5). */
 #define BW_STALE_WAIT_MS 1800
 
-/* Per-query working set for the synchronous part. */
+/* Per-query working set for the synchronous part: the query's state, and where it came
+ * from and its answer goes. */
 struct job {
 	struct bw_worker *w;
 	const struct bw_origin *o;
-	struct bw_query q;
+	struct bw_qstate s;
 	struct bw_verdict verdict;
-	struct bw_cache_key key;
 	size_t limit;
-	unsigned profile;
-	bool stale_possible;
-	bool passthru; /* a PASSTHRU rule or an allowlist matched: no policy after this */
-	bool deferred; /* a QNAME rule matched, but an earlier feed's IP rule could win */
-	bool redirect; /* a CNAME redirect whose target we resolve (see prepare_redirect) */
-	bool nocache;  /* guard: answer but do not cache (alert, newly-seen short TTL) */
-	uint32_t ttl_override;
-	uint8_t rlen;
-	uint8_t rname[BW_DNS_MAXNAME];
 	uint8_t *out;
 	size_t cap;
 	size_t out_len;
 	bool parsed;     /* a valid question: the query is worth a telemetry record */
 	bool cache_hit;
-	uint64_t t_start; /* ns, only when telemetry is on */
-	struct bw_tlm_verdict tv;
 };
 
 /* Telemetry: notes what the policy said about the query being handled (only matches
@@ -202,13 +191,27 @@ static size_t tc_answer(const struct bw_query *q, uint8_t *out, size_t cap)
 	return (size_t)n;
 }
 
-static enum bw_stage stage_error(struct job *j, uint16_t rcode, uint16_t ede, const char *text)
+/* The end of every synchronous answer: n bytes written into j->out (n <= 0: nothing could
+ * be written, so nothing is sent). */
+static enum bw_stage answered(struct job *j, int n)
 {
-	int n = bw_answer_error(&j->q, rcode, ede, text, j->out, j->cap);
 	if (n <= 0)
 		return BW_STAGE_DROP;
 	j->out_len = (size_t)n;
 	return BW_STAGE_DONE;
+}
+
+/* The answer made of (w->meta, w->body), for j's client. */
+static enum bw_stage write_answer(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	return answered(j, bw_answer_write(&j->s.q, &w->meta, w->body, 0, 0, j->limit, j->out,
+					   j->cap));
+}
+
+static enum bw_stage stage_error(struct job *j, uint16_t rcode, uint16_t ede, const char *text)
+{
+	return answered(j, bw_answer_error(&j->s.q, rcode, ede, text, j->out, j->cap));
 }
 
 /* A stage's outcome for a policy verdict's synth result: NEXT (resolve), DROP, the TC
@@ -223,18 +226,14 @@ static enum bw_stage synth_stage(struct job *j, enum synth r, bool cache)
 	case SYNTH_DROP:
 		return BW_STAGE_DROP;
 	case SYNTH_TC:
-		j->out_len = tc_answer(&j->q, j->out, j->cap);
+		j->out_len = tc_answer(&j->s.q, j->out, j->cap);
 		return j->out_len ? BW_STAGE_DONE : BW_STAGE_DROP;
 	case SYNTH_ANSWER:
 		break;
 	}
 	if (cache)
-		bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
-	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-	if (n <= 0)
-		return BW_STAGE_DROP;
-	j->out_len = (size_t)n;
-	return BW_STAGE_DONE;
+		bw_cache_store(w->srv->cache, &j->s.key, &w->meta, w->body, bw_now_sec());
+	return write_answer(j);
 }
 
 /* Access control and parsing. */
@@ -254,16 +253,16 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		w->stats.dropped++;
 		return BW_STAGE_DROP;
 	}
-	int rc = bw_query_parse(pkt, len, &j->q);
+	int rc = bw_query_parse(pkt, len, &j->s.q);
 	if (rc == BW_ESHORT) {
 		w->stats.dropped++;
 		return BW_STAGE_DROP;
 	}
-	j->limit = answer_limit(&j->q, j->o->via);
+	j->limit = answer_limit(&j->s.q, j->o->via);
 	if (acl == BW_ACL_REFUSE) {
 		w->stats.refused++;
 		if (rc != 0)
-			j->q.qname_len = 0;
+			j->s.q.qname_len = 0;
 		return stage_error(j, BW_RCODE_REFUSED, BW_EDE_PROHIBITED, NULL);
 	}
 	if (rc == BW_ENOTSUP)
@@ -272,32 +271,28 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		w->stats.formerr++;
 		return stage_error(j, BW_RCODE_FORMERR, BW_EDE_NONE, NULL);
 	}
-	if (j->q.has_edns && j->q.edns_version != 0)
+	if (j->s.q.has_edns && j->s.q.edns_version != 0)
 		return stage_error(j, BW_RCODE_BADVERS, BW_EDE_NONE, NULL);
-	if (j->q.qclass != BW_C_IN || j->q.qtype == BW_T_AXFR || j->q.qtype == BW_T_IXFR ||
-	    j->q.qtype == BW_T_OPT) {
+	if (j->s.q.qclass != BW_C_IN || j->s.q.qtype == BW_T_AXFR || j->s.q.qtype == BW_T_IXFR ||
+	    j->s.q.qtype == BW_T_OPT) {
 		w->stats.refused++;
 		return stage_error(j, BW_RCODE_REFUSED, BW_EDE_NONE, NULL);
 	}
-	if (bw_ddr_is_query(&j->q)) {
+	if (bw_ddr_is_query(&j->s.q)) {
 		/* RFC 9462: our own encrypted endpoints, whatever the policy says */
-		bw_ddr_answer(w->state->conf, &j->q, &w->meta, w->body, sizeof(w->body));
-		int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-		if (n <= 0)
-			return BW_STAGE_DROP;
-		j->out_len = (size_t)n;
-		return BW_STAGE_DONE;
+		bw_ddr_answer(w->state->conf, &j->s.q, &w->meta, w->body, sizeof(w->body));
+		return write_answer(j);
 	}
-	j->profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
+	j->s.profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
 					      j->o->peer);
 	if (j->o->sni || j->o->doh_path) {
 		/* encrypted transports: a DoH path or a TLS server name may pick the profile */
 		int tp = bw_conf_transport_profile(w->state->conf, j->o->listener, j->o->sni,
 						   j->o->doh_path);
 		if (tp >= 0)
-			j->profile = (unsigned)tp;
+			j->s.profile = (unsigned)tp;
 	}
-	bw_obs_profile(w, j->profile);
+	bw_obs_profile(w, j->s.profile);
 	j->parsed = true;
 	return BW_STAGE_NEXT;
 }
@@ -308,14 +303,14 @@ static enum bw_stage stage_client(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	struct bw_verdict v;
-	if (!bw_policy_decide_client(w->state->policy, j->profile, j->o->peer, j->q.qname_lc,
-				     j->q.qname_len, &v))
+	if (!bw_policy_decide_client(w->state->policy, j->s.profile, j->o->peer, j->s.q.qname_lc,
+				     j->s.q.qname_len, &v))
 		return BW_STAGE_NEXT;
 	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};
-	enum synth r = synth_verdict(w, &j->q, j->o->via, &v, &client, &w->meta,
+	enum synth r = synth_verdict(w, &j->s.q, j->o->via, &v, &client, &w->meta,
 				     w->body, sizeof(w->body));
 	if (r == SYNTH_NONE) /* PASSTHRU for this client: resolve without policy */
-		j->passthru = v.action == BW_ACT_PASSTHRU;
+		j->s.passthru = v.action == BW_ACT_PASSTHRU;
 	return synth_stage(j, r, false);
 }
 
@@ -326,24 +321,24 @@ static enum bw_stage stage_client(struct job *j)
 static int prepare_redirect(struct job *j)
 {
 	const struct bw_verdict *v = &j->verdict;
-	if (j->q.qtype == BW_T_CNAME || j->q.qtype == BW_T_ANY)
+	if (j->s.q.qtype == BW_T_CNAME || j->s.q.qtype == BW_T_ANY)
 		return BW_EINVAL;
 	size_t len = v->target_len;
 	if (v->target_wildcard) {
-		len = j->q.qname_len - 1u + v->target_len;
+		len = j->s.q.qname_len - 1u + v->target_len;
 		if (len > BW_DNS_MAXNAME)
 			return BW_ERANGE;
-		memcpy(j->rname, j->q.qname_lc, j->q.qname_len - 1u);
-		memcpy(j->rname + j->q.qname_len - 1, v->target, v->target_len);
+		memcpy(j->s.rname, j->s.q.qname_lc, j->s.q.qname_len - 1u);
+		memcpy(j->s.rname + j->s.q.qname_len - 1, v->target, v->target_len);
 	} else {
 		if (len > BW_DNS_MAXNAME)
 			return BW_ERANGE;
-		memcpy(j->rname, v->target, len);
+		memcpy(j->s.rname, v->target, len);
 	}
-	j->rlen = (uint8_t)len;
-	j->redirect = true;
-	j->passthru = true; /* the garden's own answer is not policed again */
-	bw_obs_block(j->w, &j->q, v, NULL);
+	j->s.rlen = (uint8_t)len;
+	j->s.redirect = true;
+	j->s.passthru = true; /* the garden's own answer is not policed again */
+	bw_obs_block(j->w, &j->s.q, v, NULL);
 	tlm_note(j->w, v, BW_TLM_BLOCKED, NULL);
 	return 0;
 }
@@ -355,7 +350,7 @@ static enum bw_stage stage_guard(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	struct bw_guard_result r;
-	enum bw_guard_outcome g = bw_core_guard(w, &j->q, j->profile, j->o->peer, &r);
+	enum bw_guard_outcome g = bw_core_guard(w, &j->s.q, j->s.profile, j->o->peer, &r);
 	if (w->tlm_cur && (r.lookalike || r.newly_seen)) {
 		/* a security event: blocked, or answered and reported (alert, newly seen) */
 		struct bw_verdict gv = {.action = g == BW_GUARD_BLOCK ? BW_ACT_NXDOMAIN : BW_ACT_ALLOW,
@@ -376,8 +371,8 @@ static enum bw_stage stage_guard(struct job *j)
 	case BW_GUARD_PASS:
 		return BW_STAGE_NEXT;
 	case BW_GUARD_ANSWER:
-		j->nocache = true;
-		j->ttl_override = r.ttl;
+		j->s.nocache = true;
+		j->s.ttl_override = r.ttl;
 		return BW_STAGE_NEXT;
 	case BW_GUARD_BLOCK:
 		break;
@@ -398,35 +393,35 @@ static enum bw_stage stage_policy(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	const struct bw_policy *pol = w->state->policy;
-	if (j->passthru)
+	if (j->s.passthru)
 		return BW_STAGE_NEXT;
-	switch (bw_policy_decide_qname(pol, j->profile, j->q.qname_lc, j->q.qname_len,
+	switch (bw_policy_decide_qname(pol, j->s.profile, j->s.q.qname_lc, j->s.q.qname_len,
 				       &j->verdict)) {
 	case BW_DECIDE_NONE:
 		return stage_guard(j);
 	case BW_DECIDE_ALLOWLISTED:
 		w->stats.allowlisted++;
 		tlm_note(w, &j->verdict, BW_TLM_ALLOWLISTED, NULL);
-		j->passthru = true; /* the allowlist wins over every trigger */
+		j->s.passthru = true; /* the allowlist wins over every trigger */
 		return BW_STAGE_NEXT;
 	case BW_DECIDE_PASSTHRU:
-		j->passthru = true;
+		j->s.passthru = true;
 		tlm_note(w, &j->verdict, BW_TLM_PASSTHRU, NULL);
 		return BW_STAGE_NEXT;
 	case BW_DECIDE_REDIRECT:
 		if (prepare_redirect(j) == 0)
 			return BW_STAGE_NEXT;
 		/* a CNAME or ANY query, or no room for the target: the CNAME alone answers */
-		if (j->verdict.feed <= bw_policy_first_post_feed(pol, j->profile))
+		if (j->verdict.feed <= bw_policy_first_post_feed(pol, j->s.profile))
 			break;
 		/* fall through */
 	case BW_DECIDE_DEFER:
-		j->deferred = true; /* an earlier feed's response-IP rule may still win */
+		j->s.deferred = true; /* an earlier feed's response-IP rule may still win */
 		return BW_STAGE_NEXT;
 	case BW_DECIDE_RULE:
 		break;
 	}
-	enum synth r = synth_verdict(w, &j->q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
+	enum synth r = synth_verdict(w, &j->s.q, j->o->via, &j->verdict, NULL, &w->meta, w->body,
 				     sizeof(w->body));
 	return synth_stage(j, r, true);
 }
@@ -466,22 +461,22 @@ static bool answer_is_cname(const uint8_t *msg, size_t len, const struct bw_quer
 static enum bw_stage stage_cache(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	make_key(&j->key, &j->q, j->profile, w->state->cache_gen);
-	if (j->passthru)
+	make_key(&j->s.key, &j->s.q, j->s.profile, w->state->cache_gen);
+	if (j->s.passthru)
 		return BW_STAGE_NEXT; /* a client PASSTHRU must not see policy answers */
 	const struct bw_policy *pol = w->state->policy;
 	bool delta = bw_policy_has_overlay(pol);
-	if (delta && bw_policy_overlay_touches(pol, j->q.qname_lc, j->q.qname_len)) {
+	if (delta && bw_policy_overlay_touches(pol, j->s.q.qname_lc, j->s.q.qname_len)) {
 		w->stats.cache_misses++; /* an IXFR changed a rule for this name since the
 					    cached answer was made: decide afresh */
 		return BW_STAGE_NEXT;
 	}
 	uint16_t ede = BW_EDE_NONE;
-	int n = bw_cache_lookup_ede(w->srv->cache, &j->key, &j->q, bw_now_sec(), false, j->limit,
+	int n = bw_cache_lookup_ede(w->srv->cache, &j->s.key, &j->s.q, bw_now_sec(), false, j->limit,
 				    j->out, j->cap, &ede);
 	/* EDE 15-17: an answer the policy made */
 	bool policy_answer = ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED || ede == BW_EDE_FILTERED;
-	if (n > 0 && delta && (policy_answer || answer_is_cname(j->out, (size_t)n, &j->q))) {
+	if (n > 0 && delta && (policy_answer || answer_is_cname(j->out, (size_t)n, &j->s.q))) {
 		/* a chain's target may be what the IXFR changed, and a policy answer may rest on
 		 * a rule it removed: decided again (libunbound's own cache makes this cheap) */
 		n = BW_ENOENT;
@@ -493,15 +488,15 @@ static enum bw_stage stage_cache(struct job *j)
 		if (w->tlm_cur && policy_answer) {
 			/* a cached policy answer: which rule, for the log (blocked queries only) */
 			struct bw_verdict v;
-			if (bw_policy_match_qname(w->state->policy, j->profile, j->q.qname_lc,
-						  j->q.qname_len, &v) && !v.log_only)
+			if (bw_policy_match_qname(w->state->policy, j->s.profile, j->s.q.qname_lc,
+						  j->s.q.qname_len, &v) && !v.log_only)
 				tlm_note(w, &v, BW_TLM_BLOCKED, NULL);
 			else
 				w->tlm_cur->flags |= BW_TLM_BLOCKED; /* a CNAME or address rule */
 		}
 		return BW_STAGE_DONE;
 	}
-	j->stale_possible = n == BW_ESTALE;
+	j->s.stale_possible = n == BW_ESTALE;
 	w->stats.cache_misses++;
 	return BW_STAGE_NEXT;
 }
@@ -510,17 +505,13 @@ static enum bw_stage stage_cache(struct job *j)
 static enum bw_stage stage_any(struct job *j)
 {
 	struct bw_worker *w = j->w;
-	if (j->q.qtype != BW_T_ANY)
+	if (j->s.q.qtype != BW_T_ANY)
 		return BW_STAGE_NEXT;
-	if (bw_answer_any(&j->q, &w->meta, w->body, sizeof(w->body)) != 0)
+	if (bw_answer_any(&j->s.q, &w->meta, w->body, sizeof(w->body)) != 0)
 		return BW_STAGE_DROP;
-	if (!j->nocache)
-		bw_cache_store(w->srv->cache, &j->key, &w->meta, w->body, bw_now_sec());
-	int n = bw_answer_write(&j->q, &w->meta, w->body, 0, 0, j->limit, j->out, j->cap);
-	if (n <= 0)
-		return BW_STAGE_DROP;
-	j->out_len = (size_t)n;
-	return BW_STAGE_DONE;
+	if (!j->s.nocache)
+		bw_cache_store(w->srv->cache, &j->s.key, &w->meta, w->body, bw_now_sec());
+	return write_answer(j);
 }
 
 static struct bw_qctx *qctx_get(struct bw_worker *w)
@@ -558,30 +549,17 @@ static enum bw_stage stage_resolve(struct job *j)
 		w->stats.overload++;
 		return stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "resolver overloaded");
 	}
-	x->q = j->q;
-	x->key = j->key;
-	x->key.qname_lc = x->q.qname_lc;
+	x->s = j->s; /* the query's state, whole (the telemetry verdict included) */
+	x->s.key.qname_lc = x->s.q.qname_lc;
 	x->via = j->o->via;
 	x->fd = j->o->fd;
 	x->reply = j->o->reply;
 	memcpy(&x->peer, j->o->peer, j->o->peerlen);
 	x->peerlen = j->o->peerlen;
-	x->t_start_ns = j->t_start;
-	x->tlm_v.flags = 0;
-	if (j->tv.flags & BW_TLM_MATCHED)
-		x->tlm_v = j->tv; /* the verdict before resolution (log-only, redirect, ...) */
 	x->note = w->note;
 	x->ub_id = 0;
 	x->answered = false;
-	x->profile = j->profile;
-	x->passthru = j->passthru;
-	x->deferred = j->deferred;
-	x->nocache = j->nocache;
-	x->ttl_override = j->ttl_override;
-	x->redirect = j->redirect;
-	if (j->redirect) {
-		x->rlen = j->rlen;
-		memcpy(x->rname, j->rname, j->rlen);
+	if (j->s.redirect) {
 		x->rttl = j->verdict.ttl ? j->verdict.ttl : BW_BLOCKED_TTL;
 		bw_verdict_ede_text(&j->verdict, NULL, x->rtext, sizeof(x->rtext));
 	}
@@ -591,15 +569,15 @@ static enum bw_stage stage_resolve(struct job *j)
 	unsigned ms = conf->resolver.timeout_ms ? conf->resolver.timeout_ms : 5000;
 	x->deadline_ms = bw_now_ms() + ms;
 	/* RFC 8767 client response timer: with a stale answer in hand, wait at most 1.8 s */
-	x->stale_possible = j->stale_possible && conf->cache.stale_ttl;
-	if (x->stale_possible && ms > BW_STALE_WAIT_MS)
+	x->s.stale_possible = j->s.stale_possible && conf->cache.stale_ttl;
+	if (x->s.stale_possible && ms > BW_STALE_WAIT_MS)
 		ms = BW_STALE_WAIT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(x->timer, &tv);
 	/* a redirect resolves its target instead of the query name */
-	const uint8_t *name = x->redirect ? x->rname : x->q.qname_lc;
-	size_t name_len = x->redirect ? x->rlen : x->q.qname_len;
-	int rc = bw_resolver_query(w->resolver, name, name_len, x->q.qtype, x->q.qclass, x,
+	const uint8_t *name = x->s.redirect ? x->s.rname : x->s.q.qname_lc;
+	size_t name_len = x->s.redirect ? x->s.rlen : x->s.q.qname_len;
+	int rc = bw_resolver_query(w->resolver, name, name_len, x->s.q.qtype, x->s.q.qclass, x,
 				   &x->ub_id);
 	if (rc == 0)
 		return BW_STAGE_ASYNC;
@@ -634,20 +612,20 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.out = out;
 	j.cap = cap;
 	j.out_len = 0;
-	j.stale_possible = false;
-	j.passthru = false;
-	j.deferred = false;
-	j.redirect = false;
-	j.nocache = false;
-	j.ttl_override = 0;
-	j.profile = 0;
+	j.s.stale_possible = false;
+	j.s.passthru = false;
+	j.s.deferred = false;
+	j.s.redirect = false;
+	j.s.nocache = false;
+	j.s.ttl_override = 0;
+	j.s.profile = 0;
+	j.s.tv.flags = 0;
 	j.parsed = false;
 	j.cache_hit = false;
 	struct bw_tlm_verdict *tlm_prev = w->tlm_cur;
 	if (w->tlm) {
-		j.tv.flags = 0;
-		j.t_start = bw_now_ns();
-		w->tlm_cur = &j.tv;
+		j.s.t_start_ns = bw_now_ns();
+		w->tlm_cur = &j.s.tv;
 	}
 	w->stats.queries++;
 
@@ -665,7 +643,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	bw_obs_query(w, o, pkt, len, st == BW_STAGE_DONE ? out : NULL, j.out_len);
 	if (w->tlm) {
 		if (j.parsed && st != BW_STAGE_ASYNC)
-			tlm_log(w, &j.tv, &j.q, j.profile, o->via, o->peer, j.t_start, j.cache_hit,
+			tlm_log(w, &j.s.tv, &j.s.q, j.s.profile, o->via, o->peer, j.s.t_start_ns, j.cache_hit,
 				out, st == BW_STAGE_DONE ? j.out_len : 0);
 		w->tlm_cur = tlm_prev;
 	}
@@ -700,8 +678,8 @@ static size_t stale_answer(struct bw_qctx *x, uint8_t *out, size_t cap)
 	struct bw_worker *w = x->w;
 	if (!w->srv->conf->cache.stale_ttl)
 		return 0;
-	int n = bw_cache_lookup(w->srv->cache, &x->key, &x->q, bw_now_sec(), true,
-				answer_limit(&x->q, x->via), out, cap);
+	int n = bw_cache_lookup(w->srv->cache, &x->s.key, &x->s.q, bw_now_sec(), true,
+				answer_limit(&x->s.q, x->via), out, cap);
 	if (n <= 0)
 		return 0;
 	w->stats.stale++;
@@ -716,7 +694,7 @@ static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uin
 	if (n)
 		return n;
 	x->w->stats.servfail++;
-	int r = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, ede, text, out, cap);
+	int r = bw_answer_error(&x->s.q, BW_RCODE_SERVFAIL, ede, text, out, cap);
 	return r > 0 ? (size_t)r : 0;
 }
 
@@ -728,11 +706,11 @@ static enum synth post_policy(struct bw_qctx *x, struct bw_answer_meta *m, uint8
 {
 	struct bw_worker *w = x->w;
 	struct bw_answer_decision d;
-	if (x->passthru ||
-	    !bw_policy_decide_answer(w->state->policy, x->profile, x->q.qname_lc, x->q.qname_len,
-				     x->deferred, &w->chain, m, body, &d))
+	if (x->s.passthru ||
+	    !bw_policy_decide_answer(w->state->policy, x->s.profile, x->s.q.qname_lc, x->s.q.qname_len,
+				     x->s.deferred, &w->chain, m, body, &d))
 		return SYNTH_NONE;
-	enum synth r = synth_verdict(w, &x->q, x->via, &d.v, &d.via, m, body, cap);
+	enum synth r = synth_verdict(w, &x->s.q, x->via, &d.v, &d.via, m, body, cap);
 	if (r != SYNTH_NONE) {
 		if (d.via.kind == BW_MATCH_ADDRESS)
 			w->stats.blocked_ip++;
@@ -751,20 +729,20 @@ static size_t redirect_answer(struct bw_qctx *x, int err, const uint8_t *pkt, si
 {
 	struct bw_worker *w = x->w;
 	struct bw_answer_meta *m = &w->meta;
-	if (bw_answer_synth_cname(&x->q, x->rname, x->rlen, false, x->rttl, m, w->body,
+	if (bw_answer_synth_cname(&x->s.q, x->s.rname, x->s.rlen, false, x->rttl, m, w->body,
 				  sizeof(w->body)) != 0)
 		return 0;
 	size_t head = m->body_len;
-	if (!err && !(sec == BW_SEC_BOGUS && !(x->q.flags & BW_DNS_CD))) {
-		struct bw_query tq = x->q;
-		memcpy(tq.qname, x->rname, x->rlen);
-		memcpy(tq.qname_lc, x->rname, x->rlen);
-		tq.qname_len = x->rlen;
+	if (!err && !(sec == BW_SEC_BOGUS && !(x->s.q.flags & BW_DNS_CD))) {
+		struct bw_query tq = x->s.q;
+		memcpy(tq.qname, x->s.rname, x->s.rlen);
+		memcpy(tq.qname_lc, x->s.rname, x->s.rlen);
+		tq.qname_len = x->s.rlen;
 		/* header, question, then the CNAME record: owner pointer, type, class, TTL and
 		 * RDLENGTH (12 bytes) before its RDATA, the target name */
-		size_t at = BW_DNS_HDR + x->q.qname_len + 4u + 12u;
+		size_t at = BW_DNS_HDR + x->s.q.qname_len + 4u + 12u;
 		struct bw_answer_meta t;
-		if (bw_answer_from_wire_at(pkt, len, &tq, x->q.do_bit, at, &t, w->body + head,
+		if (bw_answer_from_wire_at(pkt, len, &tq, x->s.q.do_bit, at, &t, w->body + head,
 					   sizeof(w->body) - head, NULL) == 0 &&
 		    m->nttl + t.nttl <= BW_ANSWER_MAXTTL) {
 			m->rcode = t.rcode;
@@ -781,8 +759,8 @@ static size_t redirect_answer(struct bw_qctx *x, int err, const uint8_t *pkt, si
 	m->ede = BW_EDE_BLOCKED;
 	snprintf(m->ede_text, sizeof(m->ede_text), "%s", x->rtext);
 	if (!err)
-		bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
-	int n = bw_answer_write(&x->q, m, w->body, 0, 0, answer_limit(&x->q, x->via), out, cap);
+		bw_cache_store(w->srv->cache, &x->s.key, m, w->body, bw_now_sec());
+	int n = bw_answer_write(&x->s.q, m, w->body, 0, 0, answer_limit(&x->s.q, x->via), out, cap);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -792,45 +770,45 @@ static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_
 			   enum bw_sec sec, const char *why_bogus, uint8_t *out, size_t cap)
 {
 	struct bw_worker *w = x->w;
-	size_t limit = answer_limit(&x->q, x->via);
+	size_t limit = answer_limit(&x->s.q, x->via);
 	struct bw_answer_meta *m = &w->meta;
 
-	if (x->redirect)
+	if (x->s.redirect)
 		return redirect_answer(x, err, pkt, len, sec, out, cap);
 	if (err)
 		return fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream unreachable", out,
 				   cap);
-	int rc = bw_answer_from_wire(pkt, len, &x->q, x->q.do_bit, m, w->body, sizeof(w->body),
+	int rc = bw_answer_from_wire(pkt, len, &x->s.q, x->s.q.do_bit, m, w->body, sizeof(w->body),
 				     &w->chain);
 	if (rc != 0)
 		return fail_answer(x, BW_EDE_NETWORK_ERROR, "malformed upstream answer", out, cap);
-	if (sec == BW_SEC_BOGUS && !(x->q.flags & BW_DNS_CD)) {
+	if (sec == BW_SEC_BOGUS && !(x->s.q.flags & BW_DNS_CD)) {
 		w->stats.bogus++;
 		w->stats.servfail++;
 		char text[sizeof(m->ede_text)];
 		snprintf(text, sizeof(text), "%s", why_bogus ? why_bogus : "validation failed");
-		int n = bw_answer_error(&x->q, BW_RCODE_SERVFAIL, BW_EDE_DNSSEC_BOGUS, text, out,
+		int n = bw_answer_error(&x->s.q, BW_RCODE_SERVFAIL, BW_EDE_DNSSEC_BOGUS, text, out,
 					cap);
 		return n > 0 ? (size_t)n : 0;
 	}
 	if (m->rcode == BW_RCODE_SERVFAIL)
 		return fail_answer(x, BW_EDE_NO_REACHABLE_AUTHORITY, "upstream failure", out, cap);
 	m->secure = (uint8_t)sec;
-	if (sec == BW_SEC_SECURE && (x->q.do_bit || (x->q.flags & BW_DNS_AD)))
+	if (sec == BW_SEC_SECURE && (x->s.q.do_bit || (x->s.q.flags & BW_DNS_AD)))
 		m->flags |= BW_DNS_AD;
 	switch (post_policy(x, m, w->body, sizeof(w->body))) {
 	case SYNTH_DROP:
 		return 0;
 	case SYNTH_TC:
-		return tc_answer(&x->q, out, cap);
+		return tc_answer(&x->s.q, out, cap);
 	case SYNTH_NONE:
 	case SYNTH_ANSWER:
 		break;
 	}
-	if (!x->nocache)
-		bw_cache_store(w->srv->cache, &x->key, m, w->body, bw_now_sec());
+	if (!x->s.nocache)
+		bw_cache_store(w->srv->cache, &x->s.key, m, w->body, bw_now_sec());
 	w->stats.resolved++;
-	int n = bw_answer_write(&x->q, m, w->body, 0, x->ttl_override, limit, out, cap);
+	int n = bw_answer_write(&x->s.q, m, w->body, 0, x->s.ttl_override, limit, out, cap);
 	return n > 0 ? (size_t)n : 0;
 }
 
@@ -841,14 +819,14 @@ static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, e
 	size_t n = 0;
 	struct bw_tlm_verdict *tlm_prev = w->tlm_cur;
 	if (w->tlm)
-		w->tlm_cur = &x->tlm_v;
+		w->tlm_cur = &x->s.tv;
 	bw_worker_hold_state(w);
 	if (!(x->answered && err)) /* a late failure after a stale answer changes nothing */
 		n = build_answer(x, err, pkt, len, sec, why_bogus, w->out, sizeof(w->out));
 	if (w->tlm) {
 		if (!x->answered) /* else logged when the stale answer went out */
-			tlm_log(w, &x->tlm_v, &x->q, x->profile, x->via,
-				(const struct sockaddr *)&x->peer, x->t_start_ns, false, w->out, n);
+			tlm_log(w, &x->s.tv, &x->s.q, x->s.profile, x->via,
+				(const struct sockaddr *)&x->peer, x->s.t_start_ns, false, w->out, n);
 		w->tlm_cur = tlm_prev;
 	}
 	bw_worker_drop_state(w);
@@ -878,7 +856,7 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 	if (!x->busy)
 		return;
 	uint64_t now = bw_now_ms();
-	if (!x->answered && x->stale_possible && now < x->deadline_ms) {
+	if (!x->answered && x->s.stale_possible && now < x->deadline_ms) {
 		/* answer stale now, keep resolving until the deadline to refresh the cache */
 		size_t n = stale_answer(x, w->out, sizeof(w->out));
 		if (n) {
@@ -890,8 +868,8 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 			x->answered = true;
 			if (w->tlm) {
 				bw_worker_hold_state(w);
-				tlm_log(w, &x->tlm_v, &x->q, x->profile, x->via,
-					(const struct sockaddr *)&x->peer, x->t_start_ns, false,
+				tlm_log(w, &x->s.tv, &x->s.q, x->s.profile, x->via,
+					(const struct sockaddr *)&x->peer, x->s.t_start_ns, false,
 					w->out, n);
 				bw_worker_drop_state(w);
 			}
