@@ -70,13 +70,10 @@ struct doh_conn {
 };
 
 struct bw_doh_server {
-	struct evconnlistener *lev;
-	struct event_base *base;
+	struct bw_stream_listener ls; /* the socket; the open connections, caps and shares */
 	struct bw_doh_opts opts;
 	bw_stream_msg_fn on_msg;
 	void *ctx;
-	struct bw_admit admit; /* the open connections, caps and shares */
-	struct bw_stream_setup setup;
 	struct doh_stream *orphans; /* held by the core after their connection went */
 	nghttp2_session_callbacks *cbs;
 	uint8_t msg[BW_DNS_MAXMSG];
@@ -290,7 +287,7 @@ static void stream_request(struct doh_stream *st)
 	st->path = s->opts.paths[idx];
 	st->pad = bw_dns_query_padded(s->msg, len);
 	st->in_request = true;
-	bw_admit_touch(&s->admit, &c->io.link);
+	bw_admit_touch(&s->ls.admit, &c->io.link);
 	s->on_msg(&st->reply, s->msg, len, s->ctx);
 	st->in_request = false;
 	c = st->conn;
@@ -692,7 +689,7 @@ static void conn_close(struct doh_conn *c)
 	if (c->ng)
 		nghttp2_session_del(c->ng);
 	c->ng = NULL;
-	bw_stream_close(&c->io, &s->admit);
+	bw_stream_close(&c->io, &s->ls.admit);
 	/* requests the core still holds go to the orphans until it lets go */
 	while (c->streams) {
 		struct doh_stream *st = c->streams;
@@ -808,19 +805,13 @@ static bool evict_idle(struct bw_admit_link *victim)
 	return true;
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+/* A new connection of server s (the stream base opens it). */
+static void *conn_new(void *server)
 {
-	(void)lev;
-	struct bw_doh_server *s = arg;
 	struct doh_conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->srv = s;
-	if (bw_stream_open(&c->io, &s->setup, c, fd, sa, salen) != 0)
-		free(c);
+	if (c)
+		c->srv = server;
+	return c;
 }
 
 struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
@@ -830,7 +821,6 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	struct bw_doh_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->base = base;
 	s->opts = *opts;
 	if (!s->opts.max_output)
 		s->opts.max_output = 256 * 1024;
@@ -871,9 +861,7 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	    .v6_prefix = opts->client_v6_prefix,
 	    .stats = opts->stats,
 	};
-	s->setup = (struct bw_stream_setup){
-	    .base = base,
-	    .admit = &s->admit,
+	s->ls.setup = (struct bw_stream_setup){
 	    .tls = s->opts.tls,
 	    .tls_filter = false, /* DoH: OpenSSL on the socket (docs/internals/encrypted.md) */
 	    .handshake_ms = s->opts.handshake_ms,
@@ -886,10 +874,10 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	    .on_write = on_write,
 	    .on_event = on_event,
 	};
-	if (bw_admit_init(&s->admit, &ao) == 0)
-		s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
-	if (!s->lev) {
-		bw_admit_free(&s->admit);
+	s->ls.conn_new = conn_new;
+	s->ls.io_offset = offsetof(struct doh_conn, io);
+	s->ls.layer = s;
+	if (bw_stream_listen(&s->ls, base, listen_fd, &ao) != 0) {
 		nghttp2_session_callbacks_del(s->cbs);
 		free(paths);
 		free(s);
@@ -900,16 +888,15 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 
 void bw_doh_server_stop_accepting(struct bw_doh_server *s)
 {
-	if (s->lev)
-		evconnlistener_disable(s->lev);
+	bw_stream_listener_stop(&s->ls);
 }
 
 void bw_doh_server_destroy(struct bw_doh_server *s)
 {
 	if (!s)
 		return;
-	while (s->admit.ring.next != &s->admit.ring) {
-		struct doh_conn *c = conn_of(s->admit.ring.next);
+	for (struct bw_stream *io; (io = bw_stream_listener_any(&s->ls));) {
+		struct doh_conn *c = conn_of(&io->link);
 		/* the loop has stopped: no answer will come back */
 		for (struct doh_stream *st = c->streams; st; st = st->next)
 			st->holds = 0;
@@ -920,15 +907,13 @@ void bw_doh_server_destroy(struct bw_doh_server *s)
 		list_remove(&s->orphans, st);
 		stream_free(st);
 	}
-	if (s->lev)
-		evconnlistener_free(s->lev);
+	bw_stream_listener_free(&s->ls);
 	nghttp2_session_callbacks_del(s->cbs);
 	free((void *)s->opts.paths);
-	bw_admit_free(&s->admit);
 	free(s);
 }
 
 unsigned bw_doh_server_conns(const struct bw_doh_server *s)
 {
-	return s->admit.n;
+	return s->ls.admit.n;
 }

@@ -100,6 +100,26 @@ bool bw_stream_close(struct bw_stream *io, struct bw_admit *a);
 /* Open, with nothing waiting to be sent. */
 bool bw_stream_idle(const struct bw_stream *io);
 
+/* A stream listener: the listening socket, its admission and the setup of its connections.
+ * The framing layer fills setup's callbacks and gives conn_new, which allocates one of its
+ * connections (with a struct bw_stream at io_offset) for a new socket, or NULL. */
+struct bw_stream_listener {
+	struct evconnlistener *lev;
+	struct bw_admit admit;
+	struct bw_stream_setup setup; /* .base and .admit are set by bw_stream_listen() */
+	void *(*conn_new)(void *layer);
+	size_t io_offset;
+	void *layer;
+};
+/* Starts accepting on listen_fd (taken over only on success). 0 or BW_ENOMEM. */
+int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,
+		     const struct bw_admit_opts *ao);
+void bw_stream_listener_stop(struct bw_stream_listener *l);
+/* The next open connection (its struct bw_stream), to close them all; NULL: none left. */
+struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l);
+/* After every connection is closed. */
+void bw_stream_listener_free(struct bw_stream_listener *l);
+
 /* tls.c */
 /* A new server-side SSL from the current context (thread-safe), or NULL. */
 SSL *bw_tls_new_ssl(struct bw_tls *t);

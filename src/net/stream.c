@@ -7,8 +7,10 @@
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,4 +90,57 @@ bool bw_stream_close(struct bw_stream *io, struct bw_admit *a)
 bool bw_stream_idle(const struct bw_stream *io)
 {
 	return io->bev && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0;
+}
+
+/* ---- listeners ---- */
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	(void)lev;
+	struct bw_stream_listener *l = arg;
+	void *c = l->conn_new(l->layer);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	struct bw_stream *io = (struct bw_stream *)((char *)c + l->io_offset);
+	if (bw_stream_open(io, &l->setup, c, fd, sa, salen) != 0)
+		free(c);
+}
+
+int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,
+		     const struct bw_admit_opts *ao)
+{
+	l->setup.base = base;
+	l->setup.admit = &l->admit;
+	if (bw_admit_init(&l->admit, ao) != 0)
+		return BW_ENOMEM;
+	l->lev = evconnlistener_new(base, on_accept, l, 0, -1, listen_fd);
+	if (!l->lev) {
+		bw_admit_free(&l->admit);
+		return BW_ENOMEM;
+	}
+	return 0;
+}
+
+void bw_stream_listener_stop(struct bw_stream_listener *l)
+{
+	if (l->lev)
+		evconnlistener_disable(l->lev);
+}
+
+struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l)
+{
+	if (!l->admit.tab || l->admit.ring.next == &l->admit.ring)
+		return NULL;
+	return (struct bw_stream *)((char *)l->admit.ring.next - offsetof(struct bw_stream, link));
+}
+
+void bw_stream_listener_free(struct bw_stream_listener *l)
+{
+	if (l->lev)
+		evconnlistener_free(l->lev);
+	l->lev = NULL;
+	bw_admit_free(&l->admit);
 }

@@ -26,13 +26,10 @@ struct bw_tcp_conn {
 };
 
 struct bw_tcp_server {
-	struct evconnlistener *lev;
-	struct event_base *base;
+	struct bw_stream_listener ls; /* the socket; the open connections, caps and shares */
 	struct bw_tcp_opts opts;
 	bw_stream_msg_fn on_msg;
 	void *ctx;
-	struct bw_admit admit; /* the open connections (bev != NULL), caps and shares */
-	struct bw_stream_setup setup;
 	uint8_t msg[BW_DNS_MAXMSG];
 	uint8_t pad[BW_DNS_MAXMSG]; /* DoT: an answer being padded */
 };
@@ -49,7 +46,7 @@ static void conn_free_if_done(struct bw_tcp_conn *c)
 
 static void conn_close(struct bw_tcp_conn *c)
 {
-	if (bw_stream_close(&c->io, &c->srv->admit))
+	if (bw_stream_close(&c->io, &c->srv->ls.admit))
 		conn_free_if_done(c);
 }
 
@@ -104,7 +101,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			continue;
 		if (s->opts.tls && !c->pad && bw_dns_query_padded(s->msg, len))
 			c->pad = true;
-		bw_admit_touch(&s->admit, &c->io.link);
+		bw_admit_touch(&s->ls.admit, &c->io.link);
 		s->on_msg(&c->reply, s->msg, len, s->ctx);
 		if (!c->io.bev)
 			return; /* closed inside the callback */
@@ -163,20 +160,15 @@ static bool evict_idle(struct bw_admit_link *victim)
 	return true;
 }
 
-static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+/* A new connection of server s (the stream base opens it). */
+static void *conn_new(void *server)
 {
-	(void)lev;
-	struct bw_tcp_server *s = arg;
 	struct bw_tcp_conn *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
+	if (c) {
+		c->reply.ops = &reply_ops;
+		c->srv = server;
 	}
-	c->reply.ops = &reply_ops;
-	c->srv = s;
-	if (bw_stream_open(&c->io, &s->setup, c, fd, sa, salen) != 0)
-		free(c);
+	return c;
 }
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
@@ -186,7 +178,6 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	struct bw_tcp_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->base = base;
 	s->opts = *opts;
 	if (!s->opts.max_output)
 		s->opts.max_output = 256 * 1024;
@@ -202,13 +193,7 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	    .v6_prefix = opts->client_v6_prefix,
 	    .stats = opts->stats,
 	};
-	if (bw_admit_init(&s->admit, &ao) != 0) {
-		free(s);
-		return NULL;
-	}
-	s->setup = (struct bw_stream_setup){
-	    .base = base,
-	    .admit = &s->admit,
+	s->ls.setup = (struct bw_stream_setup){
 	    .tls = opts->tls,
 	    .tls_filter = true, /* DoT: large socket reads (docs/internals/encrypted.md) */
 	    .handshake_ms = opts->handshake_ms,
@@ -221,9 +206,10 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	    .on_write = on_write,
 	    .on_event = on_event,
 	};
-	s->lev = evconnlistener_new(base, on_accept, s, 0, -1, listen_fd);
-	if (!s->lev) {
-		bw_admit_free(&s->admit);
+	s->ls.conn_new = conn_new;
+	s->ls.io_offset = offsetof(struct bw_tcp_conn, io);
+	s->ls.layer = s;
+	if (bw_stream_listen(&s->ls, base, listen_fd, &ao) != 0) {
 		free(s);
 		return NULL;
 	}
@@ -232,28 +218,25 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 
 void bw_tcp_server_stop_accepting(struct bw_tcp_server *s)
 {
-	if (s->lev)
-		evconnlistener_disable(s->lev);
+	bw_stream_listener_stop(&s->ls);
 }
 
 void bw_tcp_server_destroy(struct bw_tcp_server *s)
 {
 	if (!s)
 		return;
-	while (s->admit.ring.next != &s->admit.ring) {
-		struct bw_tcp_conn *c = conn_of(s->admit.ring.next);
+	for (struct bw_stream *io; (io = bw_stream_listener_any(&s->ls));) {
+		struct bw_tcp_conn *c = conn_of(&io->link);
 		c->inflight = 0; /* the loop has stopped: no answer will come back */
 		conn_close(c);
 	}
-	if (s->lev)
-		evconnlistener_free(s->lev);
-	bw_admit_free(&s->admit);
+	bw_stream_listener_free(&s->ls);
 	free(s);
 }
 
 unsigned bw_tcp_server_conns(const struct bw_tcp_server *s)
 {
-	return s->admit.n;
+	return s->ls.admit.n;
 }
 
 static void conn_write(struct bw_tcp_conn *c, const uint8_t *msg, size_t len)
