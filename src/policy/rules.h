@@ -193,7 +193,7 @@ enum bw_feed_health bw_feed_health(const struct bw_feed_conf *fc, uint64_t entri
  * reason" from rep (may be NULL). */
 void bw_feed_health_why(enum bw_feed_health h, const struct bw_feed_conf *fc, uint64_t entries,
 			uint64_t bad, const struct bw_parse_report *rep, char *out, size_t outlen);
-/* The shrink guard: has a version with `entries` fewer than fc->min_ratio times the
+/* The shrink check: has a version with `entries` fewer than fc->min_ratio times the
  * `last` entries of the last accepted one (min_ratio 0: never; last 0: never)? An empty
  * version counts as a shrink. */
 bool bw_feed_shrunk(const struct bw_feed_conf *fc, uint64_t entries, uint64_t last);
