@@ -204,7 +204,7 @@ bool bw_feed_shrunk(const struct bw_feed_conf *fc, uint64_t entries, uint64_t la
 int bw_feed_check_file(const struct bw_feed_conf *fc, uint64_t *entries, char *why,
 		       size_t whylen);
 
-/* ---- entries, counted as the snapshot counts them (policy.c) ----
+/* ---- entries, counted as the snapshot counts them (rset.c) ----
  * A feed's "entries" everywhere (logs, metadata, metrics, bulwarkctl, max-entries) are the
  * distinct keys it has rules for: a name (its exact and its wildcard rule are one entry,
  * as a list line's two rules are), a name server name, a network. A counter is a set of
