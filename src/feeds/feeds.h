@@ -102,23 +102,24 @@ int bw_feeds_store(const char *path, const char *buf, size_t len);
 int bw_feeds_store_with(const char *path, int (*write_fn)(FILE *f, void *ctx), void *ctx,
 			size_t *written);
 
-/* ---- guards ---- */
-enum bw_guard_verdict {
-	BW_GUARD_OK = 0,
-	BW_GUARD_TOO_BIG,     /* over max-size: rejected */
-	BW_GUARD_TOO_MANY,    /* over max-entries: rejected */
-	BW_GUARD_BROKEN,      /* unparsable, or not one usable entry among bad ones, or too
+/* ---- safety checks: is a fetched version fit to store and apply? ---- */
+enum bw_feed_check {
+	BW_CHECK_OK = 0,
+	BW_CHECK_TOO_BIG,     /* over max-size: rejected */
+	BW_CHECK_TOO_MANY,    /* over max-entries: rejected */
+	BW_CHECK_BROKEN,      /* unparsable, or not one usable entry among bad ones, or too
 				 many bad ones (rules.h bw_feed_health): rejected */
-	BW_GUARD_SHRUNK,      /* fewer than min-ratio x last good entries: held back */
+	BW_CHECK_SHRUNK,      /* fewer than min-ratio x last good entries: held back */
 };
-struct bw_guard_input {
+struct bw_feed_check_input {
 	uint64_t size, entries, bad; /* entries: as rules.h bw_entry_count counts them */
 	bool broken;
 	bool have_last;       /* there is a last good version ... */
 	uint64_t last_entries; /* ... with this many entries */
 };
-enum bw_guard_verdict bw_feeds_guard(const struct bw_feed_conf *fc, const struct bw_guard_input *in);
-const char *bw_guard_str(enum bw_guard_verdict v);
+enum bw_feed_check bw_feeds_check(const struct bw_feed_conf *fc,
+				  const struct bw_feed_check_input *in);
+const char *bw_feed_check_str(enum bw_feed_check v);
 
 /* Delay before the next fetch, in ms: after a success (failures == 0) the refresh interval;
  * after n consecutive failures max(1s, refresh/8) x 2^(n-1), at most 4 x refresh. Both with
@@ -126,7 +127,8 @@ const char *bw_guard_str(enum bw_guard_verdict v);
 uint64_t bw_feeds_next_delay(unsigned refresh_ms, unsigned failures, uint32_t rnd);
 
 /* ---- sources ----
- * A source fetches one version. The manager owns scheduling, guards, the store, status. */
+ * A source fetches one version. The manager owns scheduling, safety checks, the store and
+ * status. */
 enum bw_fetch_kind { BW_FETCH_NONE = 0, BW_FETCH_FULL, BW_FETCH_DELTA };
 struct bw_fetch {
 	enum bw_fetch_kind kind;

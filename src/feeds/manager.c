@@ -1,5 +1,5 @@
 /*
- * feeds/manager.c - the feed manager thread: schedules fetches, runs the guards, stores
+ * feeds/manager.c - the feed manager thread: schedules fetches, runs the safety checks, stores
  * the last good copy, asks the server to apply it, holds back shrunken versions, watches
  * for expiry, and reports status.
  */
@@ -120,24 +120,24 @@ static int count_rule(void *ctx, const struct bw_rule *r)
 	return 0;
 }
 
-/* Parses buf as fc's format and runs the guards; why (may be NULL) says what a rejected
+/* Parses buf as fc's format and runs the safety checks; why (may be NULL) says what a rejected
  * version's trouble is, with its first bad line. */
-static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t len,
-				   uint64_t *entries, uint64_t *bad, bool ignore_shrink, char *why,
-				   size_t whylen)
+static enum bw_feed_check check(const struct feed *f, const char *buf, size_t len,
+				uint64_t *entries, uint64_t *bad, bool ignore_shrink, char *why,
+				size_t whylen)
 {
 	struct bw_parse_report rep;
 	struct counter c = {.ec = bw_entry_count_new(), .max = f->fc->max_entries};
-	struct bw_guard_input in = {.size = len, .have_last = f->have_last,
-				    .last_entries = f->last.entries};
+	struct bw_feed_check_input in = {.size = len, .have_last = f->have_last,
+					 .last_entries = f->last.entries};
 
 	memset(&rep, 0, sizeof(rep));
 	*entries = *bad = 0;
 	if (why)
-		snprintf(why, whylen, "%s", bw_guard_str(BW_GUARD_TOO_BIG));
+		snprintf(why, whylen, "%s", bw_feed_check_str(BW_CHECK_TOO_BIG));
 	if (len > f->fc->max_size) {
 		bw_entry_count_free(c.ec);
-		return BW_GUARD_TOO_BIG;
+		return BW_CHECK_TOO_BIG;
 	}
 	/* messages about the candidate name where it came from, not the last good copy */
 	char label[600];
@@ -156,14 +156,14 @@ static enum bw_guard_verdict check(const struct feed *f, const char *buf, size_t
 		in.have_last = false;
 	*entries = in.entries;
 	*bad = rep.bad;
-	enum bw_guard_verdict v = bw_feeds_guard(f->fc, &in);
-	if (why && v == BW_GUARD_BROKEN && rc == BW_ENOMEM)
+	enum bw_feed_check v = bw_feeds_check(f->fc, &in);
+	if (why && v == BW_CHECK_BROKEN && rc == BW_ENOMEM)
 		snprintf(why, whylen, "out of memory while checking it");
-	else if (why && v == BW_GUARD_BROKEN)
+	else if (why && v == BW_CHECK_BROKEN)
 		bw_feed_health_why(bw_feed_health(f->fc, in.entries, in.bad, in.broken), f->fc,
 				   in.entries, in.bad, &rep, why, whylen);
 	else if (why)
-		snprintf(why, whylen, "%s", bw_guard_str(v));
+		snprintf(why, whylen, "%s", bw_feed_check_str(v));
 	return v;
 }
 
@@ -310,7 +310,7 @@ static int export_to(FILE *out, void *ctx)
 }
 
 /* A DELTA (IXFR): applied to the live policy first (the changes are small and checked by
- * the source; the shrink guard does not apply), then the live policy's rules of the feed
+ * the source; the shrink check does not apply), then the live policy's rules of the feed
  * become its last good copy. Manager thread, without the lock. */
 static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx, int64_t now)
 {
@@ -319,9 +319,9 @@ static bool apply_delta(struct bw_feeds *m, struct feed *f, struct bw_fetch *fx,
 		/* the source sent the whole new version along: it is checked first (not for
 		 * shrinking: a delta is an ordered step of the provider's own versioning) */
 		char why[300];
-		enum bw_guard_verdict v = check(f, fx->buf, fx->len, &entries, &bad, true, why,
+		enum bw_feed_check v = check(f, fx->buf, fx->len, &entries, &bad, true, why,
 						sizeof(why));
-		if (v != BW_GUARD_OK) {
+		if (v != BW_CHECK_OK) {
 			reject(m, f, fx->len, entries, bad, why);
 			return false;
 		}
@@ -392,7 +392,7 @@ static int64_t expire_s(const struct feed *f)
 	return (int64_t)(f->fc->expire_ms / 1000);
 }
 
-/* One fetch of feed f, guards, commit. Manager thread, without the lock. Returns true on
+/* One fetch of feed f, safety checks, commit. Manager thread, without the lock. Returns true on
  * success (the source answered and what it sent was applied, held or unchanged). */
 static bool run_feed(struct bw_feeds *m, struct feed *f)
 {
@@ -446,11 +446,11 @@ unchanged:
 	}
 	uint64_t entries, bad;
 	char why[300];
-	enum bw_guard_verdict v = check(f, fx.buf, fx.len, &entries, &bad, false, why, sizeof(why));
+	enum bw_feed_check v = check(f, fx.buf, fx.len, &entries, &bad, false, why, sizeof(why));
 	fx.meta.entries = entries;
 	fx.meta.size = fx.len;
 	fx.meta.fetched_at = now;
-	if (v == BW_GUARD_SHRUNK) {
+	if (v == BW_CHECK_SHRUNK) {
 		hold(m, f, fx.buf, fx.len, &fx.meta, bad); /* logs the alert */
 		fx.buf = NULL;
 		pthread_mutex_lock(&m->lock);
@@ -462,7 +462,7 @@ unchanged:
 		ok = true;
 		goto out;
 	}
-	if (v != BW_GUARD_OK) {
+	if (v != BW_CHECK_OK) {
 		reject(m, f, fx.len, entries, bad, why);
 		goto out;
 	}

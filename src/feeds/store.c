@@ -1,5 +1,5 @@
 /*
- * feeds/store.c - the last good store (atomic writes, metadata), the guards and the
+ * feeds/store.c - the last good store (atomic writes, metadata), the safety checks and the
  * refresh schedule: the parts of the feed manager that are pure functions of their input.
  */
 #include <errno.h>
@@ -180,27 +180,28 @@ int bw_feed_meta_load(const char *path, struct bw_feed_meta *m)
 	return 0;
 }
 
-enum bw_guard_verdict bw_feeds_guard(const struct bw_feed_conf *fc, const struct bw_guard_input *in)
+enum bw_feed_check bw_feeds_check(const struct bw_feed_conf *fc,
+				  const struct bw_feed_check_input *in)
 {
 	if (in->size > fc->max_size)
-		return BW_GUARD_TOO_BIG;
+		return BW_CHECK_TOO_BIG;
 	if (bw_feed_health(fc, in->entries, in->bad, in->broken) != BW_HEALTH_OK)
-		return BW_GUARD_BROKEN;
+		return BW_CHECK_BROKEN;
 	if (in->entries > fc->max_entries)
-		return BW_GUARD_TOO_MANY;
+		return BW_CHECK_TOO_MANY;
 	if (in->have_last && bw_feed_shrunk(fc, in->entries, in->last_entries))
-		return BW_GUARD_SHRUNK;
-	return BW_GUARD_OK;
+		return BW_CHECK_SHRUNK;
+	return BW_CHECK_OK;
 }
 
-const char *bw_guard_str(enum bw_guard_verdict v)
+const char *bw_feed_check_str(enum bw_feed_check v)
 {
 	switch (v) {
-	case BW_GUARD_OK: return "ok";
-	case BW_GUARD_TOO_BIG: return "larger than max-size";
-	case BW_GUARD_TOO_MANY: return "more entries than max-entries";
-	case BW_GUARD_BROKEN: return "unusable (corrupt, no usable entry, or too many bad entries)";
-	case BW_GUARD_SHRUNK: return "shrank below min-ratio of the last good version";
+	case BW_CHECK_OK: return "ok";
+	case BW_CHECK_TOO_BIG: return "larger than max-size";
+	case BW_CHECK_TOO_MANY: return "more entries than max-entries";
+	case BW_CHECK_BROKEN: return "unusable (corrupt, no usable entry, or too many bad entries)";
+	case BW_CHECK_SHRUNK: return "shrank below min-ratio of the last good version";
 	}
 	return "?";
 }

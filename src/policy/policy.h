@@ -83,7 +83,7 @@ struct bw_feed_status {
 	bool held_back;
 	bool changing;
 	size_t held_entries;     /* the held-back version's entries */
-	size_t accepted_entries; /* entries of the last version applied (the shrink guard's
+	size_t accepted_entries; /* entries of the last version applied (the shrink check's
 				    reference) */
 	char error[300];         /* why the feed failed, is held back or changing; "" if ok */
 };

@@ -193,7 +193,7 @@ enum bw_feed_health bw_feed_health(const struct bw_feed_conf *fc, uint64_t entri
  * reason" from rep (may be NULL). */
 void bw_feed_health_why(enum bw_feed_health h, const struct bw_feed_conf *fc, uint64_t entries,
 			uint64_t bad, const struct bw_parse_report *rep, char *out, size_t outlen);
-/* The shrink guard: has a version with `entries` fewer than fc->min_ratio times the
+/* The shrink check: has a version with `entries` fewer than fc->min_ratio times the
  * `last` entries of the last accepted one (min_ratio 0: never; last 0: never)? An empty
  * version counts as a shrink. */
 bool bw_feed_shrunk(const struct bw_feed_conf *fc, uint64_t entries, uint64_t last);
@@ -204,7 +204,7 @@ bool bw_feed_shrunk(const struct bw_feed_conf *fc, uint64_t entries, uint64_t la
 int bw_feed_check_file(const struct bw_feed_conf *fc, uint64_t *entries, char *why,
 		       size_t whylen);
 
-/* ---- entries, counted as the snapshot counts them (policy.c) ----
+/* ---- entries, counted as the snapshot counts them (rset.c) ----
  * A feed's "entries" everywhere (logs, metadata, metrics, bulwarkctl, max-entries) are the
  * distinct keys it has rules for: a name (its exact and its wildcard rule are one entry,
  * as a list line's two rules are), a name server name, a network. A counter is a set of

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_feeds.c - the feed manager's pure parts: guards, the refresh schedule
+ * tests/unit/test_feeds.c - the feed manager's pure parts: safety checks, the refresh schedule
  * (backoff and jitter), the atomic store, the metadata round trip, TAXII envelope parsing
  * (paging fields) and merging, and the config keys of fetched feeds.
  */
@@ -74,9 +74,9 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-/* ---- guards ---- */
+/* ---- safety checks ---- */
 
-static struct bw_feed_conf guard_conf(void)
+static struct bw_feed_conf check_conf(void)
 {
 	struct bw_feed_conf fc;
 	memset(&fc, 0, sizeof(fc));
@@ -86,56 +86,56 @@ static struct bw_feed_conf guard_conf(void)
 	return fc;
 }
 
-static void test_guards(void **state)
+static void test_checks(void **state)
 {
 	(void)state;
-	struct bw_feed_conf fc = guard_conf();
-	struct bw_guard_input in = {.size = 500, .entries = 50, .have_last = true,
-				    .last_entries = 60};
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	struct bw_feed_conf fc = check_conf();
+	struct bw_feed_check_input in = {.size = 500, .entries = 50, .have_last = true,
+					 .last_entries = 60};
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.size = 1001;
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_TOO_BIG);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_TOO_BIG);
 	in.size = 1000;
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.entries = 101;
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_TOO_MANY);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_TOO_MANY);
 	in.entries = 29; /* 29 < 0.5 x 60 */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_SHRUNK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_SHRUNK);
 	in.entries = 30; /* exactly half: kept */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.entries = 0;
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_SHRUNK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_SHRUNK);
 	fc.min_ratio = 0; /* never hold back */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	fc.min_ratio = 0.5;
 	in.have_last = false; /* the first version cannot shrink */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.bad = 3; /* nothing usable among bad lines: an error page, not a feed */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_BROKEN);
 	in.bad = 0;
 	in.entries = 10;
 	in.broken = true;
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_BROKEN);
 	/* too large a share of bad lines (rules.h bw_feed_health; defaults: 10 bad, 0.5) */
 	in.broken = false;
 	in.entries = 10;
 	in.bad = 11; /* 11 of 21 bad */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_BROKEN);
 	in.bad = 10; /* 10 of 20: not more than half */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.entries = 2;
 	in.bad = 9; /* most lines bad, but fewer than min-bad */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	fc.min_bad = 20;
 	fc.max_bad_ratio = 0.1;
 	in.entries = 90; /* under max-entries */
 	in.bad = 19; /* under min-bad */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
 	in.bad = 120; /* 120 of 210: over 0.1 */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_BROKEN);
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_BROKEN);
 	fc.max_bad_ratio = 1; /* never for the share */
-	assert_int_equal(bw_feeds_guard(&fc, &in), BW_GUARD_OK);
-	assert_string_equal(bw_guard_str(BW_GUARD_SHRUNK),
+	assert_int_equal(bw_feeds_check(&fc, &in), BW_CHECK_OK);
+	assert_string_equal(bw_feed_check_str(BW_CHECK_SHRUNK),
 			    "shrank below min-ratio of the last good version");
 }
 
@@ -406,7 +406,7 @@ static void test_conf_keys(void **state)
 	assert_int_equal(rc, 0);
 	const struct bw_feed_conf *a = &conf->policy.feeds[0], *t = &conf->policy.feeds[2];
 	const struct bw_feed_conf *lf = &conf->policy.feeds[1];
-	assert_true(lf->min_ratio == 0.8); /* the shrink guard and health: file feeds too */
+	assert_true(lf->min_ratio == 0.8); /* the shrink check and health: file feeds too */
 	assert_true(lf->max_bad_ratio == 1);
 	assert_int_equal(lf->min_bad, 10);
 	char want[600];
@@ -685,7 +685,7 @@ static void test_manager(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_guards),	    cmocka_unit_test(test_backoff_and_jitter),
+	    cmocka_unit_test(test_checks),	    cmocka_unit_test(test_backoff_and_jitter),
 	    cmocka_unit_test(test_atomic_store),
 	    cmocka_unit_test(test_store_streamed),
 	    cmocka_unit_test(test_meta_round_trip),
