@@ -149,18 +149,3 @@ void cf_free_listen_tls(struct bw_listen *l)
 	free_map(l->sni, l->n_sni);
 	free_map(l->doh_paths, l->n_doh_paths);
 }
-
-int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
-			      const char *path)
-{
-	if (listener < 0 || (size_t)listener >= conf->server.n_listen)
-		return -1;
-	const struct bw_listen *l = &conf->server.listen[listener];
-	for (size_t i = 0; path && i < l->n_doh_paths; i++)
-		if (!strcmp(l->doh_paths[i].name, path) && l->doh_paths[i].profile >= 0)
-			return l->doh_paths[i].profile;
-	for (size_t i = 0; sni && i < l->n_sni; i++)
-		if (!strcasecmp(l->sni[i].name, sni))
-			return l->sni[i].profile;
-	return -1;
-}

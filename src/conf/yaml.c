@@ -493,48 +493,6 @@ int cf_make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *s
 	return BW_EINVAL;
 }
 
-/* "10.0.0.0/8", "fc00::/7" or a bare address (a host route). Host bits are cleared. */
-int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	const char *slash = memchr(s, '/', len);
-	size_t alen = slash ? (size_t)(slash - s) : len;
-	unsigned long plen = 0;
-
-	if (alen == 0 || alen >= sizeof(buf) || memchr(s, '\0', alen))
-		return BW_EINVAL;
-	memcpy(buf, s, alen);
-	buf[alen] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, buf, out->addr) == 1)
-		out->family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, out->addr) == 1)
-		out->family = AF_INET6;
-	else
-		return BW_EINVAL;
-
-	unsigned long max = out->family == AF_INET ? 32 : 128;
-	if (slash) {
-		size_t n = len - alen - 1;
-		if (n == 0 || n > 10)
-			return BW_EINVAL;
-		for (size_t i = 0; i < n; i++) {
-			char c = slash[1 + i];
-			if (c < '0' || c > '9')
-				return BW_EINVAL;
-			plen = plen * 10 + (unsigned long)(c - '0');
-		}
-		if (plen > max)
-			return BW_ERANGE;
-	} else {
-		plen = max;
-	}
-	out->prefix = (uint8_t)plen;
-	for (unsigned bit = (unsigned)plen; bit < max; bit++)
-		out->addr[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
-	return 0;
-}
-
 int cf_parse_cidr(const char *s, struct bw_cidr *out)
 {
 	return bw_cidr_parse(s, strlen(s), out);
