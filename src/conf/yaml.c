@@ -528,6 +528,21 @@ const char *cf_name_problem(const char *s)
 	return NULL;
 }
 
+/* A copy of a checked name, lower-cased, without its trailing dot; NULL when out of memory. */
+char *cf_canon_name(const char *s)
+{
+	char *name = strdup(s);
+
+	if (!name)
+		return NULL;
+	size_t len = strlen(name);
+	if (len && name[len - 1] == '.')
+		name[--len] = '\0';
+	for (size_t k = 0; k < len; k++)
+		name[k] = (char)tolower((unsigned char)name[k]);
+	return name;
+}
+
 /* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
 bool cf_ident_ok(const char *s)
 {
