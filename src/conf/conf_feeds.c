@@ -193,89 +193,44 @@ static int get_ratio(struct cf_ctx *c, yaml_node_t *m, const char *key, const ch
 	return 0;
 }
 
-/* A feed item's source keys (url, taxii, primaries, refresh, health and shrink guards),
- * after its `file` (file_node: the `file` value or NULL). */
-static int parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
-			     struct bw_feed_conf *f)
+/* `primaries:` (RPZ by zone transfer) with its `zone` and `tsig`. */
+static int parse_xfr_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *prim,
+			    struct bw_feed_conf *f)
+{
+	yaml_node_t *v;
+	int rc;
+
+	f->source = BW_FEED_SRC_XFR;
+	if (f->format != BW_FEED_RPZ)
+		return cf_fail_at(c, prim, BW_EINVAL, "feed '%s': a feed with 'primaries' "
+				  "has 'format: rpz'", f->name);
+	if ((rc = parse_primaries(c, prim, f)))
+		return rc;
+	if ((rc = cf_need(c, m, "zone", "policy.feeds item with 'primaries'", &v)) ||
+	    (rc = cf_get_string(c, v, "zone", &f->zone)))
+		return rc;
+	size_t zl = strlen(f->zone);
+	if (zl > 1 && f->zone[zl - 1] == '.')
+		f->zone[zl - 1] = '\0';
+	const char *why = cf_name_problem(f->zone);
+	if (why)
+		return cf_fail_at(c, v, BW_EINVAL, "feed '%s': zone '%s' %s", f->name,
+				  f->zone, why);
+	if ((v = cf_get(c, m, "tsig")) && (rc = parse_tsig(c, v, f)))
+		return rc;
+	f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
+	f->timeout_ms = 10u * 1000u;
+	return 0;
+}
+
+/* The keys of fetched feeds only: refresh, timeout, max-size, max-entries, expire,
+ * when-expired, ca-file. */
+static int parse_fetched_keys(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
 	static const char *const when[] = {"keep-blocking", "stop", NULL};
-	yaml_node_t *url = cf_get(c, m, "url"), *taxii = cf_get(c, m, "taxii"), *v;
-	yaml_node_t *prim = cf_get(c, m, "primaries");
-	int rc, n = !!file_node + !!url + !!taxii + !!prim;
+	yaml_node_t *v;
+	int rc;
 
-	f->refresh_ms = DEF_REFRESH_MS;
-	f->timeout_ms = DEF_TIMEOUT_MS;
-	f->max_size = DEF_MAX_SIZE;
-	f->max_entries = DEF_MAX_ENTRIES;
-	f->min_ratio = 0.5;
-	f->max_bad_ratio = DEF_MAX_BAD_RATIO;
-	f->min_bad = DEF_MIN_BAD;
-	f->expire_ms = DEF_EXPIRE_MS;
-	if (n != 1)
-		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
-				  "'taxii' or 'primaries'", f->name);
-	static const char *const xfr_only[] = {"zone", "tsig", NULL};
-	for (size_t i = 0; !prim && xfr_only[i]; i++) {
-		if ((v = cf_get(c, m, xfr_only[i])))
-			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for feeds with "
-					  "'primaries' (RPZ by zone transfer)", f->name, xfr_only[i]);
-	}
-	if (url) {
-		f->source = BW_FEED_SRC_URL;
-		if ((rc = get_url(c, url, "url", &f->url)))
-			return rc;
-	} else if (taxii) {
-		f->source = BW_FEED_SRC_TAXII;
-		if (f->format != BW_FEED_STIX)
-			return cf_fail_at(c, taxii, BW_EINVAL, "feed '%s': a 'taxii' feed has "
-					  "'format: stix'", f->name);
-		if ((rc = parse_taxii(c, taxii, f)) || (rc = parse_auth(c, taxii, f)))
-			return rc;
-	} else if (prim) {
-		f->source = BW_FEED_SRC_XFR;
-		if (f->format != BW_FEED_RPZ)
-			return cf_fail_at(c, prim, BW_EINVAL, "feed '%s': a feed with 'primaries' "
-					  "has 'format: rpz'", f->name);
-		if ((rc = parse_primaries(c, prim, f)))
-			return rc;
-		if ((rc = cf_need(c, m, "zone", "policy.feeds item with 'primaries'", &v)) ||
-		    (rc = cf_get_string(c, v, "zone", &f->zone)))
-			return rc;
-		size_t zl = strlen(f->zone);
-		if (zl > 1 && f->zone[zl - 1] == '.')
-			f->zone[zl - 1] = '\0';
-		const char *why = cf_name_problem(f->zone);
-		if (why)
-			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': zone '%s' %s", f->name,
-					  f->zone, why);
-		if ((v = cf_get(c, m, "tsig")) && (rc = parse_tsig(c, v, f)))
-			return rc;
-		f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
-		f->timeout_ms = 10u * 1000u;
-	}
-	/* feed health and the shrink guard: every feed (docs/feeds.md, "Feed health") */
-	if ((rc = get_ratio(c, m, "min-ratio", "0 = never hold back", &f->min_ratio)) ||
-	    (rc = get_ratio(c, m, "max-bad-ratio", "1 = never fail for bad units",
-			    &f->max_bad_ratio)))
-		return rc;
-	if ((v = cf_get(c, m, "min-bad"))) {
-		unsigned long n_bad;
-		if ((rc = cf_get_uint(c, v, "min-bad", 1, 1000000000ul, &n_bad)))
-			return rc;
-		f->min_bad = n_bad;
-	}
-	/* the keys below only make sense for fetched feeds */
-	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
-					      "expire", "when-expired", "ca-file", NULL};
-	if (f->source == BW_FEED_SRC_FILE) {
-		for (size_t i = 0; fetched[i]; i++) {
-			if ((v = cf_get(c, m, fetched[i])))
-				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for fetched "
-						  "feeds ('url', 'taxii', 'primaries')", f->name,
-						  fetched[i]);
-		}
-		return 0;
-	}
 	if ((v = cf_get(c, m, "refresh"))) {
 		if ((rc = cf_get_duration_ms32(c, v, "refresh", 1000, 7ull * 86400 * 1000,
 					       &f->refresh_ms)))
@@ -318,6 +273,74 @@ static int parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file
 	}
 	if ((v = cf_get(c, m, "ca-file")) &&
 	    (rc = cf_get_file(c, v, "ca-file", "feed ca-file", &f->ca_file)))
+		return rc;
+	return 0;
+}
+
+/* A feed item's source keys (url, taxii, primaries, refresh, health and shrink guards),
+ * after its `file` (file_node: the `file` value or NULL). */
+static int parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
+			     struct bw_feed_conf *f)
+{
+	yaml_node_t *url = cf_get(c, m, "url"), *taxii = cf_get(c, m, "taxii"), *v;
+	yaml_node_t *prim = cf_get(c, m, "primaries");
+	int rc, n = !!file_node + !!url + !!taxii + !!prim;
+
+	f->refresh_ms = DEF_REFRESH_MS;
+	f->timeout_ms = DEF_TIMEOUT_MS;
+	f->max_size = DEF_MAX_SIZE;
+	f->max_entries = DEF_MAX_ENTRIES;
+	f->min_ratio = 0.5;
+	f->max_bad_ratio = DEF_MAX_BAD_RATIO;
+	f->min_bad = DEF_MIN_BAD;
+	f->expire_ms = DEF_EXPIRE_MS;
+	if (n != 1)
+		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
+				  "'taxii' or 'primaries'", f->name);
+	static const char *const xfr_only[] = {"zone", "tsig", NULL};
+	for (size_t i = 0; !prim && xfr_only[i]; i++) {
+		if ((v = cf_get(c, m, xfr_only[i])))
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for feeds with "
+					  "'primaries' (RPZ by zone transfer)", f->name, xfr_only[i]);
+	}
+	if (url) {
+		f->source = BW_FEED_SRC_URL;
+		if ((rc = get_url(c, url, "url", &f->url)))
+			return rc;
+	} else if (taxii) {
+		f->source = BW_FEED_SRC_TAXII;
+		if (f->format != BW_FEED_STIX)
+			return cf_fail_at(c, taxii, BW_EINVAL, "feed '%s': a 'taxii' feed has "
+					  "'format: stix'", f->name);
+		if ((rc = parse_taxii(c, taxii, f)) || (rc = parse_auth(c, taxii, f)))
+			return rc;
+	} else if (prim && (rc = parse_xfr_source(c, m, prim, f))) {
+		return rc;
+	}
+	/* feed health and the shrink guard: every feed (docs/feeds.md, "Feed health") */
+	if ((rc = get_ratio(c, m, "min-ratio", "0 = never hold back", &f->min_ratio)) ||
+	    (rc = get_ratio(c, m, "max-bad-ratio", "1 = never fail for bad units",
+			    &f->max_bad_ratio)))
+		return rc;
+	if ((v = cf_get(c, m, "min-bad"))) {
+		unsigned long n_bad;
+		if ((rc = cf_get_uint(c, v, "min-bad", 1, 1000000000ul, &n_bad)))
+			return rc;
+		f->min_bad = n_bad;
+	}
+	/* the keys below only make sense for fetched feeds */
+	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
+					      "expire", "when-expired", "ca-file", NULL};
+	if (f->source == BW_FEED_SRC_FILE) {
+		for (size_t i = 0; fetched[i]; i++) {
+			if ((v = cf_get(c, m, fetched[i])))
+				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for fetched "
+						  "feeds ('url', 'taxii', 'primaries')", f->name,
+						  fetched[i]);
+		}
+		return 0;
+	}
+	if ((rc = parse_fetched_keys(c, m, f)))
 		return rc;
 	if (f->source == BW_FEED_SRC_URL && (rc = parse_auth(c, m, f)))
 		return rc;
