@@ -4,7 +4,8 @@
  * Owns: the error codes (BW_E*), logging, clocks, hashing, the wire cursor used by
  * every parser of untrusted bytes, the snapshot publisher (bw_snapref) that lets
  * workers read immutable structures while a reloader swaps them, and address prefixes
- * (struct bw_cidr: parsed by conf and policy, matched per query by core and policy).
+ * (struct bw_cidr: parsed by conf and policy, matched per query by core and policy), and
+ * the Public Suffix List lookups (conf checks protected domains, the guard matches).
  *
  * Thread safety: everything here is thread-safe except bw_log_init(), which is
  * called once at start-up before threads exist.
@@ -244,5 +245,14 @@ int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
 /* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? An IPv4-mapped IPv6 address
  * (::ffff:a.b.c.d) matches IPv4 prefixes. Runs per query: no allocation, no lock. */
 bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
+
+/* ---- the Public Suffix List (suffix.c, libpsl; loaded on first use, thread-safe) ---- */
+/* The registrable domain of a lower-case text name (no trailing dot): a pointer into
+ * name, or NULL when the name is a public suffix itself or has none. */
+const char *bw_registrable_domain(const char *name);
+/* Is suffix (a public suffix, text) in the ICANN section of the list? false for the
+ * private section's hosting and CDN suffixes (github.io, cloudfront.net...). A suffix the
+ * list does not know is ICANN's by its implicit "*" rule. */
+bool bw_suffix_is_icann(const char *suffix);
 
 #endif
