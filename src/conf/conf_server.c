@@ -10,8 +10,8 @@
 static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l,
 			     yaml_node_t **profile)
 {
-	static const char *const keys[] = {"address", "port", "transport", "profile",
-					   "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", NULL};
+	static const char *const own_keys[] = {"address", "port", "transport", "profile"};
+	const char *keys[BW_ARRAY_LEN(own_keys) + CF_LISTEN_TLS_NKEYS + 1]; /* + conf_tls.c's */
 	static const char *const transports[] = {"dns", "dot", "doh", NULL};
 	const char *where = "server.listen item";
 	yaml_node_t *v;
@@ -23,6 +23,8 @@ static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen 
 			       "expected a mapping for each item of 'listen', "
 			       "found %s",
 			       cf_type_name(m->type));
+	memcpy(keys, own_keys, sizeof(own_keys));
+	memcpy(keys + BW_ARRAY_LEN(own_keys), cf_listen_tls_keys, sizeof(cf_listen_tls_keys));
 	if ((rc = cf_check_keys(c, m, where, keys)))
 		return rc;
 	if ((rc = cf_need(c, m, "address", where, &v)))

@@ -80,10 +80,12 @@ static int parse_map(struct cf_ctx *c, yaml_node_t *m, const char *key,
 	return 0;
 }
 
+const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1] = {
+    "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", NULL};
+
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l)
 {
-	static const char *const tls_keys[] = {"tls-cert", "tls-key", "tls-name", "sni",
-					       "doh-paths", NULL};
+	const char *const *tls_keys = cf_listen_tls_keys;
 	bool encrypted = l->transport != BW_TRANSPORT_DNS;
 	yaml_node_t *v;
 	int rc;

@@ -112,7 +112,10 @@ bool cf_ident_ok(const char *s);
 
 /* ---- sections, each in its own file with its keys (conf_<section>.c) ---- */
 int cf_parse_server(struct cf_ctx *c, yaml_node_t *m);    /* conf_server.c */
-/* The dot/doh keys of a server.listen item (conf_tls.c); `m` was key-checked already. */
+/* The dot/doh keys of a server.listen item (conf_tls.c): their names, which the item's
+ * key check includes, and their parsing; `m` was key-checked already. */
+#define CF_LISTEN_TLS_NKEYS 5
+extern const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1];
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
 void cf_free_listen_tls(struct bw_listen *l);
 int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m);  /* conf_resolver.c */
