@@ -372,13 +372,8 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->resolver.trust_anchor);
 	free(conf->resolver.tls_ca_file);
 	free_strv(conf->resolver.unbound_options, conf->resolver.n_unbound_options);
-	for (size_t i = 0; i < conf->policy.n_feeds; i++) {
-		free(conf->policy.feeds[i].name);
-		free(conf->policy.feeds[i].category);
-		free(conf->policy.feeds[i].file);
-		free(conf->policy.feeds[i].redirect_name);
-		cf_feed_source_free(&conf->policy.feeds[i]);
-	}
+	for (size_t i = 0; i < conf->policy.n_feeds; i++)
+		cf_free_feed(&conf->policy.feeds[i]);
 	free(conf->policy.feeds);
 	free_strv(conf->policy.allowlist, conf->policy.n_allowlist);
 	for (size_t i = 0; i < conf->policy.n_profiles; i++) {

@@ -581,8 +581,12 @@ int cf_feeds_finish(struct cf_ctx *c)
 	return 0;
 }
 
-void cf_feed_source_free(struct bw_feed_conf *f)
+void cf_free_feed(struct bw_feed_conf *f)
 {
+	free(f->name);
+	free(f->category);
+	free(f->file);
+	free(f->redirect_name);
 	free(f->url);
 	free(f->taxii_collection);
 	free(f->username);

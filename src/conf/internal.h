@@ -3,8 +3,8 @@
  * helpers that walk the YAML document and report `file:line:col: message` errors.
  * Not for other modules (they see struct bw_conf in conf.h).
  *
- * Each section lives in its own file (conf_<section>.c) that lists its keys and parses
- * them: it provides
+ * Each section but the two keys of `log:` (conf.c) lives in its own file
+ * (conf_<section>.c) that lists its keys and parses them: it provides
  *   int cf_parse_<section>(struct cf_ctx *c, yaml_node_t *map);
  * declared below, and one line in the section table of conf.c (parse_root). The helpers
  * declared here are yaml.c.
@@ -121,10 +121,11 @@ void cf_free_listen_tls(struct bw_listen *l);
 int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m);  /* conf_resolver.c */
 int cf_parse_cache(struct cf_ctx *c, yaml_node_t *m);     /* conf_cache.c */
 int cf_parse_policy(struct cf_ctx *c, yaml_node_t *m);    /* conf_policy.c */
-/* conf_feeds.c: the policy.feeds list; cf_feeds_finish() once state-dir is known. */
+/* conf_feeds.c: the policy.feeds list; cf_feeds_finish() once state-dir is known;
+ * cf_free_feed() frees what one item points to. */
 int cf_parse_feeds(struct cf_ctx *c, yaml_node_t *seq);
 int cf_feeds_finish(struct cf_ctx *c);
-void cf_feed_source_free(struct bw_feed_conf *f);
+void cf_free_feed(struct bw_feed_conf *f);
 int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
 void cf_telemetry_defaults(struct bw_conf *conf);
 void cf_telemetry_free(struct bw_conf *conf);
