@@ -6,8 +6,8 @@
  * The whole file is composed into a libyaml document first; then each section is walked
  * with a table of known keys, so an unknown, duplicate or mistyped key is reported with the
  * line and column of the node that is wrong. The first error stops the load. The shared
- * helpers (typed scalars, errors) are in yaml.c; each section parses in a file of its own
- * (conf_<section>.c) that also lists its keys.
+ * helpers (typed scalars, errors) are in yaml.c; every other section parses in a file of
+ * its own (conf_<section>.c) that also lists its keys.
  */
 #include "conf/conf.h"
 #include "conf/internal.h"

@@ -1,7 +1,6 @@
 /*
  * conf/conf_cache.c - the `cache:` section: size, shards, TTL bounds and serve-stale.
  */
-
 #include "conf/internal.h"
 
 int cf_parse_cache(struct cf_ctx *c, yaml_node_t *m)
