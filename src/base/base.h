@@ -2,8 +2,10 @@
  * base/base.h - small building blocks every module needs.
  *
  * Owns: the error codes (BW_E*), logging, clocks, hashing, the wire cursor used by
- * every parser of untrusted bytes, and the snapshot publisher (bw_snapref) that lets
- * workers read immutable structures while a reloader swaps them.
+ * every parser of untrusted bytes, the snapshot publisher (bw_snapref) that lets
+ * workers read immutable structures while a reloader swaps them, and address prefixes
+ * (struct bw_cidr: parsed by conf and policy, matched per query by core and policy), and
+ * the Public Suffix List lookups (conf checks protected domains, the guard matches).
  *
  * Thread safety: everything here is thread-safe except bw_log_init(), which is
  * called once at start-up before threads exist.
@@ -226,5 +228,31 @@ int bw_parse_size(const char *s, uint64_t *out);
 #define BW_ADDRSTRLEN 46 /* INET6_ADDRSTRLEN */
 struct sockaddr;
 bool bw_sockaddr_addr(const struct sockaddr *sa, char *out, size_t cap);
+
+/* ---- address prefixes (cidr.c) ---- */
+/* A CIDR prefix (access control, profile clients, CLIENT-IP and response-IP rules):
+ * family AF_INET or AF_INET6, address bytes in network order (4 or 16 used), prefix
+ * length. */
+struct bw_cidr {
+	int family;
+	uint8_t addr[16];
+	uint8_t prefix;
+};
+/* Parses "192.0.2.0/24", "2001:db8::/32" or a bare address (a host route) from s[0..len)
+ * (not NUL-terminated); host bits past the prefix are cleared. Returns 0, BW_EINVAL (not
+ * an address, bad prefix syntax) or BW_ERANGE (prefix longer than the family allows). */
+int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
+/* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? An IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) matches IPv4 prefixes. Runs per query: no allocation, no lock. */
+bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
+
+/* ---- the Public Suffix List (suffix.c, libpsl; loaded on first use, thread-safe) ---- */
+/* The registrable domain of a lower-case text name (no trailing dot): a pointer into
+ * name, or NULL when the name is a public suffix itself or has none. */
+const char *bw_registrable_domain(const char *name);
+/* Is suffix (a public suffix, text) in the ICANN section of the list? false for the
+ * private section's hosting and CDN suffixes (github.io, cloudfront.net...). A suffix the
+ * list does not know is ICANN's by its implicit "*" rule. */
+bool bw_suffix_is_icann(const char *suffix);
 
 #endif

@@ -48,14 +48,6 @@ struct bw_listen {
 	size_t n_doh_paths;
 };
 
-/* A CIDR prefix for access control: family AF_INET or AF_INET6, address bytes in network
- * order (4 or 16 used), prefix length. */
-struct bw_cidr {
-	int family;
-	uint8_t addr[16];
-	uint8_t prefix;
-};
-
 enum bw_acl_action { BW_ACL_ALLOW = 0, BW_ACL_REFUSE = 1, BW_ACL_DROP = 2 };
 struct bw_acl_rule {
 	struct bw_cidr net;
@@ -320,19 +312,5 @@ struct bw_conf {
  */
 int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errlen);
 void bw_conf_free(struct bw_conf *conf);
-
-/* Parses "192.0.2.0/24", "2001:db8::/32" or a bare address (a host route) from s[0..len)
- * (not NUL-terminated); host bits past the prefix are cleared. Returns 0, BW_EINVAL (not
- * an address, bad prefix syntax) or BW_ERANGE (prefix longer than the family allows). */
-int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
-/* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? */
-bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
-/* The profile an encrypted transport selects for listener `listener` by DoH path and TLS
- * server name (either may be NULL), the path first: an index into policy.profiles, or -1
- * when neither selects one. */
-int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
-			      const char *path);
-/* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */
-enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa);
 
 #endif

@@ -1,9 +1,12 @@
 /*
- * conf/conf_feeds.c - a feed item's source keys: `url:` or `taxii:` instead of `file:`,
- * the refresh schedule and the safety guards (docs/feeds.md). A URL or TAXII feed's
- * `file` becomes its last good copy, state-dir/feeds/NAME.EXT, once state-dir is known.
+ * conf/conf_feeds.c - the items of `policy.feeds`: every key of a feed item is listed and
+ * parsed here: name, category, format, action and redirect, the source (`file:`, or
+ * `url:`, `taxii:`, `primaries:` instead), the refresh schedule and the safety guards
+ * (docs/feeds.md). A fetched feed's `file` becomes its last good copy,
+ * state-dir/feeds/NAME.EXT, once state-dir is known (cf_feeds_finish()).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -190,87 +193,44 @@ static int get_ratio(struct cf_ctx *c, yaml_node_t *m, const char *key, const ch
 	return 0;
 }
 
-int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
-			 struct bw_feed_conf *f)
+/* `primaries:` (RPZ by zone transfer) with its `zone` and `tsig`. */
+static int parse_xfr_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *prim,
+			    struct bw_feed_conf *f)
+{
+	yaml_node_t *v;
+	int rc;
+
+	f->source = BW_FEED_SRC_XFR;
+	if (f->format != BW_FEED_RPZ)
+		return cf_fail_at(c, prim, BW_EINVAL, "feed '%s': a feed with 'primaries' "
+				  "has 'format: rpz'", f->name);
+	if ((rc = parse_primaries(c, prim, f)))
+		return rc;
+	if ((rc = cf_need(c, m, "zone", "policy.feeds item with 'primaries'", &v)) ||
+	    (rc = cf_get_string(c, v, "zone", &f->zone)))
+		return rc;
+	size_t zl = strlen(f->zone);
+	if (zl > 1 && f->zone[zl - 1] == '.')
+		f->zone[zl - 1] = '\0';
+	const char *why = cf_name_problem(f->zone);
+	if (why)
+		return cf_fail_at(c, v, BW_EINVAL, "feed '%s': zone '%s' %s", f->name,
+				  f->zone, why);
+	if ((v = cf_get(c, m, "tsig")) && (rc = parse_tsig(c, v, f)))
+		return rc;
+	f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
+	f->timeout_ms = 10u * 1000u;
+	return 0;
+}
+
+/* The keys of fetched feeds only: refresh, timeout, max-size, max-entries, expire,
+ * when-expired, ca-file. */
+static int parse_fetched_keys(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
 {
 	static const char *const when[] = {"keep-blocking", "stop", NULL};
-	yaml_node_t *url = cf_get(c, m, "url"), *taxii = cf_get(c, m, "taxii"), *v;
-	yaml_node_t *prim = cf_get(c, m, "primaries");
-	int rc, n = !!file_node + !!url + !!taxii + !!prim;
+	yaml_node_t *v;
+	int rc;
 
-	f->refresh_ms = DEF_REFRESH_MS;
-	f->timeout_ms = DEF_TIMEOUT_MS;
-	f->max_size = DEF_MAX_SIZE;
-	f->max_entries = DEF_MAX_ENTRIES;
-	f->min_ratio = 0.5;
-	f->max_bad_ratio = DEF_MAX_BAD_RATIO;
-	f->min_bad = DEF_MIN_BAD;
-	f->expire_ms = DEF_EXPIRE_MS;
-	if (n != 1)
-		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
-				  "'taxii' or 'primaries'", f->name);
-	static const char *const xfr_only[] = {"zone", "tsig", NULL};
-	for (size_t i = 0; !prim && xfr_only[i]; i++) {
-		if ((v = cf_get(c, m, xfr_only[i])))
-			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for feeds with "
-					  "'primaries' (RPZ by zone transfer)", f->name, xfr_only[i]);
-	}
-	if (url) {
-		f->source = BW_FEED_SRC_URL;
-		if ((rc = get_url(c, url, "url", &f->url)))
-			return rc;
-	} else if (taxii) {
-		f->source = BW_FEED_SRC_TAXII;
-		if (f->format != BW_FEED_STIX)
-			return cf_fail_at(c, taxii, BW_EINVAL, "feed '%s': a 'taxii' feed has "
-					  "'format: stix'", f->name);
-		if ((rc = parse_taxii(c, taxii, f)) || (rc = parse_auth(c, taxii, f)))
-			return rc;
-	} else if (prim) {
-		f->source = BW_FEED_SRC_XFR;
-		if (f->format != BW_FEED_RPZ)
-			return cf_fail_at(c, prim, BW_EINVAL, "feed '%s': a feed with 'primaries' "
-					  "has 'format: rpz'", f->name);
-		if ((rc = parse_primaries(c, prim, f)))
-			return rc;
-		if ((rc = cf_need(c, m, "zone", "policy.feeds item with 'primaries'", &v)) ||
-		    (rc = cf_get_string(c, v, "zone", &f->zone)))
-			return rc;
-		size_t zl = strlen(f->zone);
-		if (zl > 1 && f->zone[zl - 1] == '.')
-			f->zone[zl - 1] = '\0';
-		const char *why = cf_name_problem(f->zone);
-		if (why)
-			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': zone '%s' %s", f->name,
-					  f->zone, why);
-		if ((v = cf_get(c, m, "tsig")) && (rc = parse_tsig(c, v, f)))
-			return rc;
-		f->refresh_ms = 60u * 1000u; /* until the zone's SOA says otherwise */
-		f->timeout_ms = 10u * 1000u;
-	}
-	/* feed health and the shrink guard: every feed (docs/feeds.md, "Feed health") */
-	if ((rc = get_ratio(c, m, "min-ratio", "0 = never hold back", &f->min_ratio)) ||
-	    (rc = get_ratio(c, m, "max-bad-ratio", "1 = never fail for bad units",
-			    &f->max_bad_ratio)))
-		return rc;
-	if ((v = cf_get(c, m, "min-bad"))) {
-		unsigned long n_bad;
-		if ((rc = cf_get_uint(c, v, "min-bad", 1, 1000000000ul, &n_bad)))
-			return rc;
-		f->min_bad = n_bad;
-	}
-	/* the keys below only make sense for fetched feeds */
-	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
-					      "expire", "when-expired", "ca-file", NULL};
-	if (f->source == BW_FEED_SRC_FILE) {
-		for (size_t i = 0; fetched[i]; i++) {
-			if ((v = cf_get(c, m, fetched[i])))
-				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for fetched "
-						  "feeds ('url', 'taxii', 'primaries')", f->name,
-						  fetched[i]);
-		}
-		return 0;
-	}
 	if ((v = cf_get(c, m, "refresh"))) {
 		if ((rc = cf_get_duration_ms32(c, v, "refresh", 1000, 7ull * 86400 * 1000,
 					       &f->refresh_ms)))
@@ -314,8 +274,287 @@ int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_nod
 	if ((v = cf_get(c, m, "ca-file")) &&
 	    (rc = cf_get_file(c, v, "ca-file", "feed ca-file", &f->ca_file)))
 		return rc;
+	return 0;
+}
+
+/* A feed item's source keys (url, taxii, primaries, refresh, health and shrink guards),
+ * after its `file` (file_node: the `file` value or NULL). */
+static int parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
+			     struct bw_feed_conf *f)
+{
+	yaml_node_t *url = cf_get(c, m, "url"), *taxii = cf_get(c, m, "taxii"), *v;
+	yaml_node_t *prim = cf_get(c, m, "primaries");
+	int rc, n = !!file_node + !!url + !!taxii + !!prim;
+
+	f->refresh_ms = DEF_REFRESH_MS;
+	f->timeout_ms = DEF_TIMEOUT_MS;
+	f->max_size = DEF_MAX_SIZE;
+	f->max_entries = DEF_MAX_ENTRIES;
+	f->min_ratio = 0.5;
+	f->max_bad_ratio = DEF_MAX_BAD_RATIO;
+	f->min_bad = DEF_MIN_BAD;
+	f->expire_ms = DEF_EXPIRE_MS;
+	if (n != 1)
+		return cf_fail_at(c, m, BW_EINVAL, "feed '%s': give exactly one of 'file', 'url', "
+				  "'taxii' or 'primaries'", f->name);
+	static const char *const xfr_only[] = {"zone", "tsig", NULL};
+	for (size_t i = 0; !prim && xfr_only[i]; i++) {
+		if ((v = cf_get(c, m, xfr_only[i])))
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for feeds with "
+					  "'primaries' (RPZ by zone transfer)", f->name, xfr_only[i]);
+	}
+	if (url) {
+		f->source = BW_FEED_SRC_URL;
+		if ((rc = get_url(c, url, "url", &f->url)))
+			return rc;
+	} else if (taxii) {
+		f->source = BW_FEED_SRC_TAXII;
+		if (f->format != BW_FEED_STIX)
+			return cf_fail_at(c, taxii, BW_EINVAL, "feed '%s': a 'taxii' feed has "
+					  "'format: stix'", f->name);
+		if ((rc = parse_taxii(c, taxii, f)) || (rc = parse_auth(c, taxii, f)))
+			return rc;
+	} else if (prim && (rc = parse_xfr_source(c, m, prim, f))) {
+		return rc;
+	}
+	/* feed health and the shrink guard: every feed (docs/feeds.md, "Feed health") */
+	if ((rc = get_ratio(c, m, "min-ratio", "0 = never hold back", &f->min_ratio)) ||
+	    (rc = get_ratio(c, m, "max-bad-ratio", "1 = never fail for bad units",
+			    &f->max_bad_ratio)))
+		return rc;
+	if ((v = cf_get(c, m, "min-bad"))) {
+		unsigned long n_bad;
+		if ((rc = cf_get_uint(c, v, "min-bad", 1, 1000000000ul, &n_bad)))
+			return rc;
+		f->min_bad = n_bad;
+	}
+	/* the keys below only make sense for fetched feeds */
+	static const char *const fetched[] = {"refresh", "timeout", "max-size", "max-entries",
+					      "expire", "when-expired", "ca-file", NULL};
+	if (f->source == BW_FEED_SRC_FILE) {
+		for (size_t i = 0; fetched[i]; i++) {
+			if ((v = cf_get(c, m, fetched[i])))
+				return cf_fail_at(c, v, BW_EINVAL, "feed '%s': '%s' is for fetched "
+						  "feeds ('url', 'taxii', 'primaries')", f->name,
+						  fetched[i]);
+		}
+		return 0;
+	}
+	if ((rc = parse_fetched_keys(c, m, f)))
+		return rc;
 	if (f->source == BW_FEED_SRC_URL && (rc = parse_auth(c, m, f)))
 		return rc;
+	return 0;
+}
+
+/* Is the last label all digits? Then s was meant as an IPv4 address, not a host name. */
+static bool numeric_tld(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len && s[len - 1] == '.')
+		len--;
+	size_t start = len;
+	while (start && s[start - 1] != '.')
+		start--;
+	if (start == len)
+		return false;
+	for (size_t i = start; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+/* One item of a feed's `redirect:` (an address or a name), merged into f. */
+static int parse_redirect_item(struct cf_ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+{
+	const char *s, *why;
+	uint8_t a[16];
+	int rc = cf_want_scalar(c, n, "redirect", &s);
+
+	if (rc)
+		return rc;
+	int family = inet_pton(AF_INET, s, a) == 1    ? AF_INET
+		     : inet_pton(AF_INET6, s, a) == 1 ? AF_INET6
+						      : 0;
+	if (family && f->redirect_name)
+		goto mixed;
+	if (family == AF_INET) {
+		if (f->redirect_has_v4)
+			return cf_fail_at(c, n, BW_EINVAL,
+				       "feed '%s': 'redirect' has more than one IPv4 address",
+				       f->name);
+		memcpy(f->redirect_v4, a, 4);
+		f->redirect_has_v4 = true;
+		return 0;
+	}
+	if (family == AF_INET6) {
+		if (f->redirect_has_v6)
+			return cf_fail_at(c, n, BW_EINVAL,
+				       "feed '%s': 'redirect' has more than one IPv6 address",
+				       f->name);
+		memcpy(f->redirect_v6, a, 16);
+		f->redirect_has_v6 = true;
+		return 0;
+	}
+	if (strchr(s, ':'))
+		return cf_fail_at(c, n, BW_EINVAL,
+			       "feed '%s': redirect '%s' is not a valid IPv6 address", f->name, s);
+	if (numeric_tld(s))
+		return cf_fail_at(c, n, BW_EINVAL,
+			       "feed '%s': redirect '%s' is not a valid IPv4 address", f->name, s);
+	if ((why = cf_name_problem(s)))
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': redirect name '%s' %s", f->name, s,
+			       why);
+	if (f->redirect_name)
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' has more than one name",
+			       f->name);
+	if (f->redirect_has_v4 || f->redirect_has_v6)
+		goto mixed;
+	f->redirect_name = cf_canon_name(s);
+	return f->redirect_name ? 0 : cf_nomem(c);
+mixed:
+	return cf_fail_at(c, n, BW_EINVAL,
+		       "feed '%s': 'redirect' is either one name or addresses (at most one IPv4 "
+		       "and one IPv6), not both",
+		       f->name);
+}
+
+/* `redirect:` - one scalar or a list of them. */
+static int parse_redirect(struct cf_ctx *c, yaml_node_t *n, struct bw_feed_conf *f)
+{
+	int rc;
+
+	if (n->type == YAML_SCALAR_NODE)
+		return parse_redirect_item(c, n, f);
+	if (n->type != YAML_SEQUENCE_NODE)
+		return cf_fail_at(c, n, BW_EINVAL,
+			       "expected an address, a name or a list of them for 'redirect', "
+			       "found %s",
+			       cf_type_name(n->type));
+	if (!cf_seq_len(n))
+		return cf_fail_at(c, n, BW_EINVAL, "feed '%s': 'redirect' lists no address or name",
+			       f->name);
+	for (size_t i = 0; i < cf_seq_len(n); i++) {
+		if ((rc = parse_redirect_item(c, cf_seq_item(c, n, i), f)))
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_feed(struct cf_ctx *c, yaml_node_t *m, struct bw_feed_conf *f)
+{
+	static const char *const keys[] = {"name",   "category", "format", "file",
+					   "action", "redirect",
+					   "url", "taxii", "refresh", "timeout", "max-size",
+					   "max-entries", "min-ratio", "expire", "when-expired",
+					   "ca-file", "username", "password", "token-file",
+					   "primaries", "zone", "tsig", "misp-include-non-ids",
+					   "max-bad-ratio", "min-bad", NULL};
+	/* In the order of enum bw_feed_format and enum bw_feed_action. */
+	static const char *const formats[] = {"domains", "hosts", "wildcard", "adblock",
+					      "rpz",	 "stix",  "misp",     NULL};
+	static const char *const actions[] = {"given",	  "nxdomain", "nodata", "drop",
+					      "log-only", "redirect", NULL};
+	const char *where = "policy.feeds item";
+	char what[NAME_MAX_LEN + 16];
+	yaml_node_t *v, *act, *redir;
+	int rc;
+
+	if (m->type != YAML_MAPPING_NODE)
+		return cf_fail_at(c, m, BW_EINVAL,
+			       "expected a mapping for each item of 'feeds', "
+			       "found %s",
+			       cf_type_name(m->type));
+	if ((rc = cf_check_keys(c, m, where, keys)))
+		return rc;
+	if ((rc = cf_need(c, m, "name", where, &v)) || (rc = cf_get_string(c, v, "name", &f->name)))
+		return rc;
+	if (!cf_ident_ok(f->name))
+		return cf_fail_at(c, v, BW_EINVAL,
+			       "feed name '%s' must be 1 to %d characters from "
+			       "A-Z a-z 0-9 _ . -",
+			       f->name, NAME_MAX_LEN);
+	if ((rc = cf_need(c, m, "category", where, &v)) ||
+	    (rc = cf_get_string(c, v, "category", &f->category)))
+		return rc;
+	if (!cf_ident_ok(f->category))
+		return cf_fail_at(c, v, BW_EINVAL,
+			       "feed '%s': category '%s' must be 1 to %d "
+			       "characters from A-Z a-z 0-9 _ . -",
+			       f->name, f->category, NAME_MAX_LEN);
+	if ((v = cf_get(c, m, "format"))) {
+		const char *s;
+		int idx;
+		if ((rc = cf_want_scalar(c, v, "format", &s)))
+			return rc;
+		if (cf_get_enum(c, v, "format", formats, &idx))
+			return cf_fail_at(c, v, BW_ENOTSUP,
+				       "feed '%s': format '%s' is not supported (supported: "
+				       "domains, hosts, wildcard, adblock, rpz, stix, misp)",
+				       f->name, s);
+		f->format = (enum bw_feed_format)idx;
+	}
+	if ((v = cf_get(c, m, "misp-include-non-ids"))) {
+		if (f->format != BW_FEED_MISP)
+			return cf_fail_at(c, v, BW_EINVAL, "feed '%s': 'misp-include-non-ids' is "
+					  "for 'format: misp'", f->name);
+		if ((rc = cf_get_bool(c, v, "misp-include-non-ids", &f->misp_non_ids)))
+			return rc;
+	}
+	snprintf(what, sizeof(what), "feed '%s'", f->name);
+	if ((v = cf_get(c, m, "file")) && (rc = cf_get_file(c, v, "file", what, &f->file)))
+		return rc;
+	if ((rc = parse_feed_source(c, m, v, f)))
+		return rc;
+	if ((act = cf_get(c, m, "action"))) {
+		int idx;
+		if ((rc = cf_get_enum(c, act, "action", actions, &idx)))
+			return rc;
+		f->action = (enum bw_feed_action)idx;
+	}
+	redir = cf_get(c, m, "redirect");
+	if (redir && f->action != BW_FEED_ACT_REDIRECT)
+		return cf_fail_at(c, redir, BW_EINVAL,
+			       "feed '%s': 'redirect' is only used with 'action: redirect'",
+			       f->name);
+	if (!redir && f->action == BW_FEED_ACT_REDIRECT)
+		return cf_fail_at(c, act, BW_EINVAL,
+			       "feed '%s': 'action: redirect' needs 'redirect' (an IPv4 and/or "
+			       "IPv6 address, or a name)",
+			       f->name);
+	if (redir && (rc = parse_redirect(c, redir, f)))
+		return rc;
+	return 0;
+}
+
+int cf_parse_feeds(struct cf_ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "feeds")))
+		return rc;
+	n = cf_seq_len(seq);
+	if (!n)
+		return 0;
+	conf->policy.feeds = calloc(n, sizeof(*conf->policy.feeds));
+	if (!conf->policy.feeds)
+		return cf_nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cf_seq_item(c, seq, i);
+		struct bw_feed_conf *f = &conf->policy.feeds[i];
+		conf->policy.n_feeds = i + 1;
+		if ((rc = parse_feed(c, item, f)))
+			return rc;
+		for (size_t j = 0; j < i; j++) {
+			if (!strcmp(conf->policy.feeds[j].name, f->name))
+				return cf_fail_at(c, item, BW_EINVAL, "duplicate feed name '%s'",
+					       f->name);
+		}
+	}
 	return 0;
 }
 
@@ -342,8 +581,12 @@ int cf_feeds_finish(struct cf_ctx *c)
 	return 0;
 }
 
-void cf_feed_source_free(struct bw_feed_conf *f)
+void cf_free_feed(struct bw_feed_conf *f)
 {
+	free(f->name);
+	free(f->category);
+	free(f->file);
+	free(f->redirect_name);
 	free(f->url);
 	free(f->taxii_collection);
 	free(f->username);

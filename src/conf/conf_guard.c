@@ -8,7 +8,6 @@
 #include <stdlib.h>
 
 #include "conf/internal.h"
-#include "guard/guard.h" /* the Public Suffix List: what is registrable */
 
 static const char *const nseen_actions[] = {"log", "short-ttl", "block", NULL};
 
@@ -58,7 +57,7 @@ static int guard_name(struct cf_ctx *c, yaml_node_t *v, const char *where, const
 	size_t n = strlen(*out);
 	if (n && (*out)[n - 1] == '.')
 		(*out)[n - 1] = 0;
-	if (!bw_guard_registrable(*out)) {
+	if (!bw_registrable_domain(*out)) {
 		free(*out);
 		*out = NULL;
 		return cf_fail_at(c, v, BW_EINVAL,

@@ -80,10 +80,12 @@ static int parse_map(struct cf_ctx *c, yaml_node_t *m, const char *key,
 	return 0;
 }
 
+const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1] = {
+    "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", NULL};
+
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l)
 {
-	static const char *const tls_keys[] = {"tls-cert", "tls-key", "tls-name", "sni",
-					       "doh-paths", NULL};
+	const char *const *tls_keys = cf_listen_tls_keys;
 	bool encrypted = l->transport != BW_TRANSPORT_DNS;
 	yaml_node_t *v;
 	int rc;
@@ -148,19 +150,4 @@ void cf_free_listen_tls(struct bw_listen *l)
 	free(l->tls_name);
 	free_map(l->sni, l->n_sni);
 	free_map(l->doh_paths, l->n_doh_paths);
-}
-
-int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
-			      const char *path)
-{
-	if (listener < 0 || (size_t)listener >= conf->server.n_listen)
-		return -1;
-	const struct bw_listen *l = &conf->server.listen[listener];
-	for (size_t i = 0; path && i < l->n_doh_paths; i++)
-		if (!strcmp(l->doh_paths[i].name, path) && l->doh_paths[i].profile >= 0)
-			return l->doh_paths[i].profile;
-	for (size_t i = 0; sni && i < l->n_sni; i++)
-		if (!strcasecmp(l->sni[i].name, sni))
-			return l->sni[i].profile;
-	return -1;
 }

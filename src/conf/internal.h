@@ -3,9 +3,11 @@
  * helpers that walk the YAML document and report `file:line:col: message` errors.
  * Not for other modules (they see struct bw_conf in conf.h).
  *
- * A section that lives in its own file (conf_<area>.c) provides
- *   int cf_parse_<area>(struct cf_ctx *c, yaml_node_t *map);
- * declared below, and one line in the section table of conf.c (cf_parse_root).
+ * Each section but the two keys of `log:` (conf.c) lives in its own file
+ * (conf_<section>.c) that lists its keys and parses them: it provides
+ *   int cf_parse_<section>(struct cf_ctx *c, yaml_node_t *map);
+ * declared below, and one line in the section table of conf.c (parse_root). The helpers
+ * declared here are yaml.c.
  * Every helper returns 0 or the negative BW_E* it reported through cf_fail_at().
  */
 #ifndef BW_CONF_INTERNAL_H
@@ -103,26 +105,34 @@ int cf_make_sockaddr(const char *addr, uint16_t port, struct sockaddr_storage *s
 int cf_parse_cidr(const char *s, struct bw_cidr *out);
 /* NULL if s is a plausible host name, else what is wrong with it. */
 const char *cf_name_problem(const char *s);
+/* A copy of a checked name, lower-cased, without its trailing dot; NULL when out of memory. */
+char *cf_canon_name(const char *s);
 /* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
 bool cf_ident_ok(const char *s);
 
-/* ---- sections in files of their own (conf_<area>.c) ---- */
-int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
-/* conf_feeds.c: a feed item's source keys (url, taxii, refresh, guards), after its `file`
- * (file_node: the `file` value or NULL); cf_feeds_finish() once state-dir is known. */
-int cf_parse_feed_source(struct cf_ctx *c, yaml_node_t *m, yaml_node_t *file_node,
-			 struct bw_feed_conf *f);
+/* ---- sections, each in its own file with its keys (conf_<section>.c) ---- */
+int cf_parse_server(struct cf_ctx *c, yaml_node_t *m);    /* conf_server.c */
+/* The dot/doh keys of a server.listen item (conf_tls.c): their names, which the item's
+ * key check includes, and their parsing; `m` was key-checked already. */
+#define CF_LISTEN_TLS_NKEYS 5
+extern const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1];
+int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
+void cf_free_listen_tls(struct bw_listen *l);
+int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m);  /* conf_resolver.c */
+int cf_parse_cache(struct cf_ctx *c, yaml_node_t *m);     /* conf_cache.c */
+int cf_parse_policy(struct cf_ctx *c, yaml_node_t *m);    /* conf_policy.c */
+/* conf_feeds.c: the policy.feeds list; cf_feeds_finish() once state-dir is known;
+ * cf_free_feed() frees what one item points to. */
+int cf_parse_feeds(struct cf_ctx *c, yaml_node_t *seq);
 int cf_feeds_finish(struct cf_ctx *c);
-void cf_feed_source_free(struct bw_feed_conf *f);
+void cf_free_feed(struct bw_feed_conf *f);
+int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
+void cf_telemetry_defaults(struct bw_conf *conf);
+void cf_telemetry_free(struct bw_conf *conf);
 int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
-void cf_telemetry_defaults(struct bw_conf *conf);          /* conf_telemetry.c */
-void cf_telemetry_free(struct bw_conf *conf);              /* conf_telemetry.c */
 int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m);     /* conf_guard.c */
 void cf_guard_defaults(struct bw_conf *conf);
 void cf_free_guard(struct bw_conf *conf);
-/* The dot/doh keys of a server.listen item (conf_tls.c); `m` was key-checked already. */
-int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
-void cf_free_listen_tls(struct bw_listen *l);
 
 #endif

@@ -3,7 +3,8 @@
  * SO_REUSEPORT sockets and preallocated buffers) and the query pipeline (pipeline.c):
  * parse and access control -> client rules -> cache -> QNAME rules and the guard -> resolve
  * -> the answer's rules (CNAME chain, addresses) -> cache store, answer. The policy's
- * decisions are policy/decide.c, shared with `bulwark explain`.
+ * decisions are policy/decide.c, shared with `bulwark explain`. The pipeline's lookups in
+ * the running config (access control, the profile a transport selects) are access.c.
  *
  * Owns: the workers, their sockets and resolvers, the shared packet cache, and the
  * published policy state (policy snapshot + the config it was built from), swapped
@@ -105,5 +106,14 @@ const struct bw_conf *bw_server_conf(const struct bw_server *s);
  * control socket (bw_telemetry_alerts_json, bw_telemetry_top_json) and metrics
  * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
 struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
+
+/* ---- per-query lookups in the running config (access.c); any thread, read-only ---- */
+/* The profile an encrypted transport selects for listener `listener` by DoH path and TLS
+ * server name (either may be NULL), the path first: an index into policy.profiles, or -1
+ * when neither selects one. */
+int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
+			      const char *path);
+/* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */
+enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa);
 
 #endif

@@ -75,7 +75,7 @@ enum bw_guard_outcome bw_core_guard(struct bw_worker *w, const struct bw_query *
 	}
 	if (!ns)
 		return BW_GUARD_PASS;
-	const char *reg = bw_guard_registrable(name);
+	const char *reg = bw_registrable_domain(name);
 	if (!reg)
 		return BW_GUARD_PASS;
 	uint64_t now = (uint64_t)time(NULL), first;
@@ -111,7 +111,7 @@ enum bw_guard_outcome bw_core_guard(struct bw_worker *w, const struct bw_query *
 int bw_core_guard_init(struct bw_server *s, char *err, size_t errlen)
 {
 	const struct bw_conf *conf = s->conf;
-	bw_guard_registrable("example.org"); /* loads the Public Suffix List now, not in a worker */
+	bw_registrable_domain("example.org"); /* loads the Public Suffix List now, not in a worker */
 	if (!conf->guard.nseen)
 		return 0;
 	int rc = bw_nseen_new(conf->guard.nseen_memory, &s->nseen);

@@ -13,7 +13,7 @@
  * number of threads at once. bw_nseen_observe() may run concurrently on every worker (each
  * slot is one atomic 64-bit word; a lost race forgets one observation, never corrupts).
  * bw_nseen_save() may run beside observers (it copies a slightly moving picture).
- * bw_guard_registrable() is thread-safe (the Public Suffix List is loaded once).
+ * The Public Suffix List lookups it uses (bw_registrable_domain) are base/suffix.c.
  */
 #ifndef BW_GUARD_H
 #define BW_GUARD_H
@@ -81,11 +81,6 @@ struct bw_guard_hit {
 
 /* "omission", "idn-homoglyph", ... (stable: logs and events use it). */
 const char *bw_guard_kind_name(enum bw_guard_kind k);
-
-/* The registrable domain of a lower-case text name (no trailing dot), by the Public
- * Suffix List (libpsl): a pointer into name, or NULL when the name is a public suffix
- * itself or has none. */
-const char *bw_guard_registrable(const char *name);
 
 /* ---- look-alikes ---- */
 struct bw_lookalike;

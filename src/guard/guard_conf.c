@@ -108,7 +108,7 @@ int bw_guard_check_main(int argc, char **argv)
 static void explain_nseen(const struct bw_conf *conf, const char *name, unsigned profile,
 			  FILE *out, int *blocked)
 {
-	const char *reg = bw_guard_registrable(name);
+	const char *reg = bw_registrable_domain(name);
 	static const char *const acts[] = {"log", "short-ttl", "block"};
 	if (!reg) {
 		fprintf(out, "newly-seen: %s has no registrable domain: not tracked\n", name);
@@ -213,7 +213,7 @@ static void explain_hint(const struct bw_conf *conf, const char *lc,
 			 const struct bw_guard_hit *hit, FILE *out)
 {
 	char why[256];
-	const char *reg = bw_guard_registrable(lc);
+	const char *reg = bw_registrable_domain(lc);
 	if (!reg)
 		return;
 	if (hit->exempt == BW_GX_POPULAR) {

@@ -18,8 +18,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <libpsl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/uchar.h>
@@ -47,36 +45,6 @@ static const char *const kind_names[BW_GK_COUNT] = {
 const char *bw_guard_kind_name(enum bw_guard_kind k)
 {
 	return (unsigned)k < BW_GK_COUNT ? kind_names[k] : "unknown";
-}
-
-/* ---- the Public Suffix List, loaded once ---- */
-
-static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
-static const psl_ctx_t *psl;
-
-static void psl_init(void)
-{
-	/* the newest of the built-in list and Debian's publicsuffix file */
-	psl = psl_latest(NULL);
-	if (!psl)
-		psl = psl_builtin();
-}
-
-const char *bw_guard_registrable(const char *name)
-{
-	pthread_once(&psl_once, psl_init);
-	if (!psl)
-		return NULL;
-	return psl_registrable_domain(psl, name);
-}
-
-/* Is suffix (a public suffix, text) in the ICANN section of the list? false for the
- * private section's hosting and CDN suffixes (github.io, cloudfront.net...). A suffix the
- * list does not know is ICANN's by its implicit "*" rule. */
-static bool suffix_is_icann(const char *suffix)
-{
-	pthread_once(&psl_once, psl_init);
-	return !psl || psl_is_public_suffix2(psl, suffix, PSL_TYPE_ICANN) != 0;
 }
 
 /* ---- a string-keyed hash table, built once, read-only afterwards ---- */
@@ -674,7 +642,7 @@ static bool popular_line(char *line, char *out, size_t cap, const char **reg)
 	out[n] = 0;
 	if (out[0] == '.' || strstr(out, ".."))
 		return false;
-	return (*reg = bw_guard_registrable(out)) != NULL;
+	return (*reg = bw_registrable_domain(out)) != NULL;
 }
 
 int bw_lookalike_load_popular(struct bw_lookalike *g, const char *path, size_t *count,
@@ -756,7 +724,7 @@ int bw_lookalike_build(const struct bw_guard_protected *p, size_t n, unsigned mi
 	for (size_t i = 0; i < n; i++) {
 		char lc[BW_GUARD_NAME_MAX];
 		const char *reg;
-		if (!lower_name(p[i].domain, lc, sizeof(lc)) || !(reg = bw_guard_registrable(lc))) {
+		if (!lower_name(p[i].domain, lc, sizeof(lc)) || !(reg = bw_registrable_domain(lc))) {
 			if (bad)
 				*bad = i;
 			rc = BW_EINVAL;
@@ -774,7 +742,7 @@ int bw_lookalike_build(const struct bw_guard_protected *p, size_t n, unsigned mi
 		for (size_t k = 0; k < p[i].n_owns; k++) {
 			char lc[BW_GUARD_NAME_MAX];
 			const char *reg;
-			if (!lower_name(p[i].owns[k], lc, sizeof(lc)) || !(reg = bw_guard_registrable(lc))) {
+			if (!lower_name(p[i].owns[k], lc, sizeof(lc)) || !(reg = bw_registrable_domain(lc))) {
 				if (bad)
 					*bad = i;
 				rc = BW_EINVAL;
@@ -841,7 +809,7 @@ static bool check_label(const struct bw_lookalike *g, const char *l, size_t len,
 	if ((e = table_get(&g->labels, l, len))) {
 		if (g->p[e->idx].no_tld_swap)
 			return false;
-		if (!suffix_is_icann(suffix)) {
+		if (!bw_suffix_is_icann(suffix)) {
 			hit_from(g, e, BW_GK_TLD_SWAP, hit);
 			hit->exempt = BW_GX_HOSTING;
 			return false;
@@ -952,7 +920,7 @@ bool bw_lookalike_check(const struct bw_lookalike *g, const char *name, struct b
 	hit->exempt = BW_GX_NONE;
 	if (!g || !g->n || !lower_name(name, lc, sizeof(lc)))
 		return false;
-	const char *reg = bw_guard_registrable(lc);
+	const char *reg = bw_registrable_domain(lc);
 	if (!reg)
 		return false;
 	size_t rlen = strlen(reg);

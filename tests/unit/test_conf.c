@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "core/core.h" /* bw_conf_acl_check: the per-query ACL lookup lives in core */
 
 #define FIX "tests/unit/conf/"
 

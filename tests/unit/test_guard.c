@@ -69,12 +69,12 @@ static void expect(const char *name, enum bw_guard_kind kind, const char *prot)
 static void test_registrable(void **state)
 {
 	(void)state;
-	assert_string_equal(bw_guard_registrable("www.amnesty.org"), "amnesty.org");
-	assert_string_equal(bw_guard_registrable("a.b.example.co.uk"), "example.co.uk");
-	assert_string_equal(bw_guard_registrable("ngo.org.co"), "ngo.org.co");
-	assert_string_equal(bw_guard_registrable("x.evil.example"), "evil.example");
-	assert_null(bw_guard_registrable("co.uk"));
-	assert_null(bw_guard_registrable("org"));
+	assert_string_equal(bw_registrable_domain("www.amnesty.org"), "amnesty.org");
+	assert_string_equal(bw_registrable_domain("a.b.example.co.uk"), "example.co.uk");
+	assert_string_equal(bw_registrable_domain("ngo.org.co"), "ngo.org.co");
+	assert_string_equal(bw_registrable_domain("x.evil.example"), "evil.example");
+	assert_null(bw_registrable_domain("co.uk"));
+	assert_null(bw_registrable_domain("org"));
 }
 
 static void test_build_errors(void **state)
