@@ -14,6 +14,7 @@ PKGS    += sqlite3
 PKGS    += libpsl icu-uc icu-i18n
 PKGS    += openssl libevent_openssl libnghttp2
 PKGS    += zlib
+PKGS    += libsystemd
 CONFIG  ?= etc/bulwark.yaml
 # where the shipped data (guard/popular-domains.txt) is read from: the checkout's etc/ by
 # default; a package sets DATADIR=/usr/share/bulwark and installs etc/guard there

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -372,21 +373,40 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 	return adm;
 }
 
-/* Signals (taken by sigtimedwait: every thread blocks them), the periodic tick and the
- * feed file watcher, until SIGTERM or SIGINT. */
+/* Tells systemd (Type=notify; nothing without NOTIFY_SOCKET) state, with the policy in
+ * force as STATUS=. */
+static void notify(struct bw_server *srv, const char *state)
+{
+	char status[200];
+	bw_server_describe(srv, status, sizeof(status));
+	sd_notifyf(0, "%s\nSTATUS=%s", state, status);
+}
+
+/* Signals (taken by sigtimedwait: every thread blocks them), the periodic tick, the feed
+ * file watcher and systemd's watchdog, until SIGTERM or SIGINT. */
 static void serve(struct bw_server *srv, const sigset_t *sigs, unsigned watch_ms)
 {
-	uint64_t next_watch = bw_now_ms() + watch_ms;
+	uint64_t next_watch = bw_now_ms() + watch_ms, watchdog_us = 0, next_ping = 0;
+	if (sd_watchdog_enabled(0, &watchdog_us) <= 0)
+		watchdog_us = 0;
 	for (;;) {
 		struct timespec tick = {0, 250 * 1000 * 1000};
 		int sig = sigtimedwait(sigs, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT) {
 			bw_info("signal %d: shutting down", sig);
+			sd_notify(0, "STOPPING=1");
 			return;
 		}
 		if (sig == SIGHUP) {
 			bw_info("SIGHUP: reloading");
+			sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+				   (unsigned long long)bw_now_ns() / 1000);
 			bw_server_reload(srv);
+			notify(srv, "READY=1");
+		}
+		if (watchdog_us && bw_now_ms() >= next_ping) {
+			sd_notify(0, "WATCHDOG=1");
+			next_ping = bw_now_ms() + watchdog_us / 2000;
 		}
 		bw_server_tick(srv);
 		if (watch_ms && bw_now_ms() >= next_watch) {
@@ -434,6 +454,13 @@ static int run(struct bw_conf *conf, const struct args *a)
 	}
 	if (a->pidfile && write_pidfile(a->pidfile) != 0)
 		bw_warn("cannot write pid file %s: %s", a->pidfile, strerror(errno));
+	if (bw_server_drop_privileges(conf, err, sizeof(err)) != 0) {
+		bw_err("%s", err);
+		if (a->foreground)
+			fprintf(stderr, "bulwark: %s\n", err);
+		bw_server_destroy(srv);
+		return 1;
+	}
 	/* the feed manager exists before the workers start (they pass it NOTIFYs); its thread
 	 * starts once they answer */
 	struct bw_feeds_hooks hooks = {.ctx = srv,
@@ -470,6 +497,7 @@ static int run(struct bw_conf *conf, const struct args *a)
 		return 1;
 	}
 	struct bw_admin *adm = admin_start(conf, feeds, srv);
+	notify(srv, "READY=1"); /* listeners bound, the policy loaded, privileges dropped */
 	serve(srv, &sigs, watch_ms);
 	bw_admin_destroy(adm);
 	bw_feeds_destroy(feeds);

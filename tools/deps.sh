@@ -12,6 +12,7 @@ PKGS+=(libcurl4-openssl-dev nginx openssl) # feeds over HTTPS (src/feeds), e2e f
 PKGS+=(libfstrm-dev libprotobuf-c-dev protobuf-c-compiler fstrm-bin dnstap-ldns prometheus protobuf-compiler curl)
 PKGS+=(libsqlite3-dev) # the query log (src/telemetry/querylog.c)
 PKGS+=(zlib1g-dev) # gzip-compressed feeds (src/policy/feed_read.c)
+PKGS+=(libsystemd-dev) # sd_notify: READY/RELOADING/STATUS/watchdog under systemd (src/main.c)
 PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guard), its oracle
 # DoT/DoH (src/net/tls.c, doh.c) and the real clients of their tests and bench
 PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)

@@ -37,11 +37,13 @@ const char *bw_strerror(int err)
 /* ---- logging ---- */
 static _Atomic int log_level = BW_LOG_INFO;
 static bool log_syslog;
+static bool log_journal; /* stderr is the journal's: it stamps the time itself */
 
 void bw_log_init(enum bw_log_level level, bool to_syslog)
 {
 	log_level = level;
 	log_syslog = to_syslog;
+	log_journal = getenv("JOURNAL_STREAM") != NULL;
 	if (to_syslog)
 		openlog("bulwark", LOG_PID | LOG_NDELAY, LOG_DAEMON);
 }
@@ -64,6 +66,10 @@ static void vlog(enum bw_log_level level, const char *fmt, va_list ap)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_syslog) {
 		syslog(prio[level], "%s", msg);
+		return;
+	}
+	if (log_journal) { /* "<3>": the priority, as sd-daemon(3) prefixes it */
+		fprintf(stderr, "<%d>%s: %s\n", prio[level], names[level], msg);
 		return;
 	}
 	struct timespec ts;

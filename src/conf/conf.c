@@ -361,6 +361,8 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.acl);
 	free(conf->server.state_dir);
 	free(conf->server.control_socket);
+	free(conf->server.user);
+	free(conf->server.group);
 	cf_telemetry_free(conf);
 	cf_free_guard(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {

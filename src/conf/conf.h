@@ -19,6 +19,7 @@
 
 #define BW_CONF_DEFAULT_PATH "etc/bulwark.yaml"
 #define BW_CONF_DEFAULT_STATE_DIR "/var/lib/bulwark"
+#define BW_CONF_DEFAULT_USER "bulwark" /* the packaged system user */
 
 enum bw_transport {
 	BW_TRANSPORT_DNS = 0, /* UDP + TCP */
@@ -193,6 +194,10 @@ struct bw_conf {
 					      memory; default BW_CONF_DEFAULT_STATE_DIR */
 		char *control_socket;      /* bulwarkctl's unix socket; default
 					      state-dir/control.sock */
+		char *user;                /* started as root: drop to this user once the
+					      listeners are bound; NULL: BW_CONF_DEFAULT_USER
+					      if it exists (docs/config.md) */
+		char *group;               /* NULL: the user's own group */
 	} server;
 
 	struct {

@@ -153,7 +153,7 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 	    "listen", "workers", "tcp-max-connections", "tcp-max-connections-per-client",
 	    "tcp-client-ipv4-prefix", "tcp-client-ipv6-prefix", "tcp-idle-timeout",
 	    "tcp-max-inflight", "max-inflight", "access-control", "state-dir", "control-socket",
-	    "tls-handshake-timeout", "doh-max-streams", NULL};
+	    "tls-handshake-timeout", "doh-max-streams", "user", "group", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -209,6 +209,10 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 		return rc;
 	if ((v = cf_get(c, m, "doh-max-streams")) &&
 	    (rc = cf_get_unsigned(c, v, "doh-max-streams", 1, 10000, &conf->server.doh_max_streams)))
+		return rc;
+	if ((v = cf_get(c, m, "user")) && (rc = cf_get_string(c, v, "user", &conf->server.user)))
+		return rc;
+	if ((v = cf_get(c, m, "group")) && (rc = cf_get_string(c, v, "group", &conf->server.group)))
 		return rc;
 	return 0;
 }

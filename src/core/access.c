@@ -8,7 +8,7 @@
 
 #include "core/core.h"
 
-enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa)
+enum bw_acl_action bw_access_check(const struct bw_conf *conf, const struct sockaddr *sa)
 {
 	for (size_t i = 0; conf && i < conf->server.n_acl; i++) {
 		if (bw_cidr_match(&conf->server.acl[i].net, sa))
@@ -17,7 +17,7 @@ enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct so
 	return BW_ACL_REFUSE;
 }
 
-int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
+int bw_access_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
 			      const char *path)
 {
 	if (listener < 0 || (size_t)listener >= conf->server.n_listen)

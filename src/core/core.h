@@ -107,13 +107,24 @@ const struct bw_conf *bw_server_conf(const struct bw_server *s);
  * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
 struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
+/* One line on the policy in force ("policy generation 4: 167478 blocked names from 9
+ * feeds"), for systemd's STATUS=. Main thread. */
+void bw_server_describe(struct bw_server *s, char *buf, size_t cap);
+
+/* Started as root: becomes server.user (or the packaged user, when it exists), with no
+ * capability and no_new_privs, after handing it the state directory; then names each feed
+ * file and certificate it cannot read (privs.c). Call once the server is created (every
+ * listener bound) and before it starts. Not root: does nothing. 0, or BW_EINVAL / BW_EIO
+ * with the reason in err. */
+int bw_server_drop_privileges(const struct bw_conf *conf, char *err, size_t errlen);
+
 /* ---- per-query lookups in the running config (access.c); any thread, read-only ---- */
 /* The profile an encrypted transport selects for listener `listener` by DoH path and TLS
  * server name (either may be NULL), the path first: an index into policy.profiles, or -1
  * when neither selects one. */
-int bw_conf_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
+int bw_access_transport_profile(const struct bw_conf *conf, int listener, const char *sni,
 			      const char *path);
 /* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */
-enum bw_acl_action bw_conf_acl_check(const struct bw_conf *conf, const struct sockaddr *sa);
+enum bw_acl_action bw_access_check(const struct bw_conf *conf, const struct sockaddr *sa);
 
 #endif

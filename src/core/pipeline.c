@@ -248,7 +248,7 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		if (j->out_len)
 			return BW_STAGE_DONE;
 	}
-	enum bw_acl_action acl = bw_conf_acl_check(w->state->conf, j->o->peer);
+	enum bw_acl_action acl = bw_access_check(w->state->conf, j->o->peer);
 	if (acl == BW_ACL_DROP) {
 		w->stats.dropped++;
 		return BW_STAGE_DROP;
@@ -287,7 +287,7 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 					      j->o->peer);
 	if (j->o->sni || j->o->doh_path) {
 		/* encrypted transports: a DoH path or a TLS server name may pick the profile */
-		int tp = bw_conf_transport_profile(w->state->conf, j->o->listener, j->o->sni,
+		int tp = bw_access_transport_profile(w->state->conf, j->o->listener, j->o->sni,
 						   j->o->doh_path);
 		if (tp >= 0)
 			j->s.profile = (unsigned)tp;

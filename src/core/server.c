@@ -604,3 +604,18 @@ struct bw_telemetry *bw_server_telemetry(struct bw_server *s)
 {
 	return s->tlm;
 }
+
+void bw_server_describe(struct bw_server *s, char *buf, size_t cap)
+{
+	pthread_mutex_lock(&s->state_lock);
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	size_t n = bw_policy_feed_count(cur->policy), failed = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct bw_feed_status *f = bw_policy_feed_status(cur->policy, i);
+		failed += f->load_error || f->held_back;
+	}
+	snprintf(buf, cap, "policy generation %llu: %zu blocked names from %zu feeds%s",
+		 (unsigned long long)cur->generation, bw_policy_entries(cur->policy), n,
+		 failed ? " (some failed or held back: bulwarkctl feeds)" : "");
+	pthread_mutex_unlock(&s->state_lock);
+}

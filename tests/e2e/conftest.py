@@ -125,6 +125,9 @@ def default_config(internet, port, workdir, *, feeds=None, allowlist=None, acl=N
             "access-control": acl,
             "tcp-idle-timeout": "10s",
             "state-dir": os.path.join(workdir, "state"),  # last good copies, control socket
+            # the tests' files are root's (pytest's temp dirs are 0700): stay root, whatever
+            # users this machine has (test_privileges.py tests the drop)
+            "user": "root",
         },
         "resolver": {
             "mode": "recursive",

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
-#include "core/core.h" /* bw_conf_acl_check: the per-query ACL lookup lives in core */
+#include "core/core.h" /* bw_access_check: the per-query ACL lookup lives in core */
 
 #define FIX "tests/unit/conf/"
 
@@ -493,7 +493,7 @@ static void test_key_errors(void **state)
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
 		     "tcp-client-ipv6-prefix, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
 		     "access-control, state-dir, control-socket, tls-handshake-timeout, "
-		     "doh-max-streams)");
+		     "doh-max-streams, user, group)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
 		     "transport, profile, tls-cert, tls-key, tls-name, sni, doh-paths)");
@@ -1033,7 +1033,7 @@ static struct sockaddr_storage sa_of(const char *addr)
 static enum bw_acl_action acl(const struct bw_conf *c, const char *addr)
 {
 	struct sockaddr_storage ss = sa_of(addr);
-	return bw_conf_acl_check(c, (const struct sockaddr *)&ss);
+	return bw_access_check(c, (const struct sockaddr *)&ss);
 }
 
 static void test_acl_default(void **state)
@@ -1134,7 +1134,7 @@ static void test_cidr_match(void **state)
 	struct sockaddr other = {.sa_family = AF_UNIX};
 	assert_false(bw_cidr_match(&net, &other));
 	assert_false(bw_cidr_match(&net, NULL));
-	assert_int_equal(bw_conf_acl_check(NULL, &other), BW_ACL_REFUSE);
+	assert_int_equal(bw_access_check(NULL, &other), BW_ACL_REFUSE);
 }
 
 static int reset_mismatches(void **state)
