@@ -40,6 +40,9 @@ BUILD   ?= build
 OPT     := -O2 -g -DNDEBUG
 endif
 
+# what the environment gave (a package build's hardening flags), for the install sub-make
+ENV_CFLAGS := $(CFLAGS)
+ENV_LDLIBS := $(LDLIBS)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PKG_CFLAGS += -I$(BUILD)/gen
@@ -179,7 +182,7 @@ install-build:
 	@mkdir -p $(IBUILD)
 	@echo '$(IPATHS)' | cmp -s - $(IBUILD)/.paths || { rm -rf $(IBUILD); mkdir -p $(IBUILD); \
 	  echo '$(IPATHS)' >$(IBUILD)/.paths; }
-	@$(MAKE) --no-print-directory BUILD=$(IBUILD) DATADIR=$(SHAREDIR) \
+	@env CFLAGS='$(ENV_CFLAGS)' LDLIBS='$(ENV_LDLIBS)' $(MAKE) --no-print-directory BUILD=$(IBUILD) DATADIR=$(SHAREDIR) \
 	  CONF_PATH=$(SYSCONFDIR)/bulwark/bulwark.yaml all man $(IBUILD)/bulwark.yaml
 install: install-build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
