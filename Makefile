@@ -1,13 +1,14 @@
 # Bulwark - GNU Make + pkg-config. See README.md.
 #   make            build build/bulwark
 #   make run        install deps, build, run on etc/bulwark.yaml (CONFIG=... to override)
-#   make test       install deps, build, run every suite (unit, fuzz corpus replay, e2e)
+#   make test       install deps, build, run every suite (unit, fuzz corpus replay, e2e,
+#                   the package)
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench      ../shared/bench: Bulwark beside the peers
 #   make man        the man pages (pandoc) in build/man
 #   make install    DESTDIR= PREFIX=/usr/local: bulwark, bulwarkctl, /etc/bulwark, data, man
 #   make deb        the Debian package: build/deb/bulwark_VERSION_ARCH.deb
-#   make test-package  build the package, install it into a scratch root, check it
+#   make test-package  the package: lintian, installed into a scratch root and checked
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
 
 CC      ?= cc
@@ -135,6 +136,9 @@ check-banned:
 test: deps
 	@$(MAKE) --no-print-directory all unit fuzz-replay check-banned
 	@$(MAKE) --no-print-directory e2e
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory test-package
+endif
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
 FUZZ_CC ?= clang
@@ -205,8 +209,14 @@ $(BUILD)/bulwark.yaml: etc/bulwark.yaml tools/packaged-config.sh
 deb:
 	@tools/deb.sh
 
-# the package installed into a scratch root with dpkg --root and checked (tests/package.sh)
+# the package: lintian (no errors) and installed into a scratch root with dpkg --root and
+# checked (tests/package.sh); make test runs it (the package builds in about 30 s)
 test-package: deb
+	@echo "== lintian"
+	@rc=0; lintian --fail-on error build/deb/bulwark_*.deb >build/deb/lintian.log 2>&1 || rc=$$?; \
+	  grep -v -e groff-message -e 'root privileges' build/deb/lintian.log; \
+	  echo "lintian: $$(grep -c '^E:' build/deb/lintian.log) errors, $$(grep -c '^W:' build/deb/lintian.log) warnings ($$(grep -c 'W: .*groff-message' build/deb/lintian.log) groff-message: bulwark.yaml(5)'s wide tables; build/deb/lintian.log)"; exit $$rc
+	@echo "== package"
 	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(BUILD)/tools/bulwarkctl.d
