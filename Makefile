@@ -167,7 +167,7 @@ man: $(MAN)
 $(BUILD)/man/%.8: $(BUILD)/% tools/man.sh
 	@mkdir -p $(@D)
 	tools/man.sh help $< $(BW_VERSION) >$@
-$(BUILD)/man/bulwark.yaml.5: docs/config.md tools/man.sh
+$(BUILD)/man/bulwark.yaml.5: docs/config.md tools/man.sh tools/man-tables.lua
 	@mkdir -p $(@D)
 	tools/man.sh config $< $(BW_VERSION) >$@
 
@@ -214,8 +214,8 @@ deb:
 test-package: deb
 	@echo "== lintian"
 	@rc=0; lintian --fail-on error build/deb/bulwark_*.deb >build/deb/lintian.log 2>&1 || rc=$$?; \
-	  grep -v -e groff-message -e 'root privileges' build/deb/lintian.log; \
-	  echo "lintian: $$(grep -c '^E:' build/deb/lintian.log) errors, $$(grep -c '^W:' build/deb/lintian.log) warnings ($$(grep -c 'W: .*groff-message' build/deb/lintian.log) groff-message: bulwark.yaml(5)'s wide tables; build/deb/lintian.log)"; exit $$rc
+	  grep -v 'root privileges' build/deb/lintian.log; \
+	  echo "lintian: $$(grep -c '^E:' build/deb/lintian.log) errors, $$(grep -c '^W:' build/deb/lintian.log) warnings"; exit $$rc
 	@echo "== package"
 	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 

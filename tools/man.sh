@@ -55,7 +55,8 @@ config)
 		printf '## DESCRIPTION\n\n'
 		sed '1{/^# /d}' "$src"
 		printf '\n## SEE ALSO\n\n**bulwark**(8), **bulwarkctl**(8)\n'
-	} | pandoc -f markdown-smart -t man -s --shift-heading-level-by=-1
+	} | pandoc -f markdown-smart -t man -s --shift-heading-level-by=-1 \
+		--lua-filter="$(dirname "$0")/man-tables.lua"
 	;;
 *) echo "usage: man.sh help PROGRAM VERSION | config FILE.md VERSION" >&2; exit 2 ;;
 esac
