@@ -1,9 +1,14 @@
 # Bulwark - GNU Make + pkg-config. See README.md.
 #   make            build build/bulwark
 #   make run        install deps, build, run on etc/bulwark.yaml (CONFIG=... to override)
-#   make test       install deps, build, run every suite (unit, fuzz corpus replay, e2e)
+#   make test       install deps, build, run every suite (unit, fuzz corpus replay, e2e,
+#                   the package)
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make bench      ../shared/bench: Bulwark beside the peers
+#   make man        the man pages (pandoc) in build/man
+#   make install    DESTDIR= PREFIX=/usr/local: bulwark, bulwarkctl, /etc/bulwark, data, man
+#   make deb        the Debian package: build/deb/bulwark_VERSION_ARCH.deb
+#   make test-package  the package: lintian, installed into a scratch root and checked
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
 
 CC      ?= cc
@@ -19,6 +24,14 @@ CONFIG  ?= etc/bulwark.yaml
 # where the shipped data (guard/popular-domains.txt) is read from: the checkout's etc/ by
 # default; a package sets DATADIR=/usr/share/bulwark and installs etc/guard there
 DATADIR ?= $(abspath etc)
+# the config file bulwark and bulwarkctl read without -c: the checkout's for `make run`;
+# an install sets SYSCONFDIR/bulwark/bulwark.yaml
+CONF_PATH ?= etc/bulwark.yaml
+# bulwark --version: git describe at build time (tools/version.sh)
+# (a package build, from a copy of the tree without .git, passes it in)
+ifeq ($(origin BW_VERSION),undefined)
+BW_VERSION := $(shell tools/version.sh)
+endif
 FUZZ_SECONDS ?= 60
 
 ifeq ($(SANITIZE),1)
@@ -29,11 +42,15 @@ BUILD   ?= build
 OPT     := -O2 -g -DNDEBUG
 endif
 
+# what the environment gave (a package build's hardening flags), for the install sub-make
+ENV_CFLAGS := $(CFLAGS)
+ENV_LDLIBS := $(LDLIBS)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 PKG_CFLAGS += -I$(BUILD)/gen
 WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wvla
 CFLAGS  += -std=c17 -D_GNU_SOURCE $(OPT) $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP
+CFLAGS  += -DBW_CONF_DEFAULT_PATH='"$(CONF_PATH)"'
 LDLIBS  += $(PKG_LIBS) -pthread
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
@@ -47,31 +64,39 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
-.PHONY: all run test unit fuzz-replay e2e fuzz bench deps clean check-banned
+.PHONY: all run test unit fuzz-replay e2e fuzz bench deps clean check-banned FORCE
+.PHONY: man install install-build deb test-package
 all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/gen/dnstap.pb-c.c $(BUILD)/gen/dnstap.pb-c.h: src/telemetry/dnstap.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --c_out=$(BUILD)/gen -Isrc/telemetry $<
 $(BUILD)/gen/dnstap.pb-c.o: $(PB_C)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 $(BUILD)/src/telemetry/dnstap.o: $(BUILD)/gen/dnstap.pb-c.h
 
 $(BUILD)/src/conf/conf_guard.o: CFLAGS += -DBW_DATADIR='"$(DATADIR)"'
+
+# version.h is rewritten only when the version changes, so only its users are rebuilt
+$(BUILD)/gen/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define BW_VERSION "$(BW_VERSION)"' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/src/main.o $(BUILD)/src/telemetry/dnstap.o: $(BUILD)/gen/version.h
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bulwarkctl: $(BUILD)/tools/bulwarkctl.o $(LIB)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # the team's real data, beside the checkout (suites that use it say when it is absent)
 SHARED_DATA ?= $(abspath ../shared/data)
@@ -112,10 +137,13 @@ check-banned:
 test: deps
 	@$(MAKE) --no-print-directory all unit fuzz-replay check-banned
 	@$(MAKE) --no-print-directory e2e
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory test-package
+endif
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
 FUZZ_CC ?= clang
-fuzz: deps $(PB_C)
+fuzz: deps $(PB_C) $(BUILD)/gen/version.h
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  $(FUZZ_CC) -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
@@ -131,5 +159,65 @@ bench: deps all
 
 clean:
 	rm -rf build build-san
+
+# ---- man pages, install, Debian package ----
+# The man pages are generated from what already documents each program, never kept by
+# hand: bulwark(8) and bulwarkctl(8) from their --help, bulwark.yaml(5) from docs/config.md.
+MAN := $(BUILD)/man/bulwark.8 $(BUILD)/man/bulwarkctl.8 $(BUILD)/man/bulwark.yaml.5
+man: $(MAN)
+$(BUILD)/man/%.8: $(BUILD)/% tools/man.sh
+	@mkdir -p $(@D)
+	tools/man.sh help $< $(BW_VERSION) >$@
+$(BUILD)/man/bulwark.yaml.5: docs/config.md tools/man.sh tools/man-tables.lua
+	@mkdir -p $(@D)
+	tools/man.sh config $< $(BW_VERSION) >$@
+
+# make install DESTDIR= PREFIX=: programs built for the installed paths (the default config
+# SYSCONFDIR/bulwark/bulwark.yaml, the guard's data in PREFIX/share/bulwark) in a build
+# folder of their own, so the checkout's build/ keeps working on etc/ for `make run`.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     ?= $(PREFIX)/bin
+SBINDIR    ?= $(PREFIX)/sbin
+SHAREDIR   ?= $(PREFIX)/share/bulwark
+MANDIR     ?= $(PREFIX)/share/man
+IBUILD     ?= $(BUILD)/install
+IPATHS     := $(SYSCONFDIR)/bulwark/bulwark.yaml $(SHAREDIR)
+install-build:
+	@mkdir -p $(IBUILD)
+	@echo '$(IPATHS)' | cmp -s - $(IBUILD)/.paths || { rm -rf $(IBUILD); mkdir -p $(IBUILD); \
+	  echo '$(IPATHS)' >$(IBUILD)/.paths; }
+	@env CFLAGS='$(ENV_CFLAGS)' LDLIBS='$(ENV_LDLIBS)' $(MAKE) --no-print-directory BUILD=$(IBUILD) DATADIR=$(SHAREDIR) \
+	  CONF_PATH=$(SYSCONFDIR)/bulwark/bulwark.yaml all man $(IBUILD)/bulwark.yaml
+install: install-build
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SHAREDIR)/guard $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds
+	install -m 0755 $(IBUILD)/bulwark $(DESTDIR)$(SBINDIR)/bulwark
+	install -m 0755 $(IBUILD)/bulwarkctl $(DESTDIR)$(BINDIR)/bulwarkctl
+	install -m 0644 $(IBUILD)/man/bulwark.8 $(IBUILD)/man/bulwarkctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 $(IBUILD)/man/bulwark.yaml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 etc/guard/popular-domains.txt etc/guard/README.md $(DESTDIR)$(SHAREDIR)/guard/
+	install -m 0644 $(IBUILD)/bulwark.yaml $(DESTDIR)$(SYSCONFDIR)/bulwark/bulwark.yaml
+	install -m 0644 etc/feeds/malware.domains etc/feeds/phishing.hosts \
+	  $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds/
+
+# the installed config: the shipped etc/bulwark.yaml with the installed paths and port 53
+$(BUILD)/bulwark.yaml: etc/bulwark.yaml tools/packaged-config.sh
+	tools/packaged-config.sh $< $(SYSCONFDIR)/bulwark/bulwark.yaml >$@
+
+# make deb: dpkg-buildpackage (debian/rules runs make install into the package), the .deb
+# moved to build/deb/
+deb:
+	@tools/deb.sh
+
+# the package: lintian (no errors) and installed into a scratch root with dpkg --root and
+# checked (tests/package.sh); make test runs it (the package builds in about 30 s)
+test-package: deb
+	@echo "== lintian"
+	@rc=0; lintian --fail-on error build/deb/bulwark_*.deb >build/deb/lintian.log 2>&1 || rc=$$?; \
+	  grep -v 'root privileges' build/deb/lintian.log; \
+	  echo "lintian: $$(grep -c '^E:' build/deb/lintian.log) errors, $$(grep -c '^W:' build/deb/lintian.log) warnings"; exit $$rc
+	@echo "== package"
+	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(BUILD)/tools/bulwarkctl.d

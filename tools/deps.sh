@@ -16,6 +16,8 @@ PKGS+=(libsystemd-dev) # sd_notify: READY/RELOADING/STATUS/watchdog under system
 PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guard), its oracle
 # DoT/DoH (src/net/tls.c, doh.c) and the real clients of their tests and bench
 PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)
+# the Debian package (make deb, make test-package): its build, man pages, lintian
+PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -17,7 +17,9 @@
 
 #include "base/base.h"
 
+#ifndef BW_CONF_DEFAULT_PATH /* the Makefile sets it: CONF_PATH */
 #define BW_CONF_DEFAULT_PATH "etc/bulwark.yaml"
+#endif
 #define BW_CONF_DEFAULT_STATE_DIR "/var/lib/bulwark"
 #define BW_CONF_DEFAULT_USER "bulwark" /* the packaged system user */
 
