@@ -286,6 +286,7 @@ int bw_server_reload(struct bw_server *s)
 	char err[1024];
 	struct bw_conf *conf = NULL;
 	tls_reload(s); /* certificates first: they do not depend on the new config */
+	bw_telemetry_reopen_events(s->tlm); /* logrotate moved it away, perhaps */
 	int rc = bw_conf_load(s->conf->path, &conf, err, sizeof(err));
 	if (rc != 0) {
 		bw_err("reload failed, keeping the running configuration: %s", err);

@@ -309,6 +309,25 @@ static void alert_event(struct bw_telemetry *t, const char *client, uint64_t now
 	json_decref(o);
 }
 
+void bw_telemetry_reopen_events(struct bw_telemetry *t)
+{
+	if (!t || !t->started || !t->conf->telemetry.events_file)
+		return;
+	FILE *f = fopen(t->conf->telemetry.events_file, "ae");
+	if (!f) {
+		bw_warn("telemetry: events file %s: %s (still writing the one open)",
+			t->conf->telemetry.events_file, strerror(errno));
+		return;
+	}
+	pthread_mutex_lock(&t->lock); /* the sinks are the telemetry thread's under this lock */
+	flush_events(t);
+	FILE *old = t->events;
+	t->events = f;
+	pthread_mutex_unlock(&t->lock);
+	if (old && fclose(old) != 0)
+		bw_warn("telemetry: events file: closing the old one: %s", strerror(errno));
+}
+
 void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const char *category,
 			     const char *state, const char *reason)
 {

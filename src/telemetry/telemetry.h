@@ -126,6 +126,9 @@ void bw_telemetry_log_stats(struct bw_telemetry *t);
  * Columns: client, state (active|cleared), hits, first_seen, last_seen (ISO 8601 UTC),
  * domains, feeds (comma-separated). NULL on out of memory. */
 json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
+/* Reopens the events file (after logrotate moved it away): the lines written from now on
+ * go to a file of that name again. Thread-safe; called on SIGHUP. NULL t is fine. */
+void bw_telemetry_reopen_events(struct bw_telemetry *t);
 /* A security event about a feed, not a query: {"event":"feed","time":...,"feed":...,
  * "category":...,"state":"failed"|"held back"|"expired","reason":...} to the events file,
  * syslog (warning) and the webhook, whatever the privacy mode (it names no client).
