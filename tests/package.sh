@@ -8,7 +8,11 @@
 # so adduser and deb-systemd-helper really run. Checked: the files, the bulwark system
 # user, the enabled unit, the conffiles (kept on upgrade), the installed binary's version
 # and default config path, --check-config of the shipped config, `systemd-analyze verify`,
-# `systemd-analyze security --offline=true` (exposure at most 2.0), and purge.
+# `systemd-analyze security --offline=true` (exposure at most 2.0), the installed daemon
+# started as root on the packaged config in a network namespace of its own (port 53 on
+# 127.0.0.1 and ::1; it becomes bulwark with CapEff 0 and NoNewPrivs 1, answers, applies a
+# changed feed read as bulwark, names a feed file bulwark cannot read and keeps its
+# running version), and purge.
 set -euo pipefail
 if [[ ${1:-} != --inside ]]; then
 	deb=$(realpath "${1:?usage: package.sh PACKAGE.deb}")
@@ -102,6 +106,65 @@ exposure=$(grep -o 'Overall exposure level for bulwark.service: [0-9.]*' "$w/sec
 if [[ -n $exposure ]] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
 	ok "systemd-analyze security --offline=true: exposure $exposure (at most 2.0)"
 else bad "systemd-analyze security: exposure '${exposure}'"; tail -5 "$w/security.log"; fi
+
+# ---- the installed daemon, started as root on the packaged config ----
+# In a network namespace of its own (only lo): port 53 on 127.0.0.1 and ::1. It must bind,
+# become the bulwark user (no capability, no_new_privs), answer, reload a feed on SIGHUP
+# as that user, and name at start the feed file that user cannot read, whose running
+# version a reload keeps. Fetched feeds have no network here: they stay without a copy.
+run_daemon() {
+	ip link set lo up
+	local log=$w/daemon.log name first
+	first=$(grep -v '^#' "$R/etc/bulwark/feeds/malware.domains" | head -1)
+	name=$(awk '!/^#/ && NF >= 2 { print $2; exit }' "$R/etc/bulwark/feeds/phishing.hosts")
+	chmod 600 "$R/etc/bulwark/feeds/phishing.hosts"   # root's alone
+	chroot "$R" /usr/sbin/bulwark -f -c /etc/bulwark/bulwark.yaml >"$log" 2>&1 &
+	local pid=$! i
+	for i in $(seq 100); do
+		kdig @127.0.0.1 -p 53 +time=1 +retry=0 "$first" 2>/dev/null | grep -q NXDOMAIN && break
+		sleep 0.1
+	done
+	local st; st=$(cat /proc/$pid/status)
+	local uid; uid=$(awk -F: '$1 == "bulwark" { print $3 }' "$R/etc/passwd")
+	grep -qE "^Uid:\s+$uid\s+$uid\s+$uid\s+$uid$" <<<"$st" && ok "daemon runs as bulwark (uid $uid)" ||
+		bad "daemon uid: $(grep ^Uid <<<"$st")"
+	grep -qE '^CapEff:\s+0+$' <<<"$st" && ok "daemon CapEff 0" || bad "$(grep ^CapEff <<<"$st")"
+	grep -qE '^NoNewPrivs:\s+1$' <<<"$st" && ok "daemon NoNewPrivs 1" || bad "$(grep ^NoNewPrivs <<<"$st")"
+	local a; a=$(kdig @::1 -p 53 +edns +time=2 +retry=0 "$first" 2>&1)
+	grep -q 'EDE: 15' <<<"$a" && ok "answers on [::1]:53: $first blocked, EDE 15" ||
+		{ bad "no blocked answer for $first on ::1"; echo "$a"; }
+	kdig @127.0.0.1 -p 53 +time=2 +retry=0 "$name" | grep -q NXDOMAIN && ok "$name blocked (loaded as root)" ||
+		bad "$name not blocked"
+	grep -q "feed phishing: /etc/bulwark/feeds/phishing.hosts is not readable by user bulwark" "$log" &&
+		ok "the unreadable feed file named at start" || bad "no word of the unreadable feed file"
+	# a changed feed file, read again as bulwark (the file watcher's look, as on SIGHUP:
+	# a reload re-reads the whole config, which names the unreadable file and keeps all)
+	echo "reloaded.example" >>"$R/etc/bulwark/feeds/malware.domains"
+	kill -HUP "$pid"
+	for i in $(seq 30); do
+		a=$(kdig @127.0.0.1 -p 53 +edns +time=1 +retry=0 reloaded.example 2>&1)
+		grep -q 'EDE: 15' <<<"$a" && break
+		sleep 0.2
+	done
+	grep -q 'EDE: 15' <<<"$a" && ok "a changed feed applies, read as bulwark" ||
+		{ bad "the changed feed did not apply"; echo "$a"; }
+	grep -q "reload failed, keeping the running configuration: .*phishing.hosts': Permission denied" "$log" &&
+		ok "SIGHUP: the unreadable feed file named, the running configuration kept" ||
+		bad "SIGHUP: no word of the unreadable feed file"
+	kdig @127.0.0.1 -p 53 +time=2 +retry=0 "$name" | grep -q NXDOMAIN &&
+		ok "the unreadable feed keeps its running version" || bad "the unreadable feed's rules were lost"
+	kill -TERM "$pid"
+	wait "$pid" && ok "daemon stopped cleanly" || bad "daemon exit status $?"
+	((fails)) && { echo "---- daemon log"; tail -40 "$log"; }
+	chmod 644 "$R/etc/bulwark/feeds/phishing.hosts"
+}
+if command -v kdig >/dev/null; then
+	export -f run_daemon ok bad
+	export R w
+	unshare -n bash -c 'fails=0; run_daemon; exit $fails' || fails=$((fails + $?))
+else
+	bad "kdig (knot-dnsutils) is needed to query the installed daemon"
+fi
 
 # ---- upgrade keeps a changed conffile; purge removes the state ----
 echo "# changed by the admin" >>"$R/etc/bulwark/bulwark.yaml"
