@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,29 @@ static json_t *reload_cmd(void *ctx, int argc, char **argv, char *err, size_t er
 	(void)ctx, (void)argc, (void)argv, (void)err, (void)errlen;
 	kill(getpid(), SIGHUP);
 	return json_pack("{s:s}", "message", "reload requested (see the log for the outcome)");
+}
+
+/* bulwarkctl status: what runs, as whom, since when, with which policy */
+static uint64_t started_ms;
+static json_t *status_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	(void)argv;
+	if (argc > 1) {
+		snprintf(err, errlen, "usage: status");
+		return NULL;
+	}
+	char policy[200], user[64] = "?", up[32];
+	bw_server_describe(ctx, policy, sizeof(policy));
+	struct passwd *pw = getpwuid(geteuid());
+	if (pw)
+		snprintf(user, sizeof(user), "%s", pw->pw_name);
+	uint64_t s = (bw_now_ms() - started_ms) / 1000;
+	snprintf(up, sizeof(up), "%llud %02lluh %02llum %02llus", (unsigned long long)(s / 86400),
+		 (unsigned long long)(s / 3600 % 24), (unsigned long long)(s / 60 % 60),
+		 (unsigned long long)(s % 60));
+	return json_pack("{s:[s,s], s:[[s,s],[s,s],[s,s],[s,s]]}", "columns", "what", "value",
+			 "rows", "version", BW_VERSION, "running as", user, "up", up, "policy",
+			 policy);
 }
 
 /* bulwarkctl alerts | top [N] */
@@ -357,6 +381,8 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 		return NULL;
 	bw_admin_register(adm, "feeds", "feeds | feeds accept NAME | feeds refresh NAME",
 			  bw_feeds_command, feeds);
+	bw_admin_register(adm, "status", "version, user, uptime and the policy in force",
+			  status_cmd, srv);
 	bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)", reload_cmd,
 			  NULL);
 	bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)", alerts_cmd,
@@ -438,6 +464,7 @@ static int run(struct bw_conf *conf, const struct args *a)
 	signal(SIGPIPE, SIG_IGN);
 
 	unsigned watch_ms = conf->policy.watch_ms;
+	started_ms = bw_now_ms();
 	struct bw_server *srv = NULL;
 	if (bw_server_create(conf, &srv, err, sizeof(err)) != 0) {
 		bw_err("%s", err);

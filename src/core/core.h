@@ -108,7 +108,7 @@ const struct bw_conf *bw_server_conf(const struct bw_server *s);
 struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
 /* One line on the policy in force ("policy generation 4: 167478 blocked names from 9
- * feeds"), for systemd's STATUS=. Main thread. */
+ * feeds"), for systemd's STATUS= and `bulwarkctl status`. Any thread (takes the state lock). */
 void bw_server_describe(struct bw_server *s, char *buf, size_t cap);
 
 /* Started as root: becomes server.user (or the packaged user, when it exists), with no

@@ -303,7 +303,9 @@ static enum bw_stage stage_client(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	struct bw_verdict v;
-	if (!bw_policy_decide_client(w->state->policy, j->s.profile, j->o->peer, j->s.q.qname_lc,
+	/* most profiles have no CLIENT-IP rule: one call says so, before the cache */
+	if (!bw_policy_has_client_rules(w->state->policy, j->s.profile) ||
+	    !bw_policy_decide_client(w->state->policy, j->s.profile, j->o->peer, j->s.q.qname_lc,
 				     j->s.q.qname_len, &v))
 		return BW_STAGE_NEXT;
 	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};

@@ -19,6 +19,7 @@ import pytest
 
 import conftest
 import dnsutil
+from test_encrypted import make_ca, make_cert, other_port, peer_serial, tls_connect
 
 
 def proc_status(pid):
@@ -55,19 +56,27 @@ def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
     secret = conftest.write_domains(os.path.join(open_dir, "secret.txt"),
                                     ["phish.insecure.tld"])
     os.chmod(secret, 0o600)  # root's alone
-
     # the resolver's files too: libunbound reads them in the workers, after the drop
     hints = shutil.copy(internet.root_hints, open_dir)
     anchor = shutil.copy(internet.trust_anchor, open_dir)
+    # a DoT listener whose certificate a reload re-reads as the user
+    make_ca(open_dir)
+    ca = os.path.join(open_dir, "ca.pem")
+    cert, key = make_cert(open_dir, "server")
+    os.chmod(key, 0o644)
+    dot = other_port(53)
 
     def config(port, workdir):
         conf = conftest.default_config(internet, port, open_dir, allowlist=[], feeds=[
             {"name": "local", "category": "malware", "format": "domains", "file": feed},
             {"name": "secret", "category": "phishing", "format": "domains", "file": secret}],
             server={"listen": [{"address": "127.0.0.1", "port": port},
-                               {"address": "127.0.0.1", "port": 53}],
+                               {"address": "127.0.0.1", "port": 53},
+                               {"address": "127.0.0.1", "port": dot, "transport": "dot",
+                                "tls-cert": cert, "tls-key": key, "tls-name": "dns.example"}],
                     "user": "nobody", "group": "nogroup"},
-            resolver={"root-hints": hints, "trust-anchor": anchor})
+            resolver={"root-hints": hints, "trust-anchor": anchor},
+            watch_interval=0)  # reloads by SIGHUP only
         return conf
     d = bulwark(config, workdir=open_dir)
     st = proc_status(d.pid)
@@ -82,6 +91,8 @@ def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
     assert "feed secret: %s is not readable by user nobody" % secret in log, log
     # the state directory is the user's now: the daemon writes there
     assert os.stat(os.path.join(open_dir, "state")).st_uid == nobody.pw_uid
+    status = conftest.ctl(os.path.join(open_dir, "state"), "status").stdout
+    assert re.search(r"^running as\s+nobody$", status, re.M), status
 
     # answers on port 53, blocks from both feeds (loaded as root)
     assert dnsutil.is_blocked(dnsutil.query(53, "bad.insecure.tld"))
@@ -89,14 +100,29 @@ def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
     r = dnsutil.query(53, "www.insecure.tld")
     assert r.rcode() == 0, dnsutil.describe(r) + "\n" + d.log_text()
 
-    # SIGHUP as the user: the readable feed's change applies, the unreadable one keeps its
-    # running version
+    # SIGHUP while a feed file is unreadable: the reload is refused, saying why, and the
+    # running configuration and policy stay
     conftest.write_domains(feed, ["bad.insecure.tld", "newly.insecure.tld"])
+    os.kill(d.pid, signal.SIGHUP)
+    assert wait_until(lambda: "reload failed, keeping the running configuration" in
+                      d.log_text(50000)), d.log_text()
+    assert "secret.txt': Permission denied" in d.log_text(50000)
+    assert not dnsutil.is_blocked(dnsutil.query(53, "newly.insecure.tld"))
+    assert dnsutil.is_blocked(dnsutil.query(53, "phish.insecure.tld"))
+
+    # readable again: SIGHUP reloads the feeds and the certificate as the user
+    with tls_connect(dot, ca) as s:
+        serial1 = peer_serial(s)
+    os.chmod(secret, 0o644)
+    cert2, key2 = make_cert(open_dir, "server2")
+    shutil.copyfile(cert2, cert)  # the contents; the files keep their modes (0644)
+    shutil.copyfile(key2, key)
     os.kill(d.pid, signal.SIGHUP)
     assert wait_until(lambda: dnsutil.is_blocked(dnsutil.query(53, "newly.insecure.tld"))), \
         d.log_text()
-    assert dnsutil.is_blocked(dnsutil.query(53, "phish.insecure.tld")), d.log_text()
-    assert "feed secret: cannot read %s" % secret in d.log_text(50000), d.log_text()
+    assert dnsutil.is_blocked(dnsutil.query(53, "phish.insecure.tld"))
+    with tls_connect(dot, ca) as s:
+        assert peer_serial(s) != serial1, "the certificate was not re-read after the drop"
     d.stop()
 
 
