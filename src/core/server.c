@@ -611,9 +611,11 @@ void bw_server_describe(struct bw_server *s, char *buf, size_t cap)
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
 	size_t n = bw_policy_feed_count(cur->policy), failed = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && i < cur->conf->policy.n_feeds; i++) {
 		const struct bw_feed_status *f = bw_policy_feed_status(cur->policy, i);
-		failed += f->load_error || f->held_back;
+		/* local files; a fetched feed without a copy yet is the feed manager's to say */
+		if (cur->conf->policy.feeds[i].source == BW_FEED_SRC_FILE)
+			failed += f->load_error || f->held_back;
 	}
 	snprintf(buf, cap, "policy generation %llu: %zu blocked names from %zu feeds%s",
 		 (unsigned long long)cur->generation, bw_policy_entries(cur->policy), n,
