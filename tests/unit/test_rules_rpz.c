@@ -732,7 +732,7 @@ static void test_hagezi_big(void **state)
 			gz[0] = 0;
 	}
 	if (!gz[0]) {
-		print_message("skipped: /work/shared/data not present\n");
+		print_message("skipped: %s not present\n", SHARED);
 		return;
 	}
 	int fd = mkstemp(tmp);
