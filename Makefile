@@ -136,10 +136,10 @@ check-banned:
 
 test: deps
 	@$(MAKE) --no-print-directory all unit fuzz-replay check-banned
-	@$(MAKE) --no-print-directory e2e
 ifneq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory test-package
 endif
+	@$(MAKE) --no-print-directory e2e
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
 FUZZ_CC ?= clang
