@@ -17,7 +17,9 @@ import conftest
 import dnsutil
 from dnsutil import describe
 from test_feed_health import feed_state, feeds_status, gauge, metrics
+from test_feeds_http import wait_until
 from test_metrics import free_tcp_port
+from test_profiles import ede_text
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 
@@ -45,24 +47,6 @@ def loaded(text, name):
                        % re.escape(name), text)
     assert found, "no load line for feed %s:\n%s" % (name, text[-3000:])
     return tuple(int(x) for x in found[-1])
-
-
-def ede_text(r):
-    for c, text in dnsutil.ede(r):
-        if c == dnsutil.EDE_BLOCKED:
-            return text
-    return None
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = pred()
-        if last is True:
-            return
-        assert time.monotonic() < deadline, "%s: not within %.0fs; last: %s" % (what, timeout,
-                                                                              last)
-        time.sleep(0.2)
 
 
 def gzip_file(src, dst):

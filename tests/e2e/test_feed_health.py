@@ -19,6 +19,7 @@ import conftest
 import dnsutil
 from conftest import ctl
 from dnsutil import describe
+from test_feeds_http import feeds_status, wait_until
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 EXCERPT = os.path.join(DATA, "urlhaus-filter_2025-07-19.domains.txt")
@@ -33,24 +34,6 @@ def listed_names():
             if line and not line.startswith("#") and not re.match(r"^[\d.]+$", line):
                 out.append(line)
     return out
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        last = pred()
-        if last is True:
-            return
-        assert time.monotonic() < deadline, "%s: not within %.0fs; last: %s" % (what, timeout,
-                                                                              last)
-        time.sleep(0.2)
-
-
-def feeds_status(statedir):
-    out = json.loads(ctl(statedir, "--json", "feeds").stdout)
-    assert out["ok"] is True
-    cols = out["result"]["columns"]
-    return {row[0]: dict(zip(cols, row)) for row in out["result"]["rows"]}
 
 
 def metrics(mport):

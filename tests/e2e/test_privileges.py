@@ -20,6 +20,7 @@ import pytest
 import conftest
 import dnsutil
 from test_encrypted import make_ca, make_cert, other_port, peer_serial, tls_connect
+from test_xfr_feed import wait
 
 
 def proc_status(pid):
@@ -38,15 +39,6 @@ def open_dir():
     os.chmod(d, 0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-def wait_until(pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
@@ -104,8 +96,8 @@ def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
     # running configuration and policy stay
     conftest.write_domains(feed, ["bad.insecure.tld", "newly.insecure.tld"])
     os.kill(d.pid, signal.SIGHUP)
-    assert wait_until(lambda: "reload failed, keeping the running configuration" in
-                      d.log_text(50000)), d.log_text()
+    assert wait(lambda: "reload failed, keeping the running configuration" in
+                d.log_text(50000), timeout=10), d.log_text()
     assert "secret.txt': Permission denied" in d.log_text(50000)
     assert not dnsutil.is_blocked(dnsutil.query(53, "newly.insecure.tld"))
     assert dnsutil.is_blocked(dnsutil.query(53, "phish.insecure.tld"))
@@ -118,8 +110,8 @@ def test_drops_to_the_user_after_binding_port_53(bulwark, internet, open_dir):
     shutil.copyfile(cert2, cert)  # the contents; the files keep their modes (0644)
     shutil.copyfile(key2, key)
     os.kill(d.pid, signal.SIGHUP)
-    assert wait_until(lambda: dnsutil.is_blocked(dnsutil.query(53, "newly.insecure.tld"))), \
-        d.log_text()
+    assert wait(lambda: dnsutil.is_blocked(dnsutil.query(53, "newly.insecure.tld")),
+                timeout=10), d.log_text()
     assert dnsutil.is_blocked(dnsutil.query(53, "phish.insecure.tld"))
     with tls_connect(dot, ca) as s:
         assert peer_serial(s) != serial1, "the certificate was not re-read after the drop"
