@@ -72,11 +72,13 @@ def judged():
     return out
 
 
-def guard_check(bulwark, config, names):
+def guard_check(bulwark, config, names, timeout=600):
+    """{name: (kind, protected domain)} for every name `bulwark guard-check` flags; raises
+    RuntimeError when guard-check fails."""
     out = subprocess.run([bulwark, "guard-check", "-c", config], input="\n".join(names) + "\n",
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        sys.exit("guard-check failed: " + out.stderr)
+        raise RuntimeError("guard-check failed: " + out.stderr)
     flagged = {}
     for line in out.stdout.splitlines():
         name, kind, prot = line.split("\t")
@@ -86,7 +88,8 @@ def guard_check(bulwark, config, names):
 
 def dnstwist_permutations(domain):
     """(fuzzer, name) for every permutation Debian's dnstwist generates, with its English
-    dictionary and its common TLDs (generated offline: no DNS lookups)."""
+    dictionary and its common TLDs (generated offline: no DNS lookups). ImportError when
+    dnstwist is not installed."""
     sys.path.insert(0, "/usr/lib/python3/dist-packages")
     import dnstwist
     base = "/usr/share/dnstwist/dictionaries/"
@@ -160,7 +163,10 @@ def main():
         config = no_owns_config(tmp) if args.no_owns else BRANDS_YAML
         print("config: %s" % ("brands.yaml without owns-files" if args.no_owns else
                               os.path.relpath(BRANDS_YAML)))
-        fp, rate = measure(args.bulwark, config)
+        try:
+            fp, rate = measure(args.bulwark, config)
+        except RuntimeError as e:
+            sys.exit(str(e))
     ok = fp == 0 and rate >= 99.0
     print("goal (0 false positives on the first list, >= 99%% of permutations flagged): %s" %
           ("met" if ok else "NOT met"))

@@ -19,6 +19,9 @@ import conftest
 import dnsutil
 from dnsutil import describe
 
+sys.path.insert(0, os.path.dirname(conftest.DATA_DIR))  # tests/: the guard_fp script
+import guard_fp  # noqa: E402
+
 GUARD_DATA = os.path.join(conftest.DATA_DIR, "guard")
 TOPLISTS = os.path.join(conftest.SHARED_DATA_DIR, "toplists")
 PSL_FILE = "/usr/share/publicsuffix/public_suffix_list.dat"
@@ -196,34 +199,17 @@ def test_config_errors(bulwark, workdir):
 
 # -- dnstwist: the oracle -----------------------------------------------------------------
 def dnstwist_permutations(domain):
-    """(fuzzer, name) for every permutation Debian's dnstwist generates, with its English
-    dictionary and its common TLDs (generated offline: no DNS lookups)."""
-    sys.path.insert(0, "/usr/lib/python3/dist-packages")
     try:
-        import dnstwist
+        return guard_fp.dnstwist_permutations(domain)
     except ImportError:
         pytest.fail("dnstwist is not installed (tools/deps.sh installs it)")
-    base = "/usr/share/dnstwist/dictionaries/"
-
-    def words(f):
-        with open(base + f) as fh:
-            return [w.strip() for w in fh if w.strip() and not w.startswith("//")]
-    f = dnstwist.Fuzzer(domain, dictionary=words("english.dict"),
-                        tld_dictionary=words("common_tlds.dict"))
-    f.generate()
-    return sorted((p["fuzzer"], p["domain"]) for p in f.domains if p["fuzzer"] != "*original")
 
 
 def guard_check(config_path, names):
-    out = subprocess.run([conftest.bulwark_binary(), "guard-check", "-c", config_path],
-                         input="\n".join(names) + "\n", capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    flagged = {}
-    for line in out.stdout.splitlines():
-        name, kind, prot = line.split("\t")
-        flagged[name] = (kind, prot)
-    return flagged
+    try:
+        return guard_fp.guard_check(conftest.bulwark_binary(), config_path, names, timeout=120)
+    except RuntimeError as e:
+        pytest.fail(str(e))
 
 
 def public_suffixes():
@@ -445,8 +431,6 @@ def test_ten_brands_false_positives_and_detection():
     """tests/guard_fp.py: ten large brands protected, 0 false positives on the top-20k list
     (the excerpt of its hard cases without ../shared), >= 99% of dnstwist's permutations
     flagged."""
-    sys.path.insert(0, os.path.dirname(conftest.DATA_DIR))
-    import guard_fp
     if not os.path.isdir(guard_fp.TOPLISTS):
         print("\nSKIP: %s is not there: the excerpt tests/data/guard/brands-excerpt.txt "
               "only" % guard_fp.TOPLISTS)
