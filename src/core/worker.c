@@ -147,19 +147,27 @@ void *bw_worker_main(void *arg)
 
 /* The limits every stream listener of this worker shares (TCP, DoT, DoH), with the
  * counters of its kind (BW_METRICS_STREAM_*). */
-static struct bw_tcp_opts stream_opts(struct bw_worker *w, size_t listener, int kind)
+static struct bw_stream_limits stream_limits(struct bw_worker *w, size_t listener, int kind)
 {
 	const struct bw_conf *conf = w->srv->conf;
-	return (struct bw_tcp_opts){
+	return (struct bw_stream_limits){
 	    .max_conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024,
 	    .max_per_client = conf->server.tcp_max_conns_per_client,
 	    .client_v4_prefix = (uint8_t)conf->server.tcp_client_v4_prefix,
 	    .client_v6_prefix = (uint8_t)conf->server.tcp_client_v6_prefix,
 	    .stats = &w->stats.conn[kind],
 	    .idle_ms = conf->server.tcp_idle_ms ? conf->server.tcp_idle_ms : 10000,
-	    .max_inflight = conf->server.tcp_max_inflight,
 	    .listener_index = (int)listener,
 	    .handshake_ms = conf->server.tls_handshake_ms ? conf->server.tls_handshake_ms : 5000,
+	};
+}
+
+/* A TCP or DoT listener's options (kind: BW_METRICS_STREAM_TCP or _DOT). */
+static struct bw_tcp_opts tcp_opts(struct bw_worker *w, size_t listener, int kind)
+{
+	return (struct bw_tcp_opts){
+	    .stream = stream_limits(w, listener, kind),
+	    .max_inflight = w->srv->conf->server.tcp_max_inflight,
 	};
 }
 
@@ -176,8 +184,8 @@ static int start_encrypted(struct bw_worker *w, const struct bw_listen *l, size_
 		return BW_EIO;
 	}
 	if (l->transport == BW_TRANSPORT_DOT) {
-		struct bw_tcp_opts o = stream_opts(w, i, BW_METRICS_STREAM_DOT);
-		o.tls = w->srv->tls[i];
+		struct bw_tcp_opts o = tcp_opts(w, i, BW_METRICS_STREAM_DOT);
+		o.stream.tls = w->srv->tls[i];
 		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_stream_msg, w);
 		if (!w->tcp[w->n_tcp]) {
 			close(fd);
@@ -191,21 +199,13 @@ static int start_encrypted(struct bw_worker *w, const struct bw_listen *l, size_
 	size_t n = BW_MIN(l->n_doh_paths, sizeof(paths) / sizeof(paths[0]));
 	for (size_t k = 0; k < n; k++)
 		paths[k] = l->doh_paths[k].name;
-	struct bw_tcp_opts so = stream_opts(w, i, BW_METRICS_STREAM_DOH);
 	struct bw_doh_opts o = {
-		.max_conns = so.max_conns,
-		.max_per_client = so.max_per_client,
-		.client_v4_prefix = so.client_v4_prefix,
-		.client_v6_prefix = so.client_v6_prefix,
-		.stats = so.stats,
-		.idle_ms = so.idle_ms,
-		.handshake_ms = so.handshake_ms,
+		.stream = stream_limits(w, i, BW_METRICS_STREAM_DOH),
 		.max_streams = conf->server.doh_max_streams ? conf->server.doh_max_streams : 100,
-		.listener_index = (int)i,
-		.tls = w->srv->tls[i],
 		.paths = paths,
 		.n_paths = n,
 	};
+	o.stream.tls = w->srv->tls[i];
 	w->doh[w->n_doh] = bw_doh_server_create(w->base, fd, &o, on_stream_msg, w);
 	if (!w->doh[w->n_doh]) {
 		close(fd);
@@ -312,8 +312,8 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 				 strerror(-fd));
 			return BW_EIO;
 		}
-		struct bw_tcp_opts o = stream_opts(w, i, BW_METRICS_STREAM_TCP);
-		o.handshake_ms = 0;
+		struct bw_tcp_opts o = tcp_opts(w, i, BW_METRICS_STREAM_TCP);
+		o.stream.handshake_ms = 0;
 		w->tcp[w->n_tcp] = bw_tcp_server_create(w->base, fd, &o, on_stream_msg, w);
 		if (!w->tcp[w->n_tcp]) {
 			close(fd);

@@ -378,7 +378,7 @@ static const struct sockaddr *reply_peer(const struct bw_reply *r, socklen_t *le
 
 static int reply_listener(const struct bw_reply *r)
 {
-	return stream_of(r)->srv->opts.listener_index;
+	return stream_of(r)->srv->opts.stream.listener_index;
 }
 
 static const char *reply_sni(const struct bw_reply *r)
@@ -559,7 +559,7 @@ static bool conn_flush(struct doh_conn *c)
 	if (!c->io.bev || !c->h2)
 		return true;
 	struct evbuffer *out = bufferevent_get_output(c->io.bev);
-	while (evbuffer_get_length(out) < c->srv->opts.max_output) {
+	while (evbuffer_get_length(out) < c->srv->opts.stream.max_output) {
 		const uint8_t *data;
 		ssize_t n = nghttp2_session_mem_send(c->ng, &data);
 		if (n < 0) {
@@ -583,7 +583,8 @@ static void h2_read(struct doh_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->io.bev);
 	while (!c->linger && evbuffer_get_length(in) > 0) {
-		if (evbuffer_get_length(bufferevent_get_output(c->io.bev)) >= c->srv->opts.max_output) {
+		size_t unsent = evbuffer_get_length(bufferevent_get_output(c->io.bev));
+		if (unsent >= c->srv->opts.stream.max_output) {
 			/* the client does not read: stop reading until it does */
 			bufferevent_disable(c->io.bev, EV_READ);
 			c->read_paused = true;
@@ -672,7 +673,7 @@ static void h1_next(struct doh_conn *c)
 		c->h1_cur = NULL;
 		stream_maybe_free(st);
 		if (c->io.bev && evbuffer_get_length(bufferevent_get_output(c->io.bev)) <
-				  c->srv->opts.max_output)
+				  c->srv->opts.stream.max_output)
 			h1_next(c);
 	}
 }
@@ -706,7 +707,7 @@ static void conn_close(struct doh_conn *c)
  * Returns false when it closed (and freed) the connection. */
 static bool conn_started(struct doh_conn *c)
 {
-	if (!bw_stream_started(&c->io, c->srv->opts.tls))
+	if (!bw_stream_started(&c->io, c->srv->opts.stream.tls))
 		return true;
 	SSL *ssl = bufferevent_openssl_get_ssl(c->io.bev);
 	const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
@@ -820,16 +821,16 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	if (!s)
 		return NULL;
 	s->opts = *opts;
-	if (!s->opts.max_output)
-		s->opts.max_output = 256 * 1024;
+	if (!s->opts.stream.max_output)
+		s->opts.stream.max_output = 256 * 1024;
 	if (!s->opts.max_streams)
 		s->opts.max_streams = 100;
-	if (!s->opts.max_conns)
-		s->opts.max_conns = 1024;
-	if (!s->opts.idle_ms)
-		s->opts.idle_ms = 10000;
-	if (!s->opts.handshake_ms)
-		s->opts.handshake_ms = 5000;
+	if (!s->opts.stream.max_conns)
+		s->opts.stream.max_conns = 1024;
+	if (!s->opts.stream.idle_ms)
+		s->opts.stream.idle_ms = 10000;
+	if (!s->opts.stream.handshake_ms)
+		s->opts.stream.handshake_ms = 5000;
 	s->on_msg = on_msg;
 	s->ctx = ctx;
 	/* the array is ours (the strings stay borrowed) */
@@ -851,19 +852,11 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(s->cbs, on_data);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(s->cbs, on_frame);
 	nghttp2_session_callbacks_set_on_stream_close_callback(s->cbs, on_close);
-	struct bw_admit_opts ao = {
-	    .transport = "doh",
-	    .max_conns = s->opts.max_conns,
-	    .per_client = opts->max_per_client,
-	    .v4_prefix = opts->client_v4_prefix,
-	    .v6_prefix = opts->client_v6_prefix,
-	    .stats = opts->stats,
-	};
 	s->ls.setup = (struct bw_stream_setup){
-	    .tls = s->opts.tls,
+	    .tls = s->opts.stream.tls,
 	    .tls_filter = false, /* DoH: OpenSSL on the socket (docs/internals/encrypted.md) */
-	    .handshake_ms = s->opts.handshake_ms,
-	    .idle_ms = s->opts.idle_ms,
+	    .handshake_ms = s->opts.stream.handshake_ms,
+	    .idle_ms = s->opts.stream.idle_ms,
 	    /* never buffer more than one request head and body from a client at a time */
 	    .read_high = BW_HTTP_MAX_HEAD + BW_DNS_MAXMSG + 1024,
 	    .evict = evict_idle,
@@ -875,7 +868,7 @@ struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_f
 	s->ls.conn_new = conn_new;
 	s->ls.io_offset = offsetof(struct doh_conn, io);
 	s->ls.layer = s;
-	if (bw_stream_listen(&s->ls, base, listen_fd, &ao) != 0) {
+	if (bw_stream_listen(&s->ls, base, listen_fd, "doh", &s->opts.stream) != 0) {
 		nghttp2_session_callbacks_del(s->cbs);
 		free(paths);
 		free(s);

@@ -111,9 +111,10 @@ struct bw_stream_listener {
 	size_t io_offset;
 	void *layer;
 };
-/* Starts accepting on listen_fd (taken over only on success). 0 or BW_ENOMEM. */
+/* Starts accepting on listen_fd (taken over only on success), admitting connections
+ * within lim's connection limits (transport names them in the log). 0 or BW_ENOMEM. */
 int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,
-		     const struct bw_admit_opts *ao);
+		     const char *transport, const struct bw_stream_limits *lim);
 void bw_stream_listener_stop(struct bw_stream_listener *l);
 /* The next open connection (its struct bw_stream), to close them all; NULL: none left. */
 struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l);

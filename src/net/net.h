@@ -122,19 +122,24 @@ static inline const char *bw_reply_doh_path(const struct bw_reply *r)
 /* Called for each complete message; the message is valid during the call only. */
 typedef void (*bw_stream_msg_fn)(struct bw_reply *r, const uint8_t *msg, size_t len, void *ctx);
 
-struct bw_tcp_opts {
+/* What every stream listener (TCP, DoT, DoH) bounds and passes through alike. */
+struct bw_stream_limits {
 	unsigned max_conns;    /* connections at once; when full, a new one takes the place
 				  of the least recently active idle one, or is closed */
 	unsigned max_per_client; /* connections one client prefix may hold; 0: max_conns/16 */
 	uint8_t client_v4_prefix, client_v6_prefix; /* what one client is; 0: 32 and 64 */
 	struct bw_conn_stats *stats; /* counters (borrowed; required) */
 	unsigned idle_ms;      /* close after this long without a complete query */
-	unsigned max_inflight; /* queries accepted but not yet answered, per connection */
 	size_t max_output;     /* bytes of unsent answers before reading pauses */
 	int listener_index;    /* passed through for profile selection */
-	struct bw_tls *tls;    /* DoT: TLS on every connection (borrowed); NULL: plain TCP */
-	unsigned handshake_ms; /* DoT: close connections that have not finished the
+	struct bw_tls *tls;    /* TLS on every connection (borrowed); NULL: plain TCP */
+	unsigned handshake_ms; /* TLS: close connections that have not finished the
 				  handshake in this time */
+};
+
+struct bw_tcp_opts {
+	struct bw_stream_limits stream;
+	unsigned max_inflight; /* queries accepted but not yet answered, per connection */
 };
 
 struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_fd,
@@ -156,16 +161,8 @@ unsigned bw_tcp_server_conns(const struct bw_tcp_server *s);
  * (rapid reset) and unsent output per connection. */
 struct bw_doh_server;
 struct bw_doh_opts {
-	unsigned max_conns;    /* and the next four: as in struct bw_tcp_opts */
-	unsigned max_per_client;
-	uint8_t client_v4_prefix, client_v6_prefix;
-	struct bw_conn_stats *stats;
-	unsigned idle_ms;
-	unsigned handshake_ms;
+	struct bw_stream_limits stream; /* .tls is required */
 	unsigned max_streams;  /* HTTP/2 concurrent streams per connection */
-	size_t max_output;     /* bytes of unsent output before reading pauses */
-	int listener_index;
-	struct bw_tls *tls;    /* borrowed */
 	const char *const *paths; /* the paths served (the array is copied; the strings are
 				     borrowed for the server's life) */
 	size_t n_paths;

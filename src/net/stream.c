@@ -110,11 +110,19 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 }
 
 int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,
-		     const struct bw_admit_opts *ao)
+		     const char *transport, const struct bw_stream_limits *lim)
 {
+	struct bw_admit_opts ao = {
+	    .transport = transport,
+	    .max_conns = lim->max_conns,
+	    .per_client = lim->max_per_client,
+	    .v4_prefix = lim->client_v4_prefix,
+	    .v6_prefix = lim->client_v6_prefix,
+	    .stats = lim->stats,
+	};
 	l->setup.base = base;
 	l->setup.admit = &l->admit;
-	if (bw_admit_init(&l->admit, ao) != 0)
+	if (bw_admit_init(&l->admit, &ao) != 0)
 		return BW_ENOMEM;
 	l->lev = evconnlistener_new(base, on_accept, l, 0, -1, listen_fd);
 	if (!l->lev) {

@@ -54,7 +54,8 @@ static void conn_flow(struct bw_tcp_conn *c)
 	if (!c->io.bev)
 		return;
 	size_t out = evbuffer_get_length(bufferevent_get_output(c->io.bev));
-	bool over = c->inflight >= c->srv->opts.max_inflight || out >= c->srv->opts.max_output;
+	bool over = c->inflight >= c->srv->opts.max_inflight ||
+		    out >= c->srv->opts.stream.max_output;
 	if (over && !c->read_paused) {
 		bufferevent_disable(c->io.bev, EV_READ);
 		c->read_paused = true;
@@ -78,7 +79,7 @@ static void conn_maybe_finish(struct bw_tcp_conn *c)
 static void on_read(struct bufferevent *bev, void *arg)
 {
 	struct bw_tcp_conn *c = arg;
-	bw_stream_started(&c->io, c->srv->opts.tls);
+	bw_stream_started(&c->io, c->srv->opts.stream.tls);
 	struct bw_tcp_server *s = c->srv;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	for (;;) {
@@ -97,7 +98,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 		}
 		if (len == 0)
 			continue;
-		if (s->opts.tls && !c->pad && bw_dns_query_padded(s->msg, len))
+		if (s->opts.stream.tls && !c->pad && bw_dns_query_padded(s->msg, len))
 			c->pad = true;
 		bw_admit_touch(&s->ls.admit, &c->io.link);
 		s->on_msg(&c->reply, s->msg, len, s->ctx);
@@ -120,7 +121,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	struct bw_tcp_conn *c = arg;
 	if (what & BEV_EVENT_CONNECTED) {
-		bw_stream_started(&c->io, c->srv->opts.tls);
+		bw_stream_started(&c->io, c->srv->opts.stream.tls);
 		return;
 	}
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
@@ -177,25 +178,17 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	if (!s)
 		return NULL;
 	s->opts = *opts;
-	if (!s->opts.max_output)
-		s->opts.max_output = 256 * 1024;
+	if (!s->opts.stream.max_output)
+		s->opts.stream.max_output = 256 * 1024;
 	if (!s->opts.max_inflight)
 		s->opts.max_inflight = 64;
 	s->on_msg = on_msg;
 	s->ctx = ctx;
-	struct bw_admit_opts ao = {
-	    .transport = opts->tls ? "dot" : "tcp",
-	    .max_conns = opts->max_conns,
-	    .per_client = opts->max_per_client,
-	    .v4_prefix = opts->client_v4_prefix,
-	    .v6_prefix = opts->client_v6_prefix,
-	    .stats = opts->stats,
-	};
 	s->ls.setup = (struct bw_stream_setup){
-	    .tls = opts->tls,
+	    .tls = opts->stream.tls,
 	    .tls_filter = true, /* DoT: large socket reads (docs/internals/encrypted.md) */
-	    .handshake_ms = opts->handshake_ms,
-	    .idle_ms = opts->idle_ms,
+	    .handshake_ms = opts->stream.handshake_ms,
+	    .idle_ms = opts->stream.idle_ms,
 	    .read_low = 2,
 	    .read_high = 2 + BW_DNS_MAXMSG,
 	    .evict = evict_idle,
@@ -207,7 +200,8 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	s->ls.conn_new = conn_new;
 	s->ls.io_offset = offsetof(struct bw_tcp_conn, io);
 	s->ls.layer = s;
-	if (bw_stream_listen(&s->ls, base, listen_fd, &ao) != 0) {
+	if (bw_stream_listen(&s->ls, base, listen_fd, opts->stream.tls ? "dot" : "tcp",
+			     &s->opts.stream) != 0) {
 		free(s);
 		return NULL;
 	}
@@ -300,13 +294,13 @@ static const struct sockaddr *reply_peer(const struct bw_reply *r, socklen_t *le
 
 static int reply_listener(const struct bw_reply *r)
 {
-	return conn_of_reply(r)->srv->opts.listener_index;
+	return conn_of_reply(r)->srv->opts.stream.listener_index;
 }
 
 static const char *reply_sni(const struct bw_reply *r)
 {
 	const struct bw_tcp_conn *c = conn_of_reply(r);
-	if (!c->srv->opts.tls || !c->io.bev)
+	if (!c->srv->opts.stream.tls || !c->io.bev)
 		return NULL;
 	return SSL_get_servername(bufferevent_openssl_get_ssl(c->io.bev), TLSEXT_NAMETYPE_host_name);
 }
