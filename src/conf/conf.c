@@ -203,7 +203,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
 	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
 					   "log",    "telemetry", "metrics", "dnstap",
-					   "guard",  NULL};
+					   "guard",  "clients", "clients-file", NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -232,6 +232,15 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 		if ((rc = sections[i].fn(c, v)))
 			return rc;
 	}
+	yaml_node_t *v;
+	if ((v = cf_get(c, root, "clients-file"))) {
+		if ((rc = cf_get_path(c, v, "clients-file", &c->conf->clients.file)))
+			return rc;
+		c->clients_file_given = true;
+	}
+	/* a sequence, after policy: it names feeds (profiles are resolved at the end) */
+	if ((v = cf_get(c, root, "clients")) && (rc = cf_parse_clients(c, v)))
+		return rc;
 	return 0;
 }
 
@@ -322,7 +331,7 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 		goto fail;
 	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)))
 		goto fail;
-	if ((rc = resolve_profiles(&c)))
+	if ((rc = resolve_profiles(&c)) || (rc = cf_clients_finish(&c)))
 		goto fail;
 
 	*out = c.conf;
@@ -338,6 +347,7 @@ fail:
 	free(c.dir);
 	free(c.listen_profile);
 	free(c.tls_profiles);
+	cf_clients_free_raw(&c);
 	bw_conf_free(c.conf);
 	return rc;
 }
@@ -365,6 +375,7 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->server.group);
 	cf_telemetry_free(conf);
 	cf_free_guard(conf);
+	cf_clients_free(conf);
 	for (size_t i = 0; i < conf->resolver.n_forward; i++) {
 		free(conf->resolver.forward[i].addr);
 		free(conf->resolver.forward[i].tls_name);

@@ -49,6 +49,7 @@ struct bw_listen {
 	size_t n_sni;
 	struct bw_name_profile *doh_paths; /* doh: the paths served (default /dns-query) */
 	size_t n_doh_paths;
+	bool client_id_required;      /* dot/doh: answer only queries with a known ClientID */
 };
 
 enum bw_acl_action { BW_ACL_ALLOW = 0, BW_ACL_REFUSE = 1, BW_ACL_DROP = 2 };
@@ -146,6 +147,35 @@ struct bw_profile_conf {
 	size_t n_allowlist;
 	struct bw_cidr *clients; /* clients that get this profile (after the listener's) */
 	size_t n_clients;
+};
+
+/* Named clients (`clients:` and the clients file; docs/config.md "Clients"). */
+#define BW_CLIENT_ID_MAX 63   /* a ClientID is one DNS label: [a-z0-9-], 1 to 63 */
+#define BW_CLIENT_NAME_MAX 64 /* bytes of a client's name */
+struct bw_client_schedule {
+	uint8_t days;        /* bit d: day d (0 = Monday .. 6 = Sunday) */
+	uint16_t from, to;   /* minutes after midnight, local time; to < from: overnight */
+	int profile;         /* index into policy.profiles */
+};
+struct bw_client_conf {
+	char *name;
+	struct bw_cidr *nets; /* match: addresses and networks */
+	size_t n_nets;
+	char **ids;           /* match: ClientIDs (lower-case) */
+	size_t n_ids;
+	uint8_t (*macs)[6];   /* match: MAC addresses (EDNS option 65001, as dnsmasq adds) */
+	size_t n_macs;
+	int group;            /* index of the entry this one inherits from, or -1 */
+	/* What the client gets; -1 / 0: inherited from the group, else the usual choice.
+	 * profile and each schedule item's profile already include the client's own lists
+	 * (a derived profile "PROFILE+NAME" when it has any). */
+	int profile;
+	struct bw_client_schedule *schedule; /* first item that covers the time wins */
+	size_t n_schedule;
+	char **allowlist;     /* extra names this client never has blocked */
+	size_t n_allowlist;
+	char **feeds;         /* extra feeds this client is blocked with (block lists) */
+	size_t n_feeds;
 };
 
 enum bw_privacy {
@@ -304,6 +334,14 @@ struct bw_conf {
 					     NULL: none. Default: BW_GUARD_POPULAR_DEFAULT */
 		bool popular_default;     /* popular is the default: missing = a warning */
 	} guard;
+
+	struct {
+		struct bw_client_conf *list; /* `clients:`, then the clients file's */
+		size_t n;
+		size_t n_inline;             /* how many of them `clients:` wrote */
+		char *file;                  /* clients-file; default clients.yaml beside the
+						config (a missing file: no clients) */
+	} clients;
 
 	struct {
 		enum bw_log_level level; /* default info */

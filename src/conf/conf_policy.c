@@ -13,35 +13,6 @@
  * A list of allowlist names into *out / *n (lower-cased, no trailing dot). `owner` starts
  * messages: "" for policy.allowlist, "profile 'x': " for a profile's.
  */
-static int parse_names(struct cf_ctx *c, yaml_node_t *seq, const char *owner, char ***out,
-		       size_t *n_out)
-{
-	size_t n;
-	int rc;
-
-	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "allowlist")))
-		return rc;
-	n = cf_seq_len(seq);
-	if (!n)
-		return 0;
-	*out = calloc(n, sizeof(char *));
-	if (!*out)
-		return cf_nomem(c);
-	for (size_t i = 0; i < n; i++) {
-		yaml_node_t *v = cf_seq_item(c, seq, i);
-		const char *s, *why;
-
-		if ((rc = cf_want_scalar(c, v, "allowlist", &s)))
-			return rc;
-		if ((why = cf_name_problem(s)))
-			return cf_fail_at(c, v, BW_EINVAL, "%sallowlist name '%s' %s", owner, s, why);
-		if (!((*out)[i] = cf_canon_name(s)))
-			return cf_nomem(c);
-		*n_out = i + 1;
-	}
-	return 0;
-}
-
 static bool in_strv(char *const *v, size_t n, const char *s)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -206,7 +177,7 @@ static int parse_profile(struct cf_ctx *c, yaml_node_t *m, struct bw_profile_con
 		p->all_feeds = true;
 	snprintf(owner, sizeof(owner), "profile '%s': ", p->name);
 	if ((v = cf_get(c, m, "allowlist")) &&
-	    (rc = parse_names(c, v, owner, &p->allowlist, &p->n_allowlist)))
+	    (rc = cf_parse_names(c, v, owner, &p->allowlist, &p->n_allowlist)))
 		return rc;
 	if ((v = cf_get(c, m, "clients")) && (rc = parse_profile_clients(c, v, p)))
 		return rc;
@@ -257,7 +228,7 @@ int cf_parse_policy(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "feeds")) && (rc = cf_parse_feeds(c, v)))
 		return rc;
 	if ((v = cf_get(c, m, "allowlist")) &&
-	    (rc = parse_names(c, v, "", &conf->policy.allowlist, &conf->policy.n_allowlist)))
+	    (rc = cf_parse_names(c, v, "", &conf->policy.allowlist, &conf->policy.n_allowlist)))
 		return rc;
 	if ((v = cf_get(c, m, "watch-interval")) &&
 	    (rc = cf_get_duration_ms32(c, v, "watch-interval", 0, 86400000, &conf->policy.watch_ms)))

@@ -81,7 +81,7 @@ static int parse_map(struct cf_ctx *c, yaml_node_t *m, const char *key,
 }
 
 const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1] = {
-    "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", NULL};
+    "tls-cert", "tls-key", "tls-name", "sni", "doh-paths", "client-id", NULL};
 
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l)
 {
@@ -124,6 +124,13 @@ int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l)
 	}
 	if ((v = cf_get(c, m, "sni")) && (rc = parse_map(c, v, "sni", &l->sni, &l->n_sni)))
 		return rc;
+	if ((v = cf_get(c, m, "client-id"))) {
+		static const char *const modes[] = {"optional", "required", NULL};
+		int mode;
+		if ((rc = cf_get_enum(c, v, "client-id", modes, &mode)))
+			return rc;
+		l->client_id_required = mode == 1;
+	}
 	if (l->transport != BW_TRANSPORT_DOH)
 		return 0;
 	if ((v = cf_get(c, m, "doh-paths")))

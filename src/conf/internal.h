@@ -39,6 +39,10 @@ struct cf_ctx {
 		int *out;
 	} *tls_profiles;
 	size_t n_tls_profiles;
+	/* clients (conf_clients.c): what each entry wrote that is resolved at the end */
+	struct cf_client_raw *clients_raw;
+	size_t n_clients_raw;
+	bool clients_file_given;
 };
 
 /* ---- error reporting: "path:line:col: message" into c->err; returns code ---- */
@@ -107,6 +111,10 @@ int cf_parse_cidr(const char *s, struct bw_cidr *out);
 const char *cf_name_problem(const char *s);
 /* A copy of a checked name, lower-cased, without its trailing dot; NULL when out of memory. */
 char *cf_canon_name(const char *s);
+/* A sequence of names (an allowlist): each checked, lower-cased, without its trailing dot;
+ * `owner` prefixes messages ("profile 'x': "). */
+int cf_parse_names(struct cf_ctx *c, yaml_node_t *seq, const char *owner, char ***out,
+		   size_t *n_out);
 /* Feed names and categories: [A-Za-z0-9_.-]+, at most NAME_MAX_LEN characters. */
 bool cf_ident_ok(const char *s);
 
@@ -114,7 +122,7 @@ bool cf_ident_ok(const char *s);
 int cf_parse_server(struct cf_ctx *c, yaml_node_t *m);    /* conf_server.c */
 /* The dot/doh keys of a server.listen item (conf_tls.c): their names, which the item's
  * key check includes, and their parsing; `m` was key-checked already. */
-#define CF_LISTEN_TLS_NKEYS 5
+#define CF_LISTEN_TLS_NKEYS 6
 extern const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1];
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
 void cf_free_listen_tls(struct bw_listen *l);
@@ -131,6 +139,12 @@ void cf_telemetry_defaults(struct bw_conf *conf);
 void cf_telemetry_free(struct bw_conf *conf);
 int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
+/* conf_clients.c: the `clients:` list; cf_clients_finish() reads the clients file and
+ * resolves groups and profile names once the profiles are complete. */
+int cf_parse_clients(struct cf_ctx *c, yaml_node_t *seq);
+int cf_clients_finish(struct cf_ctx *c);
+void cf_clients_free_raw(struct cf_ctx *c);
+void cf_clients_free(struct bw_conf *conf);
 int cf_parse_guard(struct cf_ctx *c, yaml_node_t *m);     /* conf_guard.c */
 void cf_guard_defaults(struct bw_conf *conf);
 void cf_free_guard(struct bw_conf *conf);

@@ -557,3 +557,33 @@ bool cf_ident_ok(const char *s)
 	}
 	return true;
 }
+
+/* A list of names (allowlists): checked, lower-cased, without trailing dots. */
+int cf_parse_names(struct cf_ctx *c, yaml_node_t *seq, const char *owner, char ***out,
+		   size_t *n_out)
+{
+	size_t n;
+	int rc;
+
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "allowlist")))
+		return rc;
+	n = cf_seq_len(seq);
+	if (!n)
+		return 0;
+	*out = calloc(n, sizeof(char *));
+	if (!*out)
+		return cf_nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *v = cf_seq_item(c, seq, i);
+		const char *s, *why;
+
+		if ((rc = cf_want_scalar(c, v, "allowlist", &s)))
+			return rc;
+		if ((why = cf_name_problem(s)))
+			return cf_fail_at(c, v, BW_EINVAL, "%sallowlist name '%s' %s", owner, s, why);
+		if (!((*out)[i] = cf_canon_name(s)))
+			return cf_nomem(c);
+		*n_out = i + 1;
+	}
+	return 0;
+}

@@ -64,6 +64,7 @@ struct bw_origin {
 	int listener;
 	const char *sni;      /* DoT/DoH: the TLS server name, or NULL */
 	const char *doh_path; /* DoH: the path the request came to, or NULL */
+	const char *client_id; /* DoH: the ClientID after the path, or NULL */
 };
 
 /* The query's state from its parse to its answer: what the synchronous stages decide

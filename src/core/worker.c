@@ -80,6 +80,7 @@ static void on_stream_msg(struct bw_reply *r, const uint8_t *msg, size_t len, vo
 		.listener = bw_reply_listener(r),
 		.sni = bw_reply_sni(r),
 		.doh_path = bw_reply_doh_path(r),
+		.client_id = bw_reply_client_id(r),
 	};
 	w->stats.tcp++;
 	bw_worker_hold_state(w);

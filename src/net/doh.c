@@ -45,6 +45,7 @@ struct doh_stream {
 	uint8_t *body;
 	size_t body_len;
 	const char *path; /* the configured path the request matched */
+	char client_id[BW_DOH_ID_MAX + 1]; /* after the path ("" when none) */
 	uint8_t *resp;
 	size_t resp_len, resp_off;
 };
@@ -276,8 +277,8 @@ static void stream_request(struct doh_stream *st)
 	    .body_too_large = st->too_large,
 	};
 	size_t idx = 0, len = 0;
-	int status = bw_doh_decode(&r, s->opts.paths, s->opts.n_paths, &idx, s->msg,
-				   sizeof(s->msg), &len);
+	int status = bw_doh_decode(&r, s->opts.paths, s->opts.n_paths, &idx, st->client_id,
+				   s->msg, sizeof(s->msg), &len);
 	if (status != 200) {
 		respond(st, status, 0);
 		return;
@@ -392,6 +393,12 @@ static const char *reply_doh_path(const struct bw_reply *r)
 	return stream_of(r)->path;
 }
 
+static const char *reply_client_id(const struct bw_reply *r)
+{
+	const struct doh_stream *st = stream_of(r);
+	return st->client_id[0] ? st->client_id : NULL;
+}
+
 static const struct bw_reply_ops reply_ops = {
     .hold = reply_hold,
     .answer = reply_answer,
@@ -401,6 +408,7 @@ static const struct bw_reply_ops reply_ops = {
     .listener = reply_listener,
     .sni = reply_sni,
     .doh_path = reply_doh_path,
+    .client_id = reply_client_id,
 };
 
 /* ---- HTTP/2 ---- */

@@ -1,6 +1,7 @@
 /* net/doh_req.c - DoH request decoding (RFC 8484), a strict HTTP/1.1 request-head parser,
  * and the DNS message touches encrypted transports need: the smallest TTL (cache-control)
  * and EDNS padding (RFC 7830, RFC 8467). Pure functions over caller buffers. */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -65,21 +66,54 @@ static bool ctype_is_dns(const char *s, size_t len)
 	return i == len || s[i] == ';';
 }
 
+/* A ClientID after a served path: one DNS label, letters, digits and '-'. */
+static bool client_id_ok(const char *s, size_t len)
+{
+	if (!len || len > BW_DOH_ID_MAX || s[0] == '-' || s[len - 1] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* Which served path the target's path is: one of `paths` exactly (first, so that a served
+ * path is never taken for another one's ClientID), else one of them followed by
+ * "/CLIENTID" (copied lower-case into client_id). */
+static bool match_path(const char *path, size_t plen, const char *const *paths, size_t n_paths,
+		       size_t *path_idx, char client_id[BW_DOH_ID_MAX + 1])
+{
+	for (size_t i = 0; i < n_paths; i++)
+		if (strlen(paths[i]) == plen && !memcmp(paths[i], path, plen)) {
+			*path_idx = i;
+			return true;
+		}
+	for (size_t i = 0; i < n_paths; i++) {
+		size_t n = strlen(paths[i]);
+		if (plen <= n + 1 || memcmp(paths[i], path, n) || path[n] != '/' ||
+		    !client_id_ok(path + n + 1, plen - n - 1))
+			continue;
+		*path_idx = i;
+		for (size_t k = n + 1; k < plen; k++)
+			client_id[k - n - 1] = (char)tolower((unsigned char)path[k]);
+		client_id[plen - n - 1] = 0;
+		return true;
+	}
+	return false;
+}
+
 int bw_doh_decode(const struct bw_doh_request *r, const char *const *paths, size_t n_paths,
-		  size_t *path_idx, uint8_t *msg, size_t cap, size_t *msg_len)
+		  size_t *path_idx, char client_id[BW_DOH_ID_MAX + 1], uint8_t *msg, size_t cap,
+		  size_t *msg_len)
 {
 	*msg_len = 0;
+	client_id[0] = 0;
 	if (!r->target || !r->target_len || r->target[0] != '/')
 		return 400;
 	const char *q = memchr(r->target, '?', r->target_len);
 	size_t plen = q ? (size_t)(q - r->target) : r->target_len;
-	size_t i;
-	for (i = 0; i < n_paths; i++)
-		if (strlen(paths[i]) == plen && !memcmp(paths[i], r->target, plen))
-			break;
-	if (i == n_paths)
+	if (!match_path(r->target, plen, paths, n_paths, path_idx, client_id))
 		return 404;
-	*path_idx = i;
 	if (r->method_len == 4 && !memcmp(r->method, "POST", 4)) {
 		if (!ctype_is_dns(r->ctype, r->ctype_len))
 			return 415;

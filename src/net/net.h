@@ -75,6 +75,7 @@ struct bw_reply_ops {
 	int (*listener)(const struct bw_reply *r);
 	const char *(*sni)(const struct bw_reply *r);
 	const char *(*doh_path)(const struct bw_reply *r);
+	const char *(*client_id)(const struct bw_reply *r); /* DoH: the path's ClientID */
 };
 struct bw_reply {
 	const struct bw_reply_ops *ops;
@@ -117,6 +118,11 @@ static inline const char *bw_reply_sni(const struct bw_reply *r)
 static inline const char *bw_reply_doh_path(const struct bw_reply *r)
 {
 	return r->ops->doh_path(r);
+}
+/* DoH: the ClientID written after the path ("/dns-query/ID"), lower-cased; else NULL. */
+static inline const char *bw_reply_client_id(const struct bw_reply *r)
+{
+	return r->ops->client_id(r);
 }
 
 /* Called for each complete message; the message is valid during the call only. */
@@ -192,12 +198,16 @@ struct bw_doh_request {
 /*
  * Decodes a DoH request (RFC 8484) into a DNS message: GET with ?dns= (base64url, no
  * padding) or POST with content-type application/dns-message. The path (without the
- * query string) must be one of `paths`; *path_idx says which. Returns the HTTP status:
+ * query string) must be one of `paths`, or one of them followed by "/CLIENTID" (1 to 63
+ * letters, digits and '-'); *path_idx says which, and client_id holds the ID lower-cased
+ * ("" when none). Returns the HTTP status:
  * 200 (msg[0..*msg_len) filled), 400 malformed, 404 unknown path, 405 method, 413 too
  * large, 415 media type.
  */
+#define BW_DOH_ID_MAX 63
 int bw_doh_decode(const struct bw_doh_request *r, const char *const *paths, size_t n_paths,
-		  size_t *path_idx, uint8_t *msg, size_t cap, size_t *msg_len);
+		  size_t *path_idx, char client_id[BW_DOH_ID_MAX + 1], uint8_t *msg, size_t cap,
+		  size_t *msg_len);
 
 /* A parsed HTTP/1.1 request head. */
 struct bw_http1_head {

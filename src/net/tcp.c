@@ -305,7 +305,7 @@ static const char *reply_sni(const struct bw_reply *r)
 	return SSL_get_servername(bufferevent_openssl_get_ssl(c->io.bev), TLSEXT_NAMETYPE_host_name);
 }
 
-static const char *reply_doh_path(const struct bw_reply *r)
+static const char *reply_no_text(const struct bw_reply *r)
 {
 	(void)r;
 	return NULL;
@@ -319,5 +319,6 @@ static const struct bw_reply_ops reply_ops = {
     .peer = reply_peer,
     .listener = reply_listener,
     .sni = reply_sni,
-    .doh_path = reply_doh_path,
+    .doh_path = reply_no_text,
+    .client_id = reply_no_text,
 };

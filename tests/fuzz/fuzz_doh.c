@@ -30,7 +30,8 @@ static void check_status(int st)
 static void decode(const struct bw_doh_request *r)
 {
 	size_t idx = 99, len = 0;
-	int st = bw_doh_decode(r, paths, 3, &idx, msg, sizeof(msg), &len);
+	char id[BW_DOH_ID_MAX + 1];
+	int st = bw_doh_decode(r, paths, 3, &idx, id, msg, sizeof(msg), &len);
 	check_status(st);
 	if (st == 200) {
 		CHECK(idx < 3);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -23,6 +24,8 @@ static const uint8_t q_www[] = {0x00, 0x00, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 
 				0x01, 0x00, 0x01};
 #define Q_WWW_B64 "AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB"
 
+static char last_id[BW_DOH_ID_MAX + 1];
+
 static int dec(const char *method, const char *target, const char *ctype, const void *body,
 	       size_t body_len, size_t *idx, uint8_t *msg, size_t *len)
 {
@@ -36,7 +39,7 @@ static int dec(const char *method, const char *target, const char *ctype, const 
 		.body = body,
 		.body_len = body_len,
 	};
-	return bw_doh_decode(&r, paths, 2, idx, msg, BW_DNS_MAXMSG, len);
+	return bw_doh_decode(&r, paths, 2, idx, last_id, msg, BW_DNS_MAXMSG, len);
 }
 
 static void test_decode(void **state)
@@ -64,6 +67,29 @@ static void test_decode(void **state)
 	assert_int_equal(dec("GET", "/other?dns=" Q_WWW_B64, NULL, NULL, 0, &idx, msg, &len), 404);
 	assert_int_equal(dec("GET", "/dns-query/?dns=" Q_WWW_B64, NULL, NULL, 0, &idx, msg, &len),
 			 404);
+	/* a ClientID after a served path: one label, lower-cased; anything else is 404 */
+	assert_int_equal(dec("GET", "/dns-query/Ab3-x9?dns=" Q_WWW_B64, NULL, NULL, 0, &idx, msg,
+			     &len),
+			 200);
+	assert_string_equal(last_id, "ab3-x9");
+	assert_int_equal(dec("GET", "/dns-query?dns=" Q_WWW_B64, NULL, NULL, 0, &idx, msg, &len),
+			 200);
+	assert_string_equal(last_id, "");
+	static const char *const bad_ids[] = {
+	    "/dns-query/-a", "/dns-query/a-", "/dns-query/a.b", "/dns-query/a/b", "/dns-query/a%20",
+	    "/dns-query/\x01", "/dns-query/a b", "/dns-query//a",
+	    "/dns-query/0123456789012345678901234567890123456789012345678901234567890123"};
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+		char t[160];
+		snprintf(t, sizeof(t), "%s?dns=%s", bad_ids[i], Q_WWW_B64);
+		assert_int_equal(dec("GET", t, NULL, NULL, 0, &idx, msg, &len), 404);
+	}
+	/* 63 characters is the most */
+	assert_int_equal(dec("GET",
+			     "/dns-query/012345678901234567890123456789012345678901234567890123456789012"
+			     "?dns=" Q_WWW_B64,
+			     NULL, NULL, 0, &idx, msg, &len),
+			 200);
 	assert_int_equal(dec("PUT", "/dns-query", NULL, NULL, 0, &idx, msg, &len), 405);
 	assert_int_equal(dec("HEAD", "/dns-query?dns=" Q_WWW_B64, NULL, NULL, 0, &idx, msg, &len),
 			 405);
@@ -91,7 +117,8 @@ static void test_decode(void **state)
 	struct bw_doh_request big = {.method = "POST", .method_len = 4, .target = "/dns-query",
 				     .target_len = 10, .ctype = "application/dns-message",
 				     .ctype_len = 23, .body_too_large = true};
-	assert_int_equal(bw_doh_decode(&big, paths, 2, &idx, msg, BW_DNS_MAXMSG, &len), 413);
+	assert_int_equal(bw_doh_decode(&big, paths, 2, &idx, last_id, msg, BW_DNS_MAXMSG, &len),
+			 413);
 	/* a GET whose message would be over 65535 bytes */
 	static char target[100000];
 	memcpy(target, "/dns-query?dns=", 15);
