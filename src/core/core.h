@@ -126,5 +126,45 @@ int bw_access_transport_profile(const struct bw_conf *conf, int listener, const 
 			      const char *path);
 /* The ACL action for a client address: the first matching rule, else BW_ACL_REFUSE. */
 enum bw_acl_action bw_access_check(const struct bw_conf *conf, const struct sockaddr *sa);
+/* The ClientID a TLS server name carries: "<id>.<tls-name>" where tls-name is the
+ * listener's (case-insensitive); *id points into sni, *len bytes (not lower-cased). */
+bool bw_access_sni_client_id(const struct bw_conf *conf, int listener, const char *sni,
+			     const char **id, size_t *len);
+
+/* ---- named clients (clients.c): conf->clients indexed for the query path ---- */
+struct bw_clients;
+enum bw_client_by { BW_CLIENT_BY_NONE = 0, BW_CLIENT_BY_ID, BW_CLIENT_BY_MAC, BW_CLIENT_BY_NET };
+/* Indexes conf's clients (kept by reference: conf must outlive it). *out is NULL when no
+ * client matches anything. 0 or BW_ENOMEM. */
+int bw_clients_build(const struct bw_conf *conf, struct bw_clients **out);
+void bw_clients_free(struct bw_clients *c);
+/* Whether any client has a ClientID (else TLS server names are never read as IDs). */
+bool bw_clients_have_ids(const struct bw_clients *c);
+/* The client (index into conf->clients.list) with this ClientID (lower-case), or -1. */
+int bw_clients_by_id(const struct bw_clients *c, const char *id, size_t len);
+/* The client a query is from by its MAC (EDNS option, may be NULL) or else the longest
+ * network that holds its address; -1 when none. *by says which matched. */
+int bw_clients_by_addr(const struct bw_clients *c, const uint8_t *mac, const struct sockaddr *sa,
+		       enum bw_client_by *by);
+/* The profile a client gets at minute_of_week (0 = Monday 00:00 local time): the first
+ * schedule item that covers it, else its profile; -1 when it names none. */
+int bw_client_profile_at(const struct bw_client_conf *cl, unsigned minute_of_week);
+/* The local minute of the week now (localtime_r once a minute per thread). */
+unsigned bw_clients_minute_now(void);
+
+/* What the profile choice looks at. */
+struct bw_profile_ask {
+	int client;            /* conf->clients.list index, or -1 */
+	unsigned minute;       /* of the week, for the client's schedule */
+	int listener;          /* -1: none */
+	const struct sockaddr *peer;
+	const char *sni, *doh_path;
+};
+struct bw_policy;
+/* The profile a query gets, most specific first: its client's (with the schedule), the DoH
+ * path's or TLS server name's, the listener's, the first profile whose networks hold the
+ * address, the default profile. The pipeline and `bulwark explain` both ask this. */
+unsigned bw_choose_profile(const struct bw_policy *p, const struct bw_conf *conf,
+			   const struct bw_profile_ask *ask);
 
 #endif

@@ -40,6 +40,7 @@ struct bw_state {
 	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];
 	uint8_t profile_slot[256];
 	struct bw_lookalike *lookalike; /* from conf->guard.protected; NULL when none */
+	struct bw_clients *clients;     /* from conf->clients; NULL when none */
 };
 
 /* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */
@@ -74,6 +75,7 @@ struct bw_qstate {
 	struct bw_query q;
 	struct bw_cache_key key; /* key.qname_lc points into q.qname_lc */
 	unsigned profile;
+	int client;          /* conf->clients.list index, or -1 */
 	bool stale_possible; /* the cache holds an expired answer for the key */
 	bool passthru;       /* no policy after this (a PASSTHRU rule or an allowlist) */
 	bool deferred;       /* the QNAME verdict waits for the answer (an earlier feed's
@@ -121,6 +123,7 @@ struct bw_worker_stats {
 	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, blocked_ip,
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
+	uint64_t client_id_refused[2], client_id_dropped[2]; /* [0] unknown ID, [1] missing */
 	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
 	struct bw_conn_stats conn[BW_METRICS_STREAMS]; /* by BW_METRICS_STREAM_* */
 };
@@ -153,6 +156,8 @@ struct bw_worker {
 	unsigned state_depth;         /* holds nest: a callback may run inside a batch */
 
 	struct bw_worker_stats stats;
+	double id_refusal_tokens; /* ClientID refusals left (pipeline.c refuse_client_id) */
+	uint64_t id_refusal_ns;
 	/* a copy of stats for the metrics endpoint, made on request (core/observe.c) */
 	struct bw_worker_stats pub;  /* under srv->pub_lock */
 	uint64_t pub_done;           /* under srv->pub_lock */

@@ -61,6 +61,10 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	o->dropped += w->dropped;
 	o->overload += w->overload;
 	o->bogus += w->bogus;
+	for (int k = 0; k < 2; k++) {
+		o->client_id_refused[k] += w->client_id_refused[k];
+		o->client_id_dropped[k] += w->client_id_dropped[k];
+	}
 	for (int k = 0; k < BW_METRICS_STREAMS; k++) {
 		o->conn_refused_client[k] += w->conn[k].refused_client;
 		o->conn_refused_full[k] += w->conn[k].refused_full;

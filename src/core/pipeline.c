@@ -19,6 +19,9 @@
  * a new policy generation makes it unreachable anyway. */
 #define BW_BLOCKED_TTL 3600
 #define BW_OPCODE_NOTIFY_Q 4 /* RFC 1996 */
+/* Answers to unknown or missing ClientIDs per second and worker (and the burst): the rest
+ * get none, so a flood of made-up IDs costs little and reflects nothing. */
+#define BW_ID_REFUSALS_PER_SEC 100
 /* How long a client waits for a fresh answer before it gets a stale one (RFC 8767 5). */
 #define BW_STALE_WAIT_MS 1800
 
@@ -236,6 +239,57 @@ static enum bw_stage synth_stage(struct job *j, enum synth r, bool cache)
 	return write_answer(j);
 }
 
+/* What a query says about its ClientID. */
+enum client_id { ID_NONE, ID_KNOWN, ID_UNKNOWN, ID_MISSING };
+
+/* The ClientID of a query (the DoH path's, else the TLS server name's first label) and the
+ * client it names (*client, else -1). A listener with `client-id: required` needs one. */
+static enum client_id client_id(struct bw_worker *w, const struct bw_origin *o, int *client)
+{
+	const struct bw_conf *conf = w->state->conf;
+	const char *id = o->client_id;
+	size_t len = id ? strlen(id) : 0;
+	char lc[BW_CLIENT_ID_MAX + 1];
+	*client = -1;
+	if (!id && o->sni && bw_clients_have_ids(w->state->clients) &&
+	    bw_access_sni_client_id(conf, o->listener, o->sni, &id, &len)) {
+		for (size_t i = 0; i < len; i++)
+			lc[i] = (char)(id[i] >= 'A' && id[i] <= 'Z' ? id[i] + 32 : id[i]);
+		id = lc;
+	}
+	if (id) {
+		*client = bw_clients_by_id(w->state->clients, id, len);
+		return *client >= 0 ? ID_KNOWN : ID_UNKNOWN;
+	}
+	if (o->listener >= 0 && (size_t)o->listener < conf->server.n_listen &&
+	    conf->server.listen[o->listener].client_id_required)
+		return ID_MISSING;
+	return ID_NONE;
+}
+
+/* A query with an unknown ClientID, or none where one is required: REFUSED, at most
+ * BW_ID_REFUSALS_PER_SEC per worker (a burst as big); past that, no answer. */
+static enum bw_stage refuse_client_id(struct job *j, enum client_id id, int parse_rc)
+{
+	struct bw_worker *w = j->w;
+	uint64_t now = bw_now_ns();
+	double tokens = w->id_refusal_tokens +
+			(double)(now - w->id_refusal_ns) * BW_ID_REFUSALS_PER_SEC / 1e9;
+	w->id_refusal_ns = now;
+	w->id_refusal_tokens = BW_MIN(tokens, (double)BW_ID_REFUSALS_PER_SEC);
+	unsigned k = id == ID_UNKNOWN ? 0 : 1;
+	if (w->id_refusal_tokens < 1) {
+		w->stats.client_id_dropped[k]++;
+		return BW_STAGE_DROP;
+	}
+	w->id_refusal_tokens -= 1;
+	w->stats.client_id_refused[k]++;
+	if (parse_rc != 0)
+		j->s.q.qname_len = 0;
+	return stage_error(j, BW_RCODE_REFUSED, BW_EDE_PROHIBITED,
+			   id == ID_UNKNOWN ? "unknown ClientID" : "this service needs a ClientID");
+}
+
 /* Access control and parsing. */
 static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 {
@@ -248,18 +302,22 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		if (j->out_len)
 			return BW_STAGE_DONE;
 	}
-	enum bw_acl_action acl = bw_access_check(w->state->conf, j->o->peer);
+	const struct bw_conf *conf = w->state->conf;
+	enum bw_acl_action acl = bw_access_check(conf, j->o->peer);
 	if (acl == BW_ACL_DROP) {
 		w->stats.dropped++;
 		return BW_STAGE_DROP;
 	}
+	enum client_id id = client_id(w, j->o, &j->s.client);
 	int rc = bw_query_parse(pkt, len, &j->s.q);
 	if (rc == BW_ESHORT) {
 		w->stats.dropped++;
 		return BW_STAGE_DROP;
 	}
 	j->limit = answer_limit(&j->s.q, j->o->via);
-	if (acl == BW_ACL_REFUSE) {
+	if (id == ID_UNKNOWN || id == ID_MISSING)
+		return refuse_client_id(j, id, rc);
+	if (acl == BW_ACL_REFUSE && id != ID_KNOWN) {
 		w->stats.refused++;
 		if (rc != 0)
 			j->s.q.qname_len = 0;
@@ -280,18 +338,23 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 	}
 	if (bw_ddr_is_query(&j->s.q)) {
 		/* RFC 9462: our own encrypted endpoints, whatever the policy says */
-		bw_ddr_answer(w->state->conf, &j->s.q, &w->meta, w->body, sizeof(w->body));
+		bw_ddr_answer(conf, &j->s.q, &w->meta, w->body, sizeof(w->body));
 		return write_answer(j);
 	}
-	j->s.profile = bw_policy_select_profile(w->state->policy, w->state->conf, j->o->listener,
-					      j->o->peer);
-	if (j->o->sni || j->o->doh_path) {
-		/* encrypted transports: a DoH path or a TLS server name may pick the profile */
-		int tp = bw_access_transport_profile(w->state->conf, j->o->listener, j->o->sni,
-						   j->o->doh_path);
-		if (tp >= 0)
-			j->s.profile = (unsigned)tp;
+	if (j->s.client < 0 && w->state->clients) {
+		enum bw_client_by by;
+		j->s.client = bw_clients_by_addr(w->state->clients,
+						 j->s.q.has_mac ? j->s.q.mac : NULL, j->o->peer, &by);
 	}
+	struct bw_profile_ask ask = {
+	    .client = j->s.client,
+	    .minute = j->s.client >= 0 ? bw_clients_minute_now() : 0,
+	    .listener = j->o->listener,
+	    .peer = j->o->peer,
+	    .sni = j->o->sni,
+	    .doh_path = j->o->doh_path,
+	};
+	j->s.profile = bw_choose_profile(w->state->policy, conf, &ask);
 	bw_obs_profile(w, j->s.profile);
 	j->parsed = true;
 	return BW_STAGE_NEXT;
@@ -621,6 +684,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.s.nocache = false;
 	j.s.ttl_override = 0;
 	j.s.profile = 0;
+	j.s.client = -1;
 	j.s.tv.flags = 0;
 	j.parsed = false;
 	j.cache_hit = false;

@@ -28,6 +28,7 @@ static void state_free(struct bw_state *st)
 		return;
 	bw_policy_free(st->policy);
 	bw_lookalike_free(st->lookalike);
+	bw_clients_free(st->clients);
 	if (st->owns_conf)
 		bw_conf_free(st->conf);
 	free(st);
@@ -116,7 +117,9 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	}
 	bw_obs_state_slots(s, st);
 	feed_events(s, prev, st);
-	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0) {
+	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0 ||
+	    bw_clients_build(conf, &st->clients) != 0) {
+		bw_lookalike_free(st->lookalike);
 		bw_policy_free(st->policy);
 		free(st);
 		return NULL;
@@ -403,9 +406,11 @@ static void publish_successor(struct bw_server *s, const struct bw_state *cur,
 {
 	bw_obs_state_slots(s, st);
 	st->lookalike = cur->lookalike;
+	st->clients = cur->clients;
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
-	old->owns_conf = false; /* the conf and the index moved to the new state */
+	old->owns_conf = false; /* the conf and the indexes moved to the new state */
 	old->lookalike = NULL;
+	old->clients = NULL;
 	state_free(old);
 }
 

@@ -86,6 +86,9 @@ struct bw_query {
 	bool has_edns;
 	bool do_bit;
 	bool has_padding;   /* the client sent an EDNS padding option (RFC 7830) */
+	bool has_mac;       /* an EDNS option 65001 with 6 bytes: the MAC address a router
+			       (dnsmasq add-mac) put in; anyone can claim one */
+	uint8_t mac[6];
 	uint8_t edns_version;
 	uint16_t udp_size;  /* client's advertised UDP size (512 without EDNS, min 512) */
 	uint8_t qname[BW_DNS_MAXNAME];    /* as received (uncompressed, original case) */

@@ -9,6 +9,7 @@
 #include "dns/dns.h"
 
 #define EDNS_OPT_PADDING 12
+#define EDNS_OPT_MAC 65001 /* dnsmasq's add-mac: the client's MAC address, 6 bytes */
 
 static void query_reset(struct bw_query *q)
 {
@@ -21,6 +22,7 @@ static void query_reset(struct bw_query *q)
 	q->has_edns = false;
 	q->do_bit = false;
 	q->has_padding = false;
+	q->has_mac = false;
 	q->edns_version = 0;
 	q->udp_size = 512;
 }
@@ -66,6 +68,10 @@ static int parse_options(struct bw_query *q, const uint8_t *p, size_t len)
 			return BW_EMALFORMED;
 		if (code == EDNS_OPT_PADDING)
 			q->has_padding = true;
+		else if (code == EDNS_OPT_MAC && olen == 6) {
+			memcpy(q->mac, p + 4, 6);
+			q->has_mac = true;
+		}
 		p += 4 + olen;
 		len -= 4 + (size_t)olen;
 	}
@@ -142,6 +148,7 @@ fail_edns:
 	q->has_edns = false;
 	q->do_bit = false;
 	q->has_padding = false;
+	q->has_mac = false;
 	q->edns_version = 0;
 	q->udp_size = 512;
 	return BW_EMALFORMED;

@@ -233,6 +233,19 @@ static void put_connections(struct out *o, const struct bw_metrics_sample *s)
 		put(o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"full\"} %llu\n",
 		    streams[k], (unsigned long long)s->conn_refused_full[k]);
 	}
+	static const char *const why[2] = {"unknown", "missing"};
+	family(o, "bulwark_client_id_refused_total", "counter",
+	       "Queries answered REFUSED for their ClientID: one no client has "
+	       "(reason=\"unknown\") or none on a listener that needs one (reason=\"missing\").");
+	for (int k = 0; k < 2; k++)
+		put(o, "bulwark_client_id_refused_total{reason=\"%s\"} %llu\n", why[k],
+		    (unsigned long long)s->client_id_refused[k]);
+	family(o, "bulwark_client_id_dropped_total", "counter",
+	       "Of such queries, those left unanswered because too many came (more than 100 a "
+	       "second per worker).");
+	for (int k = 0; k < 2; k++)
+		put(o, "bulwark_client_id_dropped_total{reason=\"%s\"} %llu\n", why[k],
+		    (unsigned long long)s->client_id_dropped[k]);
 	family(o, "bulwark_connections_evicted_total", "counter",
 	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
 	for (int k = 0; k < BW_METRICS_STREAMS; k++)

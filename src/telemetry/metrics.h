@@ -100,6 +100,8 @@ struct bw_metrics_sample {
 	/* stream connections (net/admit.c), by BW_METRICS_STREAM_* */
 	uint64_t conn_refused_client[BW_METRICS_STREAMS], conn_refused_full[BW_METRICS_STREAMS],
 		conn_evicted[BW_METRICS_STREAMS];
+	/* queries with an unknown ClientID [0] or none where one is required [1] */
+	uint64_t client_id_refused[2], client_id_dropped[2];
 	/* policy */
 	uint64_t policy_generation, policy_entries;
 	unsigned n_feeds;
