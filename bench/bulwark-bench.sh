@@ -13,6 +13,9 @@
 # unset: the config's defaults (bench/telemetry.sh).
 # BENCH_GUARD=N adds a guard: section protecting N domains (the first N of the Tranco top
 # list in ../shared/data that are not public suffixes; synthetic names without it).
+# BENCH_CLIENTS=N adds N named clients (bench/clients.sh): each with a ClientID and an
+# address of 10.0.0.0/8, every 16th a /24 and every 64th an IPv6 /56 too, and one more
+# for 127.0.0.1 (the harness's dnsperf) so every query finds its client.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -48,6 +51,15 @@ $(if (( ${BENCH_GUARD:-0} > 0 )); then
   else
     seq -f 'protected%g.org' 1 "$BENCH_GUARD"
   fi | sed 's/^/    - /'
+fi)
+$(if (( ${BENCH_CLIENTS:-0} > 0 )); then
+  printf 'clients:\n  - { name: bench-host, match: [127.0.0.1], profile: default }\n'
+  awk -v n="$BENCH_CLIENTS" 'BEGIN { for (i = 0; i < n; i++) {
+    m = sprintf("\"id:c%08x%016x\", 10.%d.%d.%d", i, i * 2654435761, int(i / 65536) % 256,
+                int(i / 256) % 256, i % 256)
+    if (i % 16 == 0) m = m sprintf(", 10.200.%d.0/24", int(i / 16) % 256)
+    if (i % 64 == 0) m = m sprintf(", \"2001:db8:%x:%x00::/56\"", int(i / 64) % 65536, i % 256)
+    printf "  - { name: c%d, match: [%s], profile: default }\n", i, m } }'
 fi)
 YAML
 exec "$BULWARK" -f -c "$RUNDIR/bulwark.yaml"

@@ -129,6 +129,10 @@ static int parse_match(struct cf_ctx *c, yaml_node_t *seq, struct bw_client_conf
 		if ((rc = cf_want_scalar(c, v, "match", &s)))
 			return rc;
 		if (!strncmp(s, "id:", 3)) {
+			if (cl->n_ids == 255)
+				return cf_fail_at(c, v, BW_EINVAL,
+						  "client '%s': at most 255 ClientIDs per client",
+						  cl->name);
 			if (!(cl->ids[cl->n_ids] = parse_id(s + 3)))
 				return cf_fail_at(c, v, BW_EINVAL,
 						  "client '%s': invalid ClientID '%s' (1 to 63 "
@@ -600,40 +604,51 @@ static int resolve(struct cf_ctx *c, size_t i, struct derived **dv, size_t *ndv)
 	return 0;
 }
 
-/* Duplicate ClientIDs: sorted, so 10,000 clients cost n log n, not n^2. */
-struct id_ref {
-	const char *id;
+/* Duplicate names and ClientIDs: sorted, so 10,000 clients cost n log n, not n^2. */
+struct str_ref {
+	const char *s;
 	size_t entry;
 };
-static int id_cmp(const void *a, const void *b)
+static int ref_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct id_ref *)a)->id, ((const struct id_ref *)b)->id);
+	const struct str_ref *x = a, *y = b;
+	int d = strcmp(x->s, y->s);
+	return d ? d : (x->entry > y->entry) - (x->entry < y->entry);
 }
 
-static int check_ids(struct cf_ctx *c)
+/* ids: check the ClientIDs, else the names. Reported at the later entry of a pair. */
+static int check_unique(struct cf_ctx *c, bool ids)
 {
 	const struct bw_conf *conf = c->conf;
 	size_t n = 0;
 	for (size_t i = 0; i < conf->clients.n; i++)
-		n += conf->clients.list[i].n_ids;
+		n += ids ? conf->clients.list[i].n_ids : 1;
 	if (n < 2)
 		return 0;
-	struct id_ref *v = malloc(n * sizeof(*v));
+	struct str_ref *v = malloc(n * sizeof(*v));
 	if (!v)
 		return cf_nomem(c);
 	n = 0;
-	for (size_t i = 0; i < conf->clients.n; i++)
-		for (size_t k = 0; k < conf->clients.list[i].n_ids; k++)
-			v[n++] = (struct id_ref){conf->clients.list[i].ids[k], i};
-	qsort(v, n, sizeof(*v), id_cmp);
+	for (size_t i = 0; i < conf->clients.n; i++) {
+		const struct bw_client_conf *cl = &conf->clients.list[i];
+		if (!ids)
+			v[n++] = (struct str_ref){cl->name, i};
+		for (size_t k = 0; ids && k < cl->n_ids; k++)
+			v[n++] = (struct str_ref){cl->ids[k], i};
+	}
+	qsort(v, n, sizeof(*v), ref_cmp);
 	int rc = 0;
-	for (size_t i = 1; i < n && !rc; i++)
-		if (!strcmp(v[i].id, v[i - 1].id)) {
-			size_t a = BW_MIN(v[i].entry, v[i - 1].entry), b = BW_MAX(v[i].entry, v[i - 1].entry);
-			rc = fail_raw(c, &c->clients_raw[b], &c->clients_raw[b].mark,
-				      "client '%s': ClientID '%s' is already client '%s''s",
-				      conf->clients.list[b].name, v[i].id, conf->clients.list[a].name);
-		}
+	for (size_t i = 1; i < n && !rc; i++) {
+		if (strcmp(v[i].s, v[i - 1].s))
+			continue;
+		size_t a = v[i - 1].entry, b = v[i].entry;
+		const struct cf_client_raw *r = &c->clients_raw[b];
+		if (ids)
+			rc = fail_raw(c, r, &r->mark, "client '%s': ClientID '%s' is already client '%s''s",
+				      conf->clients.list[b].name, v[i].s, conf->clients.list[a].name);
+		else
+			rc = fail_raw(c, r, &r->mark, "duplicate client name '%s'", v[i].s);
+	}
 	free(v);
 	return rc;
 }
@@ -652,13 +667,7 @@ int cf_clients_finish(struct cf_ctx *c)
 	}
 	if ((rc = load_file(c)))
 		return rc;
-	for (size_t i = 0; i < conf->clients.n; i++)
-		for (size_t k = 0; k < i; k++)
-			if (!strcmp(conf->clients.list[i].name, conf->clients.list[k].name))
-				return fail_raw(c, &c->clients_raw[i], &c->clients_raw[i].mark,
-						"duplicate client name '%s'",
-						conf->clients.list[i].name);
-	if ((rc = check_ids(c)))
+	if ((rc = check_unique(c, false)) || (rc = check_unique(c, true)))
 		return rc;
 	struct derived *dv = NULL;
 	size_t ndv = 0;

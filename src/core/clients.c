@@ -17,14 +17,17 @@
 
 enum key_kind { KEY_ID = 1, KEY_MAC = 2, KEY_V4 = 3, KEY_V6 = 4 };
 
+/* 32 bytes: a ClientID is compared in the config (its entry and which of its IDs), a MAC
+ * or a network in the slot. */
 struct slot {
 	uint64_t hash;   /* 0: empty */
 	int32_t entry;   /* index into conf->clients.list */
 	uint8_t kind, len;
-	uint8_t key[BW_CLIENT_ID_MAX]; /* ID bytes, MAC, or masked address + prefix */
+	uint8_t key[18]; /* KEY_ID: the ID's index in the entry; else MAC, or address + prefix */
 };
 
 struct bw_clients {
+	const struct bw_conf *conf;
 	struct bw_hash_key hkey;
 	struct slot *slots;
 	size_t mask;
@@ -42,6 +45,17 @@ static uint64_t key_hash(const struct bw_clients *c, unsigned kind, const uint8_
 	return h ? h : 1;
 }
 
+/* Whether slot s holds key (kind, key, len). */
+static bool slot_is(const struct bw_clients *c, const struct slot *s, unsigned kind,
+		   const uint8_t *key, size_t len)
+{
+	if (s->kind != kind || s->len != len)
+		return false;
+	if (kind == KEY_ID)
+		return !memcmp(c->conf->clients.list[s->entry].ids[s->key[0]], key, len);
+	return !memcmp(s->key, key, len);
+}
+
 static int lookup(const struct bw_clients *c, unsigned kind, const uint8_t *key, size_t len)
 {
 	uint64_t h = key_hash(c, kind, key, len);
@@ -49,23 +63,28 @@ static int lookup(const struct bw_clients *c, unsigned kind, const uint8_t *key,
 		const struct slot *s = &c->slots[i];
 		if (!s->hash)
 			return -1;
-		if (s->hash == h && s->kind == kind && s->len == len && !memcmp(s->key, key, len))
+		if (s->hash == h && slot_is(c, s, kind, key, len))
 			return s->entry;
 	}
 }
 
-/* The first entry to name a key keeps it (the loader refuses duplicate IDs). */
-static void insert(struct bw_clients *c, unsigned kind, const uint8_t *key, size_t len, int entry)
+/* The first entry to name a key keeps it (the loader refuses duplicate IDs). `idx`: for
+ * an ID, which of the entry's IDs it is. */
+static void insert(struct bw_clients *c, unsigned kind, const uint8_t *key, size_t len, int entry,
+		   size_t idx)
 {
 	uint64_t h = key_hash(c, kind, key, len);
 	for (size_t i = h & c->mask;; i = (i + 1) & c->mask) {
 		struct slot *s = &c->slots[i];
-		if (s->hash == h && s->kind == kind && s->len == len && !memcmp(s->key, key, len))
+		if (s->hash == h && slot_is(c, s, kind, key, len))
 			return;
 		if (!s->hash) {
 			*s = (struct slot){.hash = h, .entry = entry, .kind = (uint8_t)kind,
 					   .len = (uint8_t)len};
-			memcpy(s->key, key, len);
+			if (kind == KEY_ID)
+				s->key[0] = (uint8_t)idx;
+			else
+				memcpy(s->key, key, len);
 			return;
 		}
 	}
@@ -114,13 +133,14 @@ int bw_clients_build(const struct bw_conf *conf, struct bw_clients **out)
 		return BW_ENOMEM;
 	}
 	c->mask = cap - 1;
+	c->conf = conf;
 	bw_hash_key_random(&c->hkey);
 	for (size_t i = 0; i < conf->clients.n; i++) {
 		const struct bw_client_conf *cl = &conf->clients.list[i];
 		for (size_t k = 0; k < cl->n_ids; k++)
-			insert(c, KEY_ID, (const uint8_t *)cl->ids[k], strlen(cl->ids[k]), (int)i);
+			insert(c, KEY_ID, (const uint8_t *)cl->ids[k], strlen(cl->ids[k]), (int)i, k);
 		for (size_t k = 0; k < cl->n_macs; k++)
-			insert(c, KEY_MAC, cl->macs[k], 6, (int)i);
+			insert(c, KEY_MAC, cl->macs[k], 6, (int)i, 0);
 		c->any_mac |= cl->n_macs > 0;
 		c->any_id |= cl->n_ids > 0;
 		for (size_t k = 0; k < cl->n_nets; k++) {
@@ -128,7 +148,7 @@ int bw_clients_build(const struct bw_conf *conf, struct bw_clients **out)
 			uint8_t key[17];
 			size_t len = net_key(n->family, n->addr, n->prefix, key);
 			bool v4 = n->family == AF_INET;
-			insert(c, v4 ? KEY_V4 : KEY_V6, key, len, (int)i);
+			insert(c, v4 ? KEY_V4 : KEY_V6, key, len, (int)i, 0);
 			if (v4)
 				add_prefix(c->v4_prefixes, &c->n_v4, n->prefix);
 			else
