@@ -124,6 +124,7 @@ int bw_clients_build(const struct bw_conf *conf, struct bw_clients **out)
 	}
 	if (!keys)
 		return 0;
+	tzset(); /* schedules use local time: read the zone now, on the main thread */
 	struct bw_clients *c = calloc(1, sizeof(*c));
 	size_t cap = 16;
 	while (cap < 2 * keys)
