@@ -104,6 +104,11 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSHARED='"$(SHARED_DATA)"' -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
+# bulwarkctl's pure helpers (tools/ctl_text.c) are unit-tested as they are
+$(BUILD)/tests/test_ctl: tests/unit/test_ctl.c $(BUILD)/tools/ctl_text.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Itools -o $@ $< $(BUILD)/tools/ctl_text.o $(LIB) $(LDLIBS) -lcmocka
+
 # fuzz targets built as ordinary programs that replay their saved corpus
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
 	@mkdir -p $(dir $@)
