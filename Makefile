@@ -95,7 +95,8 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bulwarkctl: $(BUILD)/tools/bulwarkctl.o $(LIB)
+CTL_OBJ  := $(patsubst %.c,$(BUILD)/%.o,tools/bulwarkctl.c $(sort $(wildcard tools/ctl_*.c)))
+$(BUILD)/bulwarkctl: $(CTL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # the team's real data, beside the checkout (suites that use it say when it is absent)
@@ -225,4 +226,4 @@ test-package: deb
 	@echo "== package"
 	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(BUILD)/tools/bulwarkctl.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(CTL_OBJ:.o=.d)

@@ -1,16 +1,62 @@
 /*
  * tools/ctl.h - bulwarkctl's parts, shared between its files:
  *   bulwarkctl.c        the command line and the daemon's control socket
+ *   ctl_client.c        `bulwarkctl client add|remove|list` (named clients, issue 18)
+ *   ctl_clients_file.c  the clients file: read, one entry added or removed, written safely
  *   ctl_text.c          pure helpers (ClientIDs, names, XML escaping, UUIDs), unit-tested
  *
  * bulwarkctl is one short-lived process: nothing here is thread-safe, nothing is kept
- * between calls but what the caller holds.
+ * between calls but what the caller holds. Functions print their own errors to stderr
+ * ("bulwarkctl: ...") and return an exit status (0 done, 1 refused or failed, 2 bad
+ * command line, 3 the daemon unreachable) unless they say otherwise.
  */
 #ifndef BW_CTL_H
 #define BW_CTL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+struct bw_conf;
+
+/* ---- bulwarkctl.c ---- */
+/* Sends one request line ("status\n") to the control socket at path and returns the
+ * daemon's answer as JSON, or NULL: *unreachable is set when nothing listens there (no
+ * message printed then), else the problem was printed. */
+json_t *ctl_request(const char *path, const char *line, long timeout_s, bool *unreachable);
+/* Prints a {"columns", "rows"} table (or a message, or JSON) as the daemon's commands do. */
+void ctl_print_result(json_t *r);
+
+/* ---- ctl_client.c ---- */
+struct ctl_opts {
+	const char *config; /* -c, or NULL: BW_CONF_DEFAULT_PATH */
+	const char *socket; /* -s, or NULL: the config's control socket */
+	bool json;          /* -j */
+	long timeout_s;     /* -t */
+};
+/* `bulwarkctl client ...`: argv[0] is "client". */
+int ctl_client_main(const struct ctl_opts *o, int argc, char **argv);
+
+/* ---- ctl_clients_file.c ---- */
+/* A new entry of the clients file. */
+struct ctl_entry {
+	const char *name;
+	const char *id;        /* the ClientID, written as match "id:ID" */
+	const char *profile;   /* or NULL */
+	const char *const *nets; /* further match items (addresses, networks) */
+	size_t n_nets;
+};
+/* Appends e to conf's clients file, or removes the entry named `remove` (e NULL), then
+ * checks that config_path still loads and puts the old file back if it does not. The file
+ * is replaced atomically (a temporary file in its directory, fsync, rename), mode 0640,
+ * owned as the old file or, for a new one, by the config's owner and the daemon's group. */
+int ctl_clients_file_edit(const struct bw_conf *conf, const char *config_path,
+			  const struct ctl_entry *e, const char *remove);
+
+/* When the config names a clients-file that does not exist (the loader refuses that, as
+ * a typo, while `client add` is about to make it), creates it empty: its path (heap), to
+ * remove if the add fails, or NULL when there was nothing to create. */
+char *ctl_clients_file_create(const char *config_path);
 
 /* ---- ctl_text.c: no I/O but getrandom; every function is unit-tested ---- */
 #define CTL_ID_LEN 26 /* 128 random bits in base32: ceil(128 / 5) characters */
