@@ -95,9 +95,12 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# bulwarkctl alone links libqrencode (client setup --qr); the daemon does not
+CTL_PKGS := libqrencode
 CTL_OBJ  := $(patsubst %.c,$(BUILD)/%.o,tools/bulwarkctl.c $(sort $(wildcard tools/ctl_*.c)))
+$(CTL_OBJ): CFLAGS += $(shell pkg-config --cflags $(CTL_PKGS) 2>/dev/null)
 $(BUILD)/bulwarkctl: $(CTL_OBJ) $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
 
 # the team's real data, beside the checkout (suites that use it say when it is absent)
 SHARED_DATA ?= $(abspath ../shared/data)

@@ -1,8 +1,9 @@
 /*
  * tools/ctl.h - bulwarkctl's parts, shared between its files:
  *   bulwarkctl.c        the command line and the daemon's control socket
- *   ctl_client.c        `bulwarkctl client add|remove|list` (named clients, issue 18)
+ *   ctl_client.c        `bulwarkctl client add|remove|list|setup` (named clients, issue 18)
  *   ctl_clients_file.c  the clients file: read, one entry added or removed, written safely
+ *   ctl_setup.c         what a device needs: URLs, the Apple profile, the QR code
  *   ctl_text.c          pure helpers (ClientIDs, names, XML escaping, UUIDs), unit-tested
  *
  * bulwarkctl is one short-lived process: nothing here is thread-safe, nothing is kept
@@ -57,6 +58,18 @@ int ctl_clients_file_edit(const struct bw_conf *conf, const char *config_path,
  * a typo, while `client add` is about to make it), creates it empty: its path (heap), to
  * remove if the add fails, or NULL when there was nothing to create. */
 char *ctl_clients_file_create(const char *config_path);
+
+/* ---- ctl_setup.c ---- */
+struct ctl_setup_opts {
+	const char *host;         /* --host, or NULL: the listeners' tls-name */
+	const char *mobileconfig; /* --mobileconfig FILE, or NULL */
+	const char *sign_cert, *sign_key; /* --sign-cert, --sign-key: sign it (CMS) */
+	const char *qr;           /* --qr FILE.png, "-" for the terminal, or NULL */
+	bool json;
+};
+/* `client setup`: the client's DoH URL and DoT host name, how to use them, and the files
+ * asked for. */
+int ctl_setup(const struct bw_conf *conf, const char *name, const struct ctl_setup_opts *o);
 
 /* ---- ctl_text.c: no I/O but getrandom; every function is unit-tested ---- */
 #define CTL_ID_LEN 26 /* 128 random bits in base32: ceil(128 / 5) characters */

@@ -1,5 +1,5 @@
 /*
- * tools/ctl_client.c - `bulwarkctl client add|remove|list`: named clients with a
+ * tools/ctl_client.c - `bulwarkctl client add|remove|list|setup`: named clients with a
  * ClientID (issue 18; docs/config.md "Clients"). These commands work on the config and the
  * clients file, not through the daemon: they need no running bulwark, and ask it to reload
  * afterwards when it runs (a removed ClientID stops working at that reload).
@@ -230,6 +230,7 @@ static int cmd_add(const struct ctl_opts *o, int argc, char **argv)
 		goto out;
 	}
 	printf("Added client '%s' to %s.\nClientID: %s\n", name, conf->clients.file, id);
+	printf("Set up the device: bulwarkctl client setup \"%s\"\n", name);
 	if (!no_reload)
 		reload(o, conf, false);
 out:
@@ -375,14 +376,57 @@ static int cmd_list(const struct ctl_opts *o, int argc, char **argv)
 	return 0;
 }
 
+/* ---- setup ---- */
+
+static int cmd_setup(const struct ctl_opts *o, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"host", required_argument, NULL, 'H'},	     {"mobileconfig", required_argument, NULL, 'M'},
+		{"sign-cert", required_argument, NULL, 'C'}, {"sign-key", required_argument, NULL, 'K'},
+		{"qr", required_argument, NULL, 'Q'},	     {"json", no_argument, NULL, 'j'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl_setup_opts so = {.json = o->json};
+	int c;
+	while ((c = getopt_long(argc, argv, "H:M:C:K:Q:j", opts, NULL)) != -1) {
+		switch (c) {
+		case 'H': so.host = optarg; break;
+		case 'M': so.mobileconfig = optarg; break;
+		case 'C': so.sign_cert = optarg; break;
+		case 'K': so.sign_key = optarg; break;
+		case 'Q': so.qr = optarg; break;
+		case 'j': so.json = true; break;
+		default: return 2;
+		}
+	}
+	const char *bad = optind + 1 != argc ? "client setup NAME [options]"
+			  : !so.sign_cert != !so.sign_key ? "--sign-cert and --sign-key go together"
+			  : so.sign_cert && !so.mobileconfig ? "--sign-cert signs the --mobileconfig"
+			  : so.json && so.qr && !strcmp(so.qr, "-") ? "--qr - draws in the terminal, "
+								      "not with --json"
+			  : so.host && !ctl_host_ok(so.host) ? "--host: not a host name"
+								 : NULL;
+	if (bad) {
+		fprintf(stderr, "bulwarkctl: %s\n", bad);
+		return 2;
+	}
+	struct bw_conf *conf = NULL;
+	if (load(o, &conf))
+		return 1;
+	int rc = ctl_setup(conf, argv[optind], &so);
+	bw_conf_free(conf);
+	return rc;
+}
+
 int ctl_client_main(const struct ctl_opts *o, int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		int (*fn)(const struct ctl_opts *, int, char **);
-	} cmds[] = {{"add", cmd_add}, {"remove", cmd_remove}, {"list", cmd_list}};
+	} cmds[] = {{"add", cmd_add}, {"remove", cmd_remove}, {"list", cmd_list},
+		    {"setup", cmd_setup}};
 	if (argc < 2) {
-		fputs("bulwarkctl: client: add, remove or list?\nTry 'bulwarkctl --help'.\n",
+		fputs("bulwarkctl: client: add, remove, list or setup?\nTry 'bulwarkctl --help'.\n",
 		      stderr);
 		return 2;
 	}
@@ -391,7 +435,7 @@ int ctl_client_main(const struct ctl_opts *o, int argc, char **argv)
 			optind = 0; /* getopt_long again, on the subcommand's words */
 			return cmds[i].fn(o, argc - 1, argv + 1);
 		}
-	fprintf(stderr, "bulwarkctl: unknown client command '%s' (add, remove, list)\n",
+	fprintf(stderr, "bulwarkctl: unknown client command '%s' (add, remove, list, setup)\n",
 		argv[1]);
 	return 2;
 }

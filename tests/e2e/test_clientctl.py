@@ -1,11 +1,13 @@
-"""bulwarkctl client add / remove / list (issue 18): named clients with a ClientID in
+"""bulwarkctl client add / remove / list / setup (issue 18): named clients with a ClientID in
 the clients file, against a running daemon with a DoT and a DoH listener.
 
 `client add` writes the entry (mode 0640, hand-written entries kept) and the daemon reloads
 (its policy generation moves); refused additions (a duplicate name, an unknown profile,
 hostile names) leave the file as it was; a removal the config cannot load without is put
-back; `client list` masks the IDs. The audit lines go to a /dev/log of the test's own (a
-private mount namespace) and never carry the ID."""
+back; `client list` masks the IDs; `client setup` prints the DoH URL and DoT host name, and
+its files are checked by independent readers: the Apple profile by plistlib (unsigned) and
+`openssl cms -verify` (signed), the QR code by `zbarimg`. The audit lines go to a /dev/log
+of the test's own (a private mount namespace) and never carry the ID."""
 
 import json
 import os
@@ -200,6 +202,97 @@ def test_hand_entries_kept_and_bad_removal_put_back(workdir):
     p = ctl(conf, "client", "remove", "kids", "--no-reload")
     assert p.returncode == 1 and "no client or group named 'kids'" in p.stderr
     assert "put back" in p.stderr and read(clients) == before
+
+
+# -- setup --------------------------------------------------------------------------------------
+def test_setup_text_and_json(daemon):
+    cid, _ = add(daemon, "frank-phone", "--profile", "family", "--no-reload")
+    url = "https://dns.example:%d/dns-query/%s" % (daemon.ports["doh"], cid)
+    host = "%s.dns.example" % cid
+    out = ok(ctl(daemon, "client", "setup", "frank-phone")).stdout
+    assert "DoH URL:        %s\n" % url in out
+    assert "DoT host name:  %s" % host in out
+    assert "DoT port:       %d (Android only uses 853" % daemon.ports["dot"] in out
+    for where in ("Private DNS", "--mobileconfig", "Windows 11", "Firefox", "Chrome"):
+        assert where in out
+    j = json.loads(ok(ctl(daemon, "client", "setup", "frank-phone", "--json")).stdout)
+    assert j["doh_url"] == url and j["dot_host"] == host and j["profile"] == "family"
+    j = json.loads(ok(ctl(daemon, "client", "setup", "frank-phone", "--json", "--host",
+                          "resolver.example.org")).stdout)
+    assert j["dot_host"] == cid + ".resolver.example.org"
+    p = ctl(daemon, "client", "setup", "office")
+    assert p.returncode == 1 and "no ClientID" in p.stderr
+    p = ctl(daemon, "client", "setup", "frank-phone", "--host", "evil/host")
+    assert p.returncode == 2
+
+
+def test_setup_needs_an_encrypted_listener(workdir):
+    conf = os.path.join(workdir, "plain.yaml")
+    with open(conf, "w") as f:
+        yaml.safe_dump({"policy": {"profiles": PROFILES}}, f)
+    cid, _ = add(conf, "gina", "--no-reload")
+    p = ctl(conf, "client", "setup", "gina")
+    assert p.returncode == 1 and "no DoT or DoH listener" in p.stderr and "--host" in p.stderr
+    j = json.loads(ok(ctl(conf, "client", "setup", "gina", "--host", "dns.example",
+                          "--json")).stdout)
+    assert j["doh_url"] == "https://dns.example/dns-query/" + cid
+    assert j["dot_host"] == cid + ".dns.example"
+
+
+def check_profile(p, url, name):
+    assert p["PayloadType"] == "Configuration" and p["PayloadVersion"] == 1
+    assert name in p["PayloadDisplayName"]
+    inner = p["PayloadContent"][0]
+    assert inner["PayloadType"] == "com.apple.dnsSettings.managed"
+    assert inner["DNSSettings"] == {"DNSProtocol": "HTTPS", "ServerURL": url}
+    for d in (p, inner):
+        assert re.fullmatch(r"[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-"
+                            r"[0-9A-F]{12}", d["PayloadUUID"])
+        assert d["PayloadIdentifier"]
+    assert p["PayloadUUID"] != inner["PayloadUUID"]
+
+
+def test_setup_mobileconfig(daemon, tmp_path):
+    import plistlib
+    name = "Hana's <iPhone> & co"  # every string of the plist is XML-escaped
+    cid, _ = add(daemon, name, "--profile", "family", "--no-reload")
+    url = "https://dns.example:%d/dns-query/%s" % (daemon.ports["doh"], cid)
+    path = str(tmp_path / "hana.mobileconfig")
+    ok(ctl(daemon, "client", "setup", name, "--mobileconfig", path))
+    text = read(path)
+    assert text.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist')
+    assert b"&lt;iPhone&gt; &amp; co" in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    check_profile(plistlib.loads(text), url, name)
+    # signed: CMS SignedData in DER with the content attached, chain included
+    signed, content = str(tmp_path / "signed.mobileconfig"), str(tmp_path / "content.xml")
+    ok(ctl(daemon, "client", "setup", name, "--mobileconfig", signed,
+           "--sign-cert", daemon.cert, "--sign-key", daemon.key))
+    v = subprocess.run(["openssl", "cms", "-verify", "-inform", "DER", "-in", signed,
+                        "-noverify", "-out", content], capture_output=True, text=True)
+    assert v.returncode == 0 and "Verification successful" in v.stderr, v.stderr
+    check_profile(plistlib.loads(read(content)), url, name)
+    certs = subprocess.run(["openssl", "pkcs7", "-inform", "DER", "-in", signed,
+                            "-print_certs", "-noout"], capture_output=True, text=True)
+    assert "subject=CN = dns.example" in certs.stdout, certs.stdout + certs.stderr
+    p = ctl(daemon, "client", "setup", name, "--mobileconfig", signed, "--sign-cert",
+            daemon.cert)
+    assert p.returncode == 2 and "together" in p.stderr
+
+
+def test_setup_qr(daemon, tmp_path):
+    cid, _ = add(daemon, "ivan-phone", "--no-reload")
+    url = "https://dns.example:%d/dns-query/%s" % (daemon.ports["doh"], cid)
+    png = str(tmp_path / "ivan.png")
+    ok(ctl(daemon, "client", "setup", "ivan-phone", "--qr", png))
+    assert read(png).startswith(b"\x89PNG\r\n\x1a\n")
+    z = subprocess.run(["zbarimg", "--raw", "-q", png], capture_output=True, text=True)
+    assert z.returncode == 0, z.stderr
+    assert z.stdout.rstrip("\n") == url
+    out = ok(ctl(daemon, "client", "setup", "ivan-phone", "--qr", "-")).stdout
+    art = out.split("as a QR code:\n")[1].splitlines()
+    assert len(art) > 15 and all(len(line) == len(art[0]) for line in art)
+    assert set("".join(art)) <= set(" \u2580\u2584\u2588")
 
 
 # -- audit ----------------------------------------------------------------------------------------
