@@ -200,8 +200,11 @@ static int write_file(const char *path, const void *data, size_t len)
 static void ssl_error(const char *what, const char *path)
 {
 	unsigned long e = ERR_get_error();
+	char buf[256] = "failed";
+	if (e)
+		ERR_error_string_n(e, buf, sizeof(buf));
 	fprintf(stderr, "bulwarkctl: %s %s: %s\n", what, path,
-		e ? ERR_reason_error_string(e) : "failed");
+		e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) : buf);
 }
 
 /* The signer's certificate (first in the PEM file) and the rest of its chain. */
