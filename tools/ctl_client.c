@@ -109,7 +109,13 @@ static bool reload(const struct ctl_opts *o, const struct bw_conf *conf, bool qu
 	json_t *r = ctl_request(sock, "reload\n", o->timeout_s, &unreachable);
 	bool asked = json_is_true(json_object_get(r, "ok"));
 	json_decref(r);
-	for (int i = 0; asked && g == g0 && i < 100; i++) {
+	if (!asked) {
+		if (!quiet)
+			printf("could not ask bulwark to reload: run `bulwarkctl reload` as root or "
+			       "the daemon's user.\n");
+		return false;
+	}
+	for (int i = 0; g == g0 && i < 100; i++) {
 		nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
 		g = generation(sock, o->timeout_s, &unreachable);
 	}

@@ -30,7 +30,7 @@ static const char header[] =
     "# Bulwark's named clients, managed by `bulwarkctl client add` and `bulwarkctl client\n"
     "# remove` (entries and keys written by hand are kept, comments are not).\n"
     "# Each id: is an access credential: keep this file private (mode 0640).\n"
-    "# Format: docs/config.md or bulwark.yaml(5), \"Clients\".\n";
+    "# Format: bulwark.yaml(5) (docs/config.md), section clients-file.\n";
 
 /* What the edit keeps while it runs: the file as it was, to put back. */
 struct old_file {
