@@ -95,14 +95,23 @@ $(LIB): $(LIB_OBJ)
 $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bulwarkctl: $(BUILD)/tools/bulwarkctl.o $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# bulwarkctl alone links libqrencode (client setup --qr); the daemon does not
+CTL_PKGS := libqrencode
+CTL_OBJ  := $(patsubst %.c,$(BUILD)/%.o,tools/bulwarkctl.c $(sort $(wildcard tools/ctl_*.c)))
+$(CTL_OBJ): CFLAGS += $(shell pkg-config --cflags $(CTL_PKGS) 2>/dev/null)
+$(BUILD)/bulwarkctl: $(CTL_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
 
 # the team's real data, beside the checkout (suites that use it say when it is absent)
 SHARED_DATA ?= $(abspath ../shared/data)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DSHARED='"$(SHARED_DATA)"' -Itests/unit -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+# bulwarkctl's pure helpers (tools/ctl_text.c) are unit-tested as they are
+$(BUILD)/tests/test_ctl: tests/unit/test_ctl.c $(BUILD)/tools/ctl_text.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -Itools -o $@ $< $(BUILD)/tools/ctl_text.o $(LIB) $(LDLIBS) -lcmocka
 
 # fuzz targets built as ordinary programs that replay their saved corpus
 $(BUILD)/tests/replay_%: tests/fuzz/%.c tests/fuzz/replay_main.c $(LIB)
@@ -220,4 +229,4 @@ test-package: deb
 	@echo "== package"
 	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(BUILD)/tools/bulwarkctl.d
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(CTL_OBJ:.o=.d)

@@ -1,6 +1,8 @@
 /*
  * tools/bulwarkctl.c - asks a running bulwark daemon things over its control socket
  * (admin/admin.h): one request line out, one JSON answer back, printed as a table.
+ * `bulwarkctl client ...` works on the config and its clients file instead (ctl_client.c;
+ * tools/ctl.h lists the parts).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,18 +17,25 @@
 
 #include "base/base.h"
 #include "conf/conf.h"
+#include "ctl.h"
 
 static const char usage[] =
 	"Usage: bulwarkctl [-s SOCKET | -c CONFIG] [--json] COMMAND [ARGS...]\n"
+	"       bulwarkctl [-c CONFIG] client add NAME [--profile PROFILE] [--match CIDR]...\n"
+	"       bulwarkctl [-c CONFIG] client remove NAME\n"
+	"       bulwarkctl [-c CONFIG] client list [--show-ids]\n"
+	"       bulwarkctl [-c CONFIG] client setup NAME [--host HOST] [--qr FILE.png|-]\n"
+	"                  [--mobileconfig FILE [--sign-cert PEM --sign-key PEM]]\n"
 	"\n"
 	"Asks the running bulwark daemon over its control socket (a unix socket, mode 0600,\n"
-	"so run it as the daemon's user or root) and prints the answer.\n"
+	"so run it as the daemon's user or root) and prints the answer. The client commands\n"
+	"manage named clients in the config's clients file instead, and need no daemon.\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH   the control socket. Default: server.control-socket of the\n"
 	"                      config (-c), else " BW_CONF_DEFAULT_STATE_DIR "/control.sock.\n"
-	"  -c, --config FILE   the daemon's config, to find the socket (default:\n"
-	"                      " BW_CONF_DEFAULT_PATH ").\n"
+	"  -c, --config FILE   the daemon's config, to find the socket and the clients file\n"
+	"                      (default: " BW_CONF_DEFAULT_PATH ").\n"
 	"  -j, --json          print the daemon's JSON answer as it is.\n"
 	"  -t, --timeout SECS  give up after this long (default 30).\n"
 	"  -h, --help          show this help and exit.\n"
@@ -53,41 +62,91 @@ static const char usage[] =
 	"  top [N]             the N (default 10) most blocked names and clients since start.\n"
 	"  help                the commands this daemon knows.\n"
 	"\n"
-	"Exit status: 0 done; 1 the daemon refused or failed (its message is printed);\n"
-	"2 bad command line; 3 cannot reach the daemon.\n"
+	"Client commands:\n"
+	"A named client is a device the resolver knows wherever it is: by a ClientID in its\n"
+	"DoH URL (https://TLS-NAME/dns-query/ID) or DoT server name (ID.TLS-NAME), so a\n"
+	"phone keeps its profile on any network. The ID is the device's credential. add and\n"
+	"remove edit the clients file (clients-file in the config, default clients.yaml\n"
+	"beside it; mode 0640, replaced atomically, checked by loading the config, put back\n"
+	"if that fails), log to syslog (authpriv) who did it (never the ID), and ask a\n"
+	"running daemon to reload so the change is in force at once.\n"
+	"\n"
+	"  client add NAME     make a ClientID (128 random bits, 26 characters a-z 2-7),\n"
+	"                      add the client with it and print it. NAME: 1 to 64 bytes,\n"
+	"                      no control characters, double quotes, '\\' or '/'.\n"
+	"    --profile PROFILE   the client's profile (one of policy.profiles); without\n"
+	"                        it the listener or the network chooses.\n"
+	"    --match CIDR        also match queries from this address or network\n"
+	"                        (repeatable).\n"
+	"    --no-reload         do not ask the daemon to reload.\n"
+	"  client remove NAME  remove the client: its ClientID stops working at the reload\n"
+	"                      this asks for (--no-reload: at the next one). Clients\n"
+	"                      written in the config itself are removed there.\n"
+	"  client list         every named client: name, profile, how it matches (IDs\n"
+	"                      shown as their first 4 characters), where it is defined\n"
+	"                      (config or clients file).\n"
+	"    --show-ids          show the whole IDs.\n"
+	"  client setup NAME   what the device needs: the DoH URL, the DoT host name, and\n"
+	"                      where Android (Private DNS), iOS and macOS (a profile),\n"
+	"                      Windows 11, Firefox and Chrome take them. The host is the\n"
+	"                      tls-name of the config's DoH (else DoT) listener.\n"
+	"    --host HOST         use this host name instead (a TLS proxy in front).\n"
+	"    --mobileconfig FILE write an Apple configuration profile (DNS Settings, DoH;\n"
+	"                        DoT when there is no DoH listener) for iOS and macOS.\n"
+	"    --sign-cert PEM     sign it (CMS, DER) with this certificate and the chain\n"
+	"    --sign-key PEM      that follows it in the file, and this key.\n"
+	"    --qr FILE.png       write a QR code of the DoH URL as a PNG; --qr - draws it\n"
+	"                        in the terminal.\n"
+	"\n"
+	"Files written (the clients file, profiles, QR codes) hold the ID: keep them private.\n"
+	"The client commands take --json too.\n"
+	"\n"
+	"Exit status: 0 done; 1 the daemon refused or failed (its message is printed), or a\n"
+	"client command was refused (a duplicate name, an unknown profile: the files are\n"
+	"left as they were); 2 bad command line; 3 cannot reach the daemon.\n"
 	"\n"
 	"Examples:\n"
 	"  bulwarkctl status\n"
 	"  bulwarkctl feeds\n"
 	"  bulwarkctl alerts\n"
 	"  bulwarkctl top 20\n"
-	"  bulwarkctl -s /var/lib/bulwark/control.sock feeds accept urlhaus\n";
+	"  bulwarkctl -s /var/lib/bulwark/control.sock feeds accept urlhaus\n"
+	"  bulwarkctl client add alice-phone --profile family\n"
+	"  bulwarkctl client setup alice-phone --qr -\n"
+	"  bulwarkctl client setup alice-phone --mobileconfig alice.mobileconfig\n"
+	"  bulwarkctl client remove alice-phone\n";
+
+/* Columns a UTF-8 text takes: one per character (continuation bytes do not count). */
+static int text_width(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
 
 static int cell_width(json_t *v)
 {
 	if (json_is_string(v))
-		return (int)json_string_length(v);
+		return text_width(json_string_value(v));
 	char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-	int n = t ? (int)strlen(t) : 0;
+	int n = t ? text_width(t) : 0;
 	free(t);
 	return n;
 }
 
 static void print_cell(json_t *v, int width, bool last)
 {
-	if (json_is_string(v)) {
-		printf("%-*s", last ? 0 : width, json_string_value(v));
-	} else {
-		char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		printf("%-*s", last ? 0 : width, t ? t : "?");
-		free(t);
-	}
+	char *t = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	const char *s = json_is_string(v) ? json_string_value(v) : t ? t : "?";
+	fputs(s, stdout);
 	if (!last)
-		fputs("  ", stdout);
+		printf("%*s", width - text_width(s) + 2, "");
+	free(t);
 }
 
 /* {"columns": [...], "rows": [[...]]} as aligned columns; anything else as JSON. */
-static void print_result(json_t *r)
+void ctl_print_result(json_t *r)
 {
 	json_t *cols = json_object_get(r, "columns"), *rows = json_object_get(r, "rows");
 	json_t *msg = json_object_get(r, "message");
@@ -175,8 +234,9 @@ static int socket_path(const char *sock, const char *config, char *path, size_t 
 	return 0;
 }
 
-/* Sends line on a new connection to path: the connected socket, or -1 (said on stderr). */
-static int send_command(const char *path, const char *line, size_t len)
+/* Sends line on a new connection to path: the connected socket, or -1 (said on stderr,
+ * but for nothing listening there when unreachable is given: *unreachable is set). */
+static int send_command(const char *path, const char *line, size_t len, bool *unreachable)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -186,6 +246,12 @@ static int send_command(const char *path, const char *line, size_t len)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		if (unreachable && (errno == ENOENT || errno == ECONNREFUSED)) {
+			*unreachable = true;
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
 		fprintf(stderr, "bulwarkctl: cannot connect to %s: %s (is bulwark running?)\n",
 			path, strerror(errno));
 		if (fd >= 0)
@@ -243,6 +309,19 @@ static char *read_answer(int fd, const char *path, long timeout_s)
 	return buf;
 }
 
+json_t *ctl_request(const char *path, const char *line, long timeout_s, bool *unreachable)
+{
+	*unreachable = false;
+	int fd = send_command(path, line, strlen(line), unreachable);
+	if (fd < 0)
+		return NULL;
+	char *buf = read_answer(fd, path, timeout_s);
+	close(fd);
+	json_t *r = buf ? json_loads(buf, 0, NULL) : NULL;
+	free(buf);
+	return r;
+}
+
 /* Prints the answer (the result, or the raw JSON with -j): the exit status. */
 static int show_answer(const char *buf, bool json)
 {
@@ -258,7 +337,7 @@ static int show_answer(const char *buf, bool json)
 		if (json)
 			fputs(buf, stdout);
 		else
-			print_result(json_object_get(r, "result"));
+			ctl_print_result(json_object_get(r, "result"));
 	} else {
 		const char *e = json_string_value(json_object_get(r, "error"));
 		if (json)
@@ -303,6 +382,11 @@ int main(int argc, char **argv)
 		fputs("bulwarkctl: no command\nTry 'bulwarkctl --help'.\n", stderr);
 		return 2;
 	}
+	if (!strcmp(argv[optind], "client")) {
+		struct ctl_opts o = {.config = config, .socket = sock, .json = json,
+				     .timeout_s = timeout_s};
+		return ctl_client_main(&o, argc - optind, argv + optind);
+	}
 	char line[4096] = "";
 	size_t len = command_line(argc, argv, optind, line, sizeof(line));
 	if (!len) {
@@ -314,7 +398,7 @@ int main(int argc, char **argv)
 	int rc = socket_path(sock, config, path, sizeof(path));
 	if (rc)
 		return rc;
-	int fd = send_command(path, line, len);
+	int fd = send_command(path, line, len, NULL);
 	if (fd < 0)
 		return 3;
 	char *buf = read_answer(fd, path, timeout_s);

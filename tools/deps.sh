@@ -16,6 +16,10 @@ PKGS+=(libsystemd-dev) # sd_notify: READY/RELOADING/STATUS/watchdog under system
 PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guard), its oracle
 # DoT/DoH (src/net/tls.c, doh.c) and the real clients of their tests and bench
 PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)
+# bulwarkctl client setup --qr: the QR code of a device's DoH URL (tools/ctl_setup.c)
+PKGS+=(libqrencode-dev)
+# test only: zbarimg reads that QR code back (tests/e2e/test_clientctl.py)
+PKGS+=(zbar-tools)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
 missing=()
