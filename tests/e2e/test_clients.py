@@ -5,6 +5,7 @@ group allowlist, extra feeds and schedule. A listener with `client-id: required`
 only known IDs; unknown IDs are refused and rate limited; a revoked ID stops working at the
 reload; a flood of made-up IDs leaves other clients answered and memory flat."""
 
+import json
 import os
 import re
 import secrets
@@ -339,6 +340,33 @@ def test_revoked_id_is_refused_after_reload(cl):
         out = kdig_ok(dot_kdig(cl, LAPTOP + ".dns.example", MAL))
         assert "REFUSED" in out, out
         assert_blocked(doh_get(cl, "/dns-query/" + PHONE, ADULT))  # the others still work
+    finally:
+        write_clients(cl.clients_file, CLIENTS.keys())
+        conftest.ctl(os.path.join(cl.d, "state"), "reload")
+        time.sleep(0.5)
+
+
+def test_bulwarkctl_add_setup_query_remove(cl):
+    """The whole life of a roaming device: bulwarkctl client add prints its ID, client setup
+    prints the URL the device uses, that URL gets the client's profile at once, and client
+    remove revokes it."""
+    def ctl(*args):
+        p = subprocess.run([conftest.ctl_binary(), "-c", cl.config_path] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    try:
+        out = ctl("client", "add", "nadia-phone", "--profile", "family")
+        cid = re.search(r"\b([a-z2-7]{26})\b", out).group(1)
+        setup = json.loads(ctl("--json", "client", "setup", "nadia-phone"))
+        url = setup["result"]["doh_url"] if "result" in setup else setup["doh_url"]
+        assert url == "https://dns.example:%d/dns-query/%s" % (cl.ports["doh"], cid), setup
+        path = url.split(":%d" % cl.ports["doh"], 1)[1]
+        assert_blocked(doh_get(cl, path, ADULT))                      # family, at once
+        assert_addr(doh_get(cl, path, WEB_OK), "127.0.0.80")
+        ctl("client", "remove", "nadia-phone")
+        assert_refused(doh_get(cl, path, ADULT), "unknown ClientID")
     finally:
         write_clients(cl.clients_file, CLIENTS.keys())
         conftest.ctl(os.path.join(cl.d, "state"), "reload")
