@@ -75,6 +75,8 @@ static void check_files(const struct bw_conf *conf, const char *user)
 	check_readable("resolver.root-hints", conf->resolver.root_hints, user);
 	check_readable("resolver.trust-anchor", conf->resolver.trust_anchor, user);
 	check_readable("resolver.tls-ca-file", conf->resolver.tls_ca_file, user);
+	/* a reload re-reads it: unreadable, a removed (revoked) client would stay */
+	check_readable("clients-file", conf->clients.file, user);
 	for (size_t i = 0; i < conf->policy.n_feeds; i++) {
 		snprintf(what, sizeof(what), "feed %s", conf->policy.feeds[i].name);
 		check_readable(what, conf->policy.feeds[i].file, user);
