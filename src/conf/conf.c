@@ -55,6 +55,11 @@ static void set_defaults(struct bw_conf *conf)
 	conf->server.tcp_client_v6_prefix = 64;
 	conf->server.tcp_idle_ms = 10000;
 	conf->server.tcp_max_inflight = 64;
+	conf->server.rl_prefix_v4 = 24;
+	conf->server.rl_prefix_v6 = 56;
+	conf->server.rl_table = 65536;
+	conf->server.rrl_slip = 2;
+	conf->server.rrl_table = 65536;
 	conf->server.max_inflight = 4096;
 	conf->resolver.mode = BW_RESOLVER_RECURSIVE;
 	conf->resolver.dnssec = true;

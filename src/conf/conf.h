@@ -29,6 +29,14 @@ enum bw_transport {
 	BW_TRANSPORT_DOH = 2, /* DNS over HTTPS (HTTP/2 and HTTP/1.1), RFC 8484 */
 };
 
+/* A query rate limit: a token bucket per client prefix (server.rate-limit, a listener's,
+ * a client's). */
+struct bw_rate {
+	bool given;     /* written here (else the next level's applies) */
+	unsigned qps;   /* queries a second; 0: no limit */
+	unsigned burst; /* bucket size; 0: as qps */
+};
+
 /* A name (TLS server name, DoH path) that selects a profile on an encrypted listener. */
 struct bw_name_profile {
 	char *name;
@@ -50,6 +58,8 @@ struct bw_listen {
 	struct bw_name_profile *doh_paths; /* doh: the paths served (default /dns-query) */
 	size_t n_doh_paths;
 	bool client_id_required;      /* dot/doh: answer only queries with a known ClientID */
+	struct bw_rate rate;          /* rate-limit of this listener (given: overrides the
+					 server's) */
 };
 
 enum bw_acl_action { BW_ACL_ALLOW = 0, BW_ACL_REFUSE = 1, BW_ACL_DROP = 2 };
@@ -176,6 +186,8 @@ struct bw_client_conf {
 	size_t n_allowlist;
 	char **feeds;         /* extra feeds this client is blocked with (block lists) */
 	size_t n_feeds;
+	struct bw_rate rate;  /* its own rate-limit, else its group's (given: overrides the
+				 listener's and the server's) */
 };
 
 enum bw_privacy {
@@ -230,6 +242,14 @@ struct bw_conf {
 					      listeners are bound; NULL: BW_CONF_DEFAULT_USER
 					      if it exists (docs/config.md) */
 		char *group;               /* NULL: the user's own group */
+		/* rate-limit: queries per client prefix (core/ratelimit.c); qps 0 = off */
+		struct bw_rate rate;
+		unsigned rl_prefix_v4, rl_prefix_v6; /* what one client is: /24 and /56 */
+		unsigned rl_table;         /* prefixes tracked (memory: 16 bytes each); 65536 */
+		/* rrl: identical UDP answers per prefix and second (responses 0 = off) */
+		unsigned rrl_rps;
+		unsigned rrl_slip;         /* every Nth limited answer goes out truncated; 2 */
+		unsigned rrl_table;        /* (prefix, answer) pairs tracked; 65536 */
 	} server;
 
 	struct {

@@ -276,8 +276,8 @@ static int parse_schedule_item(struct cf_ctx *c, yaml_node_t *m, const char *who
 static int parse_entry(struct cf_ctx *c, yaml_node_t *m, struct bw_client_conf *cl,
 		       struct cf_client_raw *r)
 {
-	static const char *const keys[] = {"name",     "match",	    "profile", "group",
-					   "schedule", "allowlist", "feeds",   NULL};
+	static const char *const keys[] = {"name",	"match", "profile",    "group", "schedule",
+					   "allowlist", "feeds", "rate-limit", NULL};
 	yaml_node_t *v;
 	const char *s, *why;
 	int rc;
@@ -351,8 +351,11 @@ static int parse_entry(struct cf_ctx *c, yaml_node_t *m, struct bw_client_conf *
 			cl->n_feeds = i + 1;
 		}
 	}
+	if ((v = cf_get(c, m, "rate-limit")) &&
+	    (rc = cf_parse_rate(c, v, "clients item's rate-limit", &cl->rate)))
+		return rc;
 	if (!cl->n_nets && !cl->n_ids && !cl->n_macs && !r->profile && !r->has_sched &&
-	    !cl->n_allowlist && !cl->n_feeds)
+	    !cl->n_allowlist && !cl->n_feeds && !cl->rate.given)
 		return cf_fail_at(c, m, BW_EINVAL,
 				  "client '%s' neither matches queries nor gives anything to a "
 				  "group (add match:, profile: or schedule:)",
@@ -573,6 +576,8 @@ static int resolve(struct cf_ctx *c, size_t i, struct derived **dv, size_t *ndv)
 				       &r->sched_profile[k])))
 			return rc;
 	r->sched_owner = r->has_sched ? (int)i : gr ? gr->sched_owner : -1;
+	if (!cl->rate.given && cl->group >= 0)
+		cl->rate = conf->clients.list[cl->group].rate;
 	r->list_owner = cl->n_allowlist || cl->n_feeds ? (int)i : gr ? gr->list_owner : -1;
 
 	const struct cf_client_raw *so = r->sched_owner >= 0 ? &c->clients_raw[r->sched_owner] : NULL;

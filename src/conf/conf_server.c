@@ -10,7 +10,8 @@
 static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l,
 			     yaml_node_t **profile)
 {
-	static const char *const own_keys[] = {"address", "port", "transport", "profile"};
+	static const char *const own_keys[] = {"address", "port", "transport", "profile",
+					       "rate-limit"};
 	const char *keys[BW_ARRAY_LEN(own_keys) + CF_LISTEN_TLS_NKEYS + 1]; /* + conf_tls.c's */
 	static const char *const transports[] = {"dns", "dot", "doh", NULL};
 	const char *where = "server.listen item";
@@ -58,6 +59,9 @@ static int parse_listen_item(struct cf_ctx *c, yaml_node_t *m, struct bw_listen 
 			return rc;
 		*profile = v; /* checked against policy.profiles at the end */
 	}
+	if ((v = cf_get(c, m, "rate-limit")) &&
+	    (rc = cf_parse_rate(c, v, "server.listen item's rate-limit", &l->rate)))
+		return rc;
 	if (cf_make_sockaddr(l->address, l->port, &l->addr, &l->addrlen))
 		return cf_fail_at(c, addr_node, BW_EINVAL,
 			       "invalid listen address '%s' (expected an IPv4 or IPv6 address)",
@@ -147,13 +151,72 @@ static int parse_acl(struct cf_ctx *c, yaml_node_t *seq)
 	return 0;
 }
 
+/* { qps, burst } and, for server.rate-limit (server != NULL), the prefix lengths and the
+ * table size. */
+static int parse_rate_keys(struct cf_ctx *c, yaml_node_t *m, const char *where,
+			   struct bw_rate *out, struct bw_conf *server)
+{
+	static const char *const rate_keys[] = {"qps", "burst", NULL};
+	static const char *const server_keys[] = {"qps",       "burst",	     "prefix-v4",
+						  "prefix-v6", "table-size", NULL};
+	yaml_node_t *v;
+	int rc;
+	if ((rc = cf_want_type(c, m, YAML_MAPPING_NODE, "rate-limit")) ||
+	    (rc = cf_check_keys(c, m, where, server ? server_keys : rate_keys)))
+		return rc;
+	out->given = true;
+	if ((v = cf_get(c, m, "qps")) && (rc = cf_get_unsigned(c, v, "qps", 0, 10000000, &out->qps)))
+		return rc;
+	if ((v = cf_get(c, m, "burst")) &&
+	    (rc = cf_get_unsigned(c, v, "burst", 0, 10000000, &out->burst)))
+		return rc;
+	if (!server)
+		return 0;
+	if ((v = cf_get(c, m, "prefix-v4")) &&
+	    (rc = cf_get_unsigned(c, v, "prefix-v4", 8, 32, &server->server.rl_prefix_v4)))
+		return rc;
+	if ((v = cf_get(c, m, "prefix-v6")) &&
+	    (rc = cf_get_unsigned(c, v, "prefix-v6", 16, 128, &server->server.rl_prefix_v6)))
+		return rc;
+	if ((v = cf_get(c, m, "table-size")) &&
+	    (rc = cf_get_unsigned(c, v, "table-size", 1024, 1u << 26, &server->server.rl_table)))
+		return rc;
+	return 0;
+}
+
+int cf_parse_rate(struct cf_ctx *c, yaml_node_t *m, const char *where, struct bw_rate *out)
+{
+	return parse_rate_keys(c, m, where, out, NULL);
+}
+
+static int parse_rrl(struct cf_ctx *c, yaml_node_t *m)
+{
+	static const char *const keys[] = {"responses-per-second", "slip", "table-size", NULL};
+	struct bw_conf *conf = c->conf;
+	yaml_node_t *v;
+	int rc;
+	if ((rc = cf_want_type(c, m, YAML_MAPPING_NODE, "rrl")) ||
+	    (rc = cf_check_keys(c, m, "server.rrl", keys)))
+		return rc;
+	if ((v = cf_get(c, m, "responses-per-second")) &&
+	    (rc = cf_get_unsigned(c, v, "responses-per-second", 0, 10000000, &conf->server.rrl_rps)))
+		return rc;
+	if ((v = cf_get(c, m, "slip")) &&
+	    (rc = cf_get_unsigned(c, v, "slip", 0, 10, &conf->server.rrl_slip)))
+		return rc;
+	if ((v = cf_get(c, m, "table-size")) &&
+	    (rc = cf_get_unsigned(c, v, "table-size", 1024, 1u << 26, &conf->server.rrl_table)))
+		return rc;
+	return 0;
+}
+
 int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 {
 	static const char *const keys[] = {
 	    "listen", "workers", "tcp-max-connections", "tcp-max-connections-per-client",
 	    "tcp-client-ipv4-prefix", "tcp-client-ipv6-prefix", "tcp-idle-timeout",
 	    "tcp-max-inflight", "max-inflight", "access-control", "state-dir", "control-socket",
-	    "tls-handshake-timeout", "doh-max-streams", "user", "group", NULL};
+	    "tls-handshake-timeout", "doh-max-streams", "user", "group", "rate-limit", "rrl", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
 	int rc;
@@ -213,6 +276,11 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "user")) && (rc = cf_get_string(c, v, "user", &conf->server.user)))
 		return rc;
 	if ((v = cf_get(c, m, "group")) && (rc = cf_get_string(c, v, "group", &conf->server.group)))
+		return rc;
+	if ((v = cf_get(c, m, "rate-limit")) &&
+	    (rc = parse_rate_keys(c, v, "server.rate-limit", &conf->server.rate, conf)))
+		return rc;
+	if ((v = cf_get(c, m, "rrl")) && (rc = parse_rrl(c, v)))
 		return rc;
 	return 0;
 }

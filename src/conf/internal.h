@@ -126,6 +126,8 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m);    /* conf_server.c */
 extern const char *const cf_listen_tls_keys[CF_LISTEN_TLS_NKEYS + 1];
 int cf_parse_listen_tls(struct cf_ctx *c, yaml_node_t *m, struct bw_listen *l);
 void cf_free_listen_tls(struct bw_listen *l);
+/* A rate-limit mapping, { qps: N, burst: N } (conf_server.c); `where` names it. */
+int cf_parse_rate(struct cf_ctx *c, yaml_node_t *m, const char *where, struct bw_rate *out);
 int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m);  /* conf_resolver.c */
 int cf_parse_cache(struct cf_ctx *c, yaml_node_t *m);     /* conf_cache.c */
 int cf_parse_policy(struct cf_ctx *c, yaml_node_t *m);    /* conf_policy.c */

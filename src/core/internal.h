@@ -124,6 +124,7 @@ struct bw_worker_stats {
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
 	uint64_t client_id_refused[2], client_id_dropped[2]; /* [0] unknown ID, [1] missing */
+	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_logged;
 	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
 	struct bw_conn_stats conn[BW_METRICS_STREAMS]; /* by BW_METRICS_STREAM_* */
 };
@@ -158,6 +159,9 @@ struct bw_worker {
 	struct bw_worker_stats stats;
 	double id_refusal_tokens; /* ClientID refusals left (pipeline.c refuse_client_id) */
 	uint64_t id_refusal_ns;
+	uint64_t rl_log_ns;           /* rate-limit lines: this 10 s window's start */
+	unsigned rl_log_n, rl_log_quiet; /* lines written in it, prefixes not said */
+	unsigned rrl_slip_n;          /* limited answers counted for server.rrl.slip */
 	/* a copy of stats for the metrics endpoint, made on request (core/observe.c) */
 	struct bw_worker_stats pub;  /* under srv->pub_lock */
 	uint64_t pub_done;           /* under srv->pub_lock */
@@ -179,6 +183,26 @@ struct bw_worker {
 	struct bw_chain chain;
 };
 
+/* ---- rate limiting (ratelimit.c): token buckets shared by the workers ---- */
+struct bw_ratelimit;
+enum bw_rl_verdict {
+	BW_RL_PASS = 0,
+	BW_RL_LIMITED_FIRST, /* over the limit, the first time since its bucket was full */
+	BW_RL_LIMITED,
+};
+/* A table of about `size` keys (16 bytes each, fixed); 0 or BW_ENOMEM. */
+int bw_ratelimit_new(size_t size, struct bw_ratelimit **out);
+void bw_ratelimit_free(struct bw_ratelimit *r);
+size_t bw_ratelimit_bytes(const struct bw_ratelimit *r);
+/* Takes a token from key's bucket (rate a second, `burst` at most; a new key starts
+ * full). Any thread. */
+enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
+				     unsigned rate, unsigned burst);
+/* The key of sa's prefix (v4 and v6 prefix lengths; a v4-mapped address is v4): the
+ * address length, then the address masked. Its length (5 or 17), 0 without an address. */
+size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
+			       uint8_t key[17]);
+
 struct bw_server {
 	struct bw_conf *conf; /* boot config: listeners, workers, resolver, cache */
 	struct bw_cache *cache;
@@ -188,6 +212,8 @@ struct bw_server {
 	unsigned nworkers;
 	struct bw_telemetry *tlm; /* query log, events, alerts (telemetry/) */
 	struct bw_tls **tls; /* per listener: the TLS context of dot/doh listeners, or NULL */
+	struct bw_ratelimit *ratelimit; /* server.rate-limit (any level has a qps), or NULL */
+	struct bw_ratelimit *rrl;       /* server.rrl, or NULL */
 	bool started;
 	/* state building and publishing: the main thread (reload, watch) and the feed
 	 * manager (bw_server_feeds_changed, bw_server_feed_delta) take turns */

@@ -61,6 +61,9 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	o->dropped += w->dropped;
 	o->overload += w->overload;
 	o->bogus += w->bogus;
+	o->rate_limited += w->rate_limited;
+	o->rrl_dropped += w->rrl_dropped;
+	o->rrl_slipped += w->rrl_slipped;
 	for (int k = 0; k < 2; k++) {
 		o->client_id_refused[k] += w->client_id_refused[k];
 		o->client_id_dropped[k] += w->client_id_dropped[k];
@@ -125,6 +128,7 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 	o->cache_evictions = cs.evictions;
 	o->cache_bucket_evictions = cs.chain_evictions;
 	o->cache_capacity = s->conf->cache.size;
+	o->rate_limit_table_bytes = bw_ratelimit_bytes(s->ratelimit) + bw_ratelimit_bytes(s->rrl);
 
 	/* the live policy's feeds: held like a worker holds it, in the scraper's own slot */
 	const struct bw_state *st = bw_snapref_acquire(&s->state_ref, s->nworkers);

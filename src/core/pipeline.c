@@ -290,6 +290,102 @@ static enum bw_stage refuse_client_id(struct job *j, enum client_id id, int pars
 			   id == ID_UNKNOWN ? "unknown ClientID" : "this service needs a ClientID");
 }
 
+/* The rate a query is limited to: its client's, else its listener's, else the server's. */
+static const struct bw_rate *rate_for(const struct bw_conf *conf, int listener, int client)
+{
+	if (client >= 0 && conf->clients.list[client].rate.given)
+		return &conf->clients.list[client].rate;
+	if (listener >= 0 && (size_t)listener < conf->server.n_listen &&
+	    conf->server.listen[listener].rate.given)
+		return &conf->server.listen[listener].rate;
+	return &conf->server.rate;
+}
+
+/* Says once, when a prefix first goes over its limit, that it did; at most 10 lines per
+ * worker and 10 s (spoofed sources make many prefixes), the rest counted. */
+static void rate_note(struct bw_worker *w, const uint8_t *key, const char *what, unsigned rate)
+{
+	uint64_t now = bw_now_ns();
+	if (now - w->rl_log_ns > 10ull * 1000000000u) {
+		if (w->rl_log_quiet)
+			bw_warn("%s: %u more prefixes went over their limit in the last 10 s",
+				what, w->rl_log_quiet);
+		w->rl_log_ns = now;
+		w->rl_log_n = w->rl_log_quiet = 0;
+	}
+	if (w->rl_log_n >= 10) {
+		w->rl_log_quiet++;
+		return;
+	}
+	w->rl_log_n++;
+	w->stats.rate_limit_logged++;
+	char text[BW_ADDRSTRLEN];
+	int af = key[0] == 4 ? AF_INET : AF_INET6;
+	if (!inet_ntop(af, key + 1, text, sizeof(text)))
+		snprintf(text, sizeof(text), "?");
+	const struct bw_conf *conf = w->srv->conf; /* the prefix lengths: read at start */
+	bw_warn("%s: %s/%u went over %u a second", what, text,
+		af == AF_INET ? conf->server.rl_prefix_v4 : conf->server.rl_prefix_v6, rate);
+}
+
+/* server.rate-limit: whether this query is over its prefix's rate. */
+static bool rate_limited(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	const struct bw_conf *conf = w->state->conf;
+	const struct bw_rate *r = rate_for(conf, j->o->listener, j->s.client);
+	if (!r->qps)
+		return false;
+	uint8_t key[17];
+	size_t len = bw_ratelimit_prefix_key(j->o->peer, w->srv->conf->server.rl_prefix_v4,
+					     w->srv->conf->server.rl_prefix_v6, key);
+	if (!len)
+		return false;
+	enum bw_rl_verdict v = bw_ratelimit_take(w->srv->ratelimit, key, len, r->qps,
+						 r->burst ? r->burst : r->qps);
+	if (v == BW_RL_PASS)
+		return false;
+	w->stats.rate_limited++;
+	if (v == BW_RL_LIMITED_FIRST)
+		rate_note(w, key, "rate-limit", r->qps);
+	return true;
+}
+
+enum rrl { RRL_SEND, RRL_DROP, RRL_SLIP };
+
+/* server.rrl: an answer over UDP (rcode `rcode`) that the same prefix got too often this
+ * second is dropped, or every slip-th one sent truncated instead (TC: a real client retries
+ * over TCP, a spoofed victim gets no amplification). */
+static enum rrl rrl_check(struct bw_worker *w, const struct sockaddr *peer,
+			  const struct bw_query *q, unsigned rcode)
+{
+	const struct bw_conf *conf = w->srv->conf; /* read at start: no state held here */
+	if (!conf->server.rrl_rps || !q->qname_len)
+		return RRL_SEND;
+	uint8_t key[17 + BW_DNS_MAXNAME + 3];
+	size_t n = bw_ratelimit_prefix_key(peer, conf->server.rl_prefix_v4,
+					   conf->server.rl_prefix_v6, key);
+	if (!n)
+		return RRL_SEND;
+	memcpy(key + n, q->qname_lc, q->qname_len);
+	n += q->qname_len;
+	key[n++] = (uint8_t)(q->qtype >> 8);
+	key[n++] = (uint8_t)q->qtype;
+	key[n++] = (uint8_t)rcode; /* NXDOMAIN floods of random names are one answer */
+	enum bw_rl_verdict v = bw_ratelimit_take(w->srv->rrl, key, n, conf->server.rrl_rps,
+						 conf->server.rrl_rps);
+	if (v == BW_RL_PASS)
+		return RRL_SEND;
+	if (v == BW_RL_LIMITED_FIRST)
+		rate_note(w, key, "rrl", conf->server.rrl_rps);
+	if (conf->server.rrl_slip && ++w->rrl_slip_n % conf->server.rrl_slip == 0) {
+		w->stats.rrl_slipped++;
+		return RRL_SLIP;
+	}
+	w->stats.rrl_dropped++;
+	return RRL_DROP;
+}
+
 /* Access control and parsing. */
 static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 {
@@ -345,6 +441,11 @@ static enum bw_stage stage_parse(struct job *j, const uint8_t *pkt, size_t len)
 		enum bw_client_by by;
 		j->s.client = bw_clients_by_addr(w->state->clients,
 						 j->s.q.has_mac ? j->s.q.mac : NULL, j->o->peer, &by);
+	}
+	if (rate_limited(j)) {
+		if (j->o->via == BW_VIA_UDP)
+			return BW_STAGE_DROP;
+		return stage_error(j, BW_RCODE_REFUSED, BW_EDE_OTHER, "rate limited");
 	}
 	struct bw_profile_ask ask = {
 	    .client = j->s.client,
@@ -706,6 +807,13 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 		st = stage_any(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_resolve(&j);
+	if (st == BW_STAGE_DONE && o->via == BW_VIA_UDP && j.parsed && j.out_len >= BW_DNS_HDR) {
+		enum rrl r = rrl_check(w, o->peer, &j.s.q, out[3] & 0x0f);
+		if (r == RRL_SLIP)
+			j.out_len = tc_answer(&j.s.q, out, cap);
+		if (r == RRL_DROP || !j.out_len)
+			st = BW_STAGE_DROP;
+	}
 	bw_obs_query(w, o, pkt, len, st == BW_STAGE_DONE ? out : NULL, j.out_len);
 	if (w->tlm) {
 		if (j.parsed && st != BW_STAGE_ASYNC)
@@ -727,6 +835,16 @@ static void deliver(struct bw_qctx *x, const uint8_t *msg, size_t len)
 		return;
 	}
 	if (x->via == BW_VIA_UDP) {
+		uint8_t tc[BW_DNS_HDR + BW_DNS_MAXNAME + 4 + 64];
+		enum rrl r = len >= BW_DNS_HDR ? rrl_check(x->w, (struct sockaddr *)&x->peer, &x->s.q,
+							   msg[3] & 0x0f)
+					       : RRL_SEND;
+		if (r == RRL_DROP)
+			return;
+		if (r == RRL_SLIP) {
+			len = tc_answer(&x->s.q, tc, sizeof(tc));
+			msg = tc;
+		}
 		if (len && sendto(x->fd, msg, len, MSG_DONTWAIT, (struct sockaddr *)&x->peer,
 				  x->peerlen) < 0)
 			bw_debug("sendto: %s", strerror(errno));

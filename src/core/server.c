@@ -192,6 +192,12 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "cannot allocate the cache");
 		goto fail;
 	}
+	/* made whatever the config says, so that a reload can turn limits on (1 MB each) */
+	if (bw_ratelimit_new(conf->server.rl_table, &s->ratelimit) ||
+	    bw_ratelimit_new(conf->server.rrl_table, &s->rrl)) {
+		snprintf(err, errlen, "cannot allocate the rate-limit tables");
+		goto fail;
+	}
 
 	cpu_set_t set;
 	unsigned ncpu = cpus_allowed(&set);
@@ -596,6 +602,8 @@ void bw_server_destroy(struct bw_server *s)
 	bw_core_guard_save(s, true);
 	bw_core_guard_free(s);
 	bw_cache_destroy(s->cache);
+	bw_ratelimit_free(s->ratelimit);
+	bw_ratelimit_free(s->rrl);
 	bw_conf_free(s->conf);
 	pthread_mutex_destroy(&s->state_lock);
 	free(s);

@@ -246,6 +246,20 @@ static void put_connections(struct out *o, const struct bw_metrics_sample *s)
 	for (int k = 0; k < 2; k++)
 		put(o, "bulwark_client_id_dropped_total{reason=\"%s\"} %llu\n", why[k],
 		    (unsigned long long)s->client_id_dropped[k]);
+	family(o, "bulwark_rate_limited_total", "counter",
+	       "Queries over their client prefix's server.rate-limit (UDP: dropped; TCP, DoT, "
+	       "DoH: REFUSED).");
+	u64(o, "bulwark_rate_limited_total", s->rate_limited);
+	family(o, "bulwark_rrl_answers_total", "counter",
+	       "UDP answers over server.rrl's responses-per-second for their prefix and answer: "
+	       "dropped, or sent truncated (action=\"slip\") so that real clients retry over TCP.");
+	put(o, "bulwark_rrl_answers_total{action=\"drop\"} %llu\n",
+	    (unsigned long long)s->rrl_dropped);
+	put(o, "bulwark_rrl_answers_total{action=\"slip\"} %llu\n",
+	    (unsigned long long)s->rrl_slipped);
+	family(o, "bulwark_rate_limit_table_bytes", "gauge",
+	       "Memory of the rate-limit and RRL tables: fixed at start, whatever the sources.");
+	u64(o, "bulwark_rate_limit_table_bytes", s->rate_limit_table_bytes);
 	family(o, "bulwark_connections_evicted_total", "counter",
 	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
 	for (int k = 0; k < BW_METRICS_STREAMS; k++)

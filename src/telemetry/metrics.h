@@ -102,6 +102,8 @@ struct bw_metrics_sample {
 		conn_evicted[BW_METRICS_STREAMS];
 	/* queries with an unknown ClientID [0] or none where one is required [1] */
 	uint64_t client_id_refused[2], client_id_dropped[2];
+	/* rate limiting (server.rate-limit, server.rrl) */
+	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_table_bytes;
 	/* policy */
 	uint64_t policy_generation, policy_entries;
 	unsigned n_feeds;

@@ -1,0 +1,163 @@
+/*
+ * core/ratelimit.c - token buckets keyed by who asks (an address prefix, or a prefix and
+ * an answer for response-rate limiting), shared by the workers.
+ *
+ * Memory is fixed when the table is made: `size` slots of 16 bytes in 64 shards, each
+ * with its own lock, held for a few loads and stores. A key probes 4 slots of its shard;
+ * a new key takes the empty one or the one least recently used of the four, so spoofed
+ * random sources can only push out keys that have been quiet longest, never grow the
+ * table. Keys are hashed with a random SipHash key (base.h), so nobody can aim many
+ * prefixes at one shard. Tokens are kept in thousandths so that rates below one a second
+ * and bursts work without floating point.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define SHARDS 64
+#define PROBES 4
+
+#define KEY_USED 1u    /* in rl_slot.key: the slot holds a key */
+#define KEY_LIMITED 2u /* and it was refused since its bucket was last full */
+
+struct rl_slot {
+	uint64_t key;     /* hash of the key with KEY_USED (and KEY_LIMITED), 0: empty */
+	uint32_t last_ms; /* when tokens were last counted (ms since the table was made) */
+	int32_t tokens;   /* in thousandths */
+};
+
+struct rl_shard {
+	pthread_mutex_t lock;
+	struct rl_slot *slots;
+} __attribute__((aligned(64)));
+
+struct bw_ratelimit {
+	struct bw_hash_key hkey;
+	uint64_t t0_ns;
+	size_t mask; /* slots per shard - 1 */
+	struct rl_shard shards[SHARDS];
+};
+
+int bw_ratelimit_new(size_t size, struct bw_ratelimit **out)
+{
+	*out = NULL;
+	size_t per = 16;
+	while (per * SHARDS < size)
+		per *= 2;
+	struct bw_ratelimit *r = calloc(1, sizeof(*r));
+	if (!r)
+		return BW_ENOMEM;
+	bw_hash_key_random(&r->hkey);
+	r->t0_ns = bw_now_ns();
+	r->mask = per - 1;
+	for (size_t i = 0; i < SHARDS; i++) {
+		pthread_mutex_init(&r->shards[i].lock, NULL);
+		if (!(r->shards[i].slots = calloc(per, sizeof(struct rl_slot)))) {
+			bw_ratelimit_free(r);
+			return BW_ENOMEM;
+		}
+	}
+	*out = r;
+	return 0;
+}
+
+void bw_ratelimit_free(struct bw_ratelimit *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < SHARDS; i++) {
+		free(r->shards[i].slots);
+		pthread_mutex_destroy(&r->shards[i].lock);
+	}
+	free(r);
+}
+
+size_t bw_ratelimit_bytes(const struct bw_ratelimit *r)
+{
+	return r ? sizeof(*r) + SHARDS * (r->mask + 1) * sizeof(struct rl_slot) : 0;
+}
+
+/* The slot for h in shard s: its own, else an empty one or the least recently used of the
+ * probed ones (reset: a key seen for the first time has a full bucket). */
+static struct rl_slot *slot_for(struct bw_ratelimit *r, struct rl_shard *s, uint64_t h,
+				uint32_t now_ms, int32_t full, bool *fresh)
+{
+	struct rl_slot *victim = NULL;
+	for (size_t k = 0; k < PROBES; k++) {
+		struct rl_slot *sl = &s->slots[(h + k) & r->mask];
+		if ((sl->key & ~(uint64_t)KEY_LIMITED) == h) {
+			*fresh = false;
+			return sl;
+		}
+		if (!victim || !sl->key ||
+		    (victim->key && (uint32_t)(now_ms - sl->last_ms) > (uint32_t)(now_ms - victim->last_ms)))
+			victim = victim && !victim->key ? victim : sl;
+	}
+	*fresh = true;
+	*victim = (struct rl_slot){.key = h, .last_ms = now_ms, .tokens = full};
+	return victim;
+}
+
+enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
+				     unsigned rate, unsigned burst)
+{
+	uint64_t h = (bw_hash_keyed(key, len, &r->hkey) & ~(uint64_t)3) | KEY_USED;
+	uint32_t now_ms = (uint32_t)((bw_now_ns() - r->t0_ns) / 1000000u);
+	int64_t full = (int64_t)BW_MAX(burst, 1u) * 1000;
+	if (full > INT32_MAX)
+		full = INT32_MAX;
+	struct rl_shard *s = &r->shards[h >> 58];
+	pthread_mutex_lock(&s->lock);
+	bool fresh;
+	struct rl_slot *sl = slot_for(r, s, h, now_ms, (int32_t)full, &fresh);
+	int64_t t = sl->tokens;
+	if (!fresh) {
+		/* a thousandth of a token per millisecond per query a second */
+		uint64_t add = (uint64_t)(uint32_t)(now_ms - sl->last_ms) * rate;
+		t = add >= (uint64_t)full ? full : BW_MIN(full, t + (int64_t)add);
+	}
+	sl->last_ms = now_ms;
+	if (t >= full)
+		sl->key &= ~(uint64_t)KEY_LIMITED; /* quiet long enough: a later refusal is news */
+	enum bw_rl_verdict v = BW_RL_PASS;
+	if (t >= 1000) {
+		t -= 1000;
+	} else if (!(sl->key & KEY_LIMITED)) {
+		sl->key |= KEY_LIMITED;
+		v = BW_RL_LIMITED_FIRST;
+	} else {
+		v = BW_RL_LIMITED;
+	}
+	sl->tokens = (int32_t)t;
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
+			       uint8_t key[17])
+{
+	const uint8_t *addr;
+	unsigned prefix;
+	size_t n;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	if (!sa)
+		return 0;
+	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		addr = s6->sin6_addr.s6_addr + 12, n = 4, prefix = v4_prefix;
+	} else if (sa->sa_family == AF_INET) {
+		addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+		n = 4, prefix = v4_prefix;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = s6->sin6_addr.s6_addr, n = 16, prefix = v6_prefix;
+	} else {
+		return 0;
+	}
+	prefix = BW_MIN(prefix, (unsigned)n * 8);
+	key[0] = (uint8_t)n;
+	memset(key + 1, 0, n);
+	memcpy(key + 1, addr, prefix / 8);
+	if (prefix % 8)
+		key[1 + prefix / 8] = (uint8_t)(addr[prefix / 8] & (0xff00u >> (prefix % 8)));
+	return n + 1;
+}
