@@ -4,9 +4,9 @@
  *
  * Memory is fixed when the table is made: `size` slots of 16 bytes in 64 shards, each
  * with its own lock, held for a few loads and stores. A key probes 4 slots of its shard;
- * a new key takes the empty one or the one least recently used of the four, so spoofed
- * random sources can only push out keys that have been quiet longest, never grow the
- * table. Keys are hashed with a random SipHash key (base.h), so nobody can aim many
+ * a new key takes an empty one, else one that is not being limited, the one quiet
+ * longest: spoofed random sources push out each other, never a flooder that is held
+ * back, and never grow the table. Keys are hashed with a random SipHash key (base.h), so nobody can aim many
  * prefixes at one shard. Tokens are kept in thousandths so that rates below one a second
  * and bursts work without floating point.
  */
@@ -78,8 +78,21 @@ size_t bw_ratelimit_bytes(const struct bw_ratelimit *r)
 	return r ? sizeof(*r) + SHARDS * (r->mask + 1) * sizeof(struct rl_slot) : 0;
 }
 
-/* The slot for h in shard s: its own, else an empty one or the least recently used of the
- * probed ones (reset: a key seen for the first time has a full bucket). */
+/* Whether slot a is a better one to give away than b: empty first, then one that is not
+ * limited (spoofed one-off sources push out each other, never a flooder being held
+ * back), then the one quiet longest. */
+static bool better_victim(const struct rl_slot *a, const struct rl_slot *b, uint32_t now_ms)
+{
+	if (!a->key || !b->key)
+		return !a->key && b->key;
+	bool la = a->key & KEY_LIMITED, lb = b->key & KEY_LIMITED;
+	if (la != lb)
+		return lb;
+	return (uint32_t)(now_ms - a->last_ms) > (uint32_t)(now_ms - b->last_ms);
+}
+
+/* The slot for h in shard s: its own, else the best of the probed ones to give away
+ * (reset: a key seen for the first time has a full bucket). */
 static struct rl_slot *slot_for(struct bw_ratelimit *r, struct rl_shard *s, uint64_t h,
 				uint32_t now_ms, int32_t full, bool *fresh)
 {
@@ -90,9 +103,8 @@ static struct rl_slot *slot_for(struct bw_ratelimit *r, struct rl_shard *s, uint
 			*fresh = false;
 			return sl;
 		}
-		if (!victim || !sl->key ||
-		    (victim->key && (uint32_t)(now_ms - sl->last_ms) > (uint32_t)(now_ms - victim->last_ms)))
-			victim = victim && !victim->key ? victim : sl;
+		if (!victim || better_victim(sl, victim, now_ms))
+			victim = sl;
 	}
 	*fresh = true;
 	*victim = (struct rl_slot){.key = h, .last_ms = now_ms, .tokens = full};
