@@ -493,10 +493,10 @@ static void test_key_errors(void **state)
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
 		     "tcp-client-ipv6-prefix, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
 		     "access-control, state-dir, control-socket, tls-handshake-timeout, "
-		     "doh-max-streams, user, group)");
+		     "doh-max-streams, user, group, rate-limit, rrl)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
-		     "transport, profile, tls-cert, tls-key, tls-name, sni, doh-paths, client-id)");
+		     "transport, profile, rate-limit, tls-cert, tls-key, tls-name, sni, doh-paths, client-id)");
 	expect_error("cache:\n  Size: 1G\n", ":2:3: unknown key 'Size' in cache (known: size, "
 					     "shards, min-ttl, max-ttl, max-negative-ttl, "
 					     "serve-stale)");
