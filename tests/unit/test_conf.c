@@ -487,7 +487,8 @@ static void test_key_errors(void **state)
 {
 	(void)state;
 	expect_error("bogus: 1\n", ":1:1: unknown key 'bogus' in the top level (known: server, "
-				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard)");
+				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard, "
+				   "clients, clients-file)");
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
@@ -496,7 +497,7 @@ static void test_key_errors(void **state)
 		     "doh-max-streams, user, group)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "
-		     "transport, profile, tls-cert, tls-key, tls-name, sni, doh-paths)");
+		     "transport, profile, tls-cert, tls-key, tls-name, sni, doh-paths, client-id)");
 	expect_error("cache:\n  Size: 1G\n", ":2:3: unknown key 'Size' in cache (known: size, "
 					     "shards, min-ttl, max-ttl, max-negative-ttl, "
 					     "serve-stale)");
