@@ -8,7 +8,9 @@
  * Layout: DIR/<16 hex digits>.seg, numbered in the order written. A segment starts with
  * the 8 bytes "bwspool1"; then records, each a 2-byte length and that many bytes (the
  * fields of struct bw_tlm_record in this machine's byte order, strings without their
- * padding; encode() and bw_tlm_spool_decode() below). The writer keeps one segment open
+ * padding; encode() and bw_tlm_spool_decode() below). The client's name comes last and only
+ * when there is one, so the records of an earlier version (which had none) read as they
+ * are. The writer keeps one segment open
  * and starts the next one past SEG_MAX bytes or SEG_AGE_MS of age; at start it always
  * starts a new one, so every older segment is complete (a crash may leave a cut record at
  * its end, which is skipped). Segments the reader has finished and whose rows are
@@ -34,7 +36,8 @@
 #define RBUF (128u << 10)      /* the reader's: holds many records, always a whole one */
 #define FIXED 40	       /* the fixed part of a record (encode) */
 #define REC_MAX                                                                                    \
-	(FIXED + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE)
+	(FIXED + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE +     \
+	 1 + BW_TLM_CLIENT_NAME)
 
 struct bw_tlm_spool {
 	char *dir;
@@ -204,6 +207,8 @@ static size_t encode(const struct bw_tlm_record *rec, unsigned char *out)
 		put_str(&p, rec->v.category, sizeof(rec->v.category), false);
 		put_str(&p, rec->v.rule, sizeof(rec->v.rule), true);
 	}
+	if (rec->client_name[0])
+		put_str(&p, rec->client_name, sizeof(rec->client_name), false);
 	uint16_t len = (uint16_t)(p - out - 2);
 	memcpy(out, &len, 2);
 	return (size_t)(p - out);
@@ -273,6 +278,9 @@ long bw_tlm_spool_decode(const unsigned char *buf, size_t n, struct bw_tlm_recor
 	     !get_str(&p, end, rec->v.category, sizeof(rec->v.category), false) ||
 	     !get_str(&p, end, rec->v.rule, sizeof(rec->v.rule), true)))
 		return -1;
+	if (p != end && (!get_str(&p, end, rec->client_name, sizeof(rec->client_name), false) ||
+			 !rec->client_name[0]))
+		return -1; /* a name is there only when there is one */
 	if (p != end)
 		return -1;
 	return 2 + (long)len;
