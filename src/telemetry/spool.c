@@ -309,11 +309,15 @@ static void close_segment(struct bw_tlm_spool *s)
 	publish(s, 0);
 }
 
+/* The reader is shown the new segment's number only once the file exists with its magic,
+ * and as the live one in the same step: it takes a segment below next_seg that is not the
+ * live one as complete (and skips it when it cannot open it), so showing the number
+ * earlier could make it skip, and then delete, a segment being started. */
 static bool open_segment(struct bw_tlm_spool *s)
 {
 	char path[4096];
 	pthread_mutex_lock(&s->lock);
-	uint64_t n = s->next_seg++;
+	uint64_t n = s->next_seg; /* only this thread makes segments */
 	pthread_mutex_unlock(&s->lock);
 	seg_path(s, n, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
@@ -328,7 +332,13 @@ static bool open_segment(struct bw_tlm_spool *s)
 	s->wseg = n;
 	s->wsize = MAGIC_LEN;
 	s->wopened = bw_now_ms();
-	publish(s, MAGIC_LEN);
+	pthread_mutex_lock(&s->lock); /* publish(), with the number */
+	s->next_seg = n + 1;
+	s->live_seg = n;
+	s->live_size = MAGIC_LEN;
+	s->disk += MAGIC_LEN;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 	return true;
 }
 

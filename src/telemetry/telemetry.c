@@ -460,6 +460,10 @@ static void *log_main(void *arg)
 			nanosleep(&pause, NULL);
 			continue;
 		}
+		/* read before the records: the telemetry thread's last flush comes before the
+		 * stop, so a read after seeing it takes them all (a stop seen only after an empty
+		 * read would leave the last records to the next start) */
+		bool closing = atomic_load(&t->log_closing);
 		size_t n = bw_tlm_spool_read(t->spool, recs, LOG_READ, &at);
 		for (size_t i = 0; i < n; i++) {
 			char name[4 * 255 + 2];
@@ -478,7 +482,6 @@ static void *log_main(void *arg)
 			in_tx = 0;
 		}
 		uint64_t mono = bw_now_ms();
-		bool closing = atomic_load(&t->log_closing);
 		if (closing && (!n || mono >= atomic_load(&t->log_deadline)))
 			break; /* caught up, or out of time: the rest waits for the next start */
 		if (mono >= next_prune && !closing && !in_tx) { /* between transactions */
