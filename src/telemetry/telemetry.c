@@ -275,7 +275,8 @@ static void block_event(struct bw_telemetry *t, const struct bw_tlm_record *rec,
 	bw_tlm_iso_time(rec->time_ms, tbuf, sizeof(tbuf));
 	const char *rcode = bw_tlm_rcode_text(rec->rcode, rc, sizeof(rc));
 	const char *action = bw_tlm_action_text(rec);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
+	/* s*: no client_name key when there is none (jansson >= 2.11) */
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s*, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
 			      "event", rec->v.flags & BW_TLM_BLOCKED ? "blocked" : "log-only",
 			      "time", tbuf, "client", client, "client_name", client_name,
 			      "profile", rec->profile, "transport",
@@ -296,7 +297,7 @@ static void alert_event(struct bw_telemetry *t, const char *client, const char *
 	if (!row)
 		return;
 	/* columns: client state hits first_seen last_seen domains feeds addresses */
-	json_t *o = json_pack("{ss sO ss? sO sO sO sO sO sO}", "event", "alert", "client",
+	json_t *o = json_pack("{ss sO ss* sO sO sO sO sO sO}", "event", "alert", "client",
 			      json_array_get(row, 0), "client_name", client_name, "hits",
 			      json_array_get(row, 2), "first_seen", json_array_get(row, 3),
 			      "last_seen", json_array_get(row, 4), "domains", json_array_get(row, 5),
