@@ -3,6 +3,7 @@
  * exit, SIGHUP reloads), and the feed file watcher tick.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -29,7 +30,7 @@
 
 static const char usage[] =
 	"Usage: bulwark [OPTIONS]\n"
-	"       bulwark explain NAME [--client IP] [--type TYPE] [--no-resolve] [-c FILE]\n"
+	"       bulwark explain NAME [--client WHO] [--type TYPE] [--no-resolve] [-c FILE]\n"
 	"\n"
 	"Bulwark is a protective DNS resolver: it resolves names for its clients (recursively,\n"
 	"with DNSSEC validation, or by forwarding) and refuses to resolve the names listed by\n"
@@ -61,8 +62,20 @@ static const char usage[] =
 	"configured resolver and checks every CNAME target and address as the daemon does.\n"
 	"It marks the rule that wins and prints the verdict with the Extended DNS Error the\n"
 	"answer carries. NSDNAME/NSIP rules are listed as loaded but not enforced.\n"
-	"  --client IP              the asking client's address (profile choice, CLIENT-IP\n"
-	"                           rules); default: none, so the default profile applies.\n"
+	"  --client WHO             who asks, as the daemon recognises a query's client:\n"
+	"                           an IP address (CLIENT-IP rules, the profile of its\n"
+	"                           network, and the named client whose network holds it),\n"
+	"                           id:CLIENTID (the ClientID of a DoH path /dns-query/ID or\n"
+	"                           a TLS server name ID.TLS-NAME), mac:aa:bb:cc:dd:ee:ff (the\n"
+	"                           MAC address dnsmasq adds to queries), or the name of a\n"
+	"                           client in clients: (tried in this order). explain prints\n"
+	"                           which named client matched and why (its network,\n"
+	"                           ClientID, MAC or name) and its profile, chosen as the\n"
+	"                           daemon chooses it: the client's schedule (at this moment,\n"
+	"                           local time), its profile, the listener's, the profile of\n"
+	"                           the address's network, the default. Default: no client.\n"
+	"                           A ClientID, MAC or name no client has is an error (exit\n"
+	"                           status 2): the daemon refuses an unknown ClientID.\n"
 	"  --listener N             the listener (index in server.listen) it came in on.\n"
 	"  --type TYPE              the query type whose answer is checked (A, AAAA, ...;\n"
 	"                           default A).\n"
@@ -83,13 +96,17 @@ static const char usage[] =
 	"  (docs/feeds.md).\n"
 	"\n"
 	"Exit status:\n"
-	"  0  clean exit, or a valid configuration with --check-config\n"
-	"  1  start-up failed (cannot listen, resolver error, out of memory)\n"
-	"  2  invalid command line or configuration\n"
+	"  0  clean exit, or a valid configuration with --check-config, or explain explained\n"
+	"     (whether the name is blocked or not)\n"
+	"  1  start-up failed (cannot listen, resolver error, out of memory); explain: the\n"
+	"     policy could not be built\n"
+	"  2  invalid command line or configuration; explain: also a --client that names no\n"
+	"     configured client (an unknown client name, ClientID or MAC address)\n"
 	"\n"
 	"Examples:\n"
 	"  bulwark -f                          run on the shipped etc/bulwark.yaml\n"
 	"  bulwark --check-config /etc/bulwark/bulwark.yaml\n"
+	"  bulwark explain evil.example --client \"Amira's phone\"\n"
 	"  kdig @127.0.0.1 -p 5353 example.org  ask it something\n";
 
 /* The control socket's `reload`: the main thread reloads, as for SIGHUP. */
@@ -221,6 +238,137 @@ static int type_from_text(const char *s, uint16_t *out)
 	return 0;
 }
 
+/* explain --client: who asks, as the daemon would recognise it. */
+struct explain_client {
+	struct sockaddr_storage ss;
+	const struct sockaddr *sa; /* the address, or NULL */
+	int client;                /* conf->clients.list index, or -1 */
+	char text[BW_CLIENT_NAME_MAX + 256]; /* the "client:" line, or "" */
+};
+
+static bool mac_from_text(const char *s, uint8_t mac[6])
+{
+	if (strlen(s) != 17)
+		return false;
+	for (int i = 0; i < 6; i++) {
+		const char *p = s + 3 * i;
+		if (!isxdigit((unsigned char)p[0]) || !isxdigit((unsigned char)p[1]) ||
+		    (i < 5 && p[2] != ':' && p[2] != '-'))
+			return false;
+		char hex[3] = {p[0], p[1], 0};
+		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
+	}
+	return true;
+}
+
+/* Why the client matched and what it gets: "ClientID k3j5…; profile family by schedule
+ * mon-fri 08:00-15:00". */
+static void client_why(const struct bw_conf *conf, const struct explain_client *ec,
+		       const char *how, char *out, size_t cap)
+{
+	const struct bw_client_conf *cl = &conf->clients.list[ec->client];
+	char sched[64];
+	int k = bw_client_schedule_at(cl, bw_clients_minute_now());
+	int profile = k >= 0 ? cl->schedule[k].profile : cl->profile;
+	if (k >= 0)
+		bw_client_schedule_text(&cl->schedule[k], sched, sizeof(sched));
+	const char *pname = profile >= 0 && (size_t)profile < conf->policy.n_profiles
+				    ? conf->policy.profiles[profile].name
+				    : NULL;
+	int n = snprintf(out, cap, "%s (%s; ", cl->name, how);
+	if (n < 0 || (size_t)n >= cap)
+		return;
+	if (pname)
+		n += snprintf(out + n, cap - (size_t)n, "profile %s%s%s", pname,
+			      k >= 0 ? " by schedule " : "", k >= 0 ? sched : "");
+	else
+		n += snprintf(out + n, cap - (size_t)n, "no profile of its own");
+	if ((size_t)n < cap && cl->group >= 0 && (size_t)cl->group < conf->clients.n)
+		n += snprintf(out + n, cap - (size_t)n, "; group %s",
+			      conf->clients.list[cl->group].name);
+	if ((size_t)n < cap)
+		snprintf(out + n, cap - (size_t)n, ")");
+}
+
+/* --client X: an IP address, id:CLIENTID, mac:MAC or a client's name, looked up as the
+ * daemon looks up a query's client. 0, or the exit status after saying what is wrong. */
+static int explain_client(const struct bw_conf *conf, const char *arg, struct explain_client *ec)
+{
+	memset(ec, 0, sizeof(*ec));
+	ec->client = -1;
+	if (!arg)
+		return 0;
+	struct bw_clients *idx = NULL;
+	if (bw_clients_build(conf, &idx) != 0) {
+		fprintf(stderr, "bulwark explain: out of memory\n");
+		return 1;
+	}
+	char how[BW_CLIENT_ID_MAX + 128];
+	enum bw_client_by by;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ec->ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ec->ss;
+	int rc = 0;
+	if (inet_pton(AF_INET, arg, &s4->sin_addr) == 1 ||
+	    inet_pton(AF_INET6, arg, &s6->sin6_addr) == 1) {
+		ec->ss.ss_family = strchr(arg, ':') ? AF_INET6 : AF_INET;
+		ec->sa = (const struct sockaddr *)&ec->ss;
+		ec->client = bw_clients_by_addr(idx, NULL, ec->sa, &by);
+		if (ec->client >= 0) {
+			/* the longest of its networks that holds the address decided */
+			const struct bw_client_conf *cl = &conf->clients.list[ec->client];
+			const struct bw_cidr *best = NULL;
+			for (size_t i = 0; i < cl->n_nets; i++)
+				if (bw_cidr_match(&cl->nets[i], ec->sa) &&
+				    (!best || cl->nets[i].prefix > best->prefix))
+					best = &cl->nets[i];
+			char net[BW_ADDRSTRLEN] = "?";
+			if (best)
+				inet_ntop(best->family, best->addr, net, sizeof(net));
+			snprintf(how, sizeof(how), "address %s in network %s/%u", arg, net,
+				 best ? best->prefix : 0u);
+		} else if (conf->clients.n) {
+			snprintf(ec->text, sizeof(ec->text), "%s (no named client)", arg);
+		}
+	} else if (!strncmp(arg, "id:", 3)) {
+		char id[BW_CLIENT_ID_MAX + 1] = "";
+		size_t len = strlen(arg + 3);
+		for (size_t i = 0; i < len && i < BW_CLIENT_ID_MAX; i++)
+			id[i] = (char)tolower((unsigned char)arg[3 + i]); /* IDs are kept lower-case */
+		ec->client = len <= BW_CLIENT_ID_MAX ? bw_clients_by_id(idx, id, len) : -1;
+		if (ec->client < 0) {
+			fprintf(stderr, "bulwark explain: no client has the ClientID '%s' (the daemon "
+					"refuses queries that carry it)\n", arg + 3);
+			rc = 2;
+		}
+		/* an ID is a credential: the first characters say which one */
+		snprintf(how, sizeof(how), "ClientID %.4s%s", id, len > 4 ? "\u2026" : "");
+	} else if (!strncmp(arg, "mac:", 4)) {
+		uint8_t mac[6];
+		if (!mac_from_text(arg + 4, mac)) {
+			fprintf(stderr, "bulwark explain: '%s' is not a MAC address "
+					"(mac:aa:bb:cc:dd:ee:ff)\n", arg + 4);
+			rc = 2;
+		} else if ((ec->client = bw_clients_by_addr(idx, mac, NULL, &by)) < 0) {
+			fprintf(stderr, "bulwark explain: no client has the MAC address %s\n",
+				arg + 4);
+			rc = 2;
+		} else {
+			snprintf(how, sizeof(how), "MAC %02x:%02x:%02x:%02x:%02x:%02x", mac[0],
+				 mac[1], mac[2], mac[3], mac[4], mac[5]);
+		}
+	} else if ((ec->client = bw_clients_by_name(conf, arg)) >= 0) {
+		snprintf(how, sizeof(how), "by name");
+	} else {
+		fprintf(stderr, "bulwark explain: --client '%s' is not an IP address, id:CLIENTID, "
+				"mac:MAC or the name of a client in the configuration\n", arg);
+		rc = 2;
+	}
+	if (!rc && ec->client >= 0)
+		client_why(conf, ec, how, ec->text, sizeof(ec->text));
+	bw_clients_free(idx);
+	return rc;
+}
+
 static int explain_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -263,25 +411,9 @@ static int explain_main(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc) {
-		fputs("usage: bulwark explain NAME [--client IP] [--type TYPE] [--no-resolve] "
-		      "[-c FILE]\n", stderr);
+		fputs("usage: bulwark explain NAME [--client IP|id:ID|mac:MAC|CLIENT] [--type TYPE] "
+		      "[--no-resolve] [-c FILE]\n", stderr);
 		return 2;
-	}
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	const struct sockaddr *sa = NULL;
-	if (client) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		if (inet_pton(AF_INET, client, &s4->sin_addr) == 1) {
-			s4->sin_family = AF_INET;
-		} else if (inet_pton(AF_INET6, client, &s6->sin6_addr) == 1) {
-			s6->sin6_family = AF_INET6;
-		} else {
-			fprintf(stderr, "bulwark explain: '%s' is not an IP address\n", client);
-			return 2;
-		}
-		sa = (const struct sockaddr *)&ss;
 	}
 	char err[1024];
 	struct bw_conf *conf = NULL;
@@ -294,6 +426,12 @@ static int explain_main(int argc, char **argv)
 		bw_conf_free(conf);
 		return 2;
 	}
+	struct explain_client ec;
+	int crc = explain_client(conf, client, &ec);
+	if (crc) {
+		bw_conf_free(conf);
+		return crc;
+	}
 	bw_log_init(BW_LOG_WARN, false);
 	struct bw_policy *p = NULL;
 	if (bw_policy_build(conf, NULL, 1, &p) != 0) {
@@ -301,9 +439,18 @@ static int explain_main(int argc, char **argv)
 		bw_conf_free(conf);
 		return 1;
 	}
+	/* the profile as the daemon chooses it (its named client and schedule first) */
+	struct bw_profile_ask ask = {
+	    .client = ec.client,
+	    .minute = bw_clients_minute_now(),
+	    .listener = listener,
+	    .peer = ec.sa,
+	};
 	printf("type:     %s\n", type);
 	struct bw_explain_opts eo = {
-	    .client = sa,
+	    .client = ec.sa,
+	    .client_text = ec.text[0] ? ec.text : NULL,
+	    .profile = (int)bw_choose_profile(p, conf, &ask),
 	    .listener = listener,
 	    .qtype = qtype,
 	    .resolve = resolve ? explain_resolve : NULL,

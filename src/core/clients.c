@@ -232,13 +232,51 @@ static bool covers(const struct bw_client_schedule *s, unsigned day, unsigned mi
 	       ((s->days >> yesterday & 1) && minute < s->to);
 }
 
-int bw_client_profile_at(const struct bw_client_conf *cl, unsigned minute_of_week)
+int bw_client_schedule_at(const struct bw_client_conf *cl, unsigned minute_of_week)
 {
 	unsigned day = (minute_of_week / 1440) % 7, minute = minute_of_week % 1440;
 	for (size_t i = 0; i < cl->n_schedule; i++)
 		if (covers(&cl->schedule[i], day, minute))
-			return cl->schedule[i].profile;
-	return cl->profile;
+			return (int)i;
+	return -1;
+}
+
+int bw_client_profile_at(const struct bw_client_conf *cl, unsigned minute_of_week)
+{
+	int i = bw_client_schedule_at(cl, minute_of_week);
+	return i >= 0 ? cl->schedule[i].profile : cl->profile;
+}
+
+void bw_client_schedule_text(const struct bw_client_schedule *s, char *out, size_t cap)
+{
+	static const char *const names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+	char days[40] = "daily";
+	if ((s->days & 0x7f) != 0x7f) {
+		size_t at = 0;
+		days[0] = 0;
+		for (int d = 0; d < 7;) {
+			if (!(s->days >> d & 1)) {
+				d++;
+				continue;
+			}
+			int e = d;
+			while (e + 1 < 7 && (s->days >> (e + 1) & 1))
+				e++;
+			at += (size_t)snprintf(days + at, sizeof(days) - at, "%s%s%s%s", at ? "," : "",
+					       names[d], e > d ? "-" : "", e > d ? names[e] : "");
+			d = e + 1;
+		}
+	}
+	snprintf(out, cap, "%s %02u:%02u-%02u:%02u", days, s->from / 60u, s->from % 60u,
+		 s->to / 60u, s->to % 60u);
+}
+
+int bw_clients_by_name(const struct bw_conf *conf, const char *name)
+{
+	for (size_t i = 0; i < conf->clients.n; i++)
+		if (!strcmp(conf->clients.list[i].name, name))
+			return (int)i;
+	return -1;
 }
 
 unsigned bw_clients_minute_now(void)

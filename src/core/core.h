@@ -19,6 +19,7 @@
 #ifndef BW_CORE_H
 #define BW_CORE_H
 
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "base/base.h"
@@ -149,6 +150,13 @@ int bw_clients_by_addr(const struct bw_clients *c, const uint8_t *mac, const str
 /* The profile a client gets at minute_of_week (0 = Monday 00:00 local time): the first
  * schedule item that covers it, else its profile; -1 when it names none. */
 int bw_client_profile_at(const struct bw_client_conf *cl, unsigned minute_of_week);
+/* Which schedule item that is (index into cl->schedule), or -1: none covers it. */
+int bw_client_schedule_at(const struct bw_client_conf *cl, unsigned minute_of_week);
+/* A schedule item as people write it: "mon-fri 08:00-15:00", "daily 22:00-06:00",
+ * "mon,wed,sat-sun 00:00-24:00". */
+void bw_client_schedule_text(const struct bw_client_schedule *s, char *out, size_t cap);
+/* The client (or group) of that name (exact), or -1. Not for the query path: a scan. */
+int bw_clients_by_name(const struct bw_conf *conf, const char *name);
 /* The local minute of the week now (localtime_r once a minute per thread). */
 unsigned bw_clients_minute_now(void);
 

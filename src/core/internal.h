@@ -110,6 +110,9 @@ struct bw_qctx {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	struct bw_obs_note note; /* a redirect's rule, for dnstap */
+	/* the named client's name for telemetry, copied under the state that matched it
+	 * (s.client indexes that state's config, which a reload may free meanwhile); "" */
+	char client_name[BW_TLM_CLIENT_NAME];
 };
 
 struct bw_udp_sock {

@@ -79,11 +79,24 @@ static void tlm_note(struct bw_worker *w, const struct bw_verdict *v, unsigned f
 	}
 }
 
+/* The name of the client a query is from (-1: none), for telemetry: only under the state
+ * that matched it (the index is into that state's conf), and only where the privacy mode
+ * keeps names, else NULL. */
+static const char *tlm_client_name(const struct bw_worker *w, int client)
+{
+	const struct bw_conf *conf = w->state->conf;
+	if (client < 0 || (size_t)client >= conf->clients.n || !bw_tlm_keeps_names(w->tlm->privacy))
+		return NULL;
+	return conf->clients.list[client].name;
+}
+
 /* Telemetry: hands one answered query to the worker's ring (a few stores and copies; a
- * full ring drops the record and counts it). Needs the policy state held. */
+ * full ring drops the record and counts it). Needs the policy state held. client_name:
+ * the named client's (tlm_client_name, copied by a query that waited), or NULL. */
 static void tlm_log(struct bw_worker *w, const struct bw_tlm_verdict *tv, const struct bw_query *q,
 		    unsigned profile, enum bw_transport_kind via, const struct sockaddr *peer,
-		    uint64_t t_start, bool hit, const uint8_t *out, size_t n)
+		    const char *client_name, uint64_t t_start, bool hit, const uint8_t *out,
+		    size_t n)
 {
 	struct bw_tlm_ring *r = w->tlm;
 	unsigned flags = tv->flags | (hit ? BW_TLM_CACHE_HIT : 0);
@@ -100,6 +113,7 @@ static void tlm_log(struct bw_worker *w, const struct bw_tlm_verdict *tv, const 
 	rec->transport = (uint8_t)via;
 	rec->worker = (uint8_t)w->index;
 	bw_tlm_set_client(rec, peer, r->privacy);
+	bw_tlm_set_client_name(rec, client_name, r->privacy);
 	const char *pname = bw_policy_profile_name(w->state->policy, profile);
 	size_t plen = pname ? strnlen(pname, sizeof(rec->profile) - 1) : 0;
 	memcpy(rec->profile, pname ? pname : "", plen);
@@ -723,6 +737,13 @@ static enum bw_stage stage_resolve(struct job *j)
 	memcpy(&x->peer, j->o->peer, j->o->peerlen);
 	x->peerlen = j->o->peerlen;
 	x->note = w->note;
+	/* the client's name while the state that matched it is held: a reload may free that
+	 * config before the answer comes */
+	const char *cname = w->tlm ? tlm_client_name(w, j->s.client) : NULL;
+	size_t cn = cname ? strnlen(cname, sizeof(x->client_name) - 1) : 0;
+	if (cn)
+		memcpy(x->client_name, cname, cn);
+	x->client_name[cn] = 0;
 	x->ub_id = 0;
 	x->answered = false;
 	if (j->s.redirect) {
@@ -817,8 +838,9 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	bw_obs_query(w, o, pkt, len, st == BW_STAGE_DONE ? out : NULL, j.out_len);
 	if (w->tlm) {
 		if (j.parsed && st != BW_STAGE_ASYNC)
-			tlm_log(w, &j.s.tv, &j.s.q, j.s.profile, o->via, o->peer, j.s.t_start_ns, j.cache_hit,
-				out, st == BW_STAGE_DONE ? j.out_len : 0);
+			tlm_log(w, &j.s.tv, &j.s.q, j.s.profile, o->via, o->peer,
+				tlm_client_name(w, j.s.client), j.s.t_start_ns, j.cache_hit, out,
+				st == BW_STAGE_DONE ? j.out_len : 0);
 		w->tlm_cur = tlm_prev;
 	}
 	return st == BW_STAGE_DONE ? j.out_len : 0;
@@ -1010,7 +1032,8 @@ static void finish(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len, e
 	if (w->tlm) {
 		if (!x->answered) /* else logged when the stale answer went out */
 			tlm_log(w, &x->s.tv, &x->s.q, x->s.profile, x->via,
-				(const struct sockaddr *)&x->peer, x->s.t_start_ns, false, w->out, n);
+				(const struct sockaddr *)&x->peer, x->client_name, x->s.t_start_ns,
+				false, w->out, n);
 		w->tlm_cur = tlm_prev;
 	}
 	bw_worker_drop_state(w);
@@ -1053,8 +1076,8 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 			if (w->tlm) {
 				bw_worker_hold_state(w);
 				tlm_log(w, &x->s.tv, &x->s.q, x->s.profile, x->via,
-					(const struct sockaddr *)&x->peer, x->s.t_start_ns, false,
-					w->out, n);
+					(const struct sockaddr *)&x->peer, x->client_name,
+					x->s.t_start_ns, false, w->out, n);
 				bw_worker_drop_state(w);
 			}
 			uint64_t left = x->deadline_ms - now;

@@ -409,13 +409,15 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 		name[i] = (uint8_t)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
 	char text[4 * BW_DNS_MAXNAME + 2];
 	bw_name_to_text(name, (size_t)len, text, sizeof(text));
-	unsigned profile = bw_policy_select_profile(p, conf, o->listener, o->client);
+	unsigned profile = o->profile >= 0 && (size_t)o->profile < conf->policy.n_profiles
+				   ? (unsigned)o->profile
+				   : bw_policy_select_profile(p, conf, o->listener, o->client);
 	const struct bw_profile_conf *pc =
 		profile < conf->policy.n_profiles ? &conf->policy.profiles[profile] : NULL;
 	char addr[BW_ADDRSTRLEN] = "(none)";
 	bw_sockaddr_addr(o->client, addr, sizeof(addr));
-	fprintf(out, "name:     %s\nclient:   %s\nprofile:  %s\n", text, addr,
-		bw_policy_profile_name(p, profile));
+	fprintf(out, "name:     %s\nclient:   %s\nprofile:  %s\n", text,
+		o->client_text ? o->client_text : addr, bw_policy_profile_name(p, profile));
 
 	struct scan *s = calloc(1, sizeof(*s));
 	struct answer_check *a = calloc(1, sizeof(*a));

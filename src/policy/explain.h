@@ -16,7 +16,12 @@ typedef int (*bw_explain_resolve_fn)(void *ctx, const uint8_t *name, size_t len,
 				     uint8_t *pkt, size_t cap, size_t *pkt_len, char *err,
 				     size_t errlen);
 struct bw_explain_opts {
-	const struct sockaddr *client; /* the client asking, or NULL */
+	const struct sockaddr *client; /* the client's address, or NULL */
+	const char *client_text;       /* what the "client:" line says (a named client and
+					  why it matched), or NULL: the address */
+	int profile;                   /* the profile the query gets, as the daemon chooses it
+					  (core's bw_choose_profile: named clients, schedules),
+					  or -1: chosen here by listener and address */
 	int listener;                  /* the listener it asks on, or -1 */
 	uint16_t qtype;                /* the type asked (the answer's addresses), 0: A */
 	bw_explain_resolve_fn resolve; /* NULL: the answer is not checked (and explain says so) */

@@ -1,8 +1,11 @@
 /*
- * telemetry/alerts.c - infected-client detection: a client (as the privacy mode keys it)
- * with `threshold` blocked queries of a watched category (malware, c2) within `window`
- * raises one alert, which stays active (new hits update it, no new alert) until the
- * client has had no such hit for `clear-after`; then it shows as cleared.
+ * telemetry/alerts.c - infected-client detection: a client with `threshold` blocked
+ * queries of a watched category (malware, c2) within `window` raises one alert, which
+ * stays active (new hits update it, no new alert) until the client has had no such hit for
+ * `clear-after`; then it shows as cleared. A client is a named client by its name, where
+ * the privacy mode keeps names (so a roaming phone whose address changes is one client),
+ * else its address as the privacy mode keeps it (192.0.2.0/24); the addresses an alert's
+ * hits came from are listed with it.
  *
  * Per client the last `threshold` hit times are kept in a small circular buffer: the
  * alert fires when the oldest of them is within the window of the newest. A bounded
@@ -19,7 +22,8 @@
 enum state { TRACKING = 0, ACTIVE, CLEARED };
 
 struct client {
-	char key[64];
+	char key[64];			/* the address, when the client has no name */
+	char name[BW_TLM_CLIENT_NAME];	/* the client's name, or "" */
 	enum state state;
 	uint64_t *times; /* threshold entries, circular */
 	unsigned next, filled;
@@ -27,8 +31,9 @@ struct client {
 	uint64_t first_seen, last_seen, cleared_at;
 	char *domains[MAX_KEPT];
 	char *feeds[MAX_KEPT];
-	unsigned n_domains, n_feeds;
-	uint64_t more_domains; /* distinct domains beyond MAX_KEPT */
+	char *addrs[MAX_KEPT]; /* the addresses of this episode's hits */
+	unsigned n_domains, n_feeds, n_addrs;
+	uint64_t more_domains, more_addrs; /* distinct ones beyond MAX_KEPT */
 };
 
 struct bw_tlm_alerts {
@@ -62,8 +67,10 @@ static void episode_reset(struct client *c)
 		free(c->domains[i]);
 	for (unsigned i = 0; i < c->n_feeds; i++)
 		free(c->feeds[i]);
-	c->n_domains = c->n_feeds = 0;
-	c->more_domains = 0;
+	for (unsigned i = 0; i < c->n_addrs; i++)
+		free(c->addrs[i]);
+	c->n_domains = c->n_feeds = c->n_addrs = 0;
+	c->more_domains = c->more_addrs = 0;
 	c->next = c->filled = 0;
 	c->hits = 0;
 	c->state = TRACKING;
@@ -86,15 +93,19 @@ void bw_tlm_alerts_free(struct bw_tlm_alerts *a)
 	free(a);
 }
 
-static struct client *find(struct bw_tlm_alerts *a, const char *key)
+/* The entry of the client named `name`, or (name NULL or "") of the address `addr`. */
+static struct client *find(struct bw_tlm_alerts *a, const char *addr, const char *name)
 {
-	for (unsigned i = 0; i < a->n; i++)
-		if (!strcmp(a->c[i].key, key))
+	bool named = name && *name;
+	for (unsigned i = 0; i < a->n; i++) {
+		const struct client *c = &a->c[i];
+		if (named ? !strcmp(c->name, name) : !c->name[0] && !strcmp(c->key, addr))
 			return &a->c[i];
+	}
 	return NULL;
 }
 
-static struct client *add(struct bw_tlm_alerts *a, const char *key)
+static struct client *add(struct bw_tlm_alerts *a, const char *addr, const char *name)
 {
 	struct client *c;
 	if (a->n < MAX_CLIENTS) {
@@ -112,7 +123,10 @@ static struct client *add(struct bw_tlm_alerts *a, const char *key)
 	c->times = calloc(a->threshold, sizeof(*c->times));
 	if (!c->times)
 		return NULL;
-	snprintf(c->key, sizeof(c->key), "%s", key);
+	if (name && *name)
+		snprintf(c->name, sizeof(c->name), "%s", name);
+	else
+		snprintf(c->key, sizeof(c->key), "%s", addr);
 	if (c == &a->c[a->n])
 		a->n++;
 	return c;
@@ -134,11 +148,11 @@ static void keep(char **list, unsigned *n, const char *s, uint64_t *more)
 		(*n)++;
 }
 
-bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *domain,
-		       const char *feed, uint64_t now_ms)
+bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *name,
+		       const char *domain, const char *feed, uint64_t now_ms)
 {
-	struct client *c = find(a, client);
-	if (!c && !(c = add(a, client)))
+	struct client *c = find(a, client, name);
+	if (!c && !(c = add(a, client, name)))
 		return false;
 	if (c->state == CLEARED ||
 	    (c->state == TRACKING && c->filled && now_ms - c->last_seen > a->window_ms))
@@ -153,6 +167,7 @@ bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *
 		c->filled++;
 	keep(c->domains, &c->n_domains, domain, &c->more_domains);
 	keep(c->feeds, &c->n_feeds, feed, NULL);
+	keep(c->addrs, &c->n_addrs, client, &c->more_addrs);
 	if (c->state != TRACKING || c->filled < a->threshold)
 		return false;
 	uint64_t oldest = c->times[c->next]; /* the buffer is full: next is the oldest */
@@ -218,18 +233,21 @@ static json_t *row(const struct client *c)
 	bw_tlm_iso_time(c->last_seen, last, sizeof(last));
 	char *domains = join(c->domains, c->n_domains, c->more_domains);
 	char *feeds = join(c->feeds, c->n_feeds, 0);
+	char *addrs = join(c->addrs, c->n_addrs, c->more_addrs);
 	json_t *r = NULL;
-	if (domains && feeds)
-		r = json_pack("[ssIssss]", c->key, c->state == ACTIVE ? "active" : "cleared",
-			      (json_int_t)c->hits, first, last, domains, feeds);
+	if (domains && feeds && addrs)
+		r = json_pack("[ssIsssss]", c->name[0] ? c->name : c->key,
+			      c->state == ACTIVE ? "active" : "cleared", (json_int_t)c->hits, first,
+			      last, domains, feeds, addrs);
 	free(domains);
 	free(feeds);
+	free(addrs);
 	return r;
 }
 
-json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client)
+json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client, const char *name)
 {
-	struct client *c = find(a, client);
+	struct client *c = find(a, client, name);
 	return c ? row(c) : NULL;
 }
 
@@ -241,13 +259,13 @@ static int cmp_last(const void *x, const void *y)
 		return a->state == ACTIVE ? -1 : 1;
 	if (a->last_seen != b->last_seen)
 		return a->last_seen > b->last_seen ? -1 : 1;
-	return strcmp(a->key, b->key);
+	return strcmp(a->name[0] ? a->name : a->key, b->name[0] ? b->name : b->key);
 }
 
 json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
 {
-	json_t *o = json_pack("{s[sssssss] s[]}", "columns", "client", "state", "hits",
-			      "first_seen", "last_seen", "domains", "feeds", "rows");
+	json_t *o = json_pack("{s[ssssssss] s[]}", "columns", "client", "state", "hits",
+			      "first_seen", "last_seen", "domains", "feeds", "addresses", "rows");
 	if (!o)
 		return NULL;
 	json_t *rows = json_object_get(o, "rows");

@@ -108,9 +108,10 @@ void bw_tlm_querylog_close(struct bw_tlm_querylog *l);
 /* Opens a transaction (with the write lock); 0, BW_EAGAIN while another connection holds
  * the lock (nothing was written: try again later), or BW_EIO. */
 int bw_tlm_querylog_begin(struct bw_tlm_querylog *l);
-/* Adds a row to the open transaction (begun on the first row). */
+/* Adds a row to the open transaction (begun on the first row): client is the address as
+ * text, client_name the named client's name (NULL: none), name the query name. */
 void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *rec,
-			 const char *client, const char *name);
+			 const char *client, const char *client_name, const char *name);
 /* Commits the transaction; on failure its rows are counted as dropped. */
 void bw_tlm_querylog_commit(struct bw_tlm_querylog *l);
 /* Records pos as the spool position in the open transaction (begun if need be). */
@@ -133,8 +134,9 @@ void bw_tlm_webhook_stop(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *dro
 void bw_tlm_webhook_free(struct bw_tlm_webhook *w);
 void bw_tlm_webhook_stats(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *drops);
 
-/* alerts.c: one row of the alert table for client ([client, state, hits, first_seen,
- * last_seen, domains, feeds]), or NULL. */
-json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client);
+/* alerts.c: the alert table's row of the client named name, or (name NULL or "") of the
+ * address client ([client, state, hits, first_seen, last_seen, domains, feeds,
+ * addresses]), or NULL. */
+json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client, const char *name);
 
 #endif

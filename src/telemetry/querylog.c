@@ -23,8 +23,11 @@
  * Version 2: names in a table of their own, each row refers to its name by id (an index on
  * an integer instead of on text: an insert costs about 3 us instead of 8), and a view
  * `queries` with the columns of version 1 (docs/querylog.md), which every query reads.
+ * Version 3: the named client's name (client_name, NULL: none or not kept), last in `log`
+ * so that a version 2 file takes it with one ALTER TABLE; no index (it would cost every
+ * insert; docs/querylog.md).
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS names ("
     " id INTEGER PRIMARY KEY,"
@@ -44,12 +47,14 @@ static const char schema[] =
     " category TEXT,"
     " rule TEXT,"
     " latency_us INTEGER NOT NULL,"
-    " cache_hit INTEGER NOT NULL);"
+    " cache_hit INTEGER NOT NULL,"
+    " client_name TEXT);" /* per the privacy mode: blocked-only and full only */
     "CREATE INDEX IF NOT EXISTS log_client ON log(client, time);"
     "CREATE INDEX IF NOT EXISTS log_name ON log(name_id, time);"
     "CREATE INDEX IF NOT EXISTS log_blocked ON log(time) WHERE verdict = 'blocked';"
     "CREATE VIEW IF NOT EXISTS queries AS SELECT log.id AS id, log.time AS time,"
-    " log.client AS client, log.profile AS profile, log.transport AS transport,"
+    " log.client AS client, log.client_name AS client_name, log.profile AS profile,"
+    " log.transport AS transport,"
     " names.name AS name, log.type AS type, log.rcode AS rcode, log.verdict AS verdict,"
     " log.action AS action, log.feed AS feed, log.category AS category, log.rule AS rule,"
     " log.latency_us AS latency_us, log.cache_hit AS cache_hit"
@@ -70,6 +75,11 @@ static const char migrate_v1[] =
     " FROM queries_v1 q JOIN names n ON n.name = q.name ORDER BY q.id;"
     "DROP TABLE queries_v1;";
 
+/* A version 2 file: the column added (NULL in the rows there are), the view made anew */
+static const char migrate_v2[] = "ALTER TABLE log ADD COLUMN client_name TEXT;"
+				 "DROP VIEW IF EXISTS queries;"
+				 "%s"; /* the schema */
+
 /* Where the import from the spool (spool.c) stands, written in the same transaction as
  * the rows: after a crash the import goes on from there, no row twice, none missed.
  * Outside the schema version: a file without it is read from the spool's start. */
@@ -80,8 +90,8 @@ static const char position_sql[] = "CREATE TABLE IF NOT EXISTS spool_position ("
 
 static const char insert_sql[] =
     "INSERT INTO log (time, client, profile, transport, name_id, type, rcode, verdict, "
-    "action, feed, category, rule, latency_us, cache_hit) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+    "action, feed, category, rule, latency_us, cache_hit, client_name) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /* name -> names.id for the names seen lately (open addressing, the names copied) */
 struct name_slot {
@@ -136,7 +146,8 @@ static bool has_table(sqlite3 *db, const char *name)
 	return yes;
 }
 
-/* The schema of this version, from an empty file or a version 1 file, in one transaction. */
+/* The schema of this version, from an empty file or a version 1 or 2 file, in one
+ * transaction. */
 static int set_up_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
 	int v = user_version(db);
@@ -149,12 +160,14 @@ static int set_up_schema(sqlite3 *db, const char *path, char *err, size_t errlen
 	}
 	if (v == SCHEMA_VERSION)
 		return SQLITE_OK;
-	bool v1 = has_table(db, "queries");
+	bool v1 = has_table(db, "queries"), v2 = v == 2 && has_table(db, "log");
 	size_t n = sizeof(migrate_v1) + sizeof(schema) + 64;
 	char *sql = malloc(n);
 	if (!sql)
 		return SQLITE_NOMEM;
-	int len = v1 ? snprintf(sql, n, migrate_v1, schema) : snprintf(sql, n, "%s", schema);
+	int len = v1   ? snprintf(sql, n, migrate_v1, schema)
+		  : v2 ? snprintf(sql, n, migrate_v2, schema)
+		       : snprintf(sql, n, "%s", schema);
 	snprintf(sql + len, n - (size_t)len, "PRAGMA user_version = %d;", SCHEMA_VERSION);
 	int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
@@ -163,13 +176,17 @@ static int set_up_schema(sqlite3 *db, const char *path, char *err, size_t errlen
 		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s%s", path,
-			 v1 ? "moving the rows to the new schema: " : "", sqlite3_errmsg(db));
+			 v1 || v2 ? "moving the rows to the new schema: " : "", sqlite3_errmsg(db));
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	} else if (v1) {
 		bw_info(
 		    "telemetry: query log %s: rows moved to schema version %d (names in a table "
 		    "of their own; the view `queries` reads as before)",
 		    path, SCHEMA_VERSION);
+	} else if (v2) {
+		bw_info("telemetry: query log %s: schema version %d (a column client_name: the "
+			"named client's name)",
+			path, SCHEMA_VERSION);
 	}
 	free(sql);
 	return rc;
@@ -368,7 +385,7 @@ static bool begin(struct bw_tlm_querylog *l)
 }
 
 void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *rec,
-			 const char *client, const char *name)
+			 const char *client, const char *client_name, const char *name)
 {
 	char ty[16], rc_buf[16], tr[24];
 	if (!begin(l)) {
@@ -397,6 +414,7 @@ void bw_tlm_querylog_add(struct bw_tlm_querylog *l, const struct bw_tlm_record *
 	text(s, 12, matched ? rec->v.rule : NULL);
 	sqlite3_bind_int64(s, 13, rec->latency_us);
 	sqlite3_bind_int(s, 14, (rec->v.flags & BW_TLM_CACHE_HIT) ? 1 : 0);
+	text(s, 15, client_name);
 	if (step(s) == SQLITE_DONE) /* every parameter is bound each time: no clearing */
 		l->pending++;
 	else

@@ -8,7 +8,9 @@
  * Layout: DIR/<16 hex digits>.seg, numbered in the order written. A segment starts with
  * the 8 bytes "bwspool1"; then records, each a 2-byte length and that many bytes (the
  * fields of struct bw_tlm_record in this machine's byte order, strings without their
- * padding; encode() and bw_tlm_spool_decode() below). The writer keeps one segment open
+ * padding; encode() and bw_tlm_spool_decode() below). The client's name comes last and only
+ * when there is one, so the records of an earlier version (which had none) read as they
+ * are. The writer keeps one segment open
  * and starts the next one past SEG_MAX bytes or SEG_AGE_MS of age; at start it always
  * starts a new one, so every older segment is complete (a crash may leave a cut record at
  * its end, which is skipped). Segments the reader has finished and whose rows are
@@ -34,7 +36,8 @@
 #define RBUF (128u << 10)      /* the reader's: holds many records, always a whole one */
 #define FIXED 40	       /* the fixed part of a record (encode) */
 #define REC_MAX                                                                                    \
-	(FIXED + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE)
+	(FIXED + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE +     \
+	 1 + BW_TLM_CLIENT_NAME)
 
 struct bw_tlm_spool {
 	char *dir;
@@ -204,6 +207,8 @@ static size_t encode(const struct bw_tlm_record *rec, unsigned char *out)
 		put_str(&p, rec->v.category, sizeof(rec->v.category), false);
 		put_str(&p, rec->v.rule, sizeof(rec->v.rule), true);
 	}
+	if (rec->client_name[0])
+		put_str(&p, rec->client_name, sizeof(rec->client_name), false);
 	uint16_t len = (uint16_t)(p - out - 2);
 	memcpy(out, &len, 2);
 	return (size_t)(p - out);
@@ -273,6 +278,9 @@ long bw_tlm_spool_decode(const unsigned char *buf, size_t n, struct bw_tlm_recor
 	     !get_str(&p, end, rec->v.category, sizeof(rec->v.category), false) ||
 	     !get_str(&p, end, rec->v.rule, sizeof(rec->v.rule), true)))
 		return -1;
+	if (p != end && (!get_str(&p, end, rec->client_name, sizeof(rec->client_name), false) ||
+			 !rec->client_name[0]))
+		return -1; /* a name is there only when there is one */
 	if (p != end)
 		return -1;
 	return 2 + (long)len;
@@ -301,11 +309,15 @@ static void close_segment(struct bw_tlm_spool *s)
 	publish(s, 0);
 }
 
+/* The reader is shown the new segment's number only once the file exists with its magic,
+ * and as the live one in the same step: it takes a segment below next_seg that is not the
+ * live one as complete (and skips it when it cannot open it), so showing the number
+ * earlier could make it skip, and then delete, a segment being started. */
 static bool open_segment(struct bw_tlm_spool *s)
 {
 	char path[4096];
 	pthread_mutex_lock(&s->lock);
-	uint64_t n = s->next_seg++;
+	uint64_t n = s->next_seg; /* only this thread makes segments */
 	pthread_mutex_unlock(&s->lock);
 	seg_path(s, n, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
@@ -320,7 +332,13 @@ static bool open_segment(struct bw_tlm_spool *s)
 	s->wseg = n;
 	s->wsize = MAGIC_LEN;
 	s->wopened = bw_now_ms();
-	publish(s, MAGIC_LEN);
+	pthread_mutex_lock(&s->lock); /* publish(), with the number */
+	s->next_seg = n + 1;
+	s->live_seg = n;
+	s->live_size = MAGIC_LEN;
+	s->disk += MAGIC_LEN;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
 	return true;
 }
 

@@ -267,16 +267,19 @@ static void flush_events(struct bw_telemetry *t)
 	t->events_pending = 0;
 }
 
+/* client: the address as text; client_name: the named client's, or NULL */
 static void block_event(struct bw_telemetry *t, const struct bw_tlm_record *rec, const char *client,
-			const char *name)
+			const char *client_name, const char *name)
 {
 	char tbuf[40], ty[16], tr[24], rc[16];
 	bw_tlm_iso_time(rec->time_ms, tbuf, sizeof(tbuf));
 	const char *rcode = bw_tlm_rcode_text(rec->rcode, rc, sizeof(rc));
 	const char *action = bw_tlm_action_text(rec);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
+	/* s*: no client_name key when there is none (jansson >= 2.11) */
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s*, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
 			      "event", rec->v.flags & BW_TLM_BLOCKED ? "blocked" : "log-only",
-			      "time", tbuf, "client", client, "profile", rec->profile, "transport",
+			      "time", tbuf, "client", client, "client_name", client_name,
+			      "profile", rec->profile, "transport",
 			      bw_tlm_transport_text(rec->transport, tr, sizeof(tr)), "name", name,
 			      "type", bw_tlm_type_text(rec->qtype, ty, sizeof(ty)), "rcode", rcode,
 			      "action", action, "feed", rec->v.feed_name, "category",
@@ -287,21 +290,25 @@ static void block_event(struct bw_telemetry *t, const struct bw_tlm_record *rec,
 	json_decref(o);
 }
 
-static void alert_event(struct bw_telemetry *t, const char *client, uint64_t now)
+/* The alert of the address client or, when client_name is not NULL, of that named client. */
+static void alert_event(struct bw_telemetry *t, const char *client, const char *client_name)
 {
-	json_t *row = bw_tlm_alerts_row(t->alerts, client);
+	json_t *row = bw_tlm_alerts_row(t->alerts, client, client_name);
 	if (!row)
 		return;
-	/* columns: client state hits first_seen last_seen domains feeds */
-	json_t *o = json_pack("{ss sO sO sO sO sO sO}", "event", "alert", "client",
-			      json_array_get(row, 0), "hits", json_array_get(row, 2), "first_seen",
-			      json_array_get(row, 3), "last_seen", json_array_get(row, 4),
-			      "domains", json_array_get(row, 5), "feeds", json_array_get(row, 6));
+	/* columns: client state hits first_seen last_seen domains feeds addresses */
+	json_t *o = json_pack("{ss sO ss* sO sO sO sO sO sO}", "event", "alert", "client",
+			      json_array_get(row, 0), "client_name", client_name, "hits",
+			      json_array_get(row, 2), "first_seen", json_array_get(row, 3),
+			      "last_seen", json_array_get(row, 4), "domains", json_array_get(row, 5),
+			      "feeds", json_array_get(row, 6), "addresses", json_array_get(row, 7));
 	json_decref(row);
-	(void)now;
 	if (!o)
 		return;
-	bw_warn("alert: client %s looks infected: %lld blocked queries to %s (feeds %s)", client,
+	const char *addrs = json_string_value(json_object_get(o, "addresses"));
+	bw_warn("alert: client %s%s%s%s looks infected: %lld blocked queries to %s (feeds %s)",
+		json_string_value(json_object_get(o, "client")), client_name ? " (" : "",
+		client_name ? addrs : "", client_name ? ")" : "",
 		(long long)json_integer_value(json_object_get(o, "hits")),
 		json_string_value(json_object_get(o, "domains")),
 		json_string_value(json_object_get(o, "feeds")));
@@ -349,7 +356,14 @@ void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const cha
 
 /* ---- the thread ---- */
 
-static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint64_t now)
+/* The record's client name where the mode keeps names (the worker cuts it already; a
+ * record an earlier run left in the spool may come from another mode), else NULL. */
+static const char *client_name(enum bw_privacy privacy, const struct bw_tlm_record *rec)
+{
+	return rec->client_name[0] && bw_tlm_keeps_names(privacy) ? rec->client_name : NULL;
+}
+
+static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec)
 {
 	char client[64], name[4 * 255 + 2];
 	bool blocked = rec->v.flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY);
@@ -359,17 +373,19 @@ static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint
 		bw_tlm_spool_put(t->spool, rec); /* as it is: the text forms are made later */
 	if (!blocked)
 		return;
+	const char *cname = client_name(t->privacy, rec);
 	bw_tlm_client_text(rec, client, sizeof(client));
 	bw_tlm_name_text(rec, name, sizeof(name));
 	if (t->events || t->webhook || t->conf->telemetry.events_syslog)
-		block_event(t, rec, client, name);
+		block_event(t, rec, client, cname, name);
 	if (rec->v.flags & BW_TLM_BLOCKED) {
 		top_add(&t->top_names, name);
-		top_add(&t->top_clients, client);
+		top_add(&t->top_clients, cname ? cname : client);
 		if (rec->v.category[0] && watched_category(t, rec->v.category) &&
-		    bw_tlm_alerts_hit(t->alerts, client, name, rec->v.feed_name, rec->time_ms)) {
+		    bw_tlm_alerts_hit(t->alerts, client, cname, name, rec->v.feed_name,
+				      rec->time_ms)) {
 			t->st.alerts++;
-			alert_event(t, client, now);
+			alert_event(t, client, cname);
 		}
 	}
 }
@@ -378,13 +394,12 @@ static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec, uint
 static size_t drain(struct bw_telemetry *t)
 {
 	size_t n = 0;
-	uint64_t now = bw_tlm_now_ms();
 	pthread_mutex_lock(&t->lock);
 	for (unsigned i = 0; i < t->nworkers; i++) {
 		struct bw_tlm_ring *r = &t->rings[i];
 		const struct bw_tlm_record *rec;
 		while (n < BATCH_MAX && (rec = bw_tlm_ring_peek(r))) {
-			handle(t, rec, now);
+			handle(t, rec);
 			bw_tlm_ring_pop(r);
 			n++;
 		}
@@ -446,6 +461,10 @@ static void *log_main(void *arg)
 			nanosleep(&pause, NULL);
 			continue;
 		}
+		/* read before the records: the telemetry thread's last flush comes before the
+		 * stop, so a read after seeing it takes them all (a stop seen only after an empty
+		 * read would leave the last records to the next start) */
+		bool closing = atomic_load(&t->log_closing);
 		size_t n = bw_tlm_spool_read(t->spool, recs, LOG_READ, &at);
 		for (size_t i = 0; i < n; i++) {
 			char name[4 * 255 + 2];
@@ -455,7 +474,8 @@ static void *log_main(void *arg)
 				bw_tlm_client_text(&recs[i], client, sizeof(client));
 			}
 			bw_tlm_name_text(&recs[i], name, sizeof(name));
-			bw_tlm_querylog_add(t->log, &recs[i], client, name);
+			bw_tlm_querylog_add(t->log, &recs[i], client,
+					    client_name(t->privacy, &recs[i]), name);
 		}
 		in_tx += n;
 		if (n < LOG_READ || in_tx >= LOG_TX) { /* caught up, or a full transaction */
@@ -463,7 +483,6 @@ static void *log_main(void *arg)
 			in_tx = 0;
 		}
 		uint64_t mono = bw_now_ms();
-		bool closing = atomic_load(&t->log_closing);
 		if (closing && (!n || mono >= atomic_load(&t->log_deadline)))
 			break; /* caught up, or out of time: the rest waits for the next start */
 		if (mono >= next_prune && !closing && !in_tx) { /* between transactions */

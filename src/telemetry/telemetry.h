@@ -33,6 +33,7 @@
 
 #define BW_TLM_NAME 64	/* feed, category and profile names (conf NAME_MAX_LEN) */
 #define BW_TLM_RULE 264 /* the rule that matched, as text (a name fits whole) */
+#define BW_TLM_CLIENT_NAME (BW_CLIENT_NAME_MAX + 1) /* a named client's name (conf.h) + NUL */
 
 /* record flags */
 #define BW_TLM_BLOCKED 0x01	/* the answer was changed (or withheld) by a rule */
@@ -70,6 +71,9 @@ struct bw_tlm_record {
 	uint8_t addr[16]; /* client address, already truncated per the privacy mode */
 	char profile[BW_TLM_NAME];
 	uint8_t qname[255]; /* lower-cased wire name */
+	/* the named client's name (`clients:`) where the privacy mode keeps it
+	 * (bw_tlm_keeps_names), else "": 64 bytes of each record, 1 MiB per default ring */
+	char client_name[BW_TLM_CLIENT_NAME];
 	struct bw_tlm_verdict v;
 };
 
@@ -123,8 +127,9 @@ void bw_telemetry_stats(struct bw_telemetry *t, struct bw_telemetry_stats *out);
 void bw_telemetry_log_stats(struct bw_telemetry *t);
 
 /* Infected-client alerts, active ones first: {"columns": [...], "rows": [[...], ...]}.
- * Columns: client, state (active|cleared), hits, first_seen, last_seen (ISO 8601 UTC),
- * domains, feeds (comma-separated). NULL on out of memory. */
+ * Columns: client (a named client's name where the privacy mode keeps names, else its
+ * address as the mode keeps it), state (active|cleared), hits, first_seen, last_seen (ISO
+ * 8601 UTC), domains, feeds, addresses (comma-separated). NULL on out of memory. */
 json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
 /* Reopens the events file (after logrotate moved it away): the lines written from now on
  * go to a file of that name again. Thread-safe; called on SIGHUP. NULL t is fine. */
@@ -137,7 +142,9 @@ void bw_telemetry_reopen_events(struct bw_telemetry *t);
 void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const char *category,
 			     const char *state, const char *reason);
 /* The n most blocked names and the n most blocked clients since start, in one table:
- * columns kind (name|client), value, blocked. Empty under privacy `none`. */
+ * columns kind (name|client), value, blocked. A client is counted by its name where it
+ * has one and the privacy mode keeps names, else by its address as the mode keeps it.
+ * Empty under privacy `none`. */
 json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n);
 
 /* ---- the hot path (inline) ---- */
@@ -193,6 +200,27 @@ static inline bool bw_tlm_wanted(const struct bw_tlm_ring *r, unsigned flags)
 	       (flags & (BW_TLM_BLOCKED | BW_TLM_LOG_ONLY));
 }
 
+/* Whether the mode keeps the name of a named client: `blocked-only` (only blocked queries
+ * are kept, and which device it was is the point of a security event) and `full`; never
+ * `anonymized`, where a name would turn every kept lookup into one person's diary, nor
+ * `none` (docs/privacy.md). */
+static inline bool bw_tlm_keeps_names(enum bw_privacy privacy)
+{
+	return privacy == BW_PRIVACY_BLOCKED_ONLY || privacy == BW_PRIVACY_FULL;
+}
+
+/* The record's client name as the privacy mode allows: name (NULL: none) or "". */
+static inline void bw_tlm_set_client_name(struct bw_tlm_record *rec, const char *name,
+					  enum bw_privacy privacy)
+{
+	size_t n = name && bw_tlm_keeps_names(privacy)
+		       ? strnlen(name, sizeof(rec->client_name) - 1)
+		       : 0;
+	if (n)
+		memcpy(rec->client_name, name, n);
+	rec->client_name[n] = 0;
+}
+
 /* The client address as the privacy mode allows: full under `full`, else the /24 (IPv4)
  * or /56 (IPv6) network. */
 static inline void bw_tlm_set_client(struct bw_tlm_record *rec, const struct sockaddr *sa,
@@ -245,10 +273,12 @@ struct bw_tlm_alerts;
 struct bw_tlm_alerts *bw_tlm_alerts_create(unsigned threshold, uint64_t window_ms,
 					   uint64_t clear_ms);
 void bw_tlm_alerts_free(struct bw_tlm_alerts *a);
-/* Records one hit of a watched category at now_ms. Returns true when this hit raises a new
- * alert for the client (not while one is active: deduplicated until it clears). */
-bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *domain,
-		       const char *feed, uint64_t now_ms);
+/* Records one hit of a watched category at now_ms from address client (as the privacy
+ * mode keeps it) of the client named name (NULL or "": none). A named client's hits count
+ * together whatever their address; others by address. Returns true when this hit raises a
+ * new alert for the client (not while one is active: deduplicated until it clears). */
+bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *name,
+		       const char *domain, const char *feed, uint64_t now_ms);
 /* Clears alerts whose client has had no hit for clear_ms; returns how many cleared. */
 unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms);
 /* The table (see bw_telemetry_alerts_json). */

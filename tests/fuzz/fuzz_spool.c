@@ -23,6 +23,7 @@ static void check_record(const struct bw_tlm_record *r)
 	CHECK(memchr(r->v.feed_name, 0, sizeof(r->v.feed_name)));
 	CHECK(memchr(r->v.category, 0, sizeof(r->v.category)));
 	CHECK(memchr(r->v.rule, 0, sizeof(r->v.rule)));
+	CHECK(memchr(r->client_name, 0, sizeof(r->client_name)));
 }
 
 static char dir[64];

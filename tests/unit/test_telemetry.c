@@ -2,9 +2,10 @@
  * tests/unit/test_telemetry.c - unit tests for telemetry/telemetry.h: the per-worker ring
  * (wrap, full, drop counting, a producer and a consumer on two threads), the privacy
  * truncation of client addresses, the infected-client detector (threshold, window,
- * deduplication, clearing), the JSON tables handed to bulwarkctl, through a real
- * telemetry object with its thread, and the query log's schema (version 1 files moved
- * over, names by id, names pruned with their rows).
+ * deduplication, clearing; named clients as one client), the JSON tables handed to
+ * bulwarkctl, through a real telemetry object with its thread, named clients' names by
+ * privacy mode (log, events, alerts, top), and the query log's schema (version 1 and 2
+ * files moved over, names by id, names pruned with their rows).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -208,19 +209,19 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
 	assert_non_null(a);
 	/* two hits, then the third only after the window: no alert */
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "a.example", "f1", t0));
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "b.example", "f1", t0 + MIN_MS));
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "a.example", "f1", t0 + 12 * MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "a.example", "f1", t0));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "b.example", "f1", t0 + MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "a.example", "f1", t0 + 12 * MIN_MS));
 	assert_int_equal(bw_tlm_alerts_active(a), 0);
 	/* another client's hits do not count for this one */
-	assert_false(bw_tlm_alerts_hit(a, "10.0.1.0/24", "c.example", "f2", t0 + 12 * MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.1.0/24", NULL, "c.example", "f2", t0 + 12 * MIN_MS));
 	/* hits at 12 and 13 min plus one at 14: three within 10 min -> one alert */
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "c.example", "f2", t0 + 13 * MIN_MS));
-	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", "c.example", "f2", t0 + 14 * MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "c.example", "f2", t0 + 13 * MIN_MS));
+	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "c.example", "f2", t0 + 14 * MIN_MS));
 	assert_int_equal(bw_tlm_alerts_active(a), 1);
 	/* deduplicated while active */
 	for (int i = 0; i < 10; i++)
-		assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "d.example", "f1",
+		assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "d.example", "f1",
 					       t0 + 15 * MIN_MS + (uint64_t)i));
 	json_t *j = bw_tlm_alerts_json(a);
 	assert_non_null(j);
@@ -247,9 +248,9 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	assert_string_equal(json_string_value(json_array_get(r0, 1)), "cleared");
 	json_decref(j);
 	/* a new episode raises a new alert */
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS));
-	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS + 1));
-	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", "e.example", "f1", t0 + 50 * MIN_MS + 2));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "e.example", "f1", t0 + 50 * MIN_MS));
+	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "e.example", "f1", t0 + 50 * MIN_MS + 1));
+	assert_true(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "e.example", "f1", t0 + 50 * MIN_MS + 2));
 	bw_tlm_alerts_free(a);
 }
 
@@ -257,17 +258,60 @@ static void test_alert_threshold_one(void **state)
 {
 	(void)state;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(1, MIN_MS, MIN_MS);
-	assert_true(bw_tlm_alerts_hit(a, "192.0.2.1", "x.example", "f", 1000));
-	assert_false(bw_tlm_alerts_hit(a, "192.0.2.1", "x.example", "f", 2000));
-	assert_true(bw_tlm_alerts_hit(a, "192.0.2.2", "x.example", "f", 2000));
+	assert_true(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 1000));
+	assert_false(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 2000));
+	assert_true(bw_tlm_alerts_hit(a, "192.0.2.2", NULL, "x.example", "f", 2000));
 	assert_int_equal(bw_tlm_alerts_active(a), 2);
+	bw_tlm_alerts_free(a);
+}
+
+/* A named client is one client whatever its address (a phone that roams); its alert
+ * lists the addresses its hits came from. A name never mixes with an address key. */
+static void test_alert_by_client_name(void **state)
+{
+	(void)state;
+	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
+	assert_false(bw_tlm_alerts_hit(a, "192.0.2.0/24", "Amira's phone", "a.example", "f", 1000));
+	assert_false(bw_tlm_alerts_hit(a, "198.51.100.0/24", "Amira's phone", "b.example", "f",
+				       2000));
+	/* the same network without a name, and a client named like an address: others */
+	assert_false(bw_tlm_alerts_hit(a, "192.0.2.0/24", NULL, "c.example", "f", 2500));
+	assert_false(bw_tlm_alerts_hit(a, "192.0.2.0/24", "192.0.2.0/24", "c.example", "f", 2600));
+	assert_true(bw_tlm_alerts_hit(a, "203.0.113.0/24", "Amira's phone", "a.example", "f", 3000));
+	assert_int_equal(bw_tlm_alerts_active(a), 1);
+	json_t *j = bw_tlm_alerts_json(a);
+	json_t *cols = json_object_get(j, "columns");
+	assert_int_equal(json_array_size(cols), 8);
+	assert_string_equal(json_string_value(json_array_get(cols, 7)), "addresses");
+	json_t *rows = json_object_get(j, "rows");
+	assert_int_equal(json_array_size(rows), 1);
+	json_t *r0 = json_array_get(rows, 0);
+	assert_string_equal(json_string_value(json_array_get(r0, 0)), "Amira's phone");
+	assert_int_equal(json_integer_value(json_array_get(r0, 2)), 3);
+	assert_string_equal(json_string_value(json_array_get(r0, 5)), "a.example,b.example");
+	assert_string_equal(json_string_value(json_array_get(r0, 7)),
+			    "192.0.2.0/24,198.51.100.0/24,203.0.113.0/24");
+	json_decref(j);
+	j = bw_tlm_alerts_row(a, "203.0.113.0/24", "Amira's phone");
+	assert_non_null(j);
+	json_decref(j);
+	assert_null(bw_tlm_alerts_row(a, "203.0.113.0/24", NULL)); /* no such address client */
 	bw_tlm_alerts_free(a);
 }
 
 /* A whole telemetry object with its thread: records go in through the rings, the tables
  * come out as JSON. No sink is configured (query-log off). */
+static void push_named(struct bw_tlm_ring *r, const char *ip, const char *client_name,
+		       const char *name, const char *feed, const char *cat, unsigned flags);
 static void push(struct bw_tlm_ring *r, const char *ip, const char *name, const char *feed,
 		 const char *cat, unsigned flags)
+{
+	push_named(r, ip, NULL, name, feed, cat, flags);
+}
+
+/* client_name is written as it is, whatever the mode (as a record an earlier run spooled) */
+static void push_named(struct bw_tlm_ring *r, const char *ip, const char *client_name,
+		       const char *name, const char *feed, const char *cat, unsigned flags)
 {
 	struct bw_tlm_record *rec = bw_tlm_ring_reserve(r);
 	assert_non_null(rec);
@@ -289,6 +333,7 @@ static void push(struct bw_tlm_ring *r, const char *ip, const char *name, const 
 	rec->v.feed = 0;
 	snprintf(rec->v.feed_name, sizeof(rec->v.feed_name), "%s", feed);
 	snprintf(rec->v.category, sizeof(rec->v.category), "%s", cat);
+	snprintf(rec->client_name, sizeof(rec->client_name), "%s", client_name ? client_name : "");
 	bw_tlm_ring_commit(r);
 }
 
@@ -350,7 +395,7 @@ static void test_tables_json(void **state)
 	/* two malware hits from 10.0.0.0/24 (threshold 2): one alert */
 	j = bw_telemetry_alerts_json(t);
 	cols = json_object_get(j, "columns");
-	assert_int_equal(json_array_size(cols), 7);
+	assert_int_equal(json_array_size(cols), 8);
 	assert_string_equal(json_string_value(json_array_get(cols, 0)), "client");
 	rows = json_object_get(j, "rows");
 	assert_int_equal(json_array_size(rows), 1);
@@ -386,6 +431,119 @@ static void test_privacy_none_has_no_rings(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "rows")), 0);
 	json_decref(j);
 	bw_telemetry_destroy(t);
+}
+
+static char *read_all(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return strdup("");
+	char *buf = calloc(1, 1 << 16);
+	assert_non_null(buf);
+	size_t n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+static void remove_dir(const char *dir);
+static sqlite3 *raw_db(const char *path);
+static long long scalar(sqlite3 *db, const char *sql);
+
+/* A named client's name reaches the query log, the events, the alerts and the top table
+ * under blocked-only and full, and nowhere under anonymized, not even from a record that
+ * carries one (as a record an earlier run left in the spool may). */
+static void run_names(enum bw_privacy privacy, const char *dir)
+{
+	char qlog[128], events[128];
+	snprintf(qlog, sizeof(qlog), "%s/q%d.sqlite", dir, (int)privacy);
+	snprintf(events, sizeof(events), "%s/ev%d.jsonl", dir, (int)privacy);
+	struct bw_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	conf.telemetry.privacy = privacy;
+	conf.telemetry.query_log = qlog;
+	conf.telemetry.events_file = events;
+	conf.telemetry.ring_size = 256;
+	conf.telemetry.spool_size = 1 << 20;
+	conf.telemetry.spool_stop_wait_ms = 5000;
+	conf.telemetry.alert_threshold = 2;
+	conf.telemetry.alert_window_ms = 10 * MIN_MS;
+	conf.telemetry.alert_clear_ms = 60 * MIN_MS;
+	conf.telemetry.retention_ms = 86400000;
+	struct bw_telemetry *t = bw_telemetry_create(&conf, 1);
+	assert_non_null(t);
+	assert_int_equal(bw_telemetry_start(t), 0);
+	struct bw_tlm_ring *r = bw_telemetry_ring(t, 0);
+	/* the phone from two networks, then an unnamed client */
+	push_named(r, "10.0.0.5", "Amira's phone", "evil.example", "urlhaus", "malware",
+		   BW_TLM_BLOCKED);
+	push_named(r, "10.9.0.5", "Amira's phone", "evil.example", "urlhaus", "malware",
+		   BW_TLM_BLOCKED);
+	push_named(r, "10.7.0.1", NULL, "phish.example", "scam", "phishing", BW_TLM_BLOCKED);
+	bw_telemetry_stop(t);
+	bool kept = bw_tlm_keeps_names(privacy);
+
+	json_t *j = bw_telemetry_alerts_json(t);
+	json_t *rows = json_object_get(j, "rows");
+	assert_int_equal(json_array_size(rows), kept ? 1 : 0); /* anonymized: two networks */
+	if (kept)
+		assert_string_equal(json_string_value(json_array_get(json_array_get(rows, 0), 0)),
+				    "Amira's phone");
+	json_decref(j);
+	j = bw_telemetry_top_json(t, 5);
+	char *top = json_dumps(j, JSON_COMPACT);
+	assert_true(!strstr(top, "Amira") == !kept);
+	free(top);
+	json_decref(j);
+	bw_telemetry_destroy(t);
+
+	char *ev = read_all(events);
+	assert_true(!strstr(ev, "\"client_name\":\"Amira's phone\"") == !kept);
+	if (!kept)
+		assert_null(strstr(ev, "Amira"));
+	if (kept) /* the alert: by name, with both addresses, cut as the mode says */
+		assert_non_null(strstr(ev, privacy == BW_PRIVACY_FULL
+					       ? "\"addresses\":\"10.0.0.5,10.9.0.5\""
+					       : "\"addresses\":\"10.0.0.0/24,10.9.0.0/24\""));
+	free(ev);
+	char *raw = read_all(qlog); /* the file's bytes (the WAL is checkpointed at close) */
+	assert_true(!memmem(raw, 1 << 16, "Amira", 5) == !kept);
+	free(raw);
+	sqlite3 *db = raw_db(qlog);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries"), 3);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries WHERE client_name = "
+				    "'Amira''s phone'"),
+			 kept ? 2 : 0);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries WHERE client_name IS NULL"),
+			 kept ? 1 : 3);
+	sqlite3_close(db);
+}
+
+static void test_client_names_by_privacy(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-names-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	run_names(BW_PRIVACY_BLOCKED_ONLY, dir);
+	run_names(BW_PRIVACY_FULL, dir);
+	run_names(BW_PRIVACY_ANONYMIZED, dir);
+	remove_dir(dir);
+	/* what the worker writes into the record */
+	struct bw_tlm_record rec;
+	memset(&rec, 'x', sizeof(rec));
+	bw_tlm_set_client_name(&rec, "Amira's phone", BW_PRIVACY_ANONYMIZED);
+	assert_string_equal(rec.client_name, "");
+	bw_tlm_set_client_name(&rec, "Amira's phone", BW_PRIVACY_NONE);
+	assert_string_equal(rec.client_name, "");
+	bw_tlm_set_client_name(&rec, "Amira's phone", BW_PRIVACY_BLOCKED_ONLY);
+	assert_string_equal(rec.client_name, "Amira's phone");
+	bw_tlm_set_client_name(&rec, NULL, BW_PRIVACY_FULL);
+	assert_string_equal(rec.client_name, "");
+	char longest[BW_CLIENT_NAME_MAX + 1];
+	memset(longest, 'n', BW_CLIENT_NAME_MAX);
+	longest[BW_CLIENT_NAME_MAX] = 0;
+	bw_tlm_set_client_name(&rec, longest, BW_PRIVACY_FULL);
+	assert_string_equal(rec.client_name, longest); /* a name of 64 bytes fits whole */
 }
 
 /* ---- the `telemetry:` config section ---- */
@@ -536,7 +694,7 @@ static void log_row(struct bw_tlm_querylog *l, uint64_t time_ms, const char *nam
 	r.qtype = 1;
 	r.latency_us = 7;
 	strcpy(r.profile, "default");
-	bw_tlm_querylog_add(l, &r, "192.0.2.0/24", name);
+	bw_tlm_querylog_add(l, &r, "192.0.2.0/24", NULL, name);
 }
 
 static void remove_dir(const char *dir)
@@ -581,7 +739,7 @@ static void test_querylog_schema(void **state)
 	bw_tlm_querylog_close(l);
 
 	db = raw_db(path);
-	assert_int_equal(scalar(db, "PRAGMA user_version"), 2);
+	assert_int_equal(scalar(db, "PRAGMA user_version"), 3);
 	assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'queries_v1'"),
 			 0);
 	assert_int_equal(scalar(db, "SELECT count(*) FROM queries"), 5);
@@ -607,7 +765,7 @@ static void test_querylog_schema(void **state)
 	sqlite3_finalize(st);
 	assert_true(log_by_index);
 	/* a newer schema is not touched */
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_null(bw_tlm_querylog_open(path, err, sizeof(err)));
 	assert_non_null(strstr(err, "newer version"));
@@ -642,6 +800,66 @@ static void test_querylog_schema(void **state)
 	remove_dir(dir);
 }
 
+/* A version 2 file (before client names) gets the column; its rows keep theirs. */
+static void test_querylog_v2_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/bw-test-qlog-XXXXXX", path[128], err[512];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/v2.sqlite", dir);
+	sqlite3 *db = raw_db(path);
+	assert_int_equal(
+	    sqlite3_exec(
+		db,
+		"CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+		"CREATE TABLE log (id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+		" client TEXT NOT NULL, profile TEXT NOT NULL, transport TEXT NOT NULL,"
+		" name_id INTEGER NOT NULL, type TEXT NOT NULL, rcode TEXT, verdict TEXT NOT NULL,"
+		" action TEXT, feed TEXT, category TEXT, rule TEXT, latency_us INTEGER NOT NULL,"
+		" cache_hit INTEGER NOT NULL);"
+		"CREATE INDEX log_client ON log(client, time);"
+		"CREATE INDEX log_name ON log(name_id, time);"
+		"CREATE INDEX log_blocked ON log(time) WHERE verdict = 'blocked';"
+		"CREATE VIEW queries AS SELECT log.id AS id, log.time AS time,"
+		" log.client AS client, log.profile AS profile, log.transport AS transport,"
+		" names.name AS name, log.type AS type, log.rcode AS rcode, log.verdict AS verdict,"
+		" log.action AS action, log.feed AS feed, log.category AS category,"
+		" log.rule AS rule, log.latency_us AS latency_us, log.cache_hit AS cache_hit"
+		" FROM log JOIN names ON names.id = log.name_id;"
+		"INSERT INTO names VALUES (1, 'a.example');"
+		"INSERT INTO log VALUES (1, 100, '192.0.2.0/24', 'default', 'udp', 1, 'A',"
+		" 'NXDOMAIN', 'blocked', 'nxdomain', 'f', 'malware', 'a.example', 5, 0);"
+		"PRAGMA user_version = 2;",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	struct bw_tlm_querylog *l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	struct bw_tlm_record r;
+	memset(&r, 0, sizeof(r));
+	r.time_ms = 200;
+	r.qtype = 1;
+	strcpy(r.profile, "default");
+	bw_tlm_querylog_add(l, &r, "192.0.2.0/24", "Amira's phone", "a.example");
+	bw_tlm_querylog_commit(l);
+	bw_tlm_querylog_close(l);
+	db = raw_db(path);
+	assert_int_equal(scalar(db, "PRAGMA user_version"), 3);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries"), 2);
+	assert_int_equal(scalar(db, "SELECT time FROM queries WHERE client_name IS NULL"), 100);
+	assert_int_equal(scalar(db, "SELECT time FROM queries WHERE client_name = 'Amira''s phone'"),
+			 200);
+	assert_int_equal(scalar(db, "SELECT count(*) FROM queries WHERE name = 'a.example' AND "
+				    "feed = 'f'"),
+			 1);
+	sqlite3_close(db);
+	/* opened again: nothing more to do */
+	l = bw_tlm_querylog_open(path, err, sizeof(err));
+	assert_non_null(l);
+	bw_tlm_querylog_close(l);
+	remove_dir(dir);
+}
+
 /* ---- the spool (spool.c) ---- */
 
 static void spool_rec(struct bw_tlm_record *r, unsigned i, bool blocked)
@@ -671,6 +889,8 @@ static void spool_rec(struct bw_tlm_record *r, unsigned i, bool blocked)
 		strcpy(r->v.category, "malware");
 		snprintf(r->v.rule, sizeof(r->v.rule), "*.%s", name);
 	}
+	if (i % 3 == 2) /* a named client's record, blocked or not */
+		snprintf(r->client_name, sizeof(r->client_name), "client %u's laptop", i);
 }
 
 static void assert_same_rec(const struct bw_tlm_record *a, const struct bw_tlm_record *b)
@@ -693,6 +913,7 @@ static void assert_same_rec(const struct bw_tlm_record *a, const struct bw_tlm_r
 	assert_string_equal(a->v.feed_name, b->v.feed_name);
 	assert_string_equal(a->v.category, b->v.category);
 	assert_string_equal(a->v.rule, b->v.rule);
+	assert_string_equal(a->client_name, b->client_name);
 }
 
 static int count_segments(const char *dir)
@@ -856,11 +1077,14 @@ int main(void)
 	    cmocka_unit_test(test_wanted),
 	    cmocka_unit_test(test_alert_threshold_window_dedup_clear),
 	    cmocka_unit_test(test_alert_threshold_one),
+	    cmocka_unit_test(test_alert_by_client_name),
 	    cmocka_unit_test(test_tables_json),
 	    cmocka_unit_test(test_privacy_none_has_no_rings),
+	    cmocka_unit_test(test_client_names_by_privacy),
 	    cmocka_unit_test(test_conf_keys),
 	    cmocka_unit_test(test_conf_errors),
 	    cmocka_unit_test(test_querylog_schema),
+	    cmocka_unit_test(test_querylog_v2_file),
 	    cmocka_unit_test(test_spool_round_trip_and_restart),
 	    cmocka_unit_test(test_spool_damage_and_cap),
 	    cmocka_unit_test(test_querylog_position),
