@@ -18,8 +18,16 @@
 #define SHARDS 64
 #define PROBES 4
 
-#define KEY_USED 1u    /* in rl_slot.key: the slot holds a key */
-#define KEY_LIMITED 2u /* and it was refused since its bucket was last full */
+/* rl_slot.key: the hash's top 46 bits, then the second of its last refusal (16 bits,
+ * wrapping), whether it is in a limited episode, and whether the slot is used. An episode
+ * ends when the bucket is full again and the last refusal is 10 s old: a flooder that
+ * pauses now and then is one episode, said once. */
+#define KEY_USED 1u
+#define KEY_LIMITED 2u
+#define KEY_SEC_SHIFT 2
+#define KEY_SEC_MASK ((uint64_t)0xffff << KEY_SEC_SHIFT)
+#define KEY_HASH_MASK (~(uint64_t)0 << 18)
+#define EPISODE_QUIET_S 10
 
 struct rl_slot {
 	uint64_t key;     /* hash of the key with KEY_USED (and KEY_LIMITED), 0: empty */
@@ -99,7 +107,7 @@ static struct rl_slot *slot_for(struct bw_ratelimit *r, struct rl_shard *s, uint
 	struct rl_slot *victim = NULL;
 	for (size_t k = 0; k < PROBES; k++) {
 		struct rl_slot *sl = &s->slots[(h + k) & r->mask];
-		if ((sl->key & ~(uint64_t)KEY_LIMITED) == h) {
+		if ((sl->key & KEY_HASH_MASK) == (h & KEY_HASH_MASK) && sl->key) {
 			*fresh = false;
 			return sl;
 		}
@@ -114,7 +122,7 @@ static struct rl_slot *slot_for(struct bw_ratelimit *r, struct rl_shard *s, uint
 enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
 				     unsigned rate, unsigned burst)
 {
-	uint64_t h = (bw_hash_keyed(key, len, &r->hkey) & ~(uint64_t)3) | KEY_USED;
+	uint64_t h = (bw_hash_keyed(key, len, &r->hkey) & KEY_HASH_MASK) | KEY_USED;
 	uint32_t now_ms = (uint32_t)((bw_now_ns() - r->t0_ns) / 1000000u);
 	int64_t full = (int64_t)BW_MAX(burst, 1u) * 1000;
 	if (full > INT32_MAX)
@@ -130,16 +138,17 @@ enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, si
 		t = add >= (uint64_t)full ? full : BW_MIN(full, t + (int64_t)add);
 	}
 	sl->last_ms = now_ms;
-	if (t >= full)
+	uint16_t now_s = (uint16_t)(now_ms / 1000);
+	uint16_t refused_s = (uint16_t)((sl->key & KEY_SEC_MASK) >> KEY_SEC_SHIFT);
+	if (t >= full && (uint16_t)(now_s - refused_s) >= EPISODE_QUIET_S)
 		sl->key &= ~(uint64_t)KEY_LIMITED; /* quiet long enough: a later refusal is news */
 	enum bw_rl_verdict v = BW_RL_PASS;
 	if (t >= 1000) {
 		t -= 1000;
-	} else if (!(sl->key & KEY_LIMITED)) {
-		sl->key |= KEY_LIMITED;
-		v = BW_RL_LIMITED_FIRST;
 	} else {
-		v = BW_RL_LIMITED;
+		v = sl->key & KEY_LIMITED ? BW_RL_LIMITED : BW_RL_LIMITED_FIRST;
+		sl->key = (sl->key & ~KEY_SEC_MASK) | KEY_LIMITED |
+			  ((uint64_t)now_s << KEY_SEC_SHIFT);
 	}
 	sl->tokens = (int32_t)t;
 	pthread_mutex_unlock(&s->lock);

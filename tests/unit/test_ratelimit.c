@@ -43,8 +43,14 @@ static void test_bucket(void **state)
 	sleep_ms(130);
 	assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_PASS);
 	assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_LIMITED);
-	/* a full bucket again (quiet for burst / rate = 0.5 s): a new episode is news */
+	/* a full bucket again (quiet for burst / rate = 0.5 s) but refused less than 10 s ago:
+	 * the same episode (a flooder that pauses is said once) */
 	sleep_ms(600);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_PASS);
+	assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_LIMITED);
+	/* 10 s without a refusal: the next one is news */
+	sleep_ms(10100);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_PASS);
 	assert_int_equal(bw_ratelimit_take(r, "a", 1, 10, 5), BW_RL_LIMITED_FIRST);
