@@ -230,6 +230,8 @@ struct bw_conf {
 		unsigned tcp_idle_ms;      /* default 10000 (RFC 7766 suggests seconds) */
 		unsigned tcp_max_inflight; /* pipelined queries per connection; default 64 */
 		unsigned max_inflight;     /* queries waiting on the resolver, per worker; 4096 */
+		unsigned max_inflight_per_client; /* of those, one client prefix's (the tcp-
+						     client prefixes); 0: max_inflight / 4 */
 		unsigned tls_handshake_ms; /* dot/doh: finish the TLS handshake within; 5000 */
 		unsigned doh_max_streams;  /* doh: concurrent HTTP/2 streams per connection; 100 */
 		struct bw_acl_rule *acl;   /* first match wins; no match = refuse */

@@ -215,7 +215,8 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 	static const char *const keys[] = {
 	    "listen", "workers", "tcp-max-connections", "tcp-max-connections-per-client",
 	    "tcp-client-ipv4-prefix", "tcp-client-ipv6-prefix", "tcp-idle-timeout",
-	    "tcp-max-inflight", "max-inflight", "access-control", "state-dir", "control-socket",
+	    "tcp-max-inflight", "max-inflight", "max-inflight-per-client", "access-control",
+	    "state-dir", "control-socket",
 	    "tls-handshake-timeout", "doh-max-streams", "user", "group", "rate-limit", "rrl", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v;
@@ -258,6 +259,10 @@ int cf_parse_server(struct cf_ctx *c, yaml_node_t *m)
 		return rc;
 	if ((v = cf_get(c, m, "max-inflight")) &&
 	    (rc = cf_get_unsigned(c, v, "max-inflight", 1, 1000000, &conf->server.max_inflight)))
+		return rc;
+	if ((v = cf_get(c, m, "max-inflight-per-client")) &&
+	    (rc = cf_get_unsigned(c, v, "max-inflight-per-client", 1, 1000000,
+				  &conf->server.max_inflight_per_client)))
 		return rc;
 	if ((v = cf_get(c, m, "access-control")) && (rc = parse_acl(c, v)))
 		return rc;

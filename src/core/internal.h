@@ -100,6 +100,7 @@ struct bw_qctx {
 	int ub_id;
 	bool busy;
 	bool answered;       /* a stale answer already went out; still resolving to refresh */
+	bool shared;         /* counted in the worker's in-flight share (by peer's prefix) */
 	struct bw_qstate s;
 	uint32_t rttl;       /* a redirect's CNAME TTL and EDE text */
 	char rtext[80];
@@ -122,12 +123,49 @@ struct bw_udp_sock {
 	struct event *ev;
 };
 
+/* ---- rate limiting (ratelimit.c): token buckets shared by the workers ---- */
+struct bw_ratelimit;
+enum bw_rl_verdict {
+	BW_RL_PASS = 0,
+	BW_RL_LIMITED_FIRST, /* over the limit, the first time since its bucket was full */
+	BW_RL_LIMITED,
+};
+/* A table of about `size` keys (16 bytes each, fixed); 0 or BW_ENOMEM. */
+int bw_ratelimit_new(size_t size, struct bw_ratelimit **out);
+void bw_ratelimit_free(struct bw_ratelimit *r);
+size_t bw_ratelimit_bytes(const struct bw_ratelimit *r);
+/* Takes a token from key's bucket (rate a second, `burst` at most; a new key starts
+ * full). Any thread. */
+enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
+				     unsigned rate, unsigned burst);
+/* The key of sa's prefix (v4 and v6 prefix lengths; a v4-mapped address is v4): the
+ * address length, then the address masked. Its length (5 or 17), 0 without an address. */
+size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
+			       uint8_t key[17]);
+
+/* The in-flight share (ratelimit.c): per worker, the resolver slots each client prefix
+ * holds. Not thread-safe: one per worker. */
+struct share_slot;
+struct bw_share {
+	struct bw_hash_key hkey;
+	struct share_slot *slots;
+	size_t mask;
+};
+/* For up to max_items keys held at once; 0 or BW_ENOMEM. */
+int bw_share_init(struct bw_share *s, unsigned max_items);
+void bw_share_free(struct bw_share *s);
+/* Counts one more for key unless it holds `limit` already (then false). */
+bool bw_share_take(struct bw_share *s, const uint8_t *key, size_t len, unsigned limit);
+/* Gives back one that bw_share_take counted. */
+void bw_share_put(struct bw_share *s, const uint8_t *key, size_t len);
+
 struct bw_worker_stats {
 	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, blocked_ip,
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
 	uint64_t client_id_refused[2], client_id_dropped[2]; /* [0] unknown ID, [1] missing */
 	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_logged;
+	uint64_t share_refused; /* over server.max-inflight-per-client */
 	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
 	struct bw_conn_stats conn[BW_METRICS_STREAMS]; /* by BW_METRICS_STREAM_* */
 };
@@ -165,6 +203,7 @@ struct bw_worker {
 	uint64_t rl_log_ns;           /* rate-limit lines: this 10 s window's start */
 	unsigned rl_log_n, rl_log_quiet; /* lines written in it, prefixes not said */
 	unsigned rrl_slip_n;          /* limited answers counted for server.rrl.slip */
+	struct bw_share share;        /* resolver slots held per client prefix */
 	/* a copy of stats for the metrics endpoint, made on request (core/observe.c) */
 	struct bw_worker_stats pub;  /* under srv->pub_lock */
 	uint64_t pub_done;           /* under srv->pub_lock */
@@ -185,26 +224,6 @@ struct bw_worker {
 	struct bw_answer_meta meta;
 	struct bw_chain chain;
 };
-
-/* ---- rate limiting (ratelimit.c): token buckets shared by the workers ---- */
-struct bw_ratelimit;
-enum bw_rl_verdict {
-	BW_RL_PASS = 0,
-	BW_RL_LIMITED_FIRST, /* over the limit, the first time since its bucket was full */
-	BW_RL_LIMITED,
-};
-/* A table of about `size` keys (16 bytes each, fixed); 0 or BW_ENOMEM. */
-int bw_ratelimit_new(size_t size, struct bw_ratelimit **out);
-void bw_ratelimit_free(struct bw_ratelimit *r);
-size_t bw_ratelimit_bytes(const struct bw_ratelimit *r);
-/* Takes a token from key's bucket (rate a second, `burst` at most; a new key starts
- * full). Any thread. */
-enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
-				     unsigned rate, unsigned burst);
-/* The key of sa's prefix (v4 and v6 prefix lengths; a v4-mapped address is v4): the
- * address length, then the address masked. Its length (5 or 17), 0 without an address. */
-size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
-			       uint8_t key[17]);
 
 struct bw_server {
 	struct bw_conf *conf; /* boot config: listeners, workers, resolver, cache */

@@ -62,6 +62,7 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	o->overload += w->overload;
 	o->bogus += w->bogus;
 	o->rate_limited += w->rate_limited;
+	o->share_refused += w->share_refused;
 	o->rrl_dropped += w->rrl_dropped;
 	o->rrl_slipped += w->rrl_slipped;
 	for (int k = 0; k < 2; k++) {

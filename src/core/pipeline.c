@@ -706,9 +706,30 @@ static struct bw_qctx *qctx_get(struct bw_worker *w)
 	return x;
 }
 
+/* The key a query's client holds its in-flight share by (tcp-client-ipv4/6-prefix). */
+static size_t share_key(const struct bw_worker *w, const struct sockaddr *peer, uint8_t key[17])
+{
+	const struct bw_conf *conf = w->srv->conf;
+	return bw_ratelimit_prefix_key(peer, conf->server.tcp_client_v4_prefix,
+				       conf->server.tcp_client_v6_prefix, key);
+}
+
+/* The share of the worker's resolver slots one client may hold. */
+static unsigned share_limit(const struct bw_worker *w)
+{
+	unsigned n = w->srv->conf->server.max_inflight_per_client;
+	return n ? n : BW_MAX(w->max_inflight / 4, 1u);
+}
+
 static void qctx_put(struct bw_qctx *x)
 {
 	struct bw_worker *w = x->w;
+	if (x->shared) {
+		uint8_t key[17];
+		size_t n = share_key(w, (const struct sockaddr *)&x->peer, key);
+		bw_share_put(&w->share, key, n);
+		x->shared = false;
+	}
 	x->busy = false;
 	x->reply = NULL;
 	x->next_free = w->free_list;
@@ -724,11 +745,21 @@ static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_
 static enum bw_stage stage_resolve(struct job *j)
 {
 	struct bw_worker *w = j->w;
+	/* one client's flood of names nobody asked before must not take every slot */
+	uint8_t key[17];
+	size_t klen = share_key(w, j->o->peer, key);
+	if (klen && !bw_share_take(&w->share, key, klen, share_limit(w))) {
+		w->stats.share_refused++;
+		return stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "too many queries in flight");
+	}
 	struct bw_qctx *x = qctx_get(w);
 	if (!x) {
+		if (klen)
+			bw_share_put(&w->share, key, klen);
 		w->stats.overload++;
 		return stage_error(j, BW_RCODE_SERVFAIL, BW_EDE_OTHER, "resolver overloaded");
 	}
+	x->shared = klen > 0;
 	x->s = j->s; /* the query's state, whole (the telemetry verdict included) */
 	x->s.key.qname_lc = x->s.q.qname_lc;
 	x->via = j->o->via;

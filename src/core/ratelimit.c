@@ -182,3 +182,78 @@ size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, un
 		key[1 + prefix / 8] = (uint8_t)(addr[prefix / 8] & (0xff00u >> (prefix % 8)));
 	return n + 1;
 }
+
+/* ---- the in-flight share: per worker, how many of its resolver slots each client holds ---- */
+
+/* 32 bytes; an open-addressing table with twice as many slots as the worker has query
+ * contexts, so it never fills (each context counts in one slot at most). */
+struct share_slot {
+	uint64_t hash; /* 0: empty */
+	uint32_t count;
+	uint8_t len;
+	uint8_t key[17];
+};
+
+int bw_share_init(struct bw_share *s, unsigned max_items)
+{
+	size_t cap = 16;
+	while (cap < 2 * (size_t)max_items)
+		cap *= 2;
+	if (!(s->slots = calloc(cap, sizeof(*s->slots))))
+		return BW_ENOMEM;
+	s->mask = cap - 1;
+	bw_hash_key_random(&s->hkey);
+	return 0;
+}
+
+void bw_share_free(struct bw_share *s)
+{
+	free(s->slots);
+	s->slots = NULL;
+}
+
+static struct share_slot *share_find(struct bw_share *s, const uint8_t *key, size_t len,
+				     uint64_t h)
+{
+	for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+		struct share_slot *sl = &s->slots[i];
+		if (!sl->hash || (sl->hash == h && sl->len == len && !memcmp(sl->key, key, len)))
+			return sl;
+	}
+}
+
+bool bw_share_take(struct bw_share *s, const uint8_t *key, size_t len, unsigned limit)
+{
+	uint64_t h = bw_hash_keyed(key, len, &s->hkey) | 1;
+	struct share_slot *sl = share_find(s, key, len, h);
+	if (sl->hash && sl->count >= limit)
+		return false;
+	if (!sl->hash) {
+		sl->hash = h;
+		sl->len = (uint8_t)len;
+		memcpy(sl->key, key, len);
+		sl->count = 0;
+	}
+	sl->count++;
+	return true;
+}
+
+void bw_share_put(struct bw_share *s, const uint8_t *key, size_t len)
+{
+	uint64_t h = bw_hash_keyed(key, len, &s->hkey) | 1;
+	struct share_slot *sl = share_find(s, key, len, h);
+	if (!sl->hash || --sl->count)
+		return;
+	/* empty now: remove it, shifting back the entries that probed past it (linear
+	 * probing's deletion without tombstones) */
+	size_t i = (size_t)(sl - s->slots);
+	for (size_t j = (i + 1) & s->mask; s->slots[j].hash; j = (j + 1) & s->mask) {
+		size_t home = s->slots[j].hash & s->mask;
+		/* j may move to i when its home is not within (i, j] (cyclically) */
+		if (((j - home) & s->mask) >= ((j - i) & s->mask)) {
+			s->slots[i] = s->slots[j];
+			i = j;
+		}
+	}
+	s->slots[i].hash = 0;
+}

@@ -260,7 +260,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 
 	w->max_inflight = conf->server.max_inflight ? conf->server.max_inflight : 4096;
 	w->pool = calloc(w->max_inflight, sizeof(*w->pool));
-	if (!w->pool) {
+	if (!w->pool || bw_share_init(&w->share, w->max_inflight)) {
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
 	}
@@ -363,6 +363,7 @@ void bw_worker_free(struct bw_worker *w)
 		}
 		free(w->pool);
 	}
+	bw_share_free(&w->share);
 	if (w->ctl_ev)
 		event_free(w->ctl_ev);
 	if (w->drain_timer)

@@ -295,6 +295,10 @@ static void put_backend(struct out *o, const struct bw_metrics_sample *s)
 	family(o, "bulwark_overload_total", "counter",
 	       "Queries refused because too many were waiting on the resolver.");
 	u64(o, "bulwark_overload_total", s->overload);
+	family(o, "bulwark_inflight_share_refused_total", "counter",
+	       "Queries refused (SERVFAIL) because their client already had "
+	       "server.max-inflight-per-client queries waiting on the resolver.");
+	u64(o, "bulwark_inflight_share_refused_total", s->share_refused);
 	family(o, "bulwark_dropped_total", "counter",
 	       "Queries dropped without an answer (access control, truncated, send failures).");
 	u64(o, "bulwark_dropped_total", s->dropped);

@@ -104,6 +104,7 @@ struct bw_metrics_sample {
 	uint64_t client_id_refused[2], client_id_dropped[2];
 	/* rate limiting (server.rate-limit, server.rrl) */
 	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_table_bytes;
+	uint64_t share_refused; /* over server.max-inflight-per-client */
 	/* policy */
 	uint64_t policy_generation, policy_entries;
 	unsigned n_feeds;

@@ -492,7 +492,7 @@ static void test_key_errors(void **state)
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
 		     "tcp-client-ipv6-prefix, tcp-idle-timeout, tcp-max-inflight, max-inflight, "
-		     "access-control, state-dir, control-socket, tls-handshake-timeout, "
+		     "max-inflight-per-client, access-control, state-dir, control-socket, tls-handshake-timeout, "
 		     "doh-max-streams, user, group, rate-limit, rrl)");
 	expect_error("server:\n  listen:\n    - { address: 127.0.0.1, prot: 53 }\n",
 		     ":3:29: unknown key 'prot' in server.listen item (known: address, port, "

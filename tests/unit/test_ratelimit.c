@@ -122,6 +122,40 @@ static void test_prefix_key(void **state)
 	assert_int_equal(bw_ratelimit_prefix_key(NULL, 24, 56, a), 0);
 }
 
+/* The in-flight share against a plain array model, through many takes and puts (the
+ * backward-shift deletion must keep every key findable). */
+static void test_share(void **state)
+{
+	(void)state;
+	struct bw_share sh;
+	enum { KEYS = 300, ITEMS = 256 };
+	assert_int_equal(bw_share_init(&sh, ITEMS), 0);
+	unsigned model[KEYS] = {0}, held = 0;
+	srand(7);
+	for (int step = 0; step < 200000; step++) {
+		unsigned k = (unsigned)rand() % KEYS;
+		uint8_t key[5] = {4, (uint8_t)(k >> 8), (uint8_t)k, 0, 0};
+		if (rand() % 2 && held < ITEMS) {
+			bool ok = bw_share_take(&sh, key, sizeof(key), 3);
+			assert_int_equal(ok, model[k] < 3);
+			if (ok)
+				model[k]++, held++;
+		} else if (model[k]) {
+			bw_share_put(&sh, key, sizeof(key));
+			model[k]--, held--;
+		}
+	}
+	/* every key's count is what the model says: it takes exactly 3 - count more */
+	for (unsigned k = 0; k < KEYS; k++) {
+		uint8_t key[5] = {4, (uint8_t)(k >> 8), (uint8_t)k, 0, 0};
+		unsigned more = 0;
+		while (bw_share_take(&sh, key, sizeof(key), 3))
+			more++;
+		assert_int_equal(more, 3 - model[k]);
+	}
+	bw_share_free(&sh);
+}
+
 static int load(const char *text, struct bw_conf **out, char *err, size_t errlen)
 {
 	char path[] = "/tmp/bw-test-rl-XXXXXX.yaml";
@@ -190,6 +224,7 @@ int main(void)
 	    cmocka_unit_test(test_bucket),
 	    cmocka_unit_test(test_fixed_memory),
 	    cmocka_unit_test(test_prefix_key),
+	    cmocka_unit_test(test_share),
 	    cmocka_unit_test(test_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
