@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "dns/dns.h"
 #include "guard/guard.h"
+#include "local/local.h"
 #include "net/net.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
@@ -40,6 +41,8 @@ struct bw_state {
 	uint8_t feed_slot[BW_METRICS_MAX_FEEDS];
 	uint8_t profile_slot[256];
 	struct bw_lookalike *lookalike; /* from conf->guard.protected; NULL when none */
+	struct bw_local *local; /* names answered here: conf's local records, the boot
+				   config's forward zones and special-use names */
 };
 
 /* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */

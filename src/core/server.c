@@ -28,6 +28,7 @@ static void state_free(struct bw_state *st)
 		return;
 	bw_policy_free(st->policy);
 	bw_lookalike_free(st->lookalike);
+	bw_local_free(st->local);
 	if (st->owns_conf)
 		bw_conf_free(st->conf);
 	free(st);
@@ -118,6 +119,14 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	feed_events(s, prev, st);
 	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0) {
 		bw_policy_free(st->policy);
+		free(st);
+		return NULL;
+	}
+	/* local records come with each config; forward zones and special-use names are the
+	 * boot config's, as libunbound's are (resolver settings need a restart) */
+	if (bw_local_build(conf, s->conf, &st->local) != 0) {
+		bw_policy_free(st->policy);
+		bw_lookalike_free(st->lookalike);
 		free(st);
 		return NULL;
 	}
@@ -403,9 +412,12 @@ static void publish_successor(struct bw_server *s, const struct bw_state *cur,
 {
 	bw_obs_state_slots(s, st);
 	st->lookalike = cur->lookalike;
+	st->local = cur->local;
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
-	old->owns_conf = false; /* the conf and the index moved to the new state */
+	old->owns_conf = false; /* the conf, the index and the local names moved to the new
+				   state */
 	old->lookalike = NULL;
+	old->local = NULL;
 	state_free(old);
 }
 
