@@ -208,10 +208,10 @@ def test_forward_zone_over_dot(bulwark, internet, office):
     before = office.stats().get("num.tls", 0)
     r = d.query("secret.dot.example.", "A")
     if dnsutil.ede(r) == [(0, "resolver unavailable")]:
-        # libunbound 1.17.1 (Debian 12) in event mode: a context with a TLS certificate
-        # bundle fails to initialise (UB_INITFAIL), so every query of such a context is
-        # SERVFAIL; the same holds for tls:// upstreams in forward mode
-        pytest.xfail("libunbound in event mode cannot initialise TLS upstreams here")
+        # libunbound 1.17.1 (Debian 12): a context with a TLS certificate bundle or a TLS
+        # upstream fails to initialise (UB_INITFAIL, in event and synchronous mode), so
+        # every query of such a context is SERVFAIL; tls:// in forward mode likewise
+        pytest.xfail("this libunbound cannot initialise TLS upstreams")
     assert r.rcode() == dns.rcode.NOERROR, describe(r)
     assert dnsutil.addresses(r) == ["192.0.2.77"], describe(r)
     assert office.stats().get("num.tls", 0) > before, "the query did not come over TLS"
@@ -333,7 +333,8 @@ def test_special_use_defaults(resolver):
 
 def test_special_use_recurse(bulwark, internet):
     """special-use: {test: recurse} hands test. to the recursion: the fake root answers it
-    (NXDOMAIN with its SOA, which a local answer never carries)."""
+    (NXDOMAIN with its SOA, which a local answer never carries). The same for every name
+    (libunbound's own built-in zones for them are turned off too)."""
     d = bulwark(resolver={"special-use": {"test": "recurse"}})
     r = d.query("x.test.", "A")
     assert r.rcode() == dns.rcode.NXDOMAIN, describe(r)
@@ -341,6 +342,13 @@ def test_special_use_recurse(bulwark, internet):
         "test. did not reach the root: " + describe(r)
     r = d.query("x.invalid.", "A")  # the others stay local
     assert r.rcode() == dns.rcode.NXDOMAIN and not r.authority, describe(r)
+    names = ["localhost", "invalid", "test", "local", "onion", "home.arpa"]
+    d = bulwark(resolver={"special-use": {n: "recurse" for n in names}})
+    for n in names:
+        r = d.query("x.%s." % n, "A")
+        assert r.rcode() == dns.rcode.NXDOMAIN, n + ": " + describe(r)
+        assert any(rr.rdtype == dns.rdatatype.SOA and str(rr.name) == "."
+                   for rr in r.authority), n + " did not reach the root: " + describe(r)
 
 
 # -- forward mode, explain ----------------------------------------------------------------------
