@@ -202,10 +202,12 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
-	static const char *const keys[] = {"server",	    "resolver",		  "cache",
-					   "policy",	    "log",		  "telemetry",
-					   "metrics",	    "dnstap",		  "guard",
-					   "local-records", "local-records-file", "local-ttl",
+	static const char *const keys[] = {"server",	    "resolver",
+					   "cache",	    "policy",
+					   "log",	    "telemetry",
+					   "metrics",	    "dnstap",
+					   "guard",	    "local-records",
+					   "local-records-file", "local-ttl",
 					   NULL};
 	static const struct {
 		const char *key;

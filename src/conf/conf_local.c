@@ -76,17 +76,19 @@ static int parse_records(struct cf_ctx *c, yaml_node_t *m, size_t *cap)
 		if ((rc = cf_want_scalar(c, k, "local-records", &name)))
 			return rc;
 		if ((why = cf_name_problem(name)))
-			return cf_fail_at(c, k, BW_EINVAL, "local-records: name '%s' %s", name, why);
+			return cf_fail_at(c, k, BW_EINVAL, "local-records: name '%s' %s", name,
+					  why);
 		for (yaml_node_pair_t *q = m->data.mapping.pairs.start; q < p; q++) {
 			const char *o = cf_sval(cf_node(c, q->key));
 			size_t a = strlen(o), b = strlen(name);
 			a -= a && o[a - 1] == '.';
 			b -= b && name[b - 1] == '.';
 			if (a == b && !strncasecmp(o, name, a))
-				return cf_fail_at(c, k, BW_EINVAL,
-						  "local-records: name '%s' is given twice (list its "
-						  "addresses under one key)",
-						  name);
+				return cf_fail_at(
+				    c, k, BW_EINVAL,
+				    "local-records: name '%s' is given twice (list its "
+				    "addresses under one key)",
+				    name);
 		}
 		if (cf_is_null(v))
 			return cf_fail_at(c, k, BW_EINVAL, "local-records: '%s' needs an address",
@@ -107,10 +109,11 @@ static int parse_records(struct cf_ctx *c, yaml_node_t *m, size_t *cap)
 			if ((rc = cf_want_scalar(c, a, "local-records", &s)))
 				return rc;
 			if (!parse_addr(s, &r))
-				return cf_fail_at(c, a, BW_EINVAL,
-						  "local-records: '%s' is not an IPv4 or IPv6 address "
-						  "(for %s)",
-						  s, name);
+				return cf_fail_at(
+				    c, a, BW_EINVAL,
+				    "local-records: '%s' is not an IPv4 or IPv6 address "
+				    "(for %s)",
+				    s, name);
 			if ((rc = add_record(c, cap, name, &r)))
 				return rc;
 		}
@@ -129,7 +132,8 @@ static int read_hosts(struct cf_ctx *c, yaml_node_t *v, size_t *cap)
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return cf_fail_at(c, v, errno == ENOENT ? BW_ENOENT : BW_EIO,
-				  "local-records-file: cannot read '%s': %s", path, strerror(errno));
+				  "local-records-file: cannot read '%s': %s", path,
+				  strerror(errno));
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		size_t len = strlen(line);
@@ -158,12 +162,13 @@ static int read_hosts(struct cf_ctx *c, yaml_node_t *v, size_t *cap)
 		for (; name && !rc; name = strtok_r(NULL, " \t", &save)) {
 			const char *why = cf_name_problem(name);
 			if (why) {
-				rc = cf_fail_file(c, path, lineno, BW_EINVAL, "name '%s' %s", name, why);
+				rc = cf_fail_file(c, path, lineno, BW_EINVAL, "name '%s' %s", name,
+						  why);
 				break;
 			}
 			if (++from_file > LOCAL_FILE_MAX_RECORDS) {
-				rc = cf_fail_file(c, path, lineno, BW_EINVAL, "more than %d records",
-						  LOCAL_FILE_MAX_RECORDS);
+				rc = cf_fail_file(c, path, lineno, BW_EINVAL,
+						  "more than %d records", LOCAL_FILE_MAX_RECORDS);
 				break;
 			}
 			rc = add_record(c, cap, name, &r);

@@ -133,8 +133,8 @@ static int parse_forward_zone(struct cf_ctx *c, yaml_node_t *m, struct bw_forwar
 		return cf_nomem(c);
 	for (size_t i = 0; i < conf->resolver.n_forward_zones - 1; i++)
 		if (!strcmp(conf->resolver.forward_zones[i].zone, z->zone))
-			return cf_fail_at(c, v, BW_EINVAL, "forward-zones: zone '%s' is listed twice",
-					  z->zone);
+			return cf_fail_at(c, v, BW_EINVAL,
+					  "forward-zones: zone '%s' is listed twice", z->zone);
 	if ((rc = cf_need(c, m, "forward", "resolver.forward-zones item", &fwd)) ||
 	    (rc = cf_want_type(c, fwd, YAML_SEQUENCE_NODE, "forward")))
 		return rc;
@@ -180,8 +180,8 @@ static int parse_forward_zones(struct cf_ctx *c, yaml_node_t *seq)
 		return cf_nomem(c);
 	for (size_t i = 0; i < n; i++) {
 		conf->resolver.n_forward_zones = i + 1;
-		rc = parse_forward_zone(c, cf_seq_item(c, seq, i), &conf->resolver.forward_zones[i]);
-		if (rc)
+		struct bw_forward_zone *z = &conf->resolver.forward_zones[i];
+		if ((rc = parse_forward_zone(c, cf_seq_item(c, seq, i), z)))
 			return rc;
 	}
 	return 0;

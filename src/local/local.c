@@ -17,13 +17,13 @@ struct entry {
 	uint32_t name_off; /* in l->names */
 	uint32_t rr_off;   /* packed records in l->rrs (E_RECORD) */
 	uint32_t rr_len, rr_cap;
-	uint32_t line;     /* first record's line in local-records-file (0: the config) */
-	int32_t idx;       /* E_FORWARD: zone index; E_SPECIAL: enum bw_special_use */
+	uint32_t line; /* first record's line in local-records-file (0: the config) */
+	int32_t idx;   /* E_FORWARD: zone index; E_SPECIAL: enum bw_special_use */
 	uint16_t n_rrs;
 	uint8_t name_len;
 	uint8_t kind;
-	bool is_ptr;       /* the reverse name of a local record's address */
-	bool capped;       /* more than BW_LOCAL_MAX_PER_NAME addresses (warned once) */
+	bool is_ptr; /* the reverse name of a local record's address */
+	bool capped; /* more than BW_LOCAL_MAX_PER_NAME addresses (warned once) */
 };
 
 struct table {
@@ -239,9 +239,10 @@ static int build_records(struct bw_local *l, const struct bw_conf *conf)
 			if (e->n_rrs < BW_LOCAL_MAX_PER_NAME)
 				put_rr(l, e, type, r->addr, alen(r->family));
 			else if (!e->capped && (e->capped = true))
-				bw_warn("local records: %s has more than %d addresses; the first %d "
-					"are answered",
-					r->name, BW_LOCAL_MAX_PER_NAME, BW_LOCAL_MAX_PER_NAME);
+				bw_warn(
+				    "local records: %s has more than %d addresses; the first %d "
+				    "are answered",
+				    r->name, BW_LOCAL_MAX_PER_NAME, BW_LOCAL_MAX_PER_NAME);
 		}
 		e = (struct entry *)table_find(l, &l->records, rv, (size_t)rl);
 		if (e && e->is_ptr && !e->n_rrs && e->rr_cap == 8u + (uint32_t)wl)
@@ -263,7 +264,8 @@ static int build_zones(struct bw_local *l, const struct bw_conf *boot)
 	for (size_t i = 0; i < nz; i++) {
 		if ((wl = wire(boot->resolver.forward_zones[i].zone, w)) < 0)
 			return BW_EINVAL;
-		if ((rc = table_add(l, &l->zones, w, (size_t)wl, E_FORWARD, (int32_t)i, &idx, &made)))
+		if ((rc = table_add(l, &l->zones, w, (size_t)wl, E_FORWARD, (int32_t)i, &idx,
+				    &made)))
 			return rc;
 		l->zone_labels = BW_MAX(l->zone_labels, (unsigned)labels(w, (size_t)wl));
 	}
@@ -378,7 +380,8 @@ int bw_local_answer(const struct bw_local *l, const struct bw_query *q, struct b
 		 * RFC 7686 2) */
 		const struct entry *z = h.entry;
 		bool apex = z->name_len == q->qname_len;
-		m->rcode = h.index == BW_SU_HOME_ARPA && apex ? BW_RCODE_NOERROR : BW_RCODE_NXDOMAIN;
+		m->rcode =
+		    h.index == BW_SU_HOME_ARPA && apex ? BW_RCODE_NOERROR : BW_RCODE_NXDOMAIN;
 		rc = 0;
 		break;
 	}
@@ -401,7 +404,10 @@ static void print_rrs(const struct bw_local *l, const struct entry *e, FILE *out
 		else if (bw_name_to_text(p + 8, len, text, sizeof(text)) < 0)
 			text[0] = 0;
 		fprintf(out, "%s%s %s", i ? ", " : "",
-			type == BW_T_A ? "A" : type == BW_T_AAAA ? "AAAA" : "PTR", text);
+			type == BW_T_A	    ? "A"
+			: type == BW_T_AAAA ? "AAAA"
+					    : "PTR",
+			text);
 		off += 8u + len;
 	}
 }
@@ -409,9 +415,9 @@ static void print_rrs(const struct bw_local *l, const struct entry *e, FILE *out
 int bw_local_explain(const struct bw_local *l, const struct bw_conf *conf,
 		     const struct bw_conf *boot, const uint8_t *name, size_t len, FILE *out)
 {
-	static const char *const rfc[BW_SU_COUNT] = {
-	    "RFC 6761 6.3", "RFC 6761 6.4", "RFC 6761 6.2", "RFC 6762 22.1", "RFC 7686",
-	    "RFC 8375"};
+	static const char *const rfc[BW_SU_COUNT] = {"RFC 6761 6.3", "RFC 6761 6.4",
+						     "RFC 6761 6.2", "RFC 6762 22.1",
+						     "RFC 7686",     "RFC 8375"};
 	struct bw_local_hit h;
 
 	switch (bw_local_find(l, name, len, &h)) {
@@ -419,7 +425,8 @@ int bw_local_explain(const struct bw_local *l, const struct bw_conf *conf,
 		return 0;
 	case BW_LOCAL_RECORD: {
 		const struct entry *e = h.entry;
-		fprintf(out, "local:    %s (", e->is_ptr ? "the address of a local record" : "a local record");
+		fprintf(out, "local:    %s (",
+			e->is_ptr ? "the address of a local record" : "a local record");
 		if (e->line && conf->local.file)
 			fprintf(out, "local-records-file %s:%u", conf->local.file, e->line);
 		else
@@ -432,8 +439,10 @@ int bw_local_explain(const struct bw_local *l, const struct bw_conf *conf,
 	case BW_LOCAL_SPECIAL: {
 		const char *s = bw_special_use_names[h.index];
 		if (h.recurse) {
-			fprintf(out, "local:    under the special-use name %s. (%s), which "
-				     "resolver.special-use hands to the resolver\n", s, rfc[h.index]);
+			fprintf(out,
+				"local:    under the special-use name %s. (%s), which "
+				"resolver.special-use hands to the resolver\n",
+				s, rfc[h.index]);
 			return 0;
 		}
 		fprintf(out, "local:    under the special-use name %s. (%s)\n", s, rfc[h.index]);
@@ -457,9 +466,10 @@ int bw_local_explain(const struct bw_local *l, const struct bw_conf *conf,
 			fprintf(out, "%s %s%s%s%s", i ? "," : "", u->tls ? "tls://" : "", u->addr,
 				u->tls_name ? "#" : "", u->tls_name ? u->tls_name : "");
 		}
-		fprintf(out, "%s\n", z->insecure && boot->resolver.dnssec
-					 ? " (DNSSEC not validated below it: insecure)"
-					 : "");
+		fprintf(out, "%s\n",
+			z->insecure && boot->resolver.dnssec
+			    ? " (DNSSEC not validated below it: insecure)"
+			    : "");
 		return 0;
 	}
 	}

@@ -46,9 +46,9 @@ enum bw_local_kind {
 
 struct bw_local_hit {
 	enum bw_local_kind kind;
-	int index;         /* SPECIAL: enum bw_special_use; FORWARD: index in
+	int index;	   /* SPECIAL: enum bw_special_use; FORWARD: index in
 			      boot->resolver.forward_zones; else -1 */
-	bool recurse;      /* SPECIAL: resolver.special-use says recurse (not answered here) */
+	bool recurse;	   /* SPECIAL: resolver.special-use says recurse (not answered here) */
 	const void *entry; /* RECORD: the table's entry (bw_local_answer) */
 };
 
