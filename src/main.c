@@ -20,6 +20,7 @@
 #include "core/core.h"
 #include "feeds/feeds.h"
 #include "guard/guard.h"
+#include "local/local.h"
 #include "policy/explain.h"
 #include "policy/rules.h"
 #include "resolve/resolve.h"
@@ -447,6 +448,23 @@ static int explain_main(int argc, char **argv)
 	    .peer = ec.sa,
 	};
 	printf("type:     %s\n", type);
+	/* names answered locally (local records, special-use names) never reach the policy */
+	struct bw_local *local = NULL;
+	uint8_t wname[BW_DNS_MAXNAME];
+	int wlen = bw_name_from_text(argv[optind], strlen(argv[optind]), wname);
+	struct bw_local_hit hit;
+	if (wlen > 0 && bw_local_build(conf, conf, &local) == 0 &&
+	    (bw_local_find(local, wname, (size_t)wlen, &hit) == BW_LOCAL_RECORD ||
+	     (hit.kind == BW_LOCAL_SPECIAL && !hit.recurse))) {
+		char text[4 * BW_DNS_MAXNAME + 2];
+		bw_name_to_text(wname, (size_t)wlen, text, sizeof(text));
+		printf("name:     %s\n", text);
+		bw_local_explain(local, conf, conf, wname, (size_t)wlen, stdout);
+		bw_local_free(local);
+		bw_policy_free(p);
+		bw_conf_free(conf);
+		return 0;
+	}
 	struct bw_explain_opts eo = {
 	    .client = ec.sa,
 	    .client_text = ec.text[0] ? ec.text : NULL,
@@ -457,6 +475,9 @@ static int explain_main(int argc, char **argv)
 	    .resolve_ctx = conf,
 	};
 	int rc = bw_policy_explain(conf, p, argv[optind], &eo, stdout);
+	if (local && wlen > 0) /* a forward zone, a special-use name handed on */
+		bw_local_explain(local, conf, conf, wname, (size_t)wlen, stdout);
+	bw_local_free(local);
 	bw_policy_free(p);
 	bw_conf_free(conf);
 	return rc < 0 ? 2 : 0;

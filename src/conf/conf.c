@@ -83,6 +83,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->dnstap.log_responses = true;
 	cf_telemetry_defaults(conf);
 	cf_guard_defaults(conf);
+	cf_local_defaults(conf);
 }
 
 /* The listeners and ACL when the config names none. */
@@ -206,9 +207,14 @@ static int syntax_error(struct cf_ctx *c, const yaml_parser_t *p)
 
 static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 {
-	static const char *const keys[] = {"server", "resolver", "cache",     "policy",
-					   "log",    "telemetry", "metrics", "dnstap",
-					   "guard",  "clients", "clients-file", NULL};
+	static const char *const keys[] = {"server",	    "resolver",
+					   "cache",	    "policy",
+					   "log",	    "telemetry",
+					   "metrics",	    "dnstap",
+					   "guard",	    "local-records",
+					   "local-records-file", "local-ttl",
+					   "clients",	    "clients-file",
+					   NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -246,7 +252,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	/* a sequence, after policy: it names feeds (profiles are resolved at the end) */
 	if ((v = cf_get(c, root, "clients")) && (rc = cf_parse_clients(c, v)))
 		return rc;
-	return 0;
+	return cf_parse_local(c, root); /* the local-* keys of the top level */
 }
 
 /* The directory part of path with a trailing '/', or NULL when there is none. */
@@ -390,6 +396,8 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->resolver.trust_anchor);
 	free(conf->resolver.tls_ca_file);
 	free_strv(conf->resolver.unbound_options, conf->resolver.n_unbound_options);
+	cf_free_forward_zones(conf);
+	cf_free_local(conf);
 	for (size_t i = 0; i < conf->policy.n_feeds; i++)
 		cf_free_feed(&conf->policy.feeds[i]);
 	free(conf->policy.feeds);

@@ -76,6 +76,39 @@ struct bw_upstream {
 	char *tls_name; /* expected certificate name (after '#'), or NULL */
 };
 
+/* resolver.forward-zones item: names at and below `zone` go to its servers (a stub zone
+ * with `stub: true`), in either resolver mode (docs/config.md, "Local names"). */
+struct bw_forward_zone {
+	char *zone;                  /* lower-case, no trailing dot; never the root */
+	struct bw_upstream *forward; /* at least one; all tls:// or none */
+	size_t n_forward;
+	bool tls;                    /* its upstreams are tls:// */
+	bool insecure;               /* default true: no DNSSEC validation below the zone */
+	bool stub;                   /* default false: ask an authoritative server (RD=0) */
+};
+
+/* The special-use names (RFC 6761, 6762, 7686, 8375) and what resolver.special-use
+ * says for each: answered by Bulwark (the default) or handed to the resolver. */
+enum bw_special_use {
+	BW_SU_LOCALHOST = 0, /* RFC 6761 6.3: A 127.0.0.1, AAAA ::1 */
+	BW_SU_INVALID,       /* RFC 6761 6.4: NXDOMAIN */
+	BW_SU_TEST,          /* RFC 6761 6.2: NXDOMAIN */
+	BW_SU_LOCAL,         /* RFC 6762 22.1: NXDOMAIN (multicast DNS) */
+	BW_SU_ONION,         /* RFC 7686 2: NXDOMAIN */
+	BW_SU_HOME_ARPA,     /* RFC 8375 4 (RFC 6303 locally served zone): NXDOMAIN */
+	BW_SU_COUNT,
+};
+/* their names, in the enum's order (conf_resolver.c) */
+extern const char *const bw_special_use_names[BW_SU_COUNT + 1];
+
+/* One name -> address of local-records or local-records-file (one per address). */
+struct bw_local_record {
+	char *name;       /* lower-case, no trailing dot */
+	int family;       /* 4 or 6 */
+	uint8_t addr[16]; /* 4 or 16 bytes */
+	unsigned line;    /* its line in local-records-file; 0: local-records in the config */
+};
+
 enum bw_feed_format {
 	BW_FEED_DOMAINS = 0,
 	BW_FEED_HOSTS = 1,
@@ -268,7 +301,20 @@ struct bw_conf {
 		unsigned timeout_ms;     /* give up on a query after this long; default 5000 */
 		char **unbound_options;  /* raw "name: value" lines for libunbound, advanced */
 		size_t n_unbound_options;
+		struct bw_forward_zone *forward_zones; /* per-domain forwarding; none by default */
+		size_t n_forward_zones;
+		bool special_recurse[BW_SU_COUNT]; /* special-use name handed to the resolver
+						      (`recurse`); default false: answered */
 	} resolver;
+
+	/* Names Bulwark answers itself (local/local.h): local-records, then the lines of
+	 * local-records-file, in that order (a name may have several records). */
+	struct {
+		struct bw_local_record *records;
+		size_t n_records;
+		char *file;   /* local-records-file, or NULL (re-read on every reload) */
+		uint32_t ttl; /* local-ttl: TTL of local answers; default 300 */
+	} local;
 
 	struct {
 		uint64_t size;          /* bytes; default 256M */

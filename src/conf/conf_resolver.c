@@ -1,6 +1,7 @@
 /*
  * conf/conf_resolver.c - the `resolver:` section: recursive or forwarding mode, upstreams
- * (plain or tls://), DNSSEC and its trust anchor, root hints, unbound-options.
+ * (plain or tls://), DNSSEC and its trust anchor, root hints, unbound-options, per-domain
+ * forwarding (forward-zones) and what happens to the special-use names (special-use).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -90,6 +91,121 @@ static int parse_forward(struct cf_ctx *c, yaml_node_t *seq)
 	return 0;
 }
 
+const char *const bw_special_use_names[BW_SU_COUNT + 1] = {
+    "localhost", "invalid", "test", "local", "onion", "home.arpa", NULL};
+
+void cf_free_forward_zones(struct bw_conf *conf)
+{
+	for (size_t i = 0; i < conf->resolver.n_forward_zones; i++) {
+		struct bw_forward_zone *z = &conf->resolver.forward_zones[i];
+		free(z->zone);
+		for (size_t k = 0; k < z->n_forward; k++) {
+			free(z->forward[k].addr);
+			free(z->forward[k].tls_name);
+		}
+		free(z->forward);
+	}
+	free(conf->resolver.forward_zones);
+}
+
+/* { zone: corp.example, forward: [ "192.0.2.10@53" ], insecure: true, stub: false } */
+static int parse_forward_zone(struct cf_ctx *c, yaml_node_t *m, struct bw_forward_zone *z)
+{
+	static const char *const keys[] = {"zone", "forward", "insecure", "stub", NULL};
+	const struct bw_conf *conf = c->conf;
+	yaml_node_t *v, *fwd;
+	const char *s, *why;
+	size_t n;
+	int rc;
+
+	if ((rc = cf_want_type(c, m, YAML_MAPPING_NODE, "forward-zones item")) ||
+	    (rc = cf_check_keys(c, m, "resolver.forward-zones item", keys)) ||
+	    (rc = cf_need(c, m, "zone", "resolver.forward-zones item", &v)) ||
+	    (rc = cf_want_scalar(c, v, "zone", &s)))
+		return rc;
+	if (!strcmp(s, "."))
+		return cf_fail_at(c, v, BW_EINVAL,
+				  "forward-zones: the root zone cannot be a forward zone (use "
+				  "'mode: forward' and 'forward' to forward every name)");
+	if ((why = cf_name_problem(s)))
+		return cf_fail_at(c, v, BW_EINVAL, "forward-zones: zone '%s' %s", s, why);
+	if (!(z->zone = cf_canon_name(s)))
+		return cf_nomem(c);
+	for (size_t i = 0; i < conf->resolver.n_forward_zones - 1; i++)
+		if (!strcmp(conf->resolver.forward_zones[i].zone, z->zone))
+			return cf_fail_at(c, v, BW_EINVAL,
+					  "forward-zones: zone '%s' is listed twice", z->zone);
+	if ((rc = cf_need(c, m, "forward", "resolver.forward-zones item", &fwd)) ||
+	    (rc = cf_want_type(c, fwd, YAML_SEQUENCE_NODE, "forward")))
+		return rc;
+	if (!(n = cf_seq_len(fwd)))
+		return cf_fail_at(c, fwd, BW_EINVAL,
+				  "forward-zones: zone '%s' lists no server (e.g. forward: [ "
+				  "192.0.2.10@53 ])",
+				  z->zone);
+	if (!(z->forward = calloc(n, sizeof(*z->forward))))
+		return cf_nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = cf_seq_item(c, fwd, i);
+		z->n_forward = i + 1;
+		if ((rc = parse_upstream(c, item, &z->forward[i])))
+			return rc;
+		if (i && z->forward[i].tls != z->tls)
+			return cf_fail_at(c, item, BW_EINVAL,
+					  "forward-zones: zone '%s' mixes tls:// and plain servers "
+					  "(write one kind per zone)",
+					  z->zone);
+		z->tls = z->forward[i].tls;
+	}
+	z->insecure = true;
+	if ((v = cf_get(c, m, "insecure")) && (rc = cf_get_bool(c, v, "insecure", &z->insecure)))
+		return rc;
+	if ((v = cf_get(c, m, "stub")) && (rc = cf_get_bool(c, v, "stub", &z->stub)))
+		return rc;
+	return 0;
+}
+
+static int parse_forward_zones(struct cf_ctx *c, yaml_node_t *seq)
+{
+	struct bw_conf *conf = c->conf;
+	size_t n;
+	int rc;
+
+	if ((rc = cf_want_type(c, seq, YAML_SEQUENCE_NODE, "forward-zones")))
+		return rc;
+	if (!(n = cf_seq_len(seq)))
+		return 0;
+	conf->resolver.forward_zones = calloc(n, sizeof(*conf->resolver.forward_zones));
+	if (!conf->resolver.forward_zones)
+		return cf_nomem(c);
+	for (size_t i = 0; i < n; i++) {
+		conf->resolver.n_forward_zones = i + 1;
+		struct bw_forward_zone *z = &conf->resolver.forward_zones[i];
+		if ((rc = parse_forward_zone(c, cf_seq_item(c, seq, i), z)))
+			return rc;
+	}
+	return 0;
+}
+
+/* { test: recurse, localhost: local, ... } */
+static int parse_special_use(struct cf_ctx *c, yaml_node_t *m)
+{
+	static const char *const values[] = {"local", "recurse", NULL};
+	int rc, val;
+
+	if ((rc = cf_check_keys(c, m, "resolver.special-use", bw_special_use_names)))
+		return rc;
+	for (int i = 0; i < BW_SU_COUNT; i++) {
+		yaml_node_t *v = cf_get(c, m, bw_special_use_names[i]);
+		if (!v)
+			continue;
+		if ((rc = cf_get_enum(c, v, bw_special_use_names[i], values, &val)))
+			return rc;
+		c->conf->resolver.special_recurse[i] = val == 1;
+	}
+	return 0;
+}
+
 static int parse_unbound_options(struct cf_ctx *c, yaml_node_t *seq)
 {
 	struct bw_conf *conf = c->conf;
@@ -137,6 +253,8 @@ int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m)
 					   "prefetch",
 					   "timeout",
 					   "unbound-options",
+					   "forward-zones",
+					   "special-use",
 					   NULL};
 	static const char *const modes[] = {"recursive", "forward", NULL};
 	struct bw_conf *conf = c->conf;
@@ -183,6 +301,12 @@ int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m)
 	    (rc = cf_get_duration_ms32(c, v, "timeout", 1, 3600000, &conf->resolver.timeout_ms)))
 		return rc;
 	if ((v = cf_get(c, m, "unbound-options")) && (rc = parse_unbound_options(c, v)))
+		return rc;
+	if ((v = cf_get(c, m, "forward-zones")) && (rc = parse_forward_zones(c, v)))
+		return rc;
+	if ((v = cf_get(c, m, "special-use")) &&
+	    ((rc = cf_want_type(c, v, YAML_MAPPING_NODE, "special-use")) ||
+	     (rc = parse_special_use(c, v))))
 		return rc;
 	return 0;
 }

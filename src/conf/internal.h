@@ -51,6 +51,9 @@ int cf_fail_at(struct cf_ctx *c, const yaml_node_t *n, int code, const char *fmt
 int cf_fail_mark(struct cf_ctx *c, const yaml_mark_t *mark, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int cf_nomem(struct cf_ctx *c);
+/* "file:line: message" about a line of a file the config names (local-records-file). */
+int cf_fail_file(struct cf_ctx *c, const char *file, unsigned long line, int code,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* ---- node access ---- */
 yaml_node_t *cf_node(struct cf_ctx *c, int idx);
@@ -129,6 +132,11 @@ void cf_free_listen_tls(struct bw_listen *l);
 /* A rate-limit mapping, { qps: N, burst: N } (conf_server.c); `where` names it. */
 int cf_parse_rate(struct cf_ctx *c, yaml_node_t *m, const char *where, struct bw_rate *out);
 int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m);  /* conf_resolver.c */
+void cf_free_forward_zones(struct bw_conf *conf);
+/* conf_local.c: local-records, local-records-file and local-ttl, keys of the top level */
+int cf_parse_local(struct cf_ctx *c, yaml_node_t *root);
+void cf_local_defaults(struct bw_conf *conf);
+void cf_free_local(struct bw_conf *conf);
 int cf_parse_cache(struct cf_ctx *c, yaml_node_t *m);     /* conf_cache.c */
 int cf_parse_policy(struct cf_ctx *c, yaml_node_t *m);    /* conf_policy.c */
 /* conf_feeds.c: the policy.feeds list; cf_feeds_finish() once state-dir is known;

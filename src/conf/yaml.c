@@ -59,6 +59,21 @@ int cf_fail_mark(struct cf_ctx *c, const yaml_mark_t *mark, const char *fmt, ...
 	return code;
 }
 
+int cf_fail_file(struct cf_ctx *c, const char *file, unsigned long line, int code,
+		 const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!c->err || !c->errlen)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(c->err, c->errlen, "%s:%lu: %s", file, line, msg);
+	return code;
+}
+
 int cf_nomem(struct cf_ctx *c)
 {
 	return cf_fail_at(c, NULL, BW_ENOMEM, "out of memory");

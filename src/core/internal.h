@@ -13,6 +13,7 @@
 #include "core/core.h"
 #include "dns/dns.h"
 #include "guard/guard.h"
+#include "local/local.h"
 #include "net/net.h"
 #include "policy/policy.h"
 #include "resolve/resolve.h"
@@ -41,6 +42,8 @@ struct bw_state {
 	uint8_t profile_slot[256];
 	struct bw_lookalike *lookalike; /* from conf->guard.protected; NULL when none */
 	struct bw_clients *clients;     /* from conf->clients; NULL when none */
+	struct bw_local *local; /* names answered here: conf's local records, the boot
+				   config's forward zones and special-use names */
 };
 
 /* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */

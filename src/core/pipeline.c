@@ -681,6 +681,16 @@ static enum bw_stage stage_cache(struct job *j)
 	return BW_STAGE_NEXT;
 }
 
+/* Names answered here (local/local.h: local records, special-use names): on cache misses,
+ * before the policy (the admin's own data wins over feeds), cached like a policy answer. */
+static enum bw_stage stage_local(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	if (bw_local_answer(w->state->local, &j->s.q, &w->meta, w->body, sizeof(w->body)) <= 0)
+		return BW_STAGE_NEXT;
+	return synth_stage(j, SYNTH_ANSWER, true);
+}
+
 /* RFC 8482: QTYPE ANY gets a minimal answer (after the policy), never a full ANY. */
 static enum bw_stage stage_any(struct job *j)
 {
@@ -853,6 +863,8 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 		st = stage_client(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_cache(&j);
+	if (st == BW_STAGE_NEXT)
+		st = stage_local(&j);
 	if (st == BW_STAGE_NEXT)
 		st = stage_policy(&j);
 	if (st == BW_STAGE_NEXT)

@@ -29,6 +29,7 @@ static void state_free(struct bw_state *st)
 	bw_policy_free(st->policy);
 	bw_lookalike_free(st->lookalike);
 	bw_clients_free(st->clients);
+	bw_local_free(st->local);
 	if (st->owns_conf)
 		bw_conf_free(st->conf);
 	free(st);
@@ -117,8 +118,12 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	}
 	bw_obs_state_slots(s, st);
 	feed_events(s, prev, st);
+	/* local records come with each config; forward zones and special-use names are the
+	 * boot config's, as libunbound's are (resolver settings need a restart) */
 	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0 ||
-	    bw_clients_build(conf, &st->clients) != 0) {
+	    bw_clients_build(conf, &st->clients) != 0 ||
+	    bw_local_build(conf, s->conf, &st->local) != 0) {
+		bw_clients_free(st->clients);
 		bw_lookalike_free(st->lookalike);
 		bw_policy_free(st->policy);
 		free(st);
@@ -413,10 +418,13 @@ static void publish_successor(struct bw_server *s, const struct bw_state *cur,
 	bw_obs_state_slots(s, st);
 	st->lookalike = cur->lookalike;
 	st->clients = cur->clients;
+	st->local = cur->local;
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
-	old->owns_conf = false; /* the conf and the indexes moved to the new state */
+	old->owns_conf = false; /* the conf, the indexes and the local names moved to the new
+				   state */
 	old->lookalike = NULL;
 	old->clients = NULL;
+	old->local = NULL;
 	state_free(old);
 }
 

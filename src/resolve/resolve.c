@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unbound-event.h>
 #include <unbound.h>
 #include <unistd.h>
@@ -35,6 +36,100 @@ static int set_opt(struct ub_ctx *ctx, const char *name, const char *val, char *
 	int rc = ub_ctx_set_option(ctx, name, val);
 	if (rc != 0) {
 		snprintf(err, errlen, "resolver option %s %s: %s", name, val, ub_strerror(rc));
+		return BW_EINVAL;
+	}
+	return 0;
+}
+
+/* One forward-zone: (or stub-zone:) clause of libunbound's config syntax. */
+static void write_zone(FILE *f, const char *name, const struct bw_upstream *ups, size_t n,
+		       bool tls, bool stub)
+{
+	const char *kind = stub ? "stub" : "forward";
+	fprintf(f, "%s-zone:\n    name: \"%s\"\n", kind, name);
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "    %s-addr: %s%s%s\n", kind, ups[i].addr, ups[i].tls_name ? "#" : "",
+			ups[i].tls_name ? ups[i].tls_name : "");
+	if (tls)
+		fprintf(f, "    %s-tls-upstream: yes\n", kind);
+}
+
+/*
+ * Per-domain forwarding (resolver.forward-zones) and the special-use names handed to the
+ * resolver (resolver.special-use: recurse). libunbound has no call for a forward zone, so
+ * the clauses are written, in its own config syntax, to a private temporary file (mkstemp:
+ * mode 0600) that ub_ctx_config() reads at once; the file is removed right after. Every
+ * value was checked by the config loader (names: letters, digits, '-', '_'; addresses:
+ * parsed IP addresses), so nothing in it can escape its quotes. Each zone also gets:
+ *  - `local-zone: transparent`: libunbound serves some zones itself by default (the
+ *    reverse zones of private networks, home.arpa, test., ...: RFC 6303) and would answer
+ *    NXDOMAIN before forwarding; transparent turns that off at and below the zone;
+ *  - `domain-insecure` (unless `insecure: false`): private zones have no DNSSEC chain from
+ *    the root, whose signed denial would make their answers bogus.
+ * In forward mode with forward zones, the root's forwarders are written as a "." zone too:
+ * ub_ctx_set_tls() would turn TLS on for every upstream, plain forward zones included.
+ * *fwd_done says the root's forwarders were written here. *tls: some zone uses TLS.
+ */
+static int apply_zones(struct ub_ctx *ctx, const struct bw_conf *conf, bool *fwd_done, bool *tls,
+		       char *err, size_t errlen)
+{
+	const __typeof__(conf->resolver) *rc = &conf->resolver;
+	bool recurse = false;
+	for (int i = 0; i < BW_SU_COUNT; i++)
+		recurse |= rc->special_recurse[i];
+	*fwd_done = false;
+	if (!rc->n_forward_zones && !recurse)
+		return 0;
+	const char *dir = getenv("TMPDIR");
+	char path[512];
+	snprintf(path, sizeof(path), "%s/bulwark-zones-XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		snprintf(err, errlen, "forward zones: cannot write a temporary file %s: %s", path,
+			 strerror(errno));
+		if (fd >= 0) {
+			close(fd);
+			unlink(path);
+		}
+		return BW_EIO;
+	}
+	fprintf(f, "server:\n");
+	for (int i = 0; i < BW_SU_COUNT; i++)
+		if (rc->special_recurse[i])
+			fprintf(f, "    local-zone: \"%s.\" nodefault\n", bw_special_use_names[i]);
+	for (size_t i = 0; i < rc->n_forward_zones; i++) {
+		const struct bw_forward_zone *z = &rc->forward_zones[i];
+		fprintf(f, "    local-zone: \"%s.\" transparent\n", z->zone);
+		if (z->insecure)
+			fprintf(f, "    domain-insecure: \"%s.\"\n", z->zone);
+	}
+	for (size_t i = 0; i < rc->n_forward_zones; i++) {
+		const struct bw_forward_zone *z = &rc->forward_zones[i];
+		char name[300];
+		snprintf(name, sizeof(name), "%s.", z->zone);
+		write_zone(f, name, z->forward, z->n_forward, z->tls, z->stub);
+		*tls |= z->tls;
+	}
+	if (rc->mode == BW_RESOLVER_FORWARD && rc->n_forward_zones) {
+		/* libunbound wants one kind per zone: the root's upstreams are TLS when any is */
+		bool root_tls = false;
+		for (size_t i = 0; i < rc->n_forward; i++)
+			root_tls |= rc->forward[i].tls;
+		write_zone(f, ".", rc->forward, rc->n_forward, root_tls, false);
+		*tls |= root_tls;
+		*fwd_done = true;
+	}
+	int werr = ferror(f);
+	if (fclose(f) != 0 || werr) {
+		snprintf(err, errlen, "forward zones: cannot write %s: %s", path, strerror(errno));
+		unlink(path);
+		return BW_EIO;
+	}
+	int r = ub_ctx_config(ctx, path);
+	unlink(path);
+	if (r != 0) {
+		snprintf(err, errlen, "forward zones: libunbound refused them: %s", ub_strerror(r));
 		return BW_EINVAL;
 	}
 	return 0;
@@ -72,7 +167,16 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
 		return ret;
 
-	if (rc->mode == BW_RESOLVER_FORWARD) {
+	bool fwd_done = false, zones_tls = false;
+	if ((ret = apply_zones(ctx, conf, &fwd_done, &zones_tls, err, errlen)))
+		return ret;
+	if (zones_tls) {
+		const char *ca = rc->tls_ca_file ? rc->tls_ca_file
+						 : "/etc/ssl/certs/ca-certificates.crt";
+		if ((ret = set_opt(ctx, "tls-cert-bundle:", ca, err, errlen)))
+			return ret;
+	}
+	if (rc->mode == BW_RESOLVER_FORWARD && !fwd_done) {
 		bool tls = false;
 		for (size_t i = 0; i < rc->n_forward; i++) {
 			const struct bw_upstream *u = &rc->forward[i];
@@ -92,10 +196,10 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 			ub_ctx_set_tls(ctx, 1);
 			const char *ca = rc->tls_ca_file ? rc->tls_ca_file
 							 : "/etc/ssl/certs/ca-certificates.crt";
-			if ((ret = set_opt(ctx, "tls-cert-bundle:", ca, err, errlen)))
+			if (!zones_tls && (ret = set_opt(ctx, "tls-cert-bundle:", ca, err, errlen)))
 				return ret;
 		}
-	} else if (rc->root_hints) {
+	} else if (rc->mode == BW_RESOLVER_RECURSIVE && rc->root_hints) {
 		if ((ret = set_opt(ctx, "root-hints:", rc->root_hints, err, errlen)))
 			return ret;
 	}

@@ -4,7 +4,9 @@
  *
  * Owns: one struct ub_ctx per worker (created by bw_resolver_create on that worker's
  * event_base; recursive with DNSSEC validation, QNAME minimisation, aggressive NSEC and
- * prefetch, or forwarding to upstreams, optionally over TLS).
+ * prefetch, or forwarding to upstreams, optionally over TLS; per-domain forward and stub
+ * zones and the special-use names handed to it, resolver.forward-zones and special-use,
+ * written as libunbound config clauses to a private temporary file read at creation).
  * Borrows: the config (read at creation only) and the event_base.
  *
  * Why event mode: the answer comes back on the worker's own loop (no thread hop, no
