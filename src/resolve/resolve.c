@@ -2,6 +2,7 @@
 #include "resolve/resolve.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -246,6 +247,50 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	return 0;
 }
 
+/* Whether the config sends anything over TLS (resolver.forward, forward zones). */
+static bool wants_tls(const struct bw_conf *conf)
+{
+	const struct bw_forward_zone *z = conf->resolver.forward_zones;
+	for (size_t i = 0; conf->resolver.mode == BW_RESOLVER_FORWARD && i < conf->resolver.n_forward;
+	     i++)
+		if (conf->resolver.forward[i].tls)
+			return true;
+	for (size_t i = 0; i < conf->resolver.n_forward_zones; i++)
+		for (size_t k = 0; k < z[i].n_forward; k++)
+			if (z[i].forward[k].tls)
+				return true;
+	return false;
+}
+
+static bool has_tls;
+static void probe_tls(void)
+{
+	struct ub_ctx *c = ub_ctx_create();
+	struct ub_result *res = NULL;
+	if (!c)
+		return;
+	int r = ub_ctx_set_fwd(c, "127.0.0.1@853");
+	if (!r)
+		r = ub_ctx_set_tls(c, 1);
+	if (!r)
+		r = ub_resolve(c, "localhost.", 1, 1, &res);
+	has_tls = r == 0;
+	if (res)
+		ub_resolve_free(res);
+	ub_ctx_delete(c);
+}
+
+/* Whether this libunbound can forward over TLS. Debian's is built with nettle instead of
+ * OpenSSL: a context with a TLS upstream fails to initialise, and every query would be
+ * SERVFAIL. Asked once, of a throwaway context that forwards over TLS: "localhost." is one
+ * of libunbound's own local zones, answered without any traffic. */
+static bool libunbound_has_tls(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, probe_tls);
+	return has_tls;
+}
+
 struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_base *base,
 				       bw_resolve_cb cb, char *err, size_t errlen)
 {
@@ -263,6 +308,14 @@ struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_
 	}
 	if (apply_conf(r->ctx, conf, err, errlen))
 		goto fail;
+	if (wants_tls(conf) && !libunbound_has_tls()) {
+		snprintf(err, errlen,
+			 "this libunbound cannot forward over TLS (Debian's is built with nettle, "
+			 "without TLS): remove the tls:// upstreams (resolver.forward, "
+			 "resolver.forward-zones), or run a local DoT forwarder and forward to it "
+			 "over plain DNS");
+		goto fail;
+	}
 	return r;
 fail:
 	if (r->ctx)
