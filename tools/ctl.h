@@ -78,9 +78,7 @@ int ctl_setup(const struct bw_conf *conf, const char *name, const struct ctl_set
 size_t ctl_base32(const unsigned char *bytes, size_t n, char *out);
 /* A new ClientID: 128 bits from getrandom(2) as 26 base32 characters. 0, or -1 (errno). */
 int ctl_id_new(char out[CTL_ID_LEN + 1]);
-/* Why name cannot be a client's name (the rules of conf_clients.c: 1 to 64 bytes, no
- * control characters, double quotes, backslash or '/', no space at either end), or NULL. */
-const char *ctl_name_problem(const char *name);
+/* (A client's name is checked by conf's bw_conf_client_name_problem, as the loader does.) */
 /* A host name for --host: labels of letters, digits and '-' joined by dots, at most 253
  * bytes, so that it goes into a URL and a TLS name as it is. */
 bool ctl_host_ok(const char *host);

@@ -210,7 +210,7 @@ static int cmd_add(const struct ctl_opts *o, int argc, char **argv)
 		      "[--no-reload]\n", stderr);
 		return 2;
 	}
-	const char *name = argv[optind], *why = ctl_name_problem(name);
+	const char *name = argv[optind], *why = bw_conf_client_name_problem(name);
 	if (why) {
 		fprintf(stderr, "bulwarkctl: invalid client name: it %s\n", why);
 		return 1;

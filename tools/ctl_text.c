@@ -54,21 +54,6 @@ int ctl_id_new(char out[CTL_ID_LEN + 1])
 	return 0;
 }
 
-const char *ctl_name_problem(const char *s)
-{
-	size_t n = strlen(s);
-	if (!n || n > 64)
-		return "must be 1 to 64 bytes long";
-	if (s[0] == ' ' || s[n - 1] == ' ')
-		return "must not start or end with a space";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\' || ch == '/')
-			return "must not hold control characters, quotes, '\\' or '/'";
-	}
-	return NULL;
-}
-
 bool ctl_host_ok(const char *host)
 {
 	size_t n = strlen(host), label = 0;

@@ -245,6 +245,13 @@ int bw_cidr_parse(const char *s, size_t len, struct bw_cidr *out);
 /* Does the address (AF_INET/AF_INET6 sockaddr) match the CIDR? An IPv4-mapped IPv6 address
  * (::ffff:a.b.c.d) matches IPv4 prefixes. Runs per query: no allocation, no lock. */
 bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa);
+/* A prefix as a hash key: the address length (4 or 16), then the address (AF_INET: 4
+ * bytes, AF_INET6: 16) with the bits past `prefix` cleared. Returns 5 or 17. */
+size_t bw_prefix_key(int family, const uint8_t *addr, unsigned prefix, uint8_t key[17]);
+/* The key of sa's address prefix (AF_INET masked to v4 bits, also an IPv4-mapped IPv6
+ * address; AF_INET6 to v6 bits), as bw_prefix_key; 0 for other families or NULL. What
+ * "one client" is wherever Bulwark counts per client (connections, rate limits, shares). */
+size_t bw_sockaddr_prefix(const struct sockaddr *sa, unsigned v4, unsigned v6, uint8_t key[17]);
 
 /* ---- the Public Suffix List (suffix.c, libpsl; loaded on first use, thread-safe) ---- */
 /* The registrable domain of a lower-case text name (no trailing dot): a pointer into

@@ -89,3 +89,29 @@ bool bw_cidr_match(const struct bw_cidr *net, const struct sockaddr *sa)
 	}
 	return false;
 }
+
+size_t bw_prefix_key(int family, const uint8_t *addr, unsigned prefix, uint8_t key[17])
+{
+	size_t n = family == AF_INET ? 4 : 16;
+	prefix = BW_MIN(prefix, (unsigned)n * 8);
+	key[0] = (uint8_t)n;
+	memset(key + 1, 0, n);
+	memcpy(key + 1, addr, prefix / 8);
+	if (prefix % 8)
+		key[1 + prefix / 8] = (uint8_t)(addr[prefix / 8] & (0xff00u >> (prefix % 8)));
+	return n + 1;
+}
+
+size_t bw_sockaddr_prefix(const struct sockaddr *sa, unsigned v4, unsigned v6, uint8_t key[17])
+{
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (sa && sa->sa_family == AF_INET)
+		return bw_prefix_key(AF_INET, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr,
+				     v4, key);
+	if (!sa || sa->sa_family != AF_INET6)
+		return 0;
+	const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	if (!memcmp(a, v4mapped, sizeof(v4mapped))) /* ::ffff:a.b.c.d is a.b.c.d */
+		return bw_prefix_key(AF_INET, a + 12, v4, key);
+	return bw_prefix_key(AF_INET6, a, v6, key);
+}

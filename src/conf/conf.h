@@ -426,4 +426,8 @@ struct bw_conf {
 int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errlen);
 void bw_conf_free(struct bw_conf *conf);
 
+/* NULL if s can be a client's name (`clients:` name: 1 to 64 bytes, no control characters,
+ * quotes, '\\' or '/', no space at either end), else what is wrong with it. */
+const char *bw_conf_client_name_problem(const char *s);
+
 #endif

@@ -58,7 +58,7 @@ static int fail_raw(struct cf_ctx *c, const struct cf_client_raw *r, const yaml_
 	return rc == BW_EMALFORMED ? BW_EINVAL : rc;
 }
 
-static const char *name_problem(const char *s)
+const char *bw_conf_client_name_problem(const char *s)
 {
 	size_t n = strlen(s);
 	if (!n || n > BW_CLIENT_NAME_MAX)
@@ -295,7 +295,7 @@ static int parse_entry(struct cf_ctx *c, yaml_node_t *m, struct bw_client_conf *
 	if ((rc = cf_need(c, m, "name", "clients item", &v)) ||
 	    (rc = cf_get_string(c, v, "name", &cl->name)))
 		return rc;
-	if ((why = name_problem(cl->name)))
+	if ((why = bw_conf_client_name_problem(cl->name)))
 		return cf_fail_at(c, v, BW_EINVAL, "client name '%s' %s", cl->name, why);
 	if ((v = cf_get(c, m, "match")) && (rc = parse_match(c, v, cl)))
 		return rc;

@@ -90,14 +90,10 @@ static void insert(struct bw_clients *c, unsigned kind, const uint8_t *key, size
 	}
 }
 
-/* A network's key: its address masked to the prefix, then the prefix length. */
+/* A network's key: bw_prefix_key's, then the prefix length. */
 static size_t net_key(int family, const uint8_t *addr, unsigned prefix, uint8_t *out)
 {
-	size_t n = family == AF_INET ? 4 : 16;
-	memset(out, 0, n);
-	memcpy(out, addr, prefix / 8);
-	if (prefix % 8)
-		out[prefix / 8] = (uint8_t)(addr[prefix / 8] & (0xff00u >> (prefix % 8)));
+	size_t n = bw_prefix_key(family, addr, prefix, out);
 	out[n] = (uint8_t)prefix;
 	return n + 1;
 }
@@ -146,7 +142,7 @@ int bw_clients_build(const struct bw_conf *conf, struct bw_clients **out)
 		c->any_id |= cl->n_ids > 0;
 		for (size_t k = 0; k < cl->n_nets; k++) {
 			const struct bw_cidr *n = &cl->nets[k];
-			uint8_t key[17];
+			uint8_t key[18];
 			size_t len = net_key(n->family, n->addr, n->prefix, key);
 			bool v4 = n->family == AF_INET;
 			insert(c, v4 ? KEY_V4 : KEY_V6, key, len, (int)i, 0);
@@ -191,30 +187,17 @@ int bw_clients_by_addr(const struct bw_clients *c, const uint8_t *mac, const str
 		*by = BW_CLIENT_BY_MAC;
 		return e;
 	}
-	const uint8_t *addr;
-	const uint8_t *prefixes;
-	size_t n;
-	unsigned kind;
-	int family = sa ? sa->sa_family : AF_UNSPEC;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		family = AF_INET; /* ::ffff:192.0.2.1 is 192.0.2.1 */
-		addr = s6->sin6_addr.s6_addr + 12;
-	} else if (family == AF_INET) {
-		addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-	} else if (family == AF_INET6) {
-		addr = s6->sin6_addr.s6_addr;
-	} else {
+	uint8_t probe[17];
+	size_t plen = bw_sockaddr_prefix(sa, 32, 128, probe); /* the whole address */
+	if (!plen)
 		return -1;
-	}
-	if (family == AF_INET)
-		prefixes = c->v4_prefixes, n = c->n_v4, kind = KEY_V4;
-	else
-		prefixes = c->v6_prefixes, n = c->n_v6, kind = KEY_V6;
+	bool v4 = probe[0] == 4;
+	const uint8_t *prefixes = v4 ? c->v4_prefixes : c->v6_prefixes;
+	size_t n = v4 ? c->n_v4 : c->n_v6;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t key[17];
-		size_t len = net_key(family, addr, prefixes[i], key);
-		if ((e = lookup(c, kind, key, len)) >= 0) {
+		uint8_t key[18];
+		size_t len = net_key(v4 ? AF_INET : AF_INET6, probe + 1, prefixes[i], key);
+		if ((e = lookup(c, v4 ? KEY_V4 : KEY_V6, key, len)) >= 0) {
 			*by = BW_CLIENT_BY_NET;
 			return e;
 		}

@@ -141,10 +141,6 @@ size_t bw_ratelimit_bytes(const struct bw_ratelimit *r);
  * full). Any thread. */
 enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, size_t len,
 				     unsigned rate, unsigned burst);
-/* The key of sa's prefix (v4 and v6 prefix lengths; a v4-mapped address is v4): the
- * address length, then the address masked. Its length (5 or 17), 0 without an address. */
-size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
-			       uint8_t key[17]);
 
 /* The in-flight share (ratelimit.c): per worker, the resolver slots each client prefix
  * holds. Not thread-safe: one per worker. */

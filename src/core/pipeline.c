@@ -351,7 +351,7 @@ static bool rate_limited(struct job *j)
 	if (!r->qps)
 		return false;
 	uint8_t key[17];
-	size_t len = bw_ratelimit_prefix_key(j->o->peer, w->srv->conf->server.rl_prefix_v4,
+	size_t len = bw_sockaddr_prefix(j->o->peer, w->srv->conf->server.rl_prefix_v4,
 					     w->srv->conf->server.rl_prefix_v6, key);
 	if (!len)
 		return false;
@@ -377,7 +377,7 @@ static enum rrl rrl_check(struct bw_worker *w, const struct sockaddr *peer,
 	if (!conf->server.rrl_rps || !q->qname_len)
 		return RRL_SEND;
 	uint8_t key[17 + BW_DNS_MAXNAME + 3];
-	size_t n = bw_ratelimit_prefix_key(peer, conf->server.rl_prefix_v4,
+	size_t n = bw_sockaddr_prefix(peer, conf->server.rl_prefix_v4,
 					   conf->server.rl_prefix_v6, key);
 	if (!n)
 		return RRL_SEND;
@@ -720,7 +720,7 @@ static struct bw_qctx *qctx_get(struct bw_worker *w)
 static size_t share_key(const struct bw_worker *w, const struct sockaddr *peer, uint8_t key[17])
 {
 	const struct bw_conf *conf = w->srv->conf;
-	return bw_ratelimit_prefix_key(peer, conf->server.tcp_client_v4_prefix,
+	return bw_sockaddr_prefix(peer, conf->server.tcp_client_v4_prefix,
 				       conf->server.tcp_client_v6_prefix, key);
 }
 

@@ -155,34 +155,6 @@ enum bw_rl_verdict bw_ratelimit_take(struct bw_ratelimit *r, const void *key, si
 	return v;
 }
 
-size_t bw_ratelimit_prefix_key(const struct sockaddr *sa, unsigned v4_prefix, unsigned v6_prefix,
-			       uint8_t key[17])
-{
-	const uint8_t *addr;
-	unsigned prefix;
-	size_t n;
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	if (!sa)
-		return 0;
-	if (sa->sa_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		addr = s6->sin6_addr.s6_addr + 12, n = 4, prefix = v4_prefix;
-	} else if (sa->sa_family == AF_INET) {
-		addr = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-		n = 4, prefix = v4_prefix;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = s6->sin6_addr.s6_addr, n = 16, prefix = v6_prefix;
-	} else {
-		return 0;
-	}
-	prefix = BW_MIN(prefix, (unsigned)n * 8);
-	key[0] = (uint8_t)n;
-	memset(key + 1, 0, n);
-	memcpy(key + 1, addr, prefix / 8);
-	if (prefix % 8)
-		key[1 + prefix / 8] = (uint8_t)(addr[prefix / 8] & (0xff00u >> (prefix % 8)));
-	return n + 1;
-}
-
 /* ---- the in-flight share: per worker, how many of its resolver slots each client holds ---- */
 
 /* 32 bytes; an open-addressing table with twice as many slots as the worker has query

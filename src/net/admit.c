@@ -22,36 +22,16 @@
 #define LOG_EVERY_MS 10000 /* refusal/eviction log lines, per listener and worker */
 #define TABLE_MIN 64
 
-/* The client prefix of peer: IPv4 (also IPv4-mapped IPv6) masked to v4 bits, IPv6 to v6. */
+/* The client prefix of peer (bw_sockaddr_prefix); unix sockets and the like: one client. */
 static void client_of(unsigned v4, unsigned v6, const struct sockaddr *peer,
 		      struct bw_admit_client *out)
 {
+	uint8_t key[17];
 	memset(out, 0, sizeof(*out));
-	unsigned bits;
-	if (peer && peer->sa_family == AF_INET) {
-		memcpy(out->prefix, &((const struct sockaddr_in *)peer)->sin_addr, 4);
-		out->family = 4;
-		bits = v4;
-	} else if (peer && peer->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-		if (memcmp(b, mapped, 12) == 0) {
-			memcpy(out->prefix, b + 12, 4);
-			out->family = 4;
-			bits = v4;
-		} else {
-			memcpy(out->prefix, b, 16);
-			out->family = 6;
-			bits = v6;
-		}
-	} else {
-		out->family = 6; /* unix sockets and the like: one client */
-		return;
-	}
-	for (unsigned i = 0; i < 16; i++) {
-		unsigned keep = bits >= 8 * (i + 1) ? 8 : bits > 8 * i ? bits - 8 * i : 0;
-		out->prefix[i] &= (uint8_t)(0xff00u >> keep);
-	}
+	size_t n = bw_sockaddr_prefix(peer, v4, v6, key);
+	out->family = n && key[0] == 4 ? 4 : 6;
+	if (n)
+		memcpy(out->prefix, key + 1, key[0]);
 }
 
 static size_t slot_of(const struct bw_admit *a, const struct bw_admit_client *c)

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "conf/conf.h"
 #include "ctl.h"
 
 /* RFC 4648 section 10 vectors, lower-case and without padding */
@@ -47,17 +48,17 @@ static void test_id_new(void **state)
 static void test_name_problem(void **state)
 {
 	(void)state;
-	assert_null(ctl_name_problem("alice-phone"));
-	assert_null(ctl_name_problem("Anna's laptop"));
-	assert_null(ctl_name_problem("caf\xc3\xa9"));
+	assert_null(bw_conf_client_name_problem("alice-phone"));
+	assert_null(bw_conf_client_name_problem("Anna's laptop"));
+	assert_null(bw_conf_client_name_problem("caf\xc3\xa9"));
 	char longest[65];
 	memset(longest, 'x', 64), longest[64] = 0;
-	assert_null(ctl_name_problem(longest));
+	assert_null(bw_conf_client_name_problem(longest));
 	static const char *const bad[] = {"", "a\"b", "a/b", "a\\b", "a\nb", "a\tb", "\x7f",
 					  " lead", "trail ",
 					  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_non_null(ctl_name_problem(bad[i]));
+		assert_non_null(bw_conf_client_name_problem(bad[i]));
 }
 
 static void test_host_ok(void **state)

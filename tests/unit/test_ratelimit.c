@@ -97,29 +97,29 @@ static void test_prefix_key(void **state)
 	(void)state;
 	uint8_t a[17], b[17];
 	struct sockaddr_storage x = addr("192.0.2.77"), y = addr("192.0.2.200");
-	assert_int_equal(bw_ratelimit_prefix_key((struct sockaddr *)&x, 24, 56, a), 5);
-	assert_int_equal(bw_ratelimit_prefix_key((struct sockaddr *)&y, 24, 56, b), 5);
+	assert_int_equal(bw_sockaddr_prefix((struct sockaddr *)&x, 24, 56, a), 5);
+	assert_int_equal(bw_sockaddr_prefix((struct sockaddr *)&y, 24, 56, b), 5);
 	assert_memory_equal(a, b, 5);
 	assert_int_equal(a[4], 0);
 	y = addr("::ffff:192.0.2.9"); /* v4-mapped: the same prefix */
-	assert_int_equal(bw_ratelimit_prefix_key((struct sockaddr *)&y, 24, 56, b), 5);
+	assert_int_equal(bw_sockaddr_prefix((struct sockaddr *)&y, 24, 56, b), 5);
 	assert_memory_equal(a, b, 5);
 	y = addr("192.0.3.77");
-	bw_ratelimit_prefix_key((struct sockaddr *)&y, 24, 56, b);
+	bw_sockaddr_prefix((struct sockaddr *)&y, 24, 56, b);
 	assert_memory_not_equal(a, b, 5);
 	/* /25: the low half and the high half differ */
 	x = addr("192.0.2.1"), y = addr("192.0.2.129");
-	bw_ratelimit_prefix_key((struct sockaddr *)&x, 25, 56, a);
-	bw_ratelimit_prefix_key((struct sockaddr *)&y, 25, 56, b);
+	bw_sockaddr_prefix((struct sockaddr *)&x, 25, 56, a);
+	bw_sockaddr_prefix((struct sockaddr *)&y, 25, 56, b);
 	assert_memory_not_equal(a, b, 5);
 	x = addr("2001:db8:1:2a00::1"), y = addr("2001:db8:1:2aff:ffff::5");
-	assert_int_equal(bw_ratelimit_prefix_key((struct sockaddr *)&x, 24, 56, a), 17);
-	bw_ratelimit_prefix_key((struct sockaddr *)&y, 24, 56, b);
+	assert_int_equal(bw_sockaddr_prefix((struct sockaddr *)&x, 24, 56, a), 17);
+	bw_sockaddr_prefix((struct sockaddr *)&y, 24, 56, b);
 	assert_memory_equal(a, b, 17);
 	y = addr("2001:db8:1:2b00::1");
-	bw_ratelimit_prefix_key((struct sockaddr *)&y, 24, 56, b);
+	bw_sockaddr_prefix((struct sockaddr *)&y, 24, 56, b);
 	assert_memory_not_equal(a, b, 17);
-	assert_int_equal(bw_ratelimit_prefix_key(NULL, 24, 56, a), 0);
+	assert_int_equal(bw_sockaddr_prefix(NULL, 24, 56, a), 0);
 }
 
 /* The in-flight share against a plain array model, through many takes and puts (the
