@@ -121,6 +121,16 @@ struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l);
 /* After every connection is closed. */
 void bw_stream_listener_free(struct bw_stream_listener *l);
 
+/* ---- tests and fuzzing (doh.c) ---- */
+/* A connection of s from peer that needs no socket and no TLS (tests/fuzz/fuzz_doh_conn.c
+ * gives one end of a bufferevent pair): bev is taken over in every case (freed when the
+ * connection closes, or at once on failure); the handshake counts as done, ALPN as having
+ * chosen HTTP/2 when h2 (the server's SETTINGS are queued), HTTP/1.1 otherwise. From then
+ * on bev's callbacks drive it exactly as a socket's would. 0, BW_EREFUSED, BW_ESPACE or
+ * BW_ENOMEM. */
+int bw_doh_conn_adopt(struct bw_doh_server *s, struct bufferevent *bev,
+		      const struct sockaddr *peer, socklen_t peerlen, bool h2);
+
 /* tls.c */
 /* A new server-side SSL from the current context (thread-safe), or NULL. */
 SSL *bw_tls_new_ssl(struct bw_tls *t);
