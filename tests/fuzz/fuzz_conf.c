@@ -32,8 +32,7 @@ static void put(const char *path, const void *data, size_t len)
 
 static void cleanup(void)
 {
-	static const char *const names[] = {"bulwark.yaml", "clients.yaml", "list.txt",
-					    "owns.txt"};
+	static const char *const names[] = {"bulwark.yaml", "clients.yaml", "list.txt", "owns.txt"};
 	char p[160];
 	for (size_t i = 0; i < BW_ARRAY_LEN(names); i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);

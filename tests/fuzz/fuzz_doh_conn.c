@@ -150,8 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bufferevent *client = pair[1];
 	if (!lazy)
 		bufferevent_enable(client, EV_READ);
-	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000),
-				   .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in peer = {
+	    .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(0x7f000001)};
 	int rc = bw_doh_conn_adopt(s, pair[0], (struct sockaddr *)&peer, sizeof(peer), h2);
 	CHECK(rc == 0);
 	if (h2 && !preface_given)

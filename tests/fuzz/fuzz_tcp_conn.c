@@ -133,8 +133,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bw_tcp_server_stop_accepting(s);
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
-	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000),
-				   .sin_addr.s_addr = htonl(0x7f000001)};
+	struct sockaddr_in peer = {
+	    .sin_family = AF_INET, .sin_port = htons(40000), .sin_addr.s_addr = htonl(0x7f000001)};
 	CHECK(bw_tcp_conn_adopt(s, sv[0], (struct sockaddr *)&peer, sizeof(peer)) == 0);
 	for (size_t at = 0; at < size; at += piece) {
 		size_t n = BW_MIN(piece, size - at);
