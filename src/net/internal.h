@@ -120,7 +120,7 @@ void bw_stream_listener_stop(struct bw_stream_listener *l);
  * exactly this; tests and fuzz targets give a socketpair's end): fd is taken over in every
  * case. 0, BW_EREFUSED or BW_ENOMEM. */
 int bw_stream_listener_adopt(struct bw_stream_listener *l, evutil_socket_t fd,
-			    const struct sockaddr *sa, int salen);
+			     const struct sockaddr *sa, int salen);
 /* The next open connection (its struct bw_stream), to close them all; NULL: none left. */
 struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l);
 /* After every connection is closed. */

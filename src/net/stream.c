@@ -95,7 +95,7 @@ bool bw_stream_idle(const struct bw_stream *io)
 /* ---- listeners ---- */
 
 int bw_stream_listener_adopt(struct bw_stream_listener *l, evutil_socket_t fd,
-			    const struct sockaddr *sa, int salen)
+			     const struct sockaddr *sa, int salen)
 {
 	void *c = l->conn_new(l->layer);
 	if (!c) {
