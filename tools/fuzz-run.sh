@@ -6,8 +6,9 @@
 # Each TARGET (BUILD/TARGET, built by the Makefile) runs for SECONDS, at nice FUZZ_NICE
 # (default 15), on a work copy of its corpus (BUILD/work/TARGET: tests/fuzz/corpus/TARGET
 # copied in, what earlier runs found kept). MERGE=1 then merges the work corpus into
-# tests/fuzz/corpus/TARGET with -merge=1: only inputs that add coverage to what the repo
-# already holds are added, none longer than FUZZ_MAX_LEN (default 4096). One table line per
+# tests/fuzz/corpus/TARGET with -merge=1 -use_counters=0: only inputs that reach edges the
+# repo's corpus does not are added (hit counts are not told apart, so the repo keeps few
+# files; the work corpus keeps them all), none longer than FUZZ_MAX_LEN (default 4096). One table line per
 # target from libFuzzer's final stats. A crash (or leak, timeout, out-of-memory) stops the
 # run with the reproducer in BUILD/crashes/TARGET/ (FUZZ_KEEP_GOING=1: the next target
 # still runs); exit status 1 when any target crashed.
@@ -66,7 +67,7 @@ for t in "$@"; do
 	if ((merge == 1 && rc == 0)); then
 		# inputs over the cap came from the repo (libFuzzer makes none): not merged again
 		find "$work" -maxdepth 1 -type f -size +"${max_len}"c -delete
-		if ! nice -n "$nice_lvl" "$bin" -merge=1 -max_len="$max_len" -timeout=20 \
+		if ! nice -n "$nice_lvl" "$bin" -merge=1 -use_counters=0 -max_len="$max_len" -timeout=20 \
 			-rss_limit_mb=2048 "$repo" "$work" >"$build/$t.merge.log" 2>&1; then
 			echo "!! $t: merge failed, see $build/$t.merge.log"
 			failed=1
