@@ -3,7 +3,9 @@
 #   make run        install deps, build, run on etc/bulwark.yaml (CONFIG=... to override)
 #   make test       install deps, build, run every suite (unit, fuzz corpus replay, e2e,
 #                   the package)
-#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60), no merge
+#   make fuzz-long  the campaign: each target FUZZ_SECONDS (default 600), new coverage
+#                   merged into tests/fuzz/corpus/ (tests/fuzz/README.md)
 #   make bench      ../shared/bench: Bulwark beside the peers
 #   make man        the man pages (pandoc) in build/man
 #   make install    DESTDIR= PREFIX=/usr/local: bulwark, bulwarkctl, /etc/bulwark, data, man
@@ -32,7 +34,6 @@ CONF_PATH ?= etc/bulwark.yaml
 ifeq ($(origin BW_VERSION),undefined)
 BW_VERSION := $(shell tools/version.sh)
 endif
-FUZZ_SECONDS ?= 60
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
@@ -64,7 +65,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
-.PHONY: all run test unit fuzz-replay e2e fuzz bench deps clean check-banned FORCE
+.PHONY: all run test unit fuzz-replay e2e fuzz fuzz-long fuzz-build bench deps clean check-banned FORCE
 .PHONY: man install install-build deb test-package
 all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
@@ -150,24 +151,49 @@ ifneq ($(SANITIZE),1)
 endif
 	@$(MAKE) --no-print-directory e2e
 
-# libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
-FUZZ_CC ?= clang
-fuzz: deps $(PB_C) $(BUILD)/gen/version.h
-	@mkdir -p $(BUILD)/fuzz
-	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  $(FUZZ_CC) -std=c17 -D_GNU_SOURCE -g -O1 -Isrc $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -o $(BUILD)/fuzz/$$n $$f $(LIB_SRC) $(PB_C) $(LDLIBS) || exit 1; \
-	  mkdir -p $(BUILD)/fuzz/corpus-$$n; cp -n tests/fuzz/corpus/$$n/* $(BUILD)/fuzz/corpus-$$n/ 2>/dev/null; \
-	  echo "== fuzzing $$n for $(FUZZ_SECONDS)s"; \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(BUILD)/fuzz/corpus-$$n \
-	    tests/fuzz/corpus/$$n >$(BUILD)/fuzz/$$n.log 2>&1 || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; \
-	  tail -1 $(BUILD)/fuzz/$$n.log; done
+# libFuzzer targets (clang): the library is built ONCE with coverage instrumentation and
+# the sanitizers into $(FUZZ_BUILD)/libbulwark.a, every target is linked against it, and
+# tools/fuzz-run.sh runs them one after another (one libFuzzer process at a time) on a
+# work copy of each corpus. FUZZ_TARGETS= a subset (fuzz_query fuzz_rpz ...),
+# FUZZ_NICE= the nice level, FUZZ_MAX_LEN= the input cap (default 4096), FUZZ_KEEP_GOING=1
+# goes on to the next target after a crash. `make deps` installs clang.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS ?= $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_NICE    ?= 15
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) \
+		-Isrc $(PKG_CFLAGS) -pthread -MMD -MP -DBW_CONF_DEFAULT_PATH='"$(CONF_PATH)"'
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_BUILD)/gen/dnstap.pb-c.o
+FUZZ_LIB     := $(FUZZ_BUILD)/libbulwark.a
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/%.o: %.c | $(PB_C) $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/gen/dnstap.pb-c.o: $(PB_C)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_BUILD)/src/conf/conf_guard.o: FUZZ_CFLAGS += -DBW_DATADIR='"$(DATADIR)"'
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: fuzz-build
+	@FUZZ_NICE=$(FUZZ_NICE) FUZZ_MAX_LEN=$(FUZZ_MAX_LEN) FUZZ_KEEP_GOING=$(FUZZ_KEEP_GOING) \
+	  tools/fuzz-run.sh $(FUZZ_BUILD) $(or $(FUZZ_SECONDS),60) 0 $(FUZZ_TARGETS)
+fuzz-long: fuzz-build
+	@FUZZ_NICE=$(FUZZ_NICE) FUZZ_MAX_LEN=$(FUZZ_MAX_LEN) FUZZ_KEEP_GOING=$(FUZZ_KEEP_GOING) \
+	  tools/fuzz-run.sh $(FUZZ_BUILD) $(or $(FUZZ_SECONDS),600) 1 $(FUZZ_TARGETS)
 
 bench: deps all
 	bench/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san $(FUZZ_BUILD)
 
 # ---- man pages, install, Debian package ----
 # The man pages are generated from what already documents each program, never kept by
@@ -229,4 +255,4 @@ test-package: deb
 	@echo "== package"
 	tests/package.sh build/deb/bulwark_*_$$(dpkg --print-architecture).deb
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(CTL_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(CTL_OBJ:.o=.d) $(FUZZ_OBJ:.o=.d)

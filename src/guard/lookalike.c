@@ -894,7 +894,7 @@ static bool check_name(const struct bw_lookalike *g, const char *lc, const char 
 	char glued[LABEL_MAX * 2];
 	if (pre - ps + ll < sizeof(glued)) {
 		memcpy(glued, lc + ps, pre - ps);
-		memcpy(glued + pre - ps, reg, ll);
+		memcpy(glued + (pre - ps), reg, ll); /* not (glued + pre) - ps: past the end */
 		if ((e = table_get(&g->labels, glued, pre - ps + ll)))
 			return hit_from(g, e, BW_GK_DOT_INSERTION, hit);
 	}

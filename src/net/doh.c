@@ -821,6 +821,39 @@ static void *conn_new(void *server)
 	return c;
 }
 
+int bw_doh_conn_adopt(struct bw_doh_server *s, struct bufferevent *bev,
+		      const struct sockaddr *peer, socklen_t peerlen, bool h2)
+{
+	struct doh_conn *c = conn_new(s);
+	if (!c) {
+		bufferevent_free(bev);
+		return BW_ENOMEM;
+	}
+	int rc = bw_admit_enter(&s->ls.admit, &c->io.link, peer, evict_idle);
+	if (rc != 0) {
+		bufferevent_free(bev);
+		free(c);
+		return rc;
+	}
+	if (peerlen <= sizeof(c->io.peer)) {
+		memcpy(&c->io.peer, peer, peerlen);
+		c->io.peerlen = peerlen;
+	}
+	c->io.bev = bev; /* the connection's now: freed by conn_close() */
+	c->io.handshake_done = true;
+	bufferevent_setcb(bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(bev, EV_READ, s->ls.setup.read_low, s->ls.setup.read_high);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (h2) {
+		if (h2_start(c) != 0) {
+			conn_close(c);
+			return BW_ENOMEM;
+		}
+		(void)conn_flush(c);
+	}
+	return 0;
+}
+
 struct bw_doh_server *bw_doh_server_create(struct event_base *base, int listen_fd,
 					   const struct bw_doh_opts *opts, bw_stream_msg_fn on_msg,
 					   void *ctx)

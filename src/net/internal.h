@@ -116,10 +116,31 @@ struct bw_stream_listener {
 int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,
 		     const char *transport, const struct bw_stream_limits *lim);
 void bw_stream_listener_stop(struct bw_stream_listener *l);
+/* A connected socket fd from sa, opened as if the listener had accepted it (on_accept does
+ * exactly this; tests and fuzz targets give a socketpair's end): fd is taken over in every
+ * case. 0, BW_EREFUSED or BW_ENOMEM. */
+int bw_stream_listener_adopt(struct bw_stream_listener *l, evutil_socket_t fd,
+			     const struct sockaddr *sa, int salen);
 /* The next open connection (its struct bw_stream), to close them all; NULL: none left. */
 struct bw_stream *bw_stream_listener_any(struct bw_stream_listener *l);
 /* After every connection is closed. */
 void bw_stream_listener_free(struct bw_stream_listener *l);
+
+/* ---- tests and fuzzing (doh.c) ---- */
+/* A connection of s from peer that needs no socket and no TLS (tests/fuzz/fuzz_doh_conn.c
+ * gives one end of a bufferevent pair): bev is taken over in every case (freed when the
+ * connection closes, or at once on failure); the handshake counts as done, ALPN as having
+ * chosen HTTP/2 when h2 (the server's SETTINGS are queued), HTTP/1.1 otherwise. From then
+ * on bev's callbacks drive it exactly as a socket's would. 0, BW_EREFUSED, BW_ESPACE or
+ * BW_ENOMEM. */
+int bw_doh_conn_adopt(struct bw_doh_server *s, struct bufferevent *bev,
+		      const struct sockaddr *peer, socklen_t peerlen, bool h2);
+
+/* A connected socket fd (tests/fuzz/fuzz_tcp_conn.c: a socketpair's end) from sa as a new
+ * connection of s, exactly as if s had accepted it: fd is taken over in every case. 0,
+ * BW_EREFUSED or BW_ENOMEM. (tcp.c) */
+int bw_tcp_conn_adopt(struct bw_tcp_server *s, evutil_socket_t fd, const struct sockaddr *sa,
+		      socklen_t salen);
 
 /* tls.c */
 /* A new server-side SSL from the current context (thread-safe), or NULL. */

@@ -94,19 +94,26 @@ bool bw_stream_idle(const struct bw_stream *io)
 
 /* ---- listeners ---- */
 
+int bw_stream_listener_adopt(struct bw_stream_listener *l, evutil_socket_t fd,
+			     const struct sockaddr *sa, int salen)
+{
+	void *c = l->conn_new(l->layer);
+	if (!c) {
+		close(fd);
+		return BW_ENOMEM;
+	}
+	struct bw_stream *io = (struct bw_stream *)((char *)c + l->io_offset);
+	int rc = bw_stream_open(io, &l->setup, c, fd, sa, salen);
+	if (rc != 0)
+		free(c);
+	return rc;
+}
+
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
 	(void)lev;
-	struct bw_stream_listener *l = arg;
-	void *c = l->conn_new(l->layer);
-	if (!c) {
-		close(fd);
-		return;
-	}
-	struct bw_stream *io = (struct bw_stream *)((char *)c + l->io_offset);
-	if (bw_stream_open(io, &l->setup, c, fd, sa, salen) != 0)
-		free(c);
+	(void)bw_stream_listener_adopt(arg, fd, sa, salen);
 }
 
 int bw_stream_listen(struct bw_stream_listener *l, struct event_base *base, int listen_fd,

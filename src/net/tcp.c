@@ -208,6 +208,12 @@ struct bw_tcp_server *bw_tcp_server_create(struct event_base *base, int listen_f
 	return s;
 }
 
+int bw_tcp_conn_adopt(struct bw_tcp_server *s, evutil_socket_t fd, const struct sockaddr *sa,
+		      socklen_t salen)
+{
+	return bw_stream_listener_adopt(&s->ls, fd, sa, (int)salen);
+}
+
 void bw_tcp_server_stop_accepting(struct bw_tcp_server *s)
 {
 	bw_stream_listener_stop(&s->ls);

@@ -6,7 +6,9 @@
  * Input: one mode byte, then TCP-framed messages (2-byte length, message), as a primary
  * sends them. Mode bits 0-1: 0 AXFR, 1 IXFR from serial 1, 2 NOTIFY (the first message,
  * from 127.0.0.1, zone rpz.test with or without the key: bit 2), 3 the same stream checked
- * with TSIG (key xfr-key., hmac-sha256). The query ID is taken from the first message, so
+ * with TSIG (key xfr-key., hmac-sha256, the request's MAC 32 bytes of 0x5a, so the seeds of
+ * gen_xfr_tsig_corpus.py verify, one message or a chain, and a fuzzed one reaches past the
+ * check; the time is 1700000000). The query ID is taken from the first message, so
  * captured answers are accepted. The zone is rpz.test. Properties: a successful transfer
  * has a kind and records consistent with it; a failure leaves nothing in the result; the
  * zone text written can be parsed; a NOTIFY answer is never longer than cap.
@@ -97,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct bw_tsig_ctx tc, *tsig = NULL;
 	if ((mode & 3) == 3) {
 		bw_tsig_ctx_init(&tc, &key);
-		memset(tc.mac, 0x5a, 32); /* a request MAC: only unsigned paths and errors */
+		/* the request MAC gen_xfr_tsig_corpus.py signs its seeds against */
+		memset(tc.mac, 0x5a, 32);
 		tc.mac_len = 32;
 		tsig = &tc;
 	}

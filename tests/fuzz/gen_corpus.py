@@ -28,6 +28,14 @@ w(Q, 'edns_cookie', q('example.org', 'MX', use_edns=0, payload=1232,
    options=[dns.edns.GenericOption(10, bytes(range(8)))]).to_wire())
 w(Q, 'edns_ecs', q('example.org', 'A', use_edns=0, payload=512,
    options=[dns.edns.ECSOption('192.0.2.0', 24)]).to_wire())
+# dnsmasq's add-mac (65001, 6 bytes), alone, beside other options, and with a bad length
+mac = dns.edns.GenericOption(65001, bytes.fromhex('02005e0053aa'))
+w(Q, 'edns_mac', q('www.example.com', 'A', use_edns=0, payload=1232, options=[mac]).to_wire())
+w(Q, 'edns_mac_many', q('www.example.com', 'AAAA', use_edns=0, payload=1232, want_dnssec=True,
+   options=[dns.edns.ECSOption('2001:db8::', 56), dns.edns.GenericOption(10, bytes(range(8))), mac,
+            dns.edns.GenericOption(12, b'\0' * 9)]).to_wire())
+w(Q, 'edns_mac_short', q('www.example.com', 'A', use_edns=0, payload=1232,
+   options=[dns.edns.GenericOption(65001, b'\x02\x00\x5e')]).to_wire())
 m = q('www.example.com', 'A', use_edns=0, payload=1232); m.use_edns(1, payload=1232)
 w(Q, 'edns_v1', m.to_wire())
 w(Q, 'edns_small', q('www.example.com', 'A', use_edns=0, payload=100).to_wire())
