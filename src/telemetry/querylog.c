@@ -18,8 +18,8 @@
 #define PRUNE_ROUNDS 20		  /* statements per call at most */
 #define NAME_MAP_SLOTS (1u << 18) /* the name -> id map; emptied when half full */
 #define NAME_MAP_PROBE 64         /* slots looked at per name, at most */
-#define WAL_PAGES 256             /* checkpoint when the WAL holds this many pages (1 MiB) */
-#define RETRY_MS 500              /* while writes fail: how often to try again */
+#define WAL_PAGES 256		  /* checkpoint when the WAL holds this many pages (1 MiB) */
+#define RETRY_MS 500		  /* while writes fail: how often to try again */
 
 /*
  * Version 2: names in a table of their own, each row refers to its name by id (an index on
