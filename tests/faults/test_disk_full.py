@@ -10,7 +10,9 @@ SQLite query log with its WAL, the spool). The test reaches the tmpfs through
   freed   only 1 MiB of the filler is given back: rows must go into the log again
 Checks: >= 99.9 % answered within 2 s throughout; rows were written after the space came
 back; at stop, rows + counted drops = records (nothing lost uncounted); the query log
-opens and passes `PRAGMA integrity_check`; the last good feed copies are byte-identical.
+opens and passes `PRAGMA integrity_check`. A fetched feed (nginx, refresh 1s) gets a new
+version while the disk is full: its last good copy stays byte-identical and in force, and
+the new version is stored and applied once there is room.
 """
 
 import os
@@ -20,8 +22,12 @@ import subprocess
 import stat
 import time
 
+import pytest
+
 import conftest
-from conftest import e2e, phase
+import dnsutil
+from conftest import e2e, phase, wait_for
+from feedserver import FeedServer
 
 BLOCKED = "evil-target.insecure.tld"
 TMPFS_SIZE = os.environ.get("FAULTS_TMPFS", "4m")
@@ -81,7 +87,20 @@ def free_bytes(path):
     return st.f_bavail * st.f_frsize
 
 
-def test_state_disk_full_then_a_little_space(internet, bulwark, load, workdir, monkeypatch):
+@pytest.fixture
+def server(tmp_path_factory):
+    s = FeedServer(str(tmp_path_factory.mktemp("nginx")))
+    s.start()
+    yield s
+    s.stop()
+
+
+def feed_text(names):
+    return "# web\n" + "".join(n + "\n" for n in names)
+
+
+def test_state_disk_full_then_a_little_space(internet, bulwark, load, workdir, monkeypatch,
+                                             server):
     small = os.path.join(workdir, "small")
     os.mkdir(small)
     wrapper = os.path.join(workdir, "in-tmpfs.sh")
@@ -94,10 +113,17 @@ def test_state_disk_full_then_a_little_space(internet, bulwark, load, workdir, m
 
     def config(port, w):
         conf = e2e.default_config(internet, port, w, workers=2)
+        conf["policy"]["feeds"].append({
+            "name": "web", "category": "malware", "format": "domains",
+            "url": server.url("feeds/web.txt"), "ca-file": server.ca, "refresh": "1s"})
         conf["server"]["state-dir"] = os.path.join(small, "state")
         conf["telemetry"] = {"privacy": "full", "query-log": os.path.join(small, "q.sqlite")}
         return conf
+    server.put("feeds/web.txt", feed_text(["newly.insecure.tld"] +
+                                          ["w%d.insecure.tld" % i for i in range(300)]))
     d = bulwark(config, workdir=workdir)
+    wait_for(lambda: dnsutil.is_blocked(d.query("newly.insecure.tld", timeout=2)), 15,
+             "the web feed's first version")
     root = "/proc/%d/root" % d.pid
     tmpfs = root + small
     assert os.path.ismount(tmpfs), "no tmpfs in the daemon's mount namespace"
@@ -111,6 +137,25 @@ def test_state_disk_full_then_a_little_space(internet, bulwark, load, workdir, m
     assert rows_good > 0, "no rows before the fault"
     filled = BALLAST + fill(tmpfs + "/fill")
     print("full: %d KiB of filler, %d bytes free" % (filled >> 10, free_bytes(tmpfs)))
+    copy = tmpfs + "/state/feeds/web.txt"
+    with open(copy, "rb") as f:
+        good_copy = f.read()
+    # a new version while the disk is full (the filler takes back, every 50 ms, what the
+    # query log frees by truncating its WAL): the copy must stay whole, old or new
+    new_text = feed_text(["hup.insecure.tld"] + ["x%d.insecure.tld" % i for i in range(300)])
+    server.put("feeds/web.txt", new_text)
+    t = time.monotonic()
+    while time.monotonic() < t + 3:
+        filled += fill(tmpfs + "/fill")
+        time.sleep(0.05)
+    with open(copy, "rb") as f:
+        now_copy = f.read()
+    assert now_copy in (good_copy, new_text.encode()), "the last good copy is cut or mixed"
+    which = "newly" if now_copy == good_copy else "hup"
+    assert dnsutil.is_blocked(d.query(which + ".insecure.tld", timeout=2)), "copy not in force"
+    err = [line[24:] for line in d.log_text(100000).splitlines() if "feed web" in line][-1:]
+    print("full: the feed copy whole (%s version); %s"
+          % ("the old" if which == "newly" else "the new", err))
     r1 = ld.result().check()
     time.sleep(1)
     rows_full = count_rows(d.pid, db)[0]
@@ -130,6 +175,8 @@ def test_state_disk_full_then_a_little_space(internet, bulwark, load, workdir, m
     sizes = {n: os.path.getsize(os.path.join(tmpfs, n)) for n in os.listdir(tmpfs)
              if os.path.isfile(os.path.join(tmpfs, n))}
     print("files on the tmpfs: %s" % sizes)
+    wait_for(lambda: dnsutil.is_blocked(d.query("hup.insecure.tld", timeout=2)), 10,
+             "the web feed's new version stored once there is room")
     ok = in_ns(d.pid, "PRAGMA integrity_check", db)
     assert ok == [["ok"]], ok
     d.stop()
