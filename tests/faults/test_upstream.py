@@ -1,10 +1,13 @@
 """Case 1: the upstream hung, then down, then back, under a fixed dnsperf load.
 
-The authority for stale.tld. (its own NSD on 127.53.0.6, fakenet.py) is first frozen
+The authority for stale.tld. (its own NSD on 127.53.0.6, fakenet.py) is first made slow
+and lossy (what goes to it squeezed through 32 kbit/s with a 20-packet queue: htb on lo),
+then frozen
 (SIGSTOP: packets go in, nothing comes out: an upstream slower than any timeout), then
 thawed (the answers it held come late), then killed (down: ICMP port unreachable), then
 started again. netem would be the natural tool, but this kernel has no sch_netem (nor
-prio), so the faults are made on the authority itself (README.md).
+prio, nor the gact action), so delay and loss come from an htb queue and the other
+faults are made on the authority itself (README.md).
 
 The load asks cached names (www.insecure.tld, a blocked name), short.stale.tld (TTL 2:
 served stale, EDE 3, once its TTL runs out with the authority gone) and a rolling set of
@@ -18,6 +21,7 @@ its SERVFAIL after 5 s (a stale answer still comes after 1.8 s at most).
 
 import os
 import signal
+import subprocess
 import time
 
 import dns.rcode
@@ -39,6 +43,24 @@ def names(seconds, qps):
     return out
 
 
+def shape(dst, rate):
+    """Traffic to dst on lo through an htb class of this rate: a queue (delay) that
+    overflows (loss). netem is not in this kernel."""
+    for argv in (["qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "10"],
+                 ["class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate",
+                  "10gbit"],
+                 ["class", "add", "dev", "lo", "parent", "1:", "classid", "1:20", "htb", "rate",
+                  rate, "ceil", rate],
+                 ["qdisc", "add", "dev", "lo", "parent", "1:20", "pfifo", "limit", "20"],
+                 ["filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "u32", "match",
+                  "ip", "dst", dst + "/32", "flowid", "1:20"]):
+        subprocess.run(["tc"] + argv, check=True)
+
+
+def unshape():
+    subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], stderr=subprocess.DEVNULL)
+
+
 def timed(d, name, rdtype="A"):
     t = time.monotonic()
     m = d.query(name, rdtype, timeout=2.0)
@@ -51,13 +73,23 @@ def test_upstream_hung_down_back(internet, bulwark, load):
         name, _, ty = n.partition(" ")
         d.query(name, ty or "A")
     assert timed(d, "short.stale.tld")[0].rcode() == dns.rcode.NOERROR
-    hung, down, back = phase(8, 4), phase(8, 4), phase(5, 3)
-    total = 3 + hung + 2 + down + back
+    slow, hung, down, back = phase(6, 4), phase(8, 4), phase(8, 4), phase(5, 3)
+    total = 3 + slow + hung + 2 + down + back
     ld = load(d.port, names(total, 1000), qps=1000, seconds=total)
     cached = load(d.port, CACHED, qps=500, seconds=total)
     nsd = internet.nsd["stale"]
     try:
         time.sleep(3)
+        # slow and lossy: what goes to the authority squeezed through 32 kbit/s
+        shape("127.53.0.6", "32kbit")
+        time.sleep(slow - 1.5)
+        m, took = timed(d, "slow-never-seen.stale.tld")
+        assert m.rcode() in (dns.rcode.SERVFAIL, dns.rcode.NXDOMAIN) and took < 2.0, (
+            took, dnsutil.describe(m))
+        print("slow: %s in %.2fs, EDE %s" % (dns.rcode.to_text(m.rcode()), took,
+                                               dnsutil.ede_codes(m)))
+        time.sleep(1.5)
+        unshape()
         # hung: the authority takes the packets and never answers
         os.killpg(nsd.pid, signal.SIGSTOP)
         time.sleep(hung - 1.5)
@@ -82,6 +114,7 @@ def test_upstream_hung_down_back(internet, bulwark, load):
         print("down: SERVFAIL in %.2fs, EDE %s" % (took, dnsutil.ede_codes(m)))
         time.sleep(1)
     finally:
+        unshape()
         try:
             os.killpg(nsd.pid, signal.SIGCONT)
         except ProcessLookupError:
