@@ -65,7 +65,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
-.PHONY: all run test unit fuzz-replay e2e fuzz fuzz-long fuzz-build bench deps clean check-banned FORCE
+.PHONY: all run test unit fuzz-replay e2e test-faults fuzz fuzz-long fuzz-build bench deps clean check-banned FORCE
 .PHONY: man install install-build deb test-package
 all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
@@ -140,6 +140,10 @@ fuzz-replay: $(FUZZ_REPLAY)
 
 e2e: all $(BUILD)/tests/xfr_fetch
 	BULWARK=$(BUILD)/bulwark tests/e2e/run.sh
+
+# the fault-injection suite (tests/faults/README.md); FAULTS_SHORT=1: the short form CI runs
+test-faults: all
+	BULWARK=$(BUILD)/bulwark FAULTS_SHORT=$(FAULTS_SHORT) tests/faults/run.sh
 
 check-banned:
 	@tools/check-banned.sh

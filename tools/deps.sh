@@ -20,6 +20,8 @@ PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)
 PKGS+=(libqrencode-dev)
 # test only: zbarimg reads that QR code back (tests/e2e/test_clientctl.py)
 PKGS+=(zbar-tools)
+# test only: the fault suite steps the daemon's wall clock with libfaketime (tests/faults)
+PKGS+=(faketime)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
 missing=()

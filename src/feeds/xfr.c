@@ -611,15 +611,25 @@ static int tcp_connect(const struct sockaddr_storage *ss, unsigned timeout_ms)
 	if (connect(fd, (const struct sockaddr *)ss, sl) != 0 && errno != EINPROGRESS)
 		goto fail;
 	int64_t deadline = (int64_t)bw_now_ms() + timeout_ms;
-	if (wait_fd(fd, POLLOUT, deadline) != 0)
+	int rc = wait_fd(fd, POLLOUT, deadline);
+	if (rc != 0) {
+		if (rc == BW_EAGAIN)
+			errno = ETIMEDOUT;
 		goto fail;
+	}
 	int soerr = 0;
 	socklen_t el = sizeof(soerr);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr != 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0)
 		goto fail;
+	if (soerr != 0) {
+		errno = soerr; /* the caller's message names it (not connect()'s EINPROGRESS) */
+		goto fail;
+	}
 	return fd;
-fail:
+fail:;
+	int saved = errno;
 	close(fd);
+	errno = saved;
 	return BW_EIO;
 }
 

@@ -18,6 +18,8 @@
 #define PRUNE_ROUNDS 20		  /* statements per call at most */
 #define NAME_MAP_SLOTS (1u << 18) /* the name -> id map; emptied when half full */
 #define NAME_MAP_PROBE 64         /* slots looked at per name, at most */
+#define WAL_PAGES 256		  /* checkpoint when the WAL holds this many pages (1 MiB) */
+#define RETRY_MS 500		  /* while writes fail: how often to try again */
 
 /*
  * Version 2: names in a table of their own, each row refers to its name by id (an index on
@@ -112,6 +114,7 @@ struct bw_tlm_querylog {
 	bool in_tx;
 	unsigned pending; /* rows in the open transaction */
 	bool failing;	  /* the last commit failed: say so once until one succeeds */
+	uint64_t retry_at; /* while failing: when to try the WAL again (bw_now_ms) */
 	bool busy;	  /* another connection holds the write lock: said once */
 	_Atomic uint64_t rows, drops, pruned;
 };
@@ -215,6 +218,12 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 	rc = sqlite3_exec(l->db,
 			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			  "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-32768;"
+			  /* a small WAL, cut back after each checkpoint: a WAL of many small
+			   * commits grows by some 15 KB a row, and at SQLite's default (1000
+			   * pages, never truncated) it can take a small disk whole before its
+			   * first checkpoint, which then has no room to run (write_failed) */
+			  "PRAGMA wal_autocheckpoint=256;" /* WAL_PAGES */
+			  "PRAGMA journal_size_limit=1048576;"
 			  "PRAGMA mmap_size=268435456;", /* pages read without a copy */
 			  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
@@ -340,6 +349,38 @@ static sqlite3_int64 name_id(struct bw_tlm_querylog *l, const char *name)
 	return id;
 }
 
+/* A write failed (disk full, I/O error): say so once, and write nothing more until the
+ * WAL has been checkpointed and cut back (wal_released). Going on writing would put the
+ * frames of transactions that fail again into the space freed meanwhile, so the
+ * checkpoint, which needs a little room in the main file, would never get it, and the
+ * WAL, never reset, would keep every byte it ever had: logging would stay broken after
+ * the space came back (tests/faults/test_disk_full.py showed it: a 4 MiB state disk
+ * taken whole by the WAL after 767 rows, never a row more). */
+static void write_failed(struct bw_tlm_querylog *l)
+{
+	if (!l->failing)
+		bw_warn("telemetry: query log: %s (rows are dropped until it recovers)",
+			sqlite3_errmsg(l->db));
+	l->failing = true;
+	l->retry_at = bw_now_ms() + RETRY_MS;
+}
+
+/* While failing: every RETRY_MS, checkpoint the WAL into the main file and truncate it
+ * (which frees its space), before any new frame goes into it. True: writes may go on. */
+static bool wal_released(struct bw_tlm_querylog *l)
+{
+	if (!l->failing)
+		return true;
+	uint64_t now = bw_now_ms();
+	if (now < l->retry_at)
+		return false;
+	int rc = sqlite3_wal_checkpoint_v2(l->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (rc == SQLITE_OK || rc == SQLITE_BUSY) /* busy: a reader; not a lack of space */
+		return true;
+	l->retry_at = now + RETRY_MS;
+	return false;
+}
+
 /* One row could not be written: counted; if SQLite rolled the whole transaction back
  * (disk full), its rows are lost too, and the names it added. */
 static void row_failed(struct bw_tlm_querylog *l)
@@ -351,16 +392,15 @@ static void row_failed(struct bw_tlm_querylog *l)
 	names_forget(l);
 	l->pending = 0;
 	l->in_tx = false;
-	if (!l->failing)
-		bw_warn("telemetry: query log: %s (rows are dropped until it recovers)",
-			sqlite3_errmsg(l->db));
-	l->failing = true;
+	write_failed(l);
 }
 
 int bw_tlm_querylog_begin(struct bw_tlm_querylog *l)
 {
 	if (l->in_tx)
 		return 0;
+	if (!wal_released(l))
+		return BW_EIO; /* the disk is still full: the record is dropped, counted */
 	int rc = step(l->begin);
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
 		if (!l->busy)
@@ -454,10 +494,7 @@ void bw_tlm_querylog_commit(struct bw_tlm_querylog *l)
 		l->failing = false;
 	} else {
 		/* disk full, I/O error: these rows are lost, the resolver goes on */
-		if (!l->failing)
-			bw_warn("telemetry: query log: %s (rows are dropped until it recovers)",
-				sqlite3_errmsg(l->db));
-		l->failing = true;
+		write_failed(l);
 		add_atomic(&l->drops, l->pending);
 		if (!sqlite3_get_autocommit(l->db))
 			step(l->rollback);
@@ -501,6 +538,8 @@ void bw_tlm_querylog_prune(struct bw_tlm_querylog *l, uint64_t before_ms)
 {
 	if (l->in_tx)
 		bw_tlm_querylog_commit(l);
+	if (!wal_released(l))
+		return; /* no frames into a full disk (write_failed) */
 	for (int i = 0; i < PRUNE_ROUNDS; i++) {
 		sqlite3_bind_int64(l->prune, 1, (sqlite3_int64)before_ms);
 		int rc = step(l->prune);

@@ -352,6 +352,22 @@ static void write_failed(struct bw_tlm_spool *s, uint64_t recs, const char *why)
 	s->wfailing = true;
 }
 
+/* The records that lie whole in the first n bytes of an encoded buffer. */
+static uint64_t whole_records(const unsigned char *buf, size_t n)
+{
+	uint64_t recs = 0;
+	size_t off = 0;
+	while (n - off >= 2) {
+		uint16_t len;
+		memcpy(&len, buf + off, 2);
+		if (n - off - 2 < len)
+			break;
+		off += 2 + (size_t)len;
+		recs++;
+	}
+	return recs;
+}
+
 void bw_tlm_spool_flush(struct bw_tlm_spool *s)
 {
 	uint64_t now = bw_now_ms();
@@ -375,9 +391,13 @@ void bw_tlm_spool_flush(struct bw_tlm_spool *s)
 	}
 	ssize_t w = write(s->wfd, s->wbuf, len);
 	if (w != (ssize_t)len) {
-		/* a short write leaves a cut record: no more appends to this segment */
+		/* a short write leaves a cut record: no more appends to this segment. The
+		 * records written whole before the cut are read back and become rows: only the
+		 * others are dropped (counting them all counted those twice). */
 		const char *why = w < 0 ? strerror(errno) : "short write (disk full?)";
-		write_failed(s, recs, why);
+		uint64_t whole = w > 0 ? whole_records(s->wbuf, (size_t)w) : 0;
+		atomic_fetch_add_explicit(&s->spooled, whole, memory_order_relaxed);
+		write_failed(s, recs - whole, why);
 		pthread_mutex_lock(&s->lock);
 		s->disk += w > 0 ? (uint64_t)w : 0;
 		pthread_mutex_unlock(&s->lock);
