@@ -10,6 +10,10 @@
 #   make deb        the Debian package: build/deb/bulwark_VERSION_ARCH.deb
 #   make test-package  the package: lintian, installed into a scratch root and checked
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
+#   ALLOC_FAULTS=1  ASan + UBSan build whose own allocations can be made to fail
+#                   (BW_ALLOC_FAIL_AT=N, in build-alloc/; docs/internals/alloc-faults.md)
+#   make test-alloc the allocation-failure sweep (tests/alloc/sweep.sh; ALLOC_SWEEP=full
+#                   for every N, several minutes; make test runs the short form)
 
 CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
@@ -34,7 +38,11 @@ BW_VERSION := $(shell tools/version.sh)
 endif
 FUZZ_SECONDS ?= 60
 
-ifeq ($(SANITIZE),1)
+ifeq ($(ALLOC_FAULTS),1)
+BUILD   ?= build-alloc
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     += -DBW_ALLOC_FAULTS
+else ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
 OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -99,6 +107,13 @@ $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 CTL_PKGS := libqrencode
 CTL_OBJ  := $(patsubst %.c,$(BUILD)/%.o,tools/bulwarkctl.c $(sort $(wildcard tools/ctl_*.c)))
 $(CTL_OBJ): CFLAGS += $(shell pkg-config --cflags $(CTL_PKGS) 2>/dev/null)
+
+# the allocation-failure build: Bulwark's own allocations (src/, tools/) are counted
+# (src/base/alloc_fault.h), the tests' and the libraries' are not
+ifeq ($(ALLOC_FAULTS),1)
+$(LIB_OBJ) $(CTL_OBJ) $(BUILD)/src/main.o $(BUILD)/tools/ctl_text.o: CFLAGS += -include base/alloc_fault.h
+endif
+
 $(BUILD)/bulwarkctl: $(CTL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
 
@@ -167,7 +182,7 @@ bench: deps all
 	bench/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-alloc
 
 # ---- man pages, install, Debian package ----
 # The man pages are generated from what already documents each program, never kept by
