@@ -73,7 +73,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
 .PHONY: all run test unit fuzz-replay e2e fuzz bench deps clean check-banned FORCE
-.PHONY: man install install-build deb test-package
+.PHONY: man install install-build deb test-package test-alloc
 all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
 $(BUILD)/%.o: %.c
@@ -160,10 +160,20 @@ check-banned:
 
 test: deps
 	@$(MAKE) --no-print-directory all unit fuzz-replay check-banned
+	@$(MAKE) --no-print-directory test-alloc
 ifneq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory test-package
 endif
 	@$(MAKE) --no-print-directory e2e
+
+# the allocation-failure sweep (tests/alloc/sweep.py, docs/internals/alloc-faults.md) on
+# its own build (build-alloc/): the short form (regressions + a few N per program, under a
+# minute) by default and in make test; ALLOC_SWEEP=full for every N (about 15 minutes)
+ALLOC_SWEEP ?= short
+test-alloc:
+	@$(MAKE) --no-print-directory ALLOC_FAULTS=1 BUILD=build-alloc all \
+	  $(UNIT_SRC:tests/unit/%.c=build-alloc/tests/%)
+	tests/alloc/sweep.py $(if $(filter full,$(ALLOC_SWEEP)),--full)
 
 # libFuzzer targets (clang), each run for FUZZ_SECONDS on a copy of its corpus
 FUZZ_CC ?= clang
