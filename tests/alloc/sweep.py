@@ -159,6 +159,10 @@ def sweep_units(args, pool, problems):
                            timeout=300)
         out = (p.stdout + p.stderr).decode(errors="replace")
         once = time.monotonic() - t0
+        if once < 2:  # the first run pays for a cold start: time a second one
+            t0 = time.monotonic()
+            subprocess.run([path], env=env_for(0), capture_output=True, cwd=ROOT, timeout=300)
+            once = min(once, time.monotonic() - t0)
         total = count_line(out)
         if p.returncode != 0:
             problems.append((b, 0, "fails without a fault", summary(out)))

@@ -208,6 +208,7 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	uint64_t t0 = 1700000000000ull;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
 	assert_non_null(a);
+	assert_non_null(a);
 	/* two hits, then the third only after the window: no alert */
 	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "a.example", "f1", t0));
 	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "b.example", "f1", t0 + MIN_MS));
@@ -258,6 +259,7 @@ static void test_alert_threshold_one(void **state)
 {
 	(void)state;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(1, MIN_MS, MIN_MS);
+	assert_non_null(a);
 	assert_true(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 1000));
 	assert_false(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 2000));
 	assert_true(bw_tlm_alerts_hit(a, "192.0.2.2", NULL, "x.example", "f", 2000));
@@ -271,6 +273,7 @@ static void test_alert_by_client_name(void **state)
 {
 	(void)state;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
+	assert_non_null(a);
 	assert_false(bw_tlm_alerts_hit(a, "192.0.2.0/24", "Amira's phone", "a.example", "f", 1000));
 	assert_false(bw_tlm_alerts_hit(a, "198.51.100.0/24", "Amira's phone", "b.example", "f",
 				       2000));
