@@ -57,10 +57,12 @@ def count_line(text):
     return int(m[-1]) if m else 0
 
 
-def env_for(n, count=False):
+def env_for(n, count=False, fail_all=False):
     e = dict(os.environ)
     e.update(SAN_ENV)
     e.pop("BW_ALLOC_FAIL_ALL", None)
+    if fail_all:
+        e["BW_ALLOC_FAIL_ALL"] = "1"
     if n:
         e["BW_ALLOC_FAIL_AT"] = str(n)
     else:
@@ -211,14 +213,24 @@ log: {{ level: warning }}
 """
 
 
-def dns_query(port, name, qid):
+def dns_query(port, name, qid, tcp=False):
     q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
     for label in name.split("."):
         q += bytes([len(label)]) + label.encode()
     q += b"\0" + struct.pack(">HH", 1, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     s.settimeout(0.5)
     try:
+        if tcp:
+            s.connect(("127.0.0.1", port))
+            s.sendall(struct.pack(">H", len(q)) + q)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack(">H", data[:2])[0]:
+                more = s.recv(4096)
+                if not more:
+                    return None
+                data += more
+            return data[2:]
         s.sendto(q, ("127.0.0.1", port))
         data = s.recv(4096)
     except OSError:
@@ -228,8 +240,9 @@ def dns_query(port, name, qid):
     return data
 
 
-def run_daemon(n, port, timeout=20):
-    """One scenario with BW_ALLOC_FAIL_AT=n (0: none). Returns (kind, detail, out)."""
+def run_daemon(n, port, timeout=20, fail_all=False):
+    """One scenario with BW_ALLOC_FAIL_AT=n (0: none; fail_all: and every one after).
+    Returns (kind, detail, out)."""
     d = tempfile.mkdtemp(prefix="bw-alloc-")
     os.mkdir(os.path.join(d, "state"))
     with open(os.path.join(d, "feed.txt"), "w") as f:
@@ -239,16 +252,18 @@ def run_daemon(n, port, timeout=20):
         f.write(CONFIG.format(port=port, dir=d))
     errpath = os.path.join(d, "stderr")
     errf = open(errpath, "wb")
-    p = subprocess.Popen([os.path.join(BUILD, "bulwark"), "-f", "-c", conf], env=env_for(n, True),
+    p = subprocess.Popen([os.path.join(BUILD, "bulwark"), "-f", "-c", conf],
+                         env=env_for(n, True, fail_all),
                          stdout=errf, stderr=errf, cwd=d)
     answers, steps = [], []
     deadline = time.monotonic() + timeout
 
-    def ask(qid):
-        while time.monotonic() < deadline and p.poll() is None:
-            r = dns_query(port, BLOCKED, qid)
+    def ask(qid, tcp=False, tries=None):
+        while time.monotonic() < deadline and p.poll() is None and tries != 0:
+            r = dns_query(port, BLOCKED, qid, tcp)
             if r is not None:
                 return r
+            tries = tries - 1 if tries else tries
         return None
 
     r = ask(1)
@@ -262,6 +277,11 @@ def run_daemon(n, port, timeout=20):
             if r is not None:
                 answers.append(r)
                 steps.append("q2")
+            # over TCP: a connection of its own (a few tries: a refused one is allowed)
+            r = ask(3, tcp=True, tries=4)
+            if r is not None:
+                answers.append(r)
+                steps.append("tcp")
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
         steps.append("term")
@@ -311,15 +331,18 @@ def sweep_daemon(args, pool, problems):
         how = "%d samples of 1..%d" % (len(ns), total)
     ns = sorted(set(ns) | set(regs))
     t1 = time.monotonic()
-    res = list(pool.map(lambda n: (n,) + run_daemon(n, free_port()), ns))
-    kinds = {}
-    for n, kind, detail, out in res:
-        kinds[kind] = kinds.get(kind, 0) + 1
-        if kind not in ("ok", "failed"):
-            problems.append(("bulwark", n, "%s (%s)" % (kind, detail), summary(out)))
-    print("%-22s %s of %d in the scenario: %s  (%.0f s)" % ("bulwark", how, total,
-          " ".join("%s %d" % kv for kv in sorted(kinds.items())), time.monotonic() - t1),
-          flush=True)
+    for fail_all in ([False, True] if args.full else [False]):
+        t1 = time.monotonic()
+        res = list(pool.map(lambda n: (n,) + run_daemon(n, free_port(), fail_all=fail_all), ns))
+        kinds = {}
+        name = "bulwark" + (" (FAIL_ALL)" if fail_all else "")
+        for n, kind, detail, out in res:
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if kind not in ("ok", "failed"):
+                problems.append((name, n, "%s (%s)" % (kind, detail), summary(out)))
+        print("%-22s %s of %d in the scenario: %s  (%.0f s)" % (name, how, total,
+              " ".join("%s %d" % kv for kv in sorted(kinds.items())), time.monotonic() - t1),
+              flush=True)
 
 
 def main():
