@@ -148,27 +148,33 @@ def regressions():
     return out
 
 
+def count_unit(path, full):
+    """(allocation count, seconds a run takes, rc, output) of a run without a fault."""
+    t0 = time.monotonic()
+    p = subprocess.run([path], env=env_for(0, count=True), capture_output=True, cwd=ROOT,
+                       timeout=300)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    once = time.monotonic() - t0
+    if full and once < 2:  # the first run pays for a cold start: time a second one
+        t0 = time.monotonic()
+        subprocess.run([path], env=env_for(0), capture_output=True, cwd=ROOT, timeout=300)
+        once = min(once, time.monotonic() - t0)
+    return count_line(out), once, p.returncode, out
+
+
 def sweep_units(args, pool, problems):
     regs = regressions()
     bins = sorted(b for b in os.listdir(os.path.join(BUILD, "tests"))
                   if b.startswith("test_") and not b.endswith(".d"))
     if args.only:
         bins = [b for b in bins if b in args.only]
-    for b in bins:
-        path = os.path.join(BUILD, "tests", b)
-        t0 = time.monotonic()
-        p = subprocess.run([path], env=env_for(0, count=True), capture_output=True, cwd=ROOT,
-                           timeout=300)
-        out = (p.stdout + p.stderr).decode(errors="replace")
-        once = time.monotonic() - t0
-        if once < 2:  # the first run pays for a cold start: time a second one
-            t0 = time.monotonic()
-            subprocess.run([path], env=env_for(0), capture_output=True, cwd=ROOT, timeout=300)
-            once = min(once, time.monotonic() - t0)
-        total = count_line(out)
-        if p.returncode != 0:
+    paths = [os.path.join(BUILD, "tests", b) for b in bins]
+    counts = list(pool.map(lambda p: count_unit(p, args.full), paths))
+    plan = []  # (binary, how, [N]) then every run of every binary on the pool at once
+    for b, path, (total, once, rc, out) in zip(bins, paths, counts):
+        if rc != 0:
             problems.append((b, 0, "fails without a fault", summary(out)))
-            print("%-22s FAILS WITHOUT A FAULT (rc %d)" % (b, p.returncode), flush=True)
+            print("%-22s FAILS WITHOUT A FAULT (rc %d)" % (b, rc), flush=True)
             continue
         if args.full:
             budget_runs = max(20, int(args.budget / max(once, 0.02)))
@@ -178,16 +184,22 @@ def sweep_units(args, pool, problems):
             ns = sample(total, max(1, min(args.samples, int(6 / max(once, 0.01)))))
             how = "%d samples of 1..%d" % (len(ns), total)
         ns = sorted(set(ns) | {n for n in regs.get(b, []) if n <= total})
-        timeout = max(30, once * 10)
-        t1 = time.monotonic()
-        res = list(pool.map(lambda n: (n,) + run_unit(path, n, timeout), ns))
-        kinds = {}
-        for n, kind, rc, out, _ in res:
+        plan.append((b, how, [(path, n, max(30, once * 10)) for n in ns]))
+    runs = [r for _, _, rs in plan for r in rs]
+    t1 = time.monotonic()
+    res = dict(zip([(p, n) for p, n, _ in runs],
+                   pool.map(lambda r: run_unit(*r), runs)))
+    for b, how, rs in plan:
+        kinds, secs = {}, 0.0
+        for path, n, _ in rs:
+            kind, rc, out, t = res[(path, n)]
+            secs += t
             kinds[kind] = kinds.get(kind, 0) + 1
             if kind not in ("ok", "failed", "test-crash"):
                 problems.append((b, n, kind, summary(out)))
-        print("%-22s %s: %s  (%.0f s)" % (b, how, " ".join("%s %d" % kv for kv in
-              sorted(kinds.items())), time.monotonic() - t1), flush=True)
+        print("%-22s %s: %s  (%.0f s of runs)" % (b, how, " ".join("%s %d" % kv for kv in
+              sorted(kinds.items())), secs), flush=True)
+    print("unit tests: %d runs in %.0f s" % (len(runs), time.monotonic() - t1), flush=True)
 
 
 # ---- the daemon ---------------------------------------------------------------------------
