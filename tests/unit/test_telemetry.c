@@ -245,6 +245,7 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	assert_int_equal(bw_tlm_alerts_expire(a, t0 + 46 * MIN_MS), 1);
 	assert_int_equal(bw_tlm_alerts_active(a), 0);
 	j = bw_tlm_alerts_json(a);
+	assert_non_null(j);
 	r0 = json_array_get(json_object_get(j, "rows"), 0);
 	assert_string_equal(json_string_value(json_array_get(r0, 1)), "cleared");
 	json_decref(j);
@@ -283,6 +284,7 @@ static void test_alert_by_client_name(void **state)
 	assert_true(bw_tlm_alerts_hit(a, "203.0.113.0/24", "Amira's phone", "a.example", "f", 3000));
 	assert_int_equal(bw_tlm_alerts_active(a), 1);
 	json_t *j = bw_tlm_alerts_json(a);
+	assert_non_null(j);
 	json_t *cols = json_object_get(j, "columns");
 	assert_int_equal(json_array_size(cols), 8);
 	assert_string_equal(json_string_value(json_array_get(cols, 7)), "addresses");
