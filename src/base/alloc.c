@@ -22,9 +22,9 @@
 
 #include "base/alloc_fault.h"
 
-static atomic_ulong count;     /* counted allocations so far */
-static atomic_int ready;       /* 0: environment not read yet, 1: being read, 2: read */
-static unsigned long fail_at;  /* 0: never */
+static atomic_ulong count;    /* counted allocations so far */
+static atomic_int ready;      /* 0: environment not read yet, 1: being read, 2: read */
+static unsigned long fail_at; /* 0: never */
 static bool fail_all;
 
 static void print_count(void)
