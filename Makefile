@@ -12,6 +12,10 @@
 #   make deb        the Debian package: build/deb/bulwark_VERSION_ARCH.deb
 #   make test-package  the package: lintian, installed into a scratch root and checked
 #   SANITIZE=1      ASan + UBSan build (in build-san/)
+#   ALLOC_FAULTS=1  ASan + UBSan build whose own allocations can be made to fail
+#                   (BW_ALLOC_FAIL_AT=N, in build-alloc/; docs/internals/alloc-faults.md)
+#   make test-alloc the allocation-failure sweep (tests/alloc/sweep.sh; ALLOC_SWEEP=full
+#                   for every N, several minutes; make test runs the short form)
 
 CC      ?= cc
 PKGS    := libunbound libevent yaml-0.1 libzscanner jansson libcurl
@@ -35,7 +39,11 @@ ifeq ($(origin BW_VERSION),undefined)
 BW_VERSION := $(shell tools/version.sh)
 endif
 
-ifeq ($(SANITIZE),1)
+ifeq ($(ALLOC_FAULTS),1)
+BUILD   ?= build-alloc
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT     += -DBW_ALLOC_FAULTS
+else ifeq ($(SANITIZE),1)
 BUILD   ?= build-san
 OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 else
@@ -66,7 +74,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/replay_%)
 
 .PHONY: all run test unit fuzz-replay e2e test-faults fuzz fuzz-long fuzz-build bench deps clean check-banned FORCE
-.PHONY: man install install-build deb test-package
+.PHONY: man install install-build deb test-package test-alloc
 all: $(BUILD)/bulwark $(BUILD)/bulwarkctl
 
 $(BUILD)/%.o: %.c
@@ -100,6 +108,13 @@ $(BUILD)/bulwark: $(BUILD)/src/main.o $(LIB)
 CTL_PKGS := libqrencode
 CTL_OBJ  := $(patsubst %.c,$(BUILD)/%.o,tools/bulwarkctl.c $(sort $(wildcard tools/ctl_*.c)))
 $(CTL_OBJ): CFLAGS += $(shell pkg-config --cflags $(CTL_PKGS) 2>/dev/null)
+
+# the allocation-failure build: Bulwark's own allocations (src/, tools/) are counted
+# (src/base/alloc_fault.h), the tests' and the libraries' are not
+ifeq ($(ALLOC_FAULTS),1)
+$(LIB_OBJ) $(CTL_OBJ) $(BUILD)/src/main.o $(BUILD)/tools/ctl_text.o: CFLAGS += -include base/alloc_fault.h
+endif
+
 $(BUILD)/bulwarkctl: $(CTL_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs $(CTL_PKGS) 2>/dev/null)
 
@@ -150,10 +165,20 @@ check-banned:
 
 test: deps
 	@$(MAKE) --no-print-directory all unit fuzz-replay check-banned
+	@$(MAKE) --no-print-directory test-alloc
 ifneq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory test-package
 endif
 	@$(MAKE) --no-print-directory e2e
+
+# the allocation-failure sweep (tests/alloc/sweep.py, docs/internals/alloc-faults.md) on
+# its own build (build-alloc/): the short form (regressions + a few N per program, under a
+# minute) by default and in make test; ALLOC_SWEEP=full for every N (about 15 minutes)
+ALLOC_SWEEP ?= short
+test-alloc:
+	@$(MAKE) --no-print-directory ALLOC_FAULTS=1 BUILD=build-alloc all \
+	  $(UNIT_SRC:tests/unit/%.c=build-alloc/tests/%)
+	tests/alloc/sweep.py $(if $(filter full,$(ALLOC_SWEEP)),--full)
 
 # libFuzzer targets (clang): the library is built ONCE with coverage instrumentation and
 # the sanitizers into $(FUZZ_BUILD)/libbulwark.a, every target is linked against it, and
@@ -197,7 +222,7 @@ bench: deps all
 	bench/run.sh
 
 clean:
-	rm -rf build build-san $(FUZZ_BUILD)
+	rm -rf build build-san build-alloc $(FUZZ_BUILD)
 
 # ---- man pages, install, Debian package ----
 # The man pages are generated from what already documents each program, never kept by

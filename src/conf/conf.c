@@ -93,6 +93,8 @@ static int fill_default_lists(struct cf_ctx *c)
 
 	if (!conf->server.state_dir && !(conf->server.state_dir = strdup(BW_CONF_DEFAULT_STATE_DIR)))
 		return cf_nomem(c);
+	if (conf->guard.popular_default && !conf->guard.popular) /* cf_guard_defaults' strdup */
+		return cf_nomem(c);
 	if (!conf->server.n_listen) {
 		struct bw_listen *l = calloc(1, sizeof(*l));
 		if (!l)

@@ -18,7 +18,9 @@ void cf_guard_defaults(struct bw_conf *conf)
 	conf->guard.nseen_memory = 1000000;
 	conf->guard.nseen_action = BW_NSEEN_LOG;
 	conf->guard.nseen_ttl = 60;
-	conf->guard.popular = strdup(BW_GUARD_POPULAR_DEFAULT); /* NULL: none (no memory) */
+	/* NULL with popular_default: no memory, a failed load (fill_default_lists), never the
+	 * safety net silently off */
+	conf->guard.popular = strdup(BW_GUARD_POPULAR_DEFAULT);
 	conf->guard.popular_default = true;
 }
 

@@ -99,10 +99,12 @@ void bw_server_feed_event(void *ctx, unsigned feed, const char *state, const cha
 }
 
 /* Builds a new state from conf (owned by it when owns_conf) next to `prev`. On failure
- * returns NULL and conf stays with the caller. */
+ * returns NULL with *rcp the BW_E* why (BW_ENOMEM: out of memory) and conf stays with the
+ * caller. */
 static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, bool owns_conf,
-				    const struct bw_state *prev)
+				    const struct bw_state *prev, int *rcp)
 {
+	*rcp = BW_ENOMEM;
 	struct bw_state *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -111,8 +113,8 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	st->generation = ++s->generation;
 	st->cache_gen = st->generation;
 	uint64_t t0 = bw_now_ns();
-	if (bw_policy_build_ex(conf, prev ? prev->policy : NULL, st->generation,
-			       off_now(s, conf), s->feeds_accept, &st->policy) != 0) {
+	if ((*rcp = bw_policy_build_ex(conf, prev ? prev->policy : NULL, st->generation,
+				       off_now(s, conf), s->feeds_accept, &st->policy)) != 0) {
 		free(st);
 		return NULL;
 	}
@@ -120,9 +122,9 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 	feed_events(s, prev, st);
 	/* local records come with each config; forward zones and special-use names are the
 	 * boot config's, as libunbound's are (resolver settings need a restart) */
-	if (bw_guard_lookalike_build(conf, &st->lookalike) != 0 ||
-	    bw_clients_build(conf, &st->clients) != 0 ||
-	    bw_local_build(conf, s->conf, &st->local) != 0) {
+	if ((*rcp = bw_guard_lookalike_build(conf, &st->lookalike)) != 0 ||
+	    (*rcp = bw_clients_build(conf, &st->clients)) != 0 ||
+	    (*rcp = bw_local_build(conf, s->conf, &st->local)) != 0) {
 		bw_clients_free(st->clients);
 		bw_lookalike_free(st->lookalike);
 		bw_policy_free(st->policy);
@@ -214,12 +216,13 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		goto fail;
 	rc = BW_ENOMEM;
 
-	struct bw_state *st = state_build(s, conf, false, NULL);
+	struct bw_state *st = state_build(s, conf, false, NULL, &rc);
 	if (!st) {
-		snprintf(err, errlen, "cannot build the policy");
+		snprintf(err, errlen, "cannot build the policy: %s", bw_strerror(rc));
 		goto fail;
 	}
 	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
+	rc = BW_ENOMEM;
 	s->tlm = bw_telemetry_create(conf, s->nworkers);
 	if (!s->tlm) {
 		snprintf(err, errlen, "out of memory");
@@ -308,12 +311,13 @@ int bw_server_reload(struct bw_server *s)
 	}
 	pthread_mutex_lock(&s->state_lock);
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
-	struct bw_state *st = state_build(s, conf, true, cur);
+	struct bw_state *st = state_build(s, conf, true, cur, &rc);
 	if (!st) {
 		pthread_mutex_unlock(&s->state_lock);
-		bw_err("reload failed: cannot build the policy");
+		bw_err("reload failed, keeping the running configuration: cannot build the "
+		       "policy: %s", bw_strerror(rc));
 		bw_conf_free(conf);
-		return BW_ENOMEM;
+		return rc;
 	}
 	bw_log_set_level(conf->log.level);
 	publish(s, st);
@@ -328,9 +332,12 @@ static int rebuild_locked(struct bw_server *s)
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
 	/* same config as the live state: the new state owns it if the old one did, and the
 	 * old one gives it up below */
-	struct bw_state *st = state_build(s, cur->conf, cur->owns_conf, cur);
-	if (!st)
-		return BW_ENOMEM;
+	int rc;
+	struct bw_state *st = state_build(s, cur->conf, cur->owns_conf, cur, &rc);
+	if (!st) {
+		bw_err("feed rebuild failed, keeping the running policy: %s", bw_strerror(rc));
+		return rc;
+	}
 	struct bw_state *old = bw_snapref_swap(&s->state_ref, st);
 	old->owns_conf = false; /* the conf moved to the new state */
 	state_free(old);

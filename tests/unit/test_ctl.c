@@ -87,12 +87,15 @@ static void test_xml_escape(void **state)
 {
 	(void)state;
 	char *s = ctl_xml_escape("a<b>&\"c'd");
+	assert_non_null(s); /* NULL: out of memory */
 	assert_string_equal(s, "a&lt;b&gt;&amp;&quot;c&apos;d");
 	free(s);
 	s = ctl_xml_escape("https://dns.example/dns-query/abc");
+	assert_non_null(s); /* NULL: out of memory */
 	assert_string_equal(s, "https://dns.example/dns-query/abc");
 	free(s);
 	s = ctl_xml_escape("");
+	assert_non_null(s); /* NULL: out of memory */
 	assert_string_equal(s, "");
 	free(s);
 	assert_null(ctl_xml_escape("bell\a")); /* XML 1.0 cannot carry it */

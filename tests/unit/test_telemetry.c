@@ -208,6 +208,7 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	uint64_t t0 = 1700000000000ull;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
 	assert_non_null(a);
+	assert_non_null(a);
 	/* two hits, then the third only after the window: no alert */
 	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "a.example", "f1", t0));
 	assert_false(bw_tlm_alerts_hit(a, "10.0.0.0/24", NULL, "b.example", "f1", t0 + MIN_MS));
@@ -244,6 +245,7 @@ static void test_alert_threshold_window_dedup_clear(void **state)
 	assert_int_equal(bw_tlm_alerts_expire(a, t0 + 46 * MIN_MS), 1);
 	assert_int_equal(bw_tlm_alerts_active(a), 0);
 	j = bw_tlm_alerts_json(a);
+	assert_non_null(j);
 	r0 = json_array_get(json_object_get(j, "rows"), 0);
 	assert_string_equal(json_string_value(json_array_get(r0, 1)), "cleared");
 	json_decref(j);
@@ -258,6 +260,7 @@ static void test_alert_threshold_one(void **state)
 {
 	(void)state;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(1, MIN_MS, MIN_MS);
+	assert_non_null(a);
 	assert_true(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 1000));
 	assert_false(bw_tlm_alerts_hit(a, "192.0.2.1", NULL, "x.example", "f", 2000));
 	assert_true(bw_tlm_alerts_hit(a, "192.0.2.2", NULL, "x.example", "f", 2000));
@@ -271,6 +274,7 @@ static void test_alert_by_client_name(void **state)
 {
 	(void)state;
 	struct bw_tlm_alerts *a = bw_tlm_alerts_create(3, 10 * MIN_MS, 30 * MIN_MS);
+	assert_non_null(a);
 	assert_false(bw_tlm_alerts_hit(a, "192.0.2.0/24", "Amira's phone", "a.example", "f", 1000));
 	assert_false(bw_tlm_alerts_hit(a, "198.51.100.0/24", "Amira's phone", "b.example", "f",
 				       2000));
@@ -280,6 +284,7 @@ static void test_alert_by_client_name(void **state)
 	assert_true(bw_tlm_alerts_hit(a, "203.0.113.0/24", "Amira's phone", "a.example", "f", 3000));
 	assert_int_equal(bw_tlm_alerts_active(a), 1);
 	json_t *j = bw_tlm_alerts_json(a);
+	assert_non_null(j);
 	json_t *cols = json_object_get(j, "columns");
 	assert_int_equal(json_array_size(cols), 8);
 	assert_string_equal(json_string_value(json_array_get(cols, 7)), "addresses");
