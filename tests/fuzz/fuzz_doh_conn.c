@@ -28,30 +28,12 @@
 
 #include "base/base.h"
 #include "dns/dns.h"
+#include "fake_core.h"
 #include "fuzz.h"
 #include "net/internal.h"
 
-#define MAX_HELD 512
-
-struct held {
-	struct bw_reply *r;
-	bool answer;
-	uint8_t msg[64];
-	size_t len;
-};
-
 static struct event_base *base;
-static struct held held[MAX_HELD];
-static size_t nheld;
 static const char *const paths[] = {"/dns-query", "/family"};
-
-static size_t make_answer(const uint8_t *q, size_t len, uint8_t *out)
-{
-	size_t n = BW_MIN(len, (size_t)64);
-	memcpy(out, q, n);
-	out[2] |= 0x80; /* QR */
-	return n;
-}
 
 static void on_msg(struct bw_reply *r, const uint8_t *msg, size_t len, void *ctx)
 {
@@ -63,41 +45,7 @@ static void on_msg(struct bw_reply *r, const uint8_t *msg, size_t len, void *ctx
 	(void)bw_reply_peer(r, &plen);
 	(void)r->ops->sni(r);
 	(void)r->ops->client_id(r);
-	uint8_t ans[64];
-	switch (msg[1] & 3) {
-	case 0:
-		bw_reply_send(r, ans, make_answer(msg, len, ans));
-		break;
-	case 1:
-	case 2:
-		if (nheld == MAX_HELD) {
-			bw_reply_send(r, ans, make_answer(msg, len, ans));
-			break;
-		}
-		bw_reply_hold(r);
-		held[nheld].r = r;
-		held[nheld].answer = (msg[1] & 3) == 1;
-		held[nheld].len = make_answer(msg, len, held[nheld].msg);
-		nheld++;
-		break;
-	default: /* dropped: neither held nor answered */
-		break;
-	}
-}
-
-/* The core answers (or lets go of) what it held; new requests this brings in wait. */
-static void tick(void)
-{
-	static struct held now[MAX_HELD];
-	size_t n = nheld;
-	memcpy(now, held, n * sizeof(now[0]));
-	nheld = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (now[i].answer)
-			bw_reply_answer(now[i].r, now[i].msg, now[i].len);
-		else
-			bw_reply_release(now[i].r);
-	}
+	fake_core_act(r, msg, len, msg[1] & 3);
 }
 
 /* A pair's callbacks are deferred (libevent forces it): run them until none is left. */
