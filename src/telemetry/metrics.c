@@ -233,6 +233,17 @@ static void put_connections(struct out *o, const struct bw_metrics_sample *s)
 		put(o, "bulwark_connections_refused_total{transport=\"%s\",reason=\"full\"} %llu\n",
 		    streams[k], (unsigned long long)s->conn_refused_full[k]);
 	}
+	family(o, "bulwark_connections_evicted_total", "counter",
+	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
+	for (int k = 0; k < BW_METRICS_STREAMS; k++)
+		put(o, "bulwark_connections_evicted_total{transport=\"%s\"} %llu\n", streams[k],
+		    (unsigned long long)s->conn_evicted[k]);
+}
+
+/* Queries refused for their ClientID, over their rate limit or RRL (core/pipeline.c,
+ * core/ratelimit.c), and the fixed memory of the rate-limit tables. */
+static void put_limits(struct out *o, const struct bw_metrics_sample *s)
+{
 	static const char *const why[2] = {"unknown", "missing"};
 	family(o, "bulwark_client_id_refused_total", "counter",
 	       "Queries answered REFUSED for their ClientID: one no client has "
@@ -260,11 +271,6 @@ static void put_connections(struct out *o, const struct bw_metrics_sample *s)
 	family(o, "bulwark_rate_limit_table_bytes", "gauge",
 	       "Memory of the rate-limit and RRL tables: fixed at start, whatever the sources.");
 	u64(o, "bulwark_rate_limit_table_bytes", s->rate_limit_table_bytes);
-	family(o, "bulwark_connections_evicted_total", "counter",
-	       "Idle stream connections closed to make room for a new one (RFC 7766 6.2.3).");
-	for (int k = 0; k < BW_METRICS_STREAMS; k++)
-		put(o, "bulwark_connections_evicted_total{transport=\"%s\"} %llu\n", streams[k],
-		    (unsigned long long)s->conn_evicted[k]);
 }
 
 /* Stale answers, the resolver backend, DNSSEC, overload and drops. */
@@ -384,6 +390,7 @@ int bw_metrics_format(const struct bw_metrics_sample *s, struct evbuffer *out)
 	put_queries(&o, s);
 	put_cache(&o, s);
 	put_connections(&o, s);
+	put_limits(&o, s);
 	put_backend(&o, s);
 	put_feeds(&o, s);
 	put_telemetry(&o, s);
