@@ -4,9 +4,9 @@
  *
  * Memory is fixed when the table is made: `size` slots of 16 bytes in 64 shards, each
  * with its own lock, held for a few loads and stores. A key probes 4 slots of its shard;
- * a new key takes an empty one, else one that is not being limited, the one quiet
- * longest: spoofed random sources push out each other, never a flooder that is held
- * back, and never grow the table. Keys are hashed with a random SipHash key (base.h), so nobody can aim many
+ * a new key takes an empty one, else one that is not being limited, with the most tokens
+ * left, quiet longest: spoofed random sources push out each other, never a flooder that
+ * is spending its burst or held back, and never grow the table. Keys are hashed with a random SipHash key (base.h), so nobody can aim many
  * prefixes at one shard. Tokens are kept in thousandths so that rates below one a second
  * and bursts work without floating point.
  */
@@ -87,8 +87,10 @@ size_t bw_ratelimit_bytes(const struct bw_ratelimit *r)
 }
 
 /* Whether slot a is a better one to give away than b: empty first, then one that is not
- * limited (spoofed one-off sources push out each other, never a flooder being held
- * back), then the one quiet longest. */
+ * limited, then the one with more tokens left (a full bucket loses nothing when its key
+ * comes back: one-off sources, spoofed or not, push out each other, never a flooder
+ * that is spending its burst or being held back; keys arrive many to the millisecond, so
+ * age alone ties), then the one quiet longest. */
 static bool better_victim(const struct rl_slot *a, const struct rl_slot *b, uint32_t now_ms)
 {
 	if (!a->key || !b->key)
@@ -96,6 +98,8 @@ static bool better_victim(const struct rl_slot *a, const struct rl_slot *b, uint
 	bool la = a->key & KEY_LIMITED, lb = b->key & KEY_LIMITED;
 	if (la != lb)
 		return lb;
+	if (a->tokens != b->tokens)
+		return a->tokens > b->tokens;
 	return (uint32_t)(now_ms - a->last_ms) > (uint32_t)(now_ms - b->last_ms);
 }
 
