@@ -83,10 +83,14 @@ check "unit enabled (multi-user.target.wants)" \
 # ---- the installed binary ----
 v=$(chroot "$R" /usr/sbin/bulwark --version)
 [[ $v == "bulwark "[0-9]* ]] && ok "--version: $v" || bad "--version: $v"
-h=$(chroot "$R" /usr/sbin/bulwark --help | grep -m1 'default: ')
+# (the whole --help is read before grep: grep -m1 or -q stopping early would kill the
+# writer with SIGPIPE, which pipefail turns into a failure)
+help=$(chroot "$R" /usr/sbin/bulwark --help)
+h=$(grep -m1 'default: ' <<<"$help")
 [[ $h == *"default: /etc/bulwark/bulwark.yaml"* ]] && ok "default config: $(sed 's/^ *//' <<<"$h")" ||
 	bad "default config path: $h"
-chroot "$R" /usr/bin/bulwarkctl --help | grep -q '/etc/bulwark/bulwark.yaml' &&
+help=$(chroot "$R" /usr/bin/bulwarkctl --help)
+grep -q '/etc/bulwark/bulwark.yaml' <<<"$help" &&
 	ok "bulwarkctl's default config /etc/bulwark/bulwark.yaml" || bad "bulwarkctl's default config"
 if chroot "$R" /usr/sbin/bulwark --check-config /etc/bulwark/bulwark.yaml >"$w/check.log" 2>&1; then
 	ok "--check-config /etc/bulwark/bulwark.yaml: $(tail -1 "$w/check.log")"
@@ -115,7 +119,7 @@ else bad "systemd-analyze security: exposure '${exposure}'"; tail -5 "$w/securit
 run_daemon() {
 	ip link set lo up
 	local log=$w/daemon.log name first
-	first=$(grep -v '^#' "$R/etc/bulwark/feeds/malware.domains" | head -1)
+	first=$(awk '!/^#/ { print; exit }' "$R/etc/bulwark/feeds/malware.domains")
 	name=$(awk '!/^#/ && NF >= 2 { print $2; exit }' "$R/etc/bulwark/feeds/phishing.hosts")
 	chmod 600 "$R/etc/bulwark/feeds/phishing.hosts"   # root's alone
 	chroot "$R" /usr/sbin/bulwark -f -c /etc/bulwark/bulwark.yaml >"$log" 2>&1 &
