@@ -1,6 +1,7 @@
 /*
  * admin/control.c - the control socket's thread: accept, read one line (at most 4 KiB,
- * within 2 s), run the command, write the JSON answer, close. One client at a time.
+ * within 2 s), run the command or action, write the JSON answer, close. One client at a
+ * time. Also the action registry, its lock and the audit log (admin.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,11 +13,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin/admin.h"
 
 #define MAX_CMDS 32
+#define MAX_ACTIONS 64
 #define MAX_LINE 4096
 #define MAX_ARGS 32
 
@@ -34,6 +38,10 @@ struct bw_admin {
 	bool started, bound;
 	struct cmd cmds[MAX_CMDS];
 	size_t n;
+	struct bw_admin_action acts[MAX_ACTIONS];
+	size_t n_acts;
+	pthread_mutex_t lock; /* one command or action at a time */
+	char *audit_path;
 };
 
 static json_t *help_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
@@ -43,6 +51,13 @@ static json_t *help_cmd(void *ctx, int argc, char **argv, char *err, size_t errl
 	json_t *rows = json_array();
 	for (size_t i = 0; i < a->n; i++)
 		json_array_append_new(rows, json_pack("[s,s]", a->cmds[i].name, a->cmds[i].help));
+	for (size_t i = 0; i < a->n_acts; i++) {
+		const struct bw_admin_action *x = &a->acts[i];
+		char name[200];
+		snprintf(name, sizeof(name), "%s%s%s", x->name, x->positional ? " " : "",
+			 x->positional ? x->positional : "");
+		json_array_append_new(rows, json_pack("[s,s]", name, x->help));
+	}
 	return json_pack("{s:[s,s], s:o}", "columns", "command", "what it does", "rows", rows);
 }
 
@@ -56,6 +71,7 @@ int bw_admin_create(const char *path, struct bw_admin **out, char *err, size_t e
 	}
 	a->fd = -1;
 	a->wake[0] = a->wake[1] = -1;
+	pthread_mutex_init(&a->lock, NULL);
 	bw_admin_register(a, "help", "list the commands", help_cmd, a);
 	*out = a;
 	return 0;
@@ -82,10 +98,202 @@ static json_t *fail(const char *msg)
 	return json_pack("{s:b, s:s}", "ok", 0, "error", msg);
 }
 
-json_t *bw_admin_handle(struct bw_admin *a, const char *line)
+int bw_admin_register_action(struct bw_admin *a, const struct bw_admin_action *act)
+{
+	if (a->n_acts == MAX_ACTIONS)
+		return BW_ESPACE;
+	a->acts[a->n_acts++] = *act;
+	return 0;
+}
+
+const struct bw_admin_action *bw_admin_action_at(const struct bw_admin *a, size_t i)
+{
+	return i < a->n_acts ? &a->acts[i] : NULL;
+}
+
+int bw_admin_set_audit(struct bw_admin *a, const char *path)
+{
+	char *p = path ? strdup(path) : NULL;
+	if (path && !p)
+		return BW_ENOMEM;
+	free(a->audit_path);
+	a->audit_path = p;
+	return 0;
+}
+
+/* One audit line: the file (JSON, appended) and syslog. */
+static void audit(struct bw_admin *a, const struct bw_admin_action *x,
+		  const struct bw_admin_call *c, const json_t *res)
+{
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+	json_t *ok = json_object_get(res, "ok");
+	const char *error = json_string_value(json_object_get(res, "error"));
+	json_t *line = json_pack("{s:s, s:s, s:s, s:O, s:b}", "time", when, "who",
+				 c->who ? c->who : "?", "action", x->name, "args", c->args, "ok",
+				 json_is_true(ok));
+	if (line && error)
+		json_object_set_new(line, "error", json_string(error));
+	char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+	json_decref(line);
+	if (!text)
+		return;
+	syslog(LOG_AUTHPRIV | LOG_NOTICE, "bulwark admin: %s", text);
+	if (a->audit_path) {
+		int fd = open(a->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd >= 0) {
+			size_t tl = strlen(text);
+			text[tl] = '\n'; /* json_dumps left room: the NUL */
+			ssize_t n = write(fd, text, tl + 1);
+			(void)n;
+			close(fd);
+		}
+	}
+	free(text);
+}
+
+json_t *bw_admin_run(struct bw_admin *a, const char *name, struct bw_admin_call *call)
+{
+	const struct bw_admin_action *x = NULL;
+	for (size_t i = 0; i < a->n_acts && !x; i++) {
+		if (strcmp(a->acts[i].name, name) == 0)
+			x = &a->acts[i];
+	}
+	if (!x) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "unknown action '%.100s' (try: help)", name);
+		call->status = 404;
+		return fail(msg);
+	}
+	json_t *res;
+	pthread_mutex_lock(&a->lock);
+	if (call->role < x->role) {
+		call->status = 403;
+		res = fail("this needs the admin role");
+	} else {
+		char err[512] = "";
+		call->status = 0;
+		json_t *r = x->fn(x->ctx, call, err, sizeof(err));
+		if (r) {
+			res = json_pack("{s:b, s:o}", "ok", 1, "result", r);
+		} else {
+			if (!call->status)
+				call->status = 400;
+			res = fail(err[0] ? err : "failed");
+		}
+	}
+	if (x->changes)
+		audit(a, x, call, res);
+	pthread_mutex_unlock(&a->lock);
+	return res;
+}
+
+const char *bw_admin_arg_str(const struct bw_admin_call *c, const char *key, const char *def)
+{
+	static _Thread_local char num[32];
+	json_t *v = json_object_get(c->args, key);
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
+		return num;
+	}
+	return def;
+}
+
+bool bw_admin_arg_int(const struct bw_admin_call *c, const char *key, long long def,
+		      long long lo, long long hi, long long *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(c->args, key);
+	long long n = def;
+	if (json_is_integer(v)) {
+		n = (long long)json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		errno = 0;
+		n = strtoll(s, &end, 10);
+		if (!*s || *end || errno) {
+			snprintf(err, errlen, "%s: '%.60s' is not a number", key, s);
+			return false;
+		}
+	} else if (v) {
+		snprintf(err, errlen, "%s: not a number", key);
+		return false;
+	}
+	if (n < lo || n > hi) {
+		snprintf(err, errlen, "%s: %lld is out of range (%lld to %lld)", key, n, lo, hi);
+		return false;
+	}
+	*out = n;
+	return true;
+}
+
+/* {"action": NAME, "args": {...}} from the socket's peer (an admin). */
+static json_t *handle_action(struct bw_admin *a, const char *line, unsigned uid)
+{
+	json_error_t je;
+	json_t *req = json_loads(line, 0, &je);
+	const char *name = json_string_value(json_object_get(req, "action"));
+	json_t *args = json_object_get(req, "args");
+	if (!name || (args && !json_is_object(args))) {
+		json_decref(req);
+		return fail("a JSON request is {\"action\": NAME, \"args\": {...}}");
+	}
+	json_t *empty = args ? NULL : json_object();
+	char who[64];
+	snprintf(who, sizeof(who), "bulwarkctl (uid %u)", uid);
+	struct bw_admin_call call = {.args = args ? args : empty, .who = who,
+				     .role = BW_ROLE_ADMIN};
+	json_t *r = bw_admin_run(a, name, &call);
+	json_decref(empty);
+	json_decref(req);
+	return r;
+}
+
+/* An action asked for in words (bulwarkctl allow example.com): KEY=VALUE words fill any
+ * argument, the others the action's positional ones in order. */
+static json_t *action_words(struct bw_admin *a, const struct bw_admin_action *x, int argc,
+			    char **argv, unsigned uid)
+{
+	char pos[200] = "", *save = NULL;
+	snprintf(pos, sizeof(pos), "%s", x->positional ? x->positional : "");
+	char *next = strtok_r(pos, " ", &save);
+	json_t *args = json_object();
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (eq && eq != argv[i]) {
+			*eq = 0;
+			json_object_set_new(args, argv[i], json_string(eq + 1));
+			continue;
+		}
+		if (!next) {
+			json_decref(args);
+			char msg[300];
+			snprintf(msg, sizeof(msg), "%s: too many arguments (it takes: %s)", x->name,
+				 x->positional ? x->positional : "none");
+			return fail(msg);
+		}
+		json_object_set_new(args, next, json_string(argv[i]));
+		next = strtok_r(NULL, " ", &save);
+	}
+	char who[64];
+	snprintf(who, sizeof(who), "bulwarkctl (uid %u)", uid);
+	struct bw_admin_call call = {.args = args, .who = who, .role = BW_ROLE_ADMIN};
+	json_t *r = bw_admin_run(a, x->name, &call);
+	json_decref(args);
+	return r;
+}
+
+static json_t *handle_peer(struct bw_admin *a, const char *line, unsigned uid)
 {
 	char buf[MAX_LINE + 1], *argv[MAX_ARGS + 1], *save = NULL;
 	int argc = 0;
+
+	if (line[strspn(line, " \t")] == '{')
+		return handle_action(a, line, uid);
 
 	snprintf(buf, sizeof(buf), "%s", line);
 	for (char *w = strtok_r(buf, " \t\r\n", &save); w; w = strtok_r(NULL, " \t\r\n", &save)) {
@@ -100,14 +308,25 @@ json_t *bw_admin_handle(struct bw_admin *a, const char *line)
 		if (strcmp(a->cmds[i].name, argv[0]) != 0)
 			continue;
 		char err[512] = "";
+		pthread_mutex_lock(&a->lock);
 		json_t *r = a->cmds[i].fn(a->cmds[i].ctx, argc, argv, err, sizeof(err));
+		pthread_mutex_unlock(&a->lock);
 		if (!r)
 			return fail(err[0] ? err : "failed");
 		return json_pack("{s:b, s:o}", "ok", 1, "result", r);
 	}
+	for (size_t i = 0; i < a->n_acts; i++) {
+		if (strcmp(a->acts[i].name, argv[0]) == 0)
+			return action_words(a, &a->acts[i], argc, argv, uid);
+	}
 	char msg[MAX_LINE + 64];
 	snprintf(msg, sizeof(msg), "unknown command '%.100s' (try: help)", argv[0]);
 	return fail(msg);
+}
+
+json_t *bw_admin_handle(struct bw_admin *a, const char *line)
+{
+	return handle_peer(a, line, (unsigned)getuid());
 }
 
 static void serve(struct bw_admin *a, int fd)
@@ -129,7 +348,10 @@ static void serve(struct bw_admin *a, int fd)
 		len += (size_t)n;
 	}
 	line[len] = 0;
-	json_t *r = bw_admin_handle(a, line);
+	struct ucred cred = {.uid = (uid_t)-1};
+	socklen_t cl = sizeof(cred);
+	getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
+	json_t *r = handle_peer(a, line, (unsigned)cred.uid);
 	char *text = r ? json_dumps(r, JSON_COMPACT) : NULL;
 	json_decref(r);
 	if (!text)
@@ -255,6 +477,8 @@ void bw_admin_destroy(struct bw_admin *a)
 		free(a->cmds[i].name);
 		free(a->cmds[i].help);
 	}
+	pthread_mutex_destroy(&a->lock);
+	free(a->audit_path);
 	free(a->path);
 	free(a);
 }
