@@ -246,6 +246,7 @@ struct bw_server {
 	/* telemetry (core/observe.c) */
 	struct bw_metrics_slots feed_slots, profile_slots;
 	struct bw_metrics_http *metrics;
+	struct bw_block_page *block_page; /* core/blockpage.c, or NULL */
 	pthread_mutex_t pub_lock;
 	pthread_cond_t pub_cond;
 	uint64_t pub_ticket;
@@ -261,6 +262,15 @@ struct bw_server {
 
 /* observe.c */
 int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen);
+/* Reader slots of state_ref after the workers' (0 .. nworkers-1): the threads that hold
+ * the live state besides them. */
+enum { BW_READER_METRICS = 0, BW_READER_BLOCK_PAGE = 1, BW_READERS_EXTRA = 2 };
+
+/* The block page (core/blockpage.c): started with the metrics endpoint, before the
+ * privileges are dropped (it may listen on port 80). */
+int bw_block_page_start(struct bw_server *s, char *err, size_t errlen);
+void bw_block_page_stop(struct bw_server *s);
+
 int bw_obs_server_start(struct bw_server *s, char *err, size_t errlen);
 void bw_obs_server_stop(struct bw_server *s);
 void bw_obs_server_free(struct bw_server *s);

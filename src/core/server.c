@@ -209,8 +209,8 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	cpu_set_t set;
 	unsigned ncpu = cpus_allowed(&set);
 	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
-	if (s->nworkers > BW_SNAPREF_MAX_READERS - 1) /* one reader slot for metrics */
-		s->nworkers = BW_SNAPREF_MAX_READERS - 1;
+	if (s->nworkers > BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA)
+		s->nworkers = BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA;
 	rc = bw_obs_server_init(s, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -221,7 +221,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "cannot build the policy: %s", bw_strerror(rc));
 		goto fail;
 	}
-	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
+	bw_snapref_init(&s->state_ref, st, s->nworkers + BW_READERS_EXTRA);
 	rc = BW_ENOMEM;
 	s->tlm = bw_telemetry_create(conf, s->nworkers);
 	if (!s->tlm) {
@@ -246,7 +246,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 			goto fail;
 	}
 	rc = bw_obs_server_start(s, err, errlen); /* the metrics endpoint, if configured */
-	if (rc != 0)
+	if (rc != 0 || (rc = bw_block_page_start(s, err, errlen)) != 0)
 		goto fail;
 	*out = s;
 	return 0;
@@ -543,6 +543,7 @@ void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx)
 void bw_server_stop(struct bw_server *s, unsigned drain_ms)
 {
 	bw_obs_server_stop(s);
+	bw_block_page_stop(s);
 	if (!s->started)
 		return;
 	for (unsigned i = 0; i < s->nworkers; i++)
@@ -600,6 +601,7 @@ void bw_server_destroy(struct bw_server *s)
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++)
 		bw_worker_free(s->workers[i]);
 	free(s->workers);
+	bw_block_page_stop(s);
 	bw_obs_server_free(s);
 	bw_telemetry_destroy(s->tlm);
 	for (size_t i = 0; s->tls && i < s->conf->server.n_listen; i++) {
