@@ -176,6 +176,11 @@ struct bw_worker {
 	bool started;
 	struct event_base *base;
 	struct bw_resolver *resolver;
+	/* after the wall clock stepped (bw_server_clock_check): the resolver being replaced,
+	 * freed once its last query has its answer; the step count it was renewed for */
+	struct bw_resolver *old_resolver;
+	struct event *renew_timer;
+	unsigned clock_epoch;
 	struct bw_udp_sock *udp;
 	size_t n_udp;
 	struct bw_tcp_server **tcp; /* TCP and DoT */
@@ -257,6 +262,10 @@ struct bw_server {
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
 	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */
 	char *nseen_path;        /* its file in server.state-dir */
+	/* wall-clock steps (bw_server_clock_check, main thread): the count workers renew
+	 * their resolvers for, and the wall clock's offset from the monotonic one */
+	_Atomic unsigned clock_epoch;
+	int64_t clock_offset_ns;
 	uint64_t nseen_saved_ms; /* when it was last written */
 };
 
@@ -307,6 +316,9 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 void bw_worker_free(struct bw_worker *w);
 void *bw_worker_main(void *arg);
 void bw_worker_wake(struct bw_worker *w);
+/* The main thread's tick: a wall-clock step of more than 10 s makes every worker renew its
+ * resolver, whose cache (libunbound's) keeps TTLs in wall-clock time. */
+void bw_server_clock_check(struct bw_server *s);
 /* From the main thread: stop taking queries, finish in-flight ones within drain_ms. */
 void bw_worker_begin_drain(struct bw_worker *w, unsigned drain_ms);
 

@@ -805,6 +805,7 @@ static enum bw_stage stage_resolve(struct job *j)
 	/* a redirect resolves its target instead of the query name */
 	const uint8_t *name = x->s.redirect ? x->s.rname : x->s.q.qname_lc;
 	size_t name_len = x->s.redirect ? x->s.rlen : x->s.q.qname_len;
+	x->resolver = w->resolver; /* the current one: an old one may still finish others */
 	int rc = bw_resolver_query(w->resolver, name, name_len, x->s.q.qtype, x->s.q.qclass, x,
 				   &x->ub_id);
 	if (rc == 0)

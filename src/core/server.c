@@ -652,3 +652,32 @@ void bw_server_describe(struct bw_server *s, char *buf, size_t cap)
 		 failed ? " (some failed or held back: bulwarkctl feeds)" : "");
 	pthread_mutex_unlock(&s->state_lock);
 }
+
+/* The wall clock's offset from the monotonic clock, in ns. */
+static int64_t clock_offset_ns(void)
+{
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return ((int64_t)rt.tv_sec - (int64_t)mono.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec);
+}
+
+void bw_server_clock_check(struct bw_server *s)
+{
+	int64_t off = clock_offset_ns();
+	if (!s->clock_offset_ns) {
+		s->clock_offset_ns = off;
+		return;
+	}
+	int64_t step = off - s->clock_offset_ns;
+	s->clock_offset_ns = off;
+	if (step > -10000000000LL && step < 10000000000LL) /* NTP's slewing, or none */
+		return;
+	bw_warn("the wall clock stepped by %+lld s: the resolvers start with empty caches "
+		"(libunbound dates its records by the wall clock; Bulwark's own cache does not)",
+		(long long)(step / 1000000000LL));
+	atomic_fetch_add(&s->clock_epoch, 1);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		bw_worker_wake(s->workers[i]);
+}
