@@ -6,6 +6,7 @@ pause lets a blocked name resolve, ends by itself at its time, and a resume ends
 
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -223,7 +224,11 @@ def test_pause_resume_by_hand(bulwark):
 
 
 def test_pause_ends_by_itself(bulwark):
-    d = bulwark()
+    def config(port, workdir):
+        conf = conftest.default_config(bulwark.internet, port, workdir)
+        conf["telemetry"] = {"query-log": os.path.join(workdir, "q.sqlite")}
+        return conf
+    d = bulwark(config)
     r = ctl_json(d, "pause", "profile=default", "seconds=3")
     assert r["ok"], r
     assert_resolves(d.query(BLOCKED))
@@ -235,6 +240,13 @@ def test_pause_ends_by_itself(bulwark):
     assert_feed_block(d.query(BLOCKED))
     assert "the pause by bulwarkctl (uid %d) is over" % os.getuid() in d.log_text()
     assert ctl_json(d, "decisions")["result"]["paused"] == []
+    # the query log (blocked-only, the default) kept what the pause let through
+    d.stop()
+    db = sqlite3.connect(os.path.join(d.dir, "q.sqlite"))
+    verdicts = [v for (v,) in db.execute(
+        "SELECT verdict FROM queries WHERE name = 'blocked.insecure.tld' ORDER BY id")]
+    db.close()
+    assert verdicts[:2] == ["paused", "paused"] and verdicts[-1] == "blocked", verdicts
 
 
 def test_pause_survives_restart(bulwark):
