@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -614,6 +615,14 @@ static char *default_log_path(const struct bw_conf *conf)
 static void open_log(struct bw_telemetry *t, const char *path)
 {
 	char err[512], dir[4096];
+	/* its directory (the state directory, by default) may not be there yet when the
+	 * daemon keeps root's identity: nothing else made it */
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		mkdir(dir, 0750); /* may exist; a real problem shows in the open below */
+	}
 	t->log = bw_tlm_querylog_open(path, err, sizeof(err));
 	if (t->log) {
 		snprintf(dir, sizeof(dir), "%s-spool", path);

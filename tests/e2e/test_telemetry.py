@@ -155,6 +155,19 @@ def test_privacy_blocked_only_is_the_default_and_keeps_blocked_queries_only(inte
     assert ev[0]["time"].endswith("Z") and ev[3]["transport"] == "tcp"
 
 
+def test_query_log_in_a_state_dir_not_made_yet(internet, bulwark):
+    """The default query log lives in server.state-dir; a daemon that keeps root's identity
+    (the tests' user: root) has nobody else to make that directory, so the query log makes
+    it (it used to fail with "unable to open database file" and stay off)."""
+    d = bulwark(lambda port, w: tconfig(internet, port, w, {}))
+    state = os.path.join(d.dir, "state")
+    d.query(BLOCKED, "A")
+    d.stop()
+    assert "unable to open" not in d.log_text(10**6)
+    r = rows(os.path.join(state, "querylog.sqlite"), "1")
+    assert [(x["name"], x["verdict"]) for x in r] == [(BLOCKED, "blocked")]
+
+
 def test_rule_verdicts_in_the_log(internet, bulwark, workdir):
     """What the rule column says for a subdomain (wildcard), a CNAME into a listed name, a
     feed on trial (log-only) and an allowlisted name."""
