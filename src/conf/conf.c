@@ -79,6 +79,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
 	conf->metrics.port = 9153;
+	conf->admin.session_minutes = 480;
 	conf->dnstap.log_queries = true;
 	conf->dnstap.log_responses = true;
 	cf_telemetry_defaults(conf);
@@ -216,7 +217,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 					   "guard",	    "local-records",
 					   "local-records-file", "local-ttl",
 					   "clients",	    "clients-file",
-					   NULL};
+					   "admin",	    NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -226,6 +227,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"telemetry", cf_parse_telemetry},
 	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
 	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
+	    {"admin", cf_parse_admin},
 	};
 	int rc;
 
@@ -342,7 +344,8 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 	}
 	if (root && !cf_is_null(root) && (rc = parse_root(&c, root)))
 		goto fail;
-	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)))
+	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)) ||
+	    (rc = cf_admin_finish(&c)))
 		goto fail;
 	if ((rc = resolve_profiles(&c)) || (rc = cf_clients_finish(&c)))
 		goto fail;
@@ -414,6 +417,7 @@ void bw_conf_free(struct bw_conf *conf)
 	}
 	free(conf->policy.profiles);
 	free(conf->metrics.address);
+	cf_admin_free(conf);
 	free(conf->dnstap.socket);
 	free(conf->dnstap.tcp_address);
 	free(conf->dnstap.identity);

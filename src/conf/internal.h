@@ -149,6 +149,11 @@ void cf_telemetry_defaults(struct bw_conf *conf);
 void cf_telemetry_free(struct bw_conf *conf);
 int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
+/* conf_admin.c: the `admin:` section; cf_admin_finish() sets the defaults that depend on
+ * state-dir (always, with or without the section); cf_admin_free() */
+int cf_parse_admin(struct cf_ctx *c, yaml_node_t *m);
+int cf_admin_finish(struct cf_ctx *c);
+void cf_admin_free(struct bw_conf *conf);
 /* conf_clients.c: the `clients:` list; cf_clients_finish() reads the clients file and
  * resolves groups and profile names once the profiles are complete. */
 int cf_parse_clients(struct cf_ctx *c, yaml_node_t *seq);
