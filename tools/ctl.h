@@ -38,6 +38,10 @@ struct ctl_opts {
 };
 /* `bulwarkctl client ...`: argv[0] is "client". */
 int ctl_client_main(const struct ctl_opts *o, int argc, char **argv);
+/* syslog authpriv.notice "KIND WHAT: 'NAME' [LABEL VALUE] by uid N (USER) [via sudo from
+ * U]": who changed what (value NULL: no label). */
+void ctl_audit(const char *kind, const char *what, const char *name, const char *label,
+	       const char *value);
 
 /* ---- ctl_token.c ---- */
 /* `bulwarkctl token ...`: argv[0] is "token". */

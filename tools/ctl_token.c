@@ -8,12 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,14 +21,7 @@
 
 static void audit(const char *what, const char *name, const char *role)
 {
-	uid_t uid = getuid();
-	struct passwd *pw = getpwuid(uid);
-	const char *sudo = getenv("SUDO_USER");
-	openlog("bulwarkctl", LOG_PID, LOG_AUTHPRIV);
-	syslog(LOG_AUTHPRIV | LOG_NOTICE, "token %s: '%s'%s%s by uid %u (%s)%s%s", what, name,
-	       role ? " role " : "", role ? role : "", (unsigned)uid, pw ? pw->pw_name : "?",
-	       sudo ? " via sudo from " : "", sudo ? sudo : "");
-	closelog();
+	ctl_audit("token", what, name, "role", role);
 }
 
 /* The tokens file's directory, locked: the fd, or -1 (said). */
