@@ -217,7 +217,8 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 					   "guard",	    "local-records",
 					   "local-records-file", "local-ttl",
 					   "clients",	    "clients-file",
-					   "admin",	    NULL};
+					   "block-page",    "admin",
+					   NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -226,6 +227,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"policy", cf_parse_policy}, {"log", parse_log},
 	    {"telemetry", cf_parse_telemetry},
 	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
+	    {"block-page", cf_parse_block_page},
 	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
 	    {"admin", cf_parse_admin},
 	};
@@ -418,6 +420,10 @@ void bw_conf_free(struct bw_conf *conf)
 	free(conf->policy.profiles);
 	free(conf->metrics.address);
 	cf_admin_free(conf);
+	free(conf->block_page.address);
+	free(conf->block_page.title);
+	free(conf->block_page.text);
+	free(conf->block_page.contact);
 	free(conf->dnstap.socket);
 	free(conf->dnstap.tcp_address);
 	free(conf->dnstap.identity);

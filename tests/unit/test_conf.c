@@ -489,7 +489,7 @@ static void test_key_errors(void **state)
 	expect_error("bogus: 1\n", ":1:1: unknown key 'bogus' in the top level (known: server, "
 				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard, "
 				   "local-records, local-records-file, local-ttl, clients, clients-file, "
-				   "admin)");
+				   "block-page, admin)");
 	/* admin: only loopback without TLS; both TLS files or neither */
 	expect_error("admin:\n  listen: \"192.0.2.1@8080\"\n",
 		     ":2:11: admin.listen: 192.0.2.1 is not a loopback address, and the API carries "
