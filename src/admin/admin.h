@@ -132,7 +132,7 @@ void bw_admin_http_stop(struct bw_admin_http *h); /* NULL is fine */
  * UTF-8, an empty or over-long key, a key given twice). */
 int bw_admin_query_args(const char *query, json_t *args, char *err, size_t errlen);
 /* A JSON body's members added to args: the body must be one JSON object; a member also in
- * args already is an error. 0, or BW_EMALFORMED with err. */
+ * args already, or one named "", is an error. 0, or BW_EMALFORMED with err. */
 int bw_admin_body_args(const char *body, size_t len, json_t *args, char *err, size_t errlen);
 /* The value of cookie `name` in a Cookie header ("a=1; bulwark_session=x"): copied into
  * out; false when absent, empty or longer than cap - 1. */

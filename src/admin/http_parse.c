@@ -129,6 +129,11 @@ int bw_admin_body_args(const char *body, size_t len, json_t *args, char *err, si
 	int rc = 0;
 	json_object_foreach(obj, key, v)
 	{
+		if (!key[0]) {
+			snprintf(err, errlen, "the body has a member without a name");
+			rc = BW_EMALFORMED;
+			break;
+		}
 		if (json_object_get(args, key)) {
 			snprintf(err, errlen, "'%.64s' is given twice (in the body and the URL)", key);
 			rc = BW_EMALFORMED;
