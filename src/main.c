@@ -476,6 +476,7 @@ static int explain_main(int argc, char **argv)
 		bw_conf_free(conf);
 		return 1;
 	}
+	bw_decisions_file_apply(conf, p); /* the daemon's local decisions, as it has them */
 	/* the profile as the daemon chooses it (its named client and schedule first) */
 	struct bw_profile_ask ask = {
 	    .client = ec.client,
@@ -510,6 +511,10 @@ static int explain_main(int argc, char **argv)
 	    .resolve = resolve ? explain_resolve : NULL,
 	    .resolve_ctx = conf,
 	};
+	char paused[300];
+	if (bw_pause_file_text(conf, bw_policy_profile_name(p, (unsigned)eo.profile), paused,
+			       sizeof(paused)))
+		eo.paused = paused;
 	int rc = bw_policy_explain(conf, p, argv[optind], &eo, stdout);
 	if (local && wlen > 0) /* a forward zone, a special-use name handed on */
 		bw_local_explain(local, conf, conf, wname, (size_t)wlen, stdout);
@@ -625,6 +630,7 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 	bw_admin_register(adm, "top", "top [N]: the most blocked names and clients", top_cmd,
 			  bw_server_telemetry(srv));
 	register_actions(adm, srv);
+	bw_server_register_decision_actions(srv, adm);
 	bw_admin_set_audit(adm, conf->admin.audit_log);
 	if (bw_admin_start(adm, err, sizeof(err)) != 0) {
 		bw_warn("no control socket: %s", err);
