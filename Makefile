@@ -30,6 +30,9 @@ CONFIG  ?= etc/bulwark.yaml
 # where the shipped data (guard/popular-domains.txt) is read from: the checkout's etc/ by
 # default; a package sets DATADIR=/usr/share/bulwark and installs etc/guard there
 DATADIR ?= $(abspath etc)
+# the dashboard's static files (admin.www-dir's default): the checkout's www/; a package
+# installs them in SHAREDIR/www
+WWWDIR  ?= $(abspath www)
 # the config file bulwark and bulwarkctl read without -c: the checkout's for `make run`;
 # an install sets SYSCONFDIR/bulwark/bulwark.yaml
 CONF_PATH ?= etc/bulwark.yaml
@@ -89,6 +92,7 @@ $(BUILD)/gen/dnstap.pb-c.o: $(PB_C)
 $(BUILD)/src/telemetry/dnstap.o: $(BUILD)/gen/dnstap.pb-c.h
 
 $(BUILD)/src/conf/conf_guard.o: CFLAGS += -DBW_DATADIR='"$(DATADIR)"'
+$(BUILD)/src/conf/conf_admin.o: CFLAGS += -DBW_WWWDIR='"$(WWWDIR)"'
 
 # version.h is rewritten only when the version changes, so only its users are rebuilt
 $(BUILD)/gen/version.h: FORCE
@@ -204,6 +208,7 @@ $(FUZZ_BUILD)/gen/dnstap.pb-c.o: $(PB_C)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_BUILD)/src/conf/conf_guard.o: FUZZ_CFLAGS += -DBW_DATADIR='"$(DATADIR)"'
+$(FUZZ_BUILD)/src/conf/conf_admin.o: FUZZ_CFLAGS += -DBW_WWWDIR='"$(WWWDIR)"'
 $(FUZZ_LIB): $(FUZZ_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -246,12 +251,12 @@ SBINDIR    ?= $(PREFIX)/sbin
 SHAREDIR   ?= $(PREFIX)/share/bulwark
 MANDIR     ?= $(PREFIX)/share/man
 IBUILD     ?= $(BUILD)/install
-IPATHS     := $(SYSCONFDIR)/bulwark/bulwark.yaml $(SHAREDIR)
+IPATHS     := $(SYSCONFDIR)/bulwark/bulwark.yaml $(SHAREDIR) $(SHAREDIR)/www
 install-build:
 	@mkdir -p $(IBUILD)
 	@echo '$(IPATHS)' | cmp -s - $(IBUILD)/.paths || { rm -rf $(IBUILD); mkdir -p $(IBUILD); \
 	  echo '$(IPATHS)' >$(IBUILD)/.paths; }
-	@env CFLAGS='$(ENV_CFLAGS)' LDLIBS='$(ENV_LDLIBS)' $(MAKE) --no-print-directory BUILD=$(IBUILD) DATADIR=$(SHAREDIR) \
+	@env CFLAGS='$(ENV_CFLAGS)' LDLIBS='$(ENV_LDLIBS)' $(MAKE) --no-print-directory BUILD=$(IBUILD) DATADIR=$(SHAREDIR) WWWDIR=$(SHAREDIR)/www \
 	  CONF_PATH=$(SYSCONFDIR)/bulwark/bulwark.yaml all man $(IBUILD)/bulwark.yaml
 install: install-build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \

@@ -110,10 +110,11 @@ static const char usage[] =
 	"  bulwark explain evil.example --client \"Amira's phone\"\n"
 	"  kdig @127.0.0.1 -p 5353 example.org  ask it something\n";
 
-/* The control socket's `reload`: the main thread reloads, as for SIGHUP. */
-static json_t *reload_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
+/* The `reload` action (bulwarkctl reload, POST /api/v1/reload): the main thread reloads,
+ * as for SIGHUP. */
+static json_t *reload_action(void *ctx, struct bw_admin_call *call, char *err, size_t errlen)
 {
-	(void)ctx, (void)argc, (void)argv, (void)err, (void)errlen;
+	(void)ctx, (void)call, (void)err, (void)errlen;
 	kill(getpid(), SIGHUP);
 	return json_pack("{s:s}", "message", "reload requested (see the log for the outcome)");
 }
@@ -139,6 +140,41 @@ static json_t *status_cmd(void *ctx, int argc, char **argv, char *err, size_t er
 	return json_pack("{s:[s,s], s:[[s,s],[s,s],[s,s],[s,s]]}", "columns", "what", "value",
 			 "rows", "version", BW_VERSION, "running as", user, "up", up, "policy",
 			 policy);
+}
+
+/* The `status` action (GET /api/v1/status, docs/api.md): the numbers of the dashboard's
+ * overview. (`bulwarkctl status` keeps its table: status_cmd.) */
+static json_t *status_action(void *ctx, struct bw_admin_call *call, char *err, size_t errlen)
+{
+	struct bw_metrics_sample *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		call->status = 503;
+		return NULL;
+	}
+	bw_server_sample(ctx, s);
+	unsigned loaded = 0;
+	uint64_t blocked = 0, lookups = s->cache_hits + s->cache_misses;
+	for (unsigned i = 0; i < s->n_feeds; i++)
+		loaded += s->feed[i].entries > 0; /* rules in force, even from a kept copy */
+	for (unsigned i = 0; i < s->n_feed_slots && i < BW_METRICS_FEED_SLOTS; i++)
+		blocked += s->c.feed_blocked[i];
+	json_t *r = json_pack(
+	    "{s:s, s:I, s:i, s:I, s:s, s:[], s:i, s:i, s:I, s:{s:I, s:I, s:I, s:f}, s:I, s:I}",
+	    "version", BW_VERSION, "uptime", (json_int_t)((bw_now_ms() - started_ms) / 1000),
+	    "workers", (int)s->workers, "policy_generation", (json_int_t)s->policy_generation,
+	    "protection", loaded ? "on" : "no-feeds", "paused", "feeds_loaded", (int)loaded,
+	    "feeds_total", (int)s->n_feeds, "blocked_names", (json_int_t)s->policy_entries,
+	    "cache", "entries", (json_int_t)s->cache_entries, "hits", (json_int_t)s->cache_hits,
+	    "misses", (json_int_t)s->cache_misses, "hit_ratio",
+	    lookups ? (double)s->cache_hits / (double)lookups : 0.0, "queries",
+	    (json_int_t)(s->queries_udp + s->queries_tcp), "blocked", (json_int_t)blocked);
+	free(s);
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		call->status = 503;
+	}
+	return r;
 }
 
 /* bulwarkctl alerts | top [N] */
@@ -544,6 +580,39 @@ static int check_main(const char *path)
 	return bad ? 2 : 0;
 }
 
+/* The actions of main.c: status and reload. */
+static void register_actions(struct bw_admin *adm, struct bw_server *srv)
+{
+	static const struct bw_admin_action status = {
+	    .name = "status", .method = "GET", .path = "/api/v1/status", .role = BW_ROLE_VIEWER,
+	    .help = "version, uptime, policy, feeds, cache and counters (JSON)",
+	    .fn = status_action};
+	static const struct bw_admin_action reload = {
+	    .name = "reload", .method = "POST", .path = "/api/v1/reload", .role = BW_ROLE_ADMIN,
+	    .changes = true, .help = "reload the config and feeds (as SIGHUP)", .fn = reload_action};
+	struct bw_admin_action st = status;
+	st.ctx = srv;
+	bw_admin_register_action(adm, &st);
+	bw_admin_register_action(adm, &reload);
+}
+
+/* The HTTP API and dashboard when the config has an `admin:` section; NULL otherwise or
+ * when it cannot listen (said in the log: DNS goes on without it). */
+static struct bw_admin_http *admin_http_start(struct bw_admin *adm, const struct bw_conf *conf)
+{
+	char err[1024];
+	if (!adm || !conf->admin.enabled)
+		return NULL;
+	struct bw_admin_http *h = bw_admin_http_start(adm, conf, err, sizeof(err));
+	if (!h)
+		bw_err("no dashboard or API: %s", err);
+	else
+		bw_info("dashboard and API on %s://%s%s%s:%u/", conf->admin.tls_cert ? "https" : "http",
+			strchr(conf->admin.address, ':') ? "[" : "", conf->admin.address,
+			strchr(conf->admin.address, ':') ? "]" : "", (unsigned)conf->admin.port);
+	return h;
+}
+
 /* The control socket and its commands; NULL when it cannot be had (said in the log). */
 static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds *feeds,
 				    struct bw_server *srv)
@@ -556,17 +625,13 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 			  bw_feeds_command, feeds);
 	bw_admin_register(adm, "status", "version, user, uptime and the policy in force",
 			  status_cmd, srv);
-	bw_admin_register(adm, "reload", "reload the config and feeds (as SIGHUP)", reload_cmd,
-			  NULL);
 	bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)", alerts_cmd,
 			  bw_server_telemetry(srv));
 	bw_admin_register(adm, "top", "top [N]: the most blocked names and clients", top_cmd,
 			  bw_server_telemetry(srv));
+	register_actions(adm, srv);
 	bw_server_register_decision_actions(srv, adm);
-	/* until admin.audit-log exists: the changes' audit log in the state directory */
-	char audit[1024];
-	snprintf(audit, sizeof(audit), "%s/audit.log", conf->server.state_dir);
-	bw_admin_set_audit(adm, audit);
+	bw_admin_set_audit(adm, conf->admin.audit_log);
 	if (bw_admin_start(adm, err, sizeof(err)) != 0) {
 		bw_warn("no control socket: %s", err);
 		bw_admin_destroy(adm);
@@ -700,8 +765,10 @@ static int run(struct bw_conf *conf, const struct args *a)
 		return 1;
 	}
 	struct bw_admin *adm = admin_start(conf, feeds, srv);
+	struct bw_admin_http *http = admin_http_start(adm, conf);
 	notify(srv, "READY=1"); /* listeners bound, the policy loaded, privileges dropped */
 	serve(srv, &sigs, watch_ms);
+	bw_admin_http_stop(http);
 	bw_admin_destroy(adm);
 	bw_feeds_destroy(feeds);
 	bw_server_stop(srv, 3000);

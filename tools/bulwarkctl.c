@@ -1,8 +1,9 @@
 /*
  * tools/bulwarkctl.c - asks a running bulwark daemon things over its control socket
  * (admin/admin.h): one request line out, one JSON answer back, printed as a table.
- * `bulwarkctl client ...` works on the config and its clients file instead (ctl_client.c;
- * tools/ctl.h lists the parts).
+ * `bulwarkctl client ...` works on the config and its clients file instead (ctl_client.c),
+ * `bulwarkctl token ...` on the API's tokens file (ctl_token.c; tools/ctl.h lists the
+ * parts).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,10 +27,14 @@ static const char usage[] =
 	"       bulwarkctl [-c CONFIG] client list [--show-ids]\n"
 	"       bulwarkctl [-c CONFIG] client setup NAME [--host HOST] [--qr FILE.png|-]\n"
 	"                  [--mobileconfig FILE [--sign-cert PEM --sign-key PEM]]\n"
+	"       bulwarkctl [-c CONFIG] token create NAME --role viewer|admin\n"
+	"       bulwarkctl [-c CONFIG] [--json] token list\n"
+	"       bulwarkctl [-c CONFIG] token revoke NAME\n"
 	"\n"
 	"Asks the running bulwark daemon over its control socket (a unix socket, mode 0600,\n"
 	"so run it as the daemon's user or root) and prints the answer. The client commands\n"
-	"manage named clients in the config's clients file instead, and need no daemon.\n"
+	"manage named clients in the config's clients file instead, and the token commands\n"
+	"the HTTP API's tokens; neither needs a daemon.\n"
 	"\n"
 	"Options:\n"
 	"  -s, --socket PATH   the control socket. Default: server.control-socket of the\n"
@@ -54,7 +59,8 @@ static const char usage[] =
 	"                      that was held back because it shrank below min-ratio of\n"
 	"                      the last good version.\n"
 	"  feeds refresh NAME  fetch feed NAME now.\n"
-	"  reload              reload the config and feeds (as SIGHUP).\n"
+	"  reload              reload the config and feeds (as SIGHUP). Written to the\n"
+	"                      audit log (admin.audit-log) like every change.\n"
 	"  alerts              infected-looking clients: a client that hit malware/c2\n"
 	"                      feeds at least telemetry.alerts.threshold times within the\n"
 	"                      window (client, state, hits, first and last seen, domains,\n"
@@ -120,6 +126,23 @@ static const char usage[] =
 	"Files written (the clients file, profiles, QR codes) hold the ID: keep them private.\n"
 	"The client commands take --json too.\n"
 	"\n"
+	"Token commands:\n"
+	"The HTTP API and dashboard (admin: in the config; docs/api.md) let in only the\n"
+	"holders of a token. The tokens file (admin.tokens-file, default\n"
+	"STATE-DIR/admin-tokens, mode 0640) keeps each token's name, role, SHA-256 and\n"
+	"creation time, never the token; the daemon re-reads it within a second of a\n"
+	"change. Each create and revoke is logged to syslog (authpriv) with who did it.\n"
+	"\n"
+	"  token create NAME   make a token (bwk_ and 43 random characters: 256 bits) and\n"
+	"                      print it alone on stdout, once: it cannot be shown again.\n"
+	"                      NAME: 1 to 64 letters, digits, '.', '_', '-'.\n"
+	"    --role ROLE         viewer (reads: status, logs, alerts) or admin (also acts:\n"
+	"                        allow, block, pause, reload...). Default viewer.\n"
+	"  token list          every token: name, role, when it was made (never a token\n"
+	"                      or its hash).\n"
+	"  token revoke NAME   remove the token: requests with it, and the dashboard\n"
+	"                      sessions logged in with it, are refused from then on.\n"
+	"\n"
 	"Exit status: 0 done; 1 the daemon refused or failed (its message is printed), or a\n"
 	"client command was refused (a duplicate name, an unknown profile: the files are\n"
 	"left as they were); 2 bad command line; 3 cannot reach the daemon.\n"
@@ -133,7 +156,9 @@ static const char usage[] =
 	"  bulwarkctl client add alice-phone --profile family\n"
 	"  bulwarkctl client setup alice-phone --qr -\n"
 	"  bulwarkctl client setup alice-phone --mobileconfig alice.mobileconfig\n"
-	"  bulwarkctl client remove alice-phone\n";
+	"  bulwarkctl client remove alice-phone\n"
+	"  bulwarkctl token create dashboard --role admin\n"
+	"  bulwarkctl token revoke dashboard\n";
 
 /* Columns a UTF-8 text takes: one per character (continuation bytes do not count). */
 static int text_width(const char *s)
@@ -405,6 +430,11 @@ int main(int argc, char **argv)
 		struct ctl_opts o = {.config = config, .socket = sock, .json = json,
 				     .timeout_s = timeout_s};
 		return ctl_client_main(&o, argc - optind, argv + optind);
+	}
+	if (!strcmp(argv[optind], "token")) {
+		struct ctl_opts o = {.config = config, .socket = sock, .json = json,
+				     .timeout_s = timeout_s};
+		return ctl_token_main(&o, argc - optind, argv + optind);
 	}
 	char line[4096] = "";
 	size_t len = command_line(argc, argv, optind, line, sizeof(line));

@@ -4,6 +4,7 @@
  *   ctl_client.c        `bulwarkctl client add|remove|list|setup` (named clients, issue 18)
  *   ctl_clients_file.c  the clients file: read, one entry added or removed, written safely
  *   ctl_setup.c         what a device needs: URLs, the Apple profile, the QR code
+ *   ctl_token.c         `bulwarkctl token create|list|revoke` (the API's tokens, issue 16)
  *   ctl_text.c          pure helpers (ClientIDs, names, XML escaping, UUIDs), unit-tested
  *
  * bulwarkctl is one short-lived process: nothing here is thread-safe, nothing is kept
@@ -37,6 +38,14 @@ struct ctl_opts {
 };
 /* `bulwarkctl client ...`: argv[0] is "client". */
 int ctl_client_main(const struct ctl_opts *o, int argc, char **argv);
+/* syslog authpriv.notice "KIND WHAT: 'NAME' [LABEL VALUE] by uid N (USER) [via sudo from
+ * U]": who changed what (value NULL: no label). */
+void ctl_audit(const char *kind, const char *what, const char *name, const char *label,
+	       const char *value);
+
+/* ---- ctl_token.c ---- */
+/* `bulwarkctl token ...`: argv[0] is "token". */
+int ctl_token_main(const struct ctl_opts *o, int argc, char **argv);
 
 /* ---- ctl_clients_file.c ---- */
 /* A new entry of the clients file. */

@@ -61,17 +61,24 @@ static const struct bw_client_conf *find_client(const struct bw_conf *conf, cons
 	return NULL;
 }
 
-/* syslog authpriv.notice: what was done to which client, by whom (never the ID). */
-static void audit(const char *what, const char *name, const char *profile)
+void ctl_audit(const char *kind, const char *what, const char *name, const char *label,
+	       const char *value)
 {
 	uid_t uid = getuid();
 	struct passwd *pw = getpwuid(uid);
 	const char *sudo = getenv("SUDO_USER");
 	openlog("bulwarkctl", LOG_PID, LOG_AUTHPRIV);
-	syslog(LOG_AUTHPRIV | LOG_NOTICE, "client %s: '%s'%s%s by uid %u (%s)%s%s", what, name,
-	       profile ? " profile " : "", profile ? profile : "", (unsigned)uid,
-	       pw ? pw->pw_name : "?", sudo ? " via sudo from " : "", sudo ? sudo : "");
+	syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s %s: '%s'%s%s%s%s by uid %u (%s)%s%s", kind, what,
+	       name, value ? " " : "", value ? label : "", value ? " " : "", value ? value : "",
+	       (unsigned)uid, pw ? pw->pw_name : "?", sudo ? " via sudo from " : "",
+	       sudo ? sudo : "");
 	closelog();
+}
+
+/* syslog authpriv.notice: what was done to which client, by whom (never the ID). */
+static void audit(const char *what, const char *name, const char *profile)
+{
+	ctl_audit("client", what, name, "profile", profile);
 }
 
 /* ---- asking the daemon to reload ---- */

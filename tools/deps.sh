@@ -18,6 +18,8 @@ PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guar
 PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)
 # bulwarkctl client setup --qr: the QR code of a device's DoH URL (tools/ctl_setup.c)
 PKGS+=(libqrencode-dev)
+# the dashboard's charts, served by the admin listener as /vendor/chart.js (src/admin)
+PKGS+=(libjs-chart.js)
 # test only: zbarimg reads that QR code back (tests/e2e/test_clientctl.py)
 PKGS+=(zbar-tools)
 # test only: the fault suite steps the daemon's wall clock with libfaketime (tests/faults)

@@ -121,19 +121,16 @@ int bw_admin_set_audit(struct bw_admin *a, const char *path)
 	return 0;
 }
 
-/* One audit line: the file (JSON, appended) and syslog. */
-static void audit(struct bw_admin *a, const struct bw_admin_action *x,
-		  const struct bw_admin_call *c, const json_t *res)
+/* One audit line: the file (JSON, appended) and syslog. The caller holds the lock. */
+static void write_audit(struct bw_admin *a, const char *who, const char *what, json_t *args,
+			const char *error)
 {
 	char when[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
-	json_t *ok = json_object_get(res, "ok");
-	const char *error = json_string_value(json_object_get(res, "error"));
-	json_t *line = json_pack("{s:s, s:s, s:s, s:O, s:b}", "time", when, "who",
-				 c->who ? c->who : "?", "action", x->name, "args", c->args, "ok",
-				 json_is_true(ok));
+	json_t *line = json_pack("{s:s, s:s, s:s, s:O?, s:b}", "time", when, "who",
+				 who ? who : "?", "action", what, "args", args, "ok", !error);
 	if (line && error)
 		json_object_set_new(line, "error", json_string(error));
 	char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
@@ -152,6 +149,23 @@ static void audit(struct bw_admin *a, const struct bw_admin_action *x,
 		}
 	}
 	free(text);
+}
+
+static void audit(struct bw_admin *a, const struct bw_admin_action *x,
+		  const struct bw_admin_call *c, const json_t *res)
+{
+	const char *error = json_string_value(json_object_get(res, "error"));
+	if (!error && !json_is_true(json_object_get(res, "ok")))
+		error = "failed";
+	write_audit(a, c->who, x->name, c->args, error);
+}
+
+void bw_admin_audit(struct bw_admin *a, const char *who, const char *what, json_t *args,
+		    const char *error)
+{
+	pthread_mutex_lock(&a->lock);
+	write_audit(a, who, what, args, error);
+	pthread_mutex_unlock(&a->lock);
 }
 
 json_t *bw_admin_run(struct bw_admin *a, const char *name, struct bw_admin_call *call)

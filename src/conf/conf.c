@@ -79,6 +79,7 @@ static void set_defaults(struct bw_conf *conf)
 	conf->log.syslog = false;
 	conf->telemetry.privacy = BW_PRIVACY_BLOCKED_ONLY;
 	conf->metrics.port = 9153;
+	conf->admin.session_minutes = 480;
 	conf->dnstap.log_queries = true;
 	conf->dnstap.log_responses = true;
 	cf_telemetry_defaults(conf);
@@ -216,7 +217,8 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 					   "guard",	    "local-records",
 					   "local-records-file", "local-ttl",
 					   "clients",	    "clients-file",
-					   "block-page",    NULL};
+					   "block-page",    "admin",
+					   NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -227,6 +229,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
 	    {"block-page", cf_parse_block_page},
 	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
+	    {"admin", cf_parse_admin},
 	};
 	int rc;
 
@@ -343,7 +346,8 @@ int bw_conf_load(const char *path, struct bw_conf **out, char *err, size_t errle
 	}
 	if (root && !cf_is_null(root) && (rc = parse_root(&c, root)))
 		goto fail;
-	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)))
+	if ((rc = fill_default_lists(&c)) || (rc = cf_feeds_finish(&c)) ||
+	    (rc = cf_admin_finish(&c)))
 		goto fail;
 	if ((rc = resolve_profiles(&c)) || (rc = cf_clients_finish(&c)))
 		goto fail;
@@ -415,6 +419,7 @@ void bw_conf_free(struct bw_conf *conf)
 	}
 	free(conf->policy.profiles);
 	free(conf->metrics.address);
+	cf_admin_free(conf);
 	free(conf->block_page.address);
 	free(conf->block_page.title);
 	free(conf->block_page.text);

@@ -247,6 +247,11 @@ struct bw_guard_domain_conf {
 #define BW_DATADIR "etc"
 #endif
 #define BW_GUARD_POPULAR_DEFAULT BW_DATADIR "/guard/popular-domains.txt"
+/* The dashboard's static files (admin.www-dir's default): the checkout's www/ by default;
+ * a package sets WWWDIR=/usr/share/bulwark/www. */
+#ifndef BW_WWWDIR
+#define BW_WWWDIR "www"
+#endif
 
 struct bw_conf {
 	char *path; /* the file this was loaded from */
@@ -372,6 +377,23 @@ struct bw_conf {
 		struct sockaddr_storage addr;
 		socklen_t addrlen;
 	} metrics;
+
+	/* The admin HTTP API and dashboard (admin/admin.h, docs/api.md); off unless an
+	 * `admin:` section is written. tokens_file and audit_log always have a value
+	 * (bulwarkctl token works without the section). */
+	struct {
+		bool enabled;
+		char *address;                /* from listen: "127.0.0.1@8080" (the default) */
+		uint16_t port;
+		struct sockaddr_storage addr;
+		socklen_t addrlen;
+		char *tls_cert, *tls_key;     /* PEM files, both or neither; required when the
+						 address is not loopback */
+		char *www_dir;                /* the dashboard's files; default BW_WWWDIR */
+		unsigned session_minutes;     /* a login's cookie lasts; default 480 */
+		char *audit_log;              /* default state-dir/audit.log */
+		char *tokens_file;            /* default state-dir/admin-tokens */
+	} admin;
 
 	/* The block page (docs/blockpage.md): an HTTP listener that tells a person sent to it
 	 * by `action: redirect` which name was blocked, by which feed, and whom to ask; off

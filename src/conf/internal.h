@@ -153,6 +153,11 @@ int cf_get_addr_port(struct cf_ctx *c, yaml_node_t *n, const char *key, char **a
 		     uint16_t *port);
 int cf_parse_block_page(struct cf_ctx *c, yaml_node_t *m); /* conf_blockpage.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
+/* conf_admin.c: the `admin:` section; cf_admin_finish() sets the defaults that depend on
+ * state-dir (always, with or without the section); cf_admin_free() */
+int cf_parse_admin(struct cf_ctx *c, yaml_node_t *m);
+int cf_admin_finish(struct cf_ctx *c);
+void cf_admin_free(struct bw_conf *conf);
 /* conf_clients.c: the `clients:` list; cf_clients_finish() reads the clients file and
  * resolves groups and profile names once the profiles are complete. */
 int cf_parse_clients(struct cf_ctx *c, yaml_node_t *seq);

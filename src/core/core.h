@@ -102,6 +102,10 @@ void bw_server_set_feed_failed(struct bw_server *s,
 struct bw_metrics_sample;
 void bw_server_set_telemetry_stats(struct bw_server *s,
 				   void (*fn)(void *ctx, struct bw_metrics_sample *out), void *ctx);
+/* One sample of what the metrics endpoint exports (the workers' counters summed, the
+ * cache, the live policy's feeds): for the API's status (main.c). Any thread, one at a
+ * time (a lock); it may wait up to half a second for busy workers. */
+void bw_server_sample(struct bw_server *s, struct bw_metrics_sample *out);
 /* The config the server runs on (watch interval etc.). */
 const struct bw_conf *bw_server_conf(const struct bw_server *s);
 /* The telemetry object (query log, events, alerts; telemetry/telemetry.h): for the

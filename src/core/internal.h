@@ -263,6 +263,8 @@ struct bw_server {
 	struct bw_metrics_http *metrics;
 	struct bw_block_page *block_page; /* core/blockpage.c, or NULL */
 	pthread_mutex_t pub_lock;
+	pthread_mutex_t sample_lock; /* one collect() at a time: it reads the policy in the
+					scraper's reader slot (bw_server_sample) */
 	pthread_cond_t pub_cond;
 	uint64_t pub_ticket;
 	bw_metrics_telemetry_fn telemetry_stats; /* set by whoever owns the query log, or NULL */

@@ -77,9 +77,8 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	bw_metrics_counts_add(&o->c, &w->m);
 }
 
-static void collect(void *ctx, struct bw_metrics_sample *o)
+static void collect_locked(struct bw_server *s, struct bw_metrics_sample *o)
 {
-	struct bw_server *s = ctx;
 
 	/* the workers' counters: ask for fresh copies, wait a little, sum */
 	pthread_mutex_lock(&s->pub_lock);
@@ -179,6 +178,18 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 		tlm(tlm_ctx, o);
 }
 
+void bw_server_sample(struct bw_server *s, struct bw_metrics_sample *o)
+{
+	pthread_mutex_lock(&s->sample_lock);
+	collect_locked(s, o);
+	pthread_mutex_unlock(&s->sample_lock);
+}
+
+static void collect(void *ctx, struct bw_metrics_sample *o)
+{
+	bw_server_sample(ctx, o);
+}
+
 void bw_server_set_feed_failed(struct bw_server *s,
 			       bool (*fn)(void *ctx, const char *feed, char *why, size_t whylen),
 			       void *ctx)
@@ -201,6 +212,7 @@ int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen)
 	if (bw_metrics_slots_init(&s->feed_slots, BW_METRICS_FEED_SLOTS) != 0 ||
 	    bw_metrics_slots_init(&s->profile_slots, BW_METRICS_PROFILE_SLOTS) != 0 ||
 	    pthread_mutex_init(&s->pub_lock, NULL) != 0 ||
+	    pthread_mutex_init(&s->sample_lock, NULL) != 0 ||
 	    pthread_cond_init(&s->pub_cond, NULL) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
@@ -243,6 +255,7 @@ void bw_obs_server_free(struct bw_server *s)
 	bw_metrics_slots_free(&s->profile_slots);
 	if (s->feed_slots.cap) {
 		pthread_mutex_destroy(&s->pub_lock);
+		pthread_mutex_destroy(&s->sample_lock);
 		pthread_cond_destroy(&s->pub_cond);
 	}
 }

@@ -39,15 +39,24 @@ struct bw_tls;
 /* ---- TLS contexts (tls.c) ----
  * One per encrypted listener, shared by every worker: a certificate chain and key read
  * from files, TLS 1.2 and 1.3, session tickets, and ALPN ("dot" for DoT; "h2" then
- * "http/1.1" for DoH). bw_tls_reload() re-reads the files and swaps the context: new
+ * "http/1.1" for DoH; "http/1.1" alone for the admin API). bw_tls_reload() re-reads the files and swaps the context: new
  * connections get the new certificate, open ones keep theirs. All functions are
  * thread-safe. */
-enum bw_tls_kind { BW_TLS_DOT = 0, BW_TLS_DOH = 1 };
+enum bw_tls_kind {
+	BW_TLS_DOT = 0,
+	BW_TLS_DOH = 1,
+	BW_TLS_HTTP1 = 2, /* ALPN "http/1.1" alone: the admin API (admin/http.c) */
+};
 int bw_tls_create(const char *cert, const char *key, enum bw_tls_kind kind,
 		  struct bw_tls **out, char *err, size_t errlen);
 /* Keeps the running context when the new files do not load (and says why in err). */
 int bw_tls_reload(struct bw_tls *t, char *err, size_t errlen);
 void bw_tls_free(struct bw_tls *t);
+/* A TLS server bufferevent without its socket yet, which the caller sets (evhttp's
+ * bevcb: admin/http.c). NULL when out of memory. */
+struct bufferevent;
+struct event_base;
+struct bufferevent *bw_tls_bev_unbound(struct bw_tls *t, struct event_base *base);
 /* Handshakes completed since start: full ones and resumed ones (tickets or cache). */
 void bw_tls_stats(const struct bw_tls *t, uint64_t *full, uint64_t *resumed);
 

@@ -22,14 +22,19 @@ struct bw_tls {
 
 static const unsigned char alpn_dot[] = "\x03" "dot";
 static const unsigned char alpn_doh[] = "\x02" "h2" "\x08" "http/1.1";
+static const unsigned char alpn_http1[] = "\x08" "http/1.1";
 
 static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		       const unsigned char *in, unsigned int inlen, void *arg)
 {
 	(void)ssl;
 	const struct bw_tls *t = arg;
-	const unsigned char *ours = t->kind == BW_TLS_DOT ? alpn_dot : alpn_doh;
-	unsigned ours_len = t->kind == BW_TLS_DOT ? sizeof(alpn_dot) - 1 : sizeof(alpn_doh) - 1;
+	const unsigned char *ours = t->kind == BW_TLS_DOT	  ? alpn_dot
+				    : t->kind == BW_TLS_HTTP1 ? alpn_http1
+							      : alpn_doh;
+	unsigned ours_len = t->kind == BW_TLS_DOT     ? sizeof(alpn_dot) - 1
+			    : t->kind == BW_TLS_HTTP1 ? sizeof(alpn_http1) - 1
+						      : sizeof(alpn_doh) - 1;
 	unsigned char *sel;
 	/* our preference order: h2 before http/1.1 */
 	if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) !=
@@ -171,6 +176,11 @@ struct bufferevent *bw_tls_bev_new(struct bw_tls *t, struct event_base *base, in
 	/* clients may close without close_notify: that is an EOF, not an error */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	return bev;
+}
+
+struct bufferevent *bw_tls_bev_unbound(struct bw_tls *t, struct event_base *base)
+{
+	return bw_tls_bev_new(t, base, -1, false);
 }
 
 SSL *bw_tls_new_ssl(struct bw_tls *t)

@@ -489,7 +489,17 @@ static void test_key_errors(void **state)
 	expect_error("bogus: 1\n", ":1:1: unknown key 'bogus' in the top level (known: server, "
 				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard, "
 				   "local-records, local-records-file, local-ttl, clients, clients-file, "
-				   "block-page)");
+				   "block-page, admin)");
+	/* admin: only loopback without TLS; both TLS files or neither */
+	expect_error("admin:\n  listen: \"192.0.2.1@8080\"\n",
+		     ":2:11: admin.listen: 192.0.2.1 is not a loopback address, and the API carries "
+		     "access tokens and session cookies: set tls-cert and tls-key to listen there "
+		     "over HTTPS, or listen on 127.0.0.1 or ::1");
+	expect_error("admin: { listen: \"127.0.0.1@0\" }\n",
+		     ":1:18: admin.listen: '127.0.0.1@0' must be address@port with a port between 1 "
+		     "and 65535 (e.g. 127.0.0.1@8080)");
+	expect_error("admin: { session-minutes: 0 }\n",
+		     ":1:27: 'session-minutes' must be between 1 and 10080, found 0");
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
