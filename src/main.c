@@ -157,6 +157,8 @@ static json_t *status_action(void *ctx, struct bw_admin_call *call, char *err, s
 	uint64_t blocked = 0, lookups = s->cache_hits + s->cache_misses;
 	for (unsigned i = 0; i < s->n_feeds; i++)
 		loaded += s->feed[i].entries > 0; /* rules in force, even from a kept copy */
+	/* blocked queries: the policy's decisions and their repeats from the cache */
+	blocked = s->c.blocked_cached;
 	for (unsigned i = 0; i < s->n_feed_slots && i < BW_METRICS_FEED_SLOTS; i++)
 		blocked += s->c.feed_blocked[i];
 	json_t *r = json_pack(
@@ -170,6 +172,8 @@ static json_t *status_action(void *ctx, struct bw_admin_call *call, char *err, s
 	    lookups ? (double)s->cache_hits / (double)lookups : 0.0, "queries",
 	    (json_int_t)(s->queries_udp + s->queries_tcp), "blocked", (json_int_t)blocked);
 	free(s);
+	if (r)
+		bw_server_paused_json(ctx, r); /* "protection": "paused" and who paused what */
 	if (!r) {
 		snprintf(err, errlen, "out of memory");
 		call->status = 503;

@@ -34,6 +34,7 @@ void bw_metrics_counts_add(struct bw_metrics_counts *a, const struct bw_metrics_
 	a->lat_count += b->lat_count;
 	a->dnstap_sent += b->dnstap_sent;
 	a->dnstap_dropped += b->dnstap_dropped;
+	a->blocked_cached += b->blocked_cached;
 }
 
 /* ---- stable label slots ---- */
@@ -183,6 +184,9 @@ static void put_queries(struct out *o, const struct bw_metrics_sample *s)
 		    bw_metrics_escape(s->feed_slot[i][0], e1, sizeof(e1)),
 		    bw_metrics_escape(s->feed_slot[i][1], e2, sizeof(e2)),
 		    (unsigned long long)c->feed_blocked[i]);
+	family(o, "bulwark_blocked_cached_total", "counter",
+	       "Blocked answers served again from the cache (not counted in bulwark_blocked_total).");
+	u64(o, "bulwark_blocked_cached_total", c->blocked_cached);
 	family(o, "bulwark_blocked_after_resolution_total", "counter",
 	       "Blocks decided on the answer, by what matched (a CNAME target or an address).");
 	put(o, "bulwark_blocked_after_resolution_total{match=\"cname\"} %llu\n",

@@ -37,6 +37,7 @@ struct bw_metrics_counts {
 	uint64_t lat_bucket[BW_METRICS_LAT_BUCKETS + 1]; /* not cumulative; last = +Inf */
 	uint64_t lat_sum_us, lat_count;
 	uint64_t dnstap_sent, dnstap_dropped;
+	uint64_t blocked_cached; /* blocked answers served again from the packet cache */
 };
 
 static inline void bw_metrics_observe_us(struct bw_metrics_counts *c, uint64_t us)

@@ -163,6 +163,30 @@ def test_status_counts_queries(api):
     after = request(api.aport, "GET", "/api/v1/status", headers=bearer(api.viewer)).json()
     assert after["result"]["queries"] > before["result"]["queries"]
     assert after["result"]["blocked"] > before["result"]["blocked"]
+    # every blocked query counts, the repeats the cache answers too
+    for _ in range(5):
+        api.query("blocked.insecure.tld")
+    again = request(api.aport, "GET", "/api/v1/status", headers=bearer(api.viewer)).json()
+    assert again["result"]["blocked"] == after["result"]["blocked"] + 5, again
+
+
+def test_status_says_when_protection_is_paused(api):
+    s = request(api.aport, "GET", "/api/v1/status", headers=bearer(api.viewer)).json()["result"]
+    assert s["protection"] == "on" and s["paused"] == []
+    r = request(api.aport, "POST", "/api/v1/pause", headers=bearer(api.admin),
+                body={"profile": "default", "minutes": 5})
+    assert r.status == 200, r.body
+    try:
+        s = request(api.aport, "GET", "/api/v1/status", headers=bearer(api.viewer)).json()["result"]
+        assert s["protection"] == "paused", s
+        assert [(p["profile"], p["by"]) for p in s["paused"]] == [("default", "token bob-admin")], s
+        assert s["paused"][0]["until"] > time.time() + 200
+    finally:
+        r = request(api.aport, "POST", "/api/v1/resume", headers=bearer(api.admin),
+                    body={"profile": "default"})
+    assert r.status == 200, r.body
+    s = request(api.aport, "GET", "/api/v1/status", headers=bearer(api.viewer)).json()["result"]
+    assert s["protection"] == "on" and s["paused"] == []
 
 
 def test_admin_acts_and_is_audited(api):
