@@ -53,9 +53,13 @@ struct bw_telemetry {
 	/* what readers on other threads see: under lock */
 	pthread_mutex_t lock;
 	struct bw_tlm_alerts *alerts;
-	struct tlm_top top_names, top_clients;
+	struct tlm_top top_names, top_clients, top_feeds; /* blocked queries */
 	struct bw_telemetry_stats st; /* events, event_drops, alerts (others summed on read) */
 };
+
+/* The query log's file (telemetry.query-log, else STATE-DIR/querylog.sqlite): a heap
+ * string, NULL on out of memory. */
+char *bw_tlm_log_path(const struct bw_conf *conf);
 
 /* text forms shared by the query log and the events */
 const char *bw_tlm_type_text(uint16_t t, char *buf, size_t cap);
