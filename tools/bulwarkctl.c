@@ -402,6 +402,9 @@ int main(int argc, char **argv)
 	int rc = socket_path(sock, config, path, sizeof(path));
 	if (rc)
 		return rc;
+	if (!strcmp(argv[optind], "check-config") && argc - optind == 2 &&
+	    !strchr(argv[optind + 1], '='))
+		return ctl_check_config(path, argv[optind + 1], json, timeout_s);
 	int fd = send_command(path, line, len, NULL);
 	if (fd < 0)
 		return 3;

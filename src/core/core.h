@@ -108,6 +108,11 @@ const struct bw_conf *bw_server_conf(const struct bw_server *s);
  * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
 struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
+/* The server's admin actions (core/actions.c; docs/api.md, "Data endpoints"): series,
+ * why (GET /api/v1/explain) and check-config. Before bw_admin_start(). 0 or BW_ESPACE. */
+struct bw_admin;
+int bw_server_register_actions(struct bw_server *s, struct bw_admin *adm);
+
 /* One line on the policy in force ("policy generation 4: 167478 blocked names from 9
  * feeds"), for systemd's STATUS= and `bulwarkctl status`. Any thread (takes the state lock). */
 void bw_server_describe(struct bw_server *s, char *buf, size_t cap);

@@ -663,6 +663,7 @@ static enum bw_stage stage_cache(struct job *j)
 	}
 	if (n > 0) {
 		w->stats.cache_hits++;
+		w->stats.blocked_cached += policy_answer;
 		j->out_len = (size_t)n;
 		j->cache_hit = true;
 		if (w->tlm_cur && policy_answer) {

@@ -209,8 +209,8 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	cpu_set_t set;
 	unsigned ncpu = cpus_allowed(&set);
 	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
-	if (s->nworkers > BW_SNAPREF_MAX_READERS - 1) /* one reader slot for metrics */
-		s->nworkers = BW_SNAPREF_MAX_READERS - 1;
+	if (s->nworkers > BW_SNAPREF_MAX_READERS - 2) /* reader slots: metrics, admin */
+		s->nworkers = BW_SNAPREF_MAX_READERS - 2;
 	rc = bw_obs_server_init(s, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -221,7 +221,8 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "cannot build the policy: %s", bw_strerror(rc));
 		goto fail;
 	}
-	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
+	/* + the metrics scraper and the admin thread (BW_ADMIN_READER) */
+	bw_snapref_init(&s->state_ref, st, s->nworkers + 2);
 	rc = BW_ENOMEM;
 	s->tlm = bw_telemetry_create(conf, s->nworkers);
 	if (!s->tlm) {
