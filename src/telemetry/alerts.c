@@ -275,9 +275,9 @@ static json_t *row(const struct client *c)
 	char *addrs = join(c->addrs, c->n_addrs, c->more_addrs);
 	json_t *r = NULL;
 	if (domains && feeds && addrs)
-		r = json_pack("[ssIsssss]", c->name[0] ? c->name : c->key,
+		r = json_pack("[ssIsssssI]", c->name[0] ? c->name : c->key,
 			      c->state == ACTIVE ? "active" : "cleared", (json_int_t)c->hits, first,
-			      last, domains, feeds, addrs);
+			      last, domains, feeds, addrs, (json_int_t)c->id);
 	free(domains);
 	free(feeds);
 	free(addrs);
@@ -303,8 +303,9 @@ static int cmp_last(const void *x, const void *y)
 
 json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
 {
-	json_t *o = json_pack("{s[ssssssss] s[]}", "columns", "client", "state", "hits",
-			      "first_seen", "last_seen", "domains", "feeds", "addresses", "rows");
+	json_t *o = json_pack("{s[sssssssss] s[]}", "columns", "client", "state", "hits",
+			      "first_seen", "last_seen", "domains", "feeds", "addresses", "id",
+			      "rows");
 	if (!o)
 		return NULL;
 	json_t *rows = json_object_get(o, "rows");

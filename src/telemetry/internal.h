@@ -140,7 +140,7 @@ void bw_tlm_webhook_stats(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *dr
 
 /* alerts.c: the alert table's row of the client named name, or (name NULL or "") of the
  * address client ([client, state, hits, first_seen, last_seen, domains, feeds,
- * addresses]), or NULL. */
+ * addresses, id]), or NULL. */
 json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client, const char *name);
 
 #endif

@@ -129,7 +129,8 @@ void bw_telemetry_log_stats(struct bw_telemetry *t);
 /* Infected-client alerts, active ones first: {"columns": [...], "rows": [[...], ...]}.
  * Columns: client (a named client's name where the privacy mode keeps names, else its
  * address as the mode keeps it), state (active|cleared), hits, first_seen, last_seen (ISO
- * 8601 UTC), domains, feeds, addresses (comma-separated). NULL on out of memory. */
+ * 8601 UTC), domains, feeds, addresses (comma-separated), id (alerts-ack, alerts-clear).
+ * NULL on out of memory. */
 json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
 /* Reopens the events file (after logrotate moved it away): the lines written from now on
  * go to a file of that name again. Thread-safe; called on SIGHUP. NULL t is fine. */

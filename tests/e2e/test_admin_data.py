@@ -281,8 +281,10 @@ def test_top_and_alerts_with_ack_and_clear(internet, bulwark, tmp_path):
     assert a["client"] == PHONE and a["state"] == "active" and a["hits"] == 3
     assert a["names"] == [BLOCKED] and a["feeds"] == ["urlhaus"]
     assert a["acknowledged"] is False and a["id"] >= 1
-    # the word command still prints its table
-    assert PHONE in ctl(d, "alerts").stdout
+    # the word command still prints its table, with the id
+    table = ctl_json(d, "alerts")
+    row = dict(zip(table["columns"], table["rows"][0]))
+    assert row["client"] == PHONE and row["id"] == a["id"], row
     top = action(d, "top", n="5")["result"]
     assert top["names"][0] == {"name": BLOCKED, "count": 3}
     assert {"name": PHISH, "count": 1} in top["names"]
