@@ -5,7 +5,7 @@
  * as the daemon would, nothing applied).
  *
  * Actions run on the admin thread, one at a time. The live state is held like a worker
- * holds it, in the admin thread's own reader slot (BW_ADMIN_READER): a reload swapping it
+ * holds it, in the admin thread's own reader slot (BW_READER_ADMIN): a reload swapping it
  * meanwhile waits for the release before it frees the old one.
  */
 #include <arpa/inet.h>
@@ -25,12 +25,12 @@
 
 static const struct bw_state *hold(struct bw_server *s)
 {
-	return bw_snapref_acquire(&s->state_ref, BW_ADMIN_READER(s));
+	return bw_snapref_acquire(&s->state_ref, s->nworkers + BW_READER_ADMIN);
 }
 
 static void drop(struct bw_server *s)
 {
-	bw_snapref_release(&s->state_ref, BW_ADMIN_READER(s));
+	bw_snapref_release(&s->state_ref, s->nworkers + BW_READER_ADMIN);
 }
 
 /* ---- series ---- */

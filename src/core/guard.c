@@ -162,5 +162,6 @@ void bw_core_guard_free(struct bw_server *s)
 void bw_server_tick(struct bw_server *s)
 {
 	bw_core_guard_save(s, false);
+	bw_server_clock_check(s);
 	bw_obs_series_tick(s);
 }
