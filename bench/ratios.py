@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """ratios.py - Bulwark's QPS against the best peer and against `limit`, per rep, from one
-results.tsv of ../shared/bench/run.sh (ratios are only meaningful within one run)."""
+results.tsv of ../shared/bench/run.sh (ratios are only meaningful within one run), and
+Bulwark's peak RSS with the 1m policy against its bar (RSS_BAR_MB, 100 MB: issue 21; the
+process's VmHWM after the warm-up and the measured runs, as the harness reads it)."""
 import csv
 import sys
 from collections import defaultdict
 
 PEERS = {"unbound", "dnsdist", "pdns-recursor", "kresd"}
+RSS_BAR_MB = 100.0
 
 
 def main(path):
@@ -30,6 +33,12 @@ def main(path):
         xl = f"{bw / lim:.2f}" if lim else "-"
         bs = f"{best[0]}({best[1]:.0f})" if best else "-"
         print(f"{key[0]:>3} {key[1]:<6} {key[2]:<6} {bw:>11.0f}  {bs:<25} {xb:>6} {xl:>8}  {lost[key]}")
+    rss = [float(r["rss_mb"]) for r in rows
+           if r["target"] == "bulwark" and r["policy"] == "1m" and r["rss_mb"] != "NA"]
+    if rss:
+        peak = max(rss)
+        print(f"memory: bulwark peak RSS with the 1m policy {peak:.1f} MB (bar {RSS_BAR_MB:.0f} MB): "
+              + ("ok" if peak <= RSS_BAR_MB else "OVER THE BAR"))
 
 
 if __name__ == "__main__":

@@ -196,7 +196,8 @@ struct bw_worker {
 	unsigned drain_ms;
 	bool drain_started;
 
-	struct bw_qctx *pool;
+	struct bw_qctx *pool;         /* max_inflight of them; [0, pool_used) set up */
+	unsigned pool_used;
 	struct bw_qctx *free_list;
 	unsigned inflight, max_inflight;
 
@@ -331,6 +332,9 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 void bw_worker_free(struct bw_worker *w);
 void *bw_worker_main(void *arg);
 void bw_worker_wake(struct bw_worker *w);
+/* The next query context of the pool never used yet, set up; NULL when all are (or out of
+ * memory). Worker thread. */
+struct bw_qctx *bw_worker_qctx_new(struct bw_worker *w);
 /* The main thread's tick: a wall-clock step of more than 10 s makes every worker renew its
  * resolver, whose cache (libunbound's) keeps TTLs in wall-clock time. */
 void bw_server_clock_check(struct bw_server *s);

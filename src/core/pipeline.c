@@ -709,9 +709,10 @@ static enum bw_stage stage_any(struct job *j)
 static struct bw_qctx *qctx_get(struct bw_worker *w)
 {
 	struct bw_qctx *x = w->free_list;
-	if (!x)
+	if (x)
+		w->free_list = x->next_free;
+	else if (!(x = bw_worker_qctx_new(w)))
 		return NULL;
-	w->free_list = x->next_free;
 	x->next_free = NULL;
 	x->busy = true;
 	w->inflight++;

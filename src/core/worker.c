@@ -177,6 +177,19 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(w->base);
 }
 
+struct bw_qctx *bw_worker_qctx_new(struct bw_worker *w)
+{
+	if (w->pool_used == w->max_inflight)
+		return NULL;
+	struct bw_qctx *x = &w->pool[w->pool_used];
+	x->w = w;
+	x->timer = evtimer_new(w->base, bw_pipeline_timeout, x);
+	if (!x->timer)
+		return NULL;
+	w->pool_used++;
+	return x;
+}
+
 void bw_worker_wake(struct bw_worker *w)
 {
 	uint64_t one = 1;
@@ -309,18 +322,8 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
 	}
-	for (unsigned i = w->max_inflight; i-- > 0;) {
-		struct bw_qctx *x = &w->pool[i];
-		x->resolver = w->resolver;
-		x->w = w;
-		x->timer = evtimer_new(w->base, bw_pipeline_timeout, x);
-		if (!x->timer) {
-			snprintf(err, errlen, "out of memory");
-			return BW_ENOMEM;
-		}
-		x->next_free = w->free_list;
-		w->free_list = x;
-	}
+	/* the pool's contexts are set up as the load first needs them (bw_worker_qctx_new):
+	 * calloc's untouched pages cost no memory, 4096 set-up ones 8 MB */
 
 	w->udp = calloc(conf->server.n_listen, sizeof(*w->udp));
 	w->tcp = calloc(conf->server.n_listen, sizeof(*w->tcp));
@@ -407,7 +410,7 @@ void bw_worker_free(struct bw_worker *w)
 	if (w->renew_timer)
 		event_free(w->renew_timer);
 	if (w->pool) {
-		for (unsigned i = 0; i < w->max_inflight; i++) {
+		for (unsigned i = 0; i < w->pool_used; i++) {
 			if (w->pool[i].timer)
 				event_free(w->pool[i].timer);
 		}
