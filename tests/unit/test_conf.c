@@ -488,7 +488,8 @@ static void test_key_errors(void **state)
 	(void)state;
 	expect_error("bogus: 1\n", ":1:1: unknown key 'bogus' in the top level (known: server, "
 				   "resolver, cache, policy, log, telemetry, metrics, dnstap, guard, "
-				   "local-records, local-records-file, local-ttl, clients, clients-file, block-page)");
+				   "local-records, local-records-file, local-ttl, clients, clients-file, "
+				   "block-page)");
 	expect_error("server:\n  workers: 2\n  foo: 1\n",
 		     ":3:3: unknown key 'foo' in server (known: listen, workers, "
 		     "tcp-max-connections, tcp-max-connections-per-client, tcp-client-ipv4-prefix, "
