@@ -87,7 +87,7 @@ static json_t *querylog_action(void *ctx, struct bw_admin_call *c, char *err, si
 	int rc = path ? bw_tlm_search(path, t->privacy, &q, rows, &more, err, errlen) : BW_ENOMEM;
 	free(path);
 	if (rc) {
-		c->status = rc == BW_EINVAL ? 400 : 503;
+		c->status = rc == BW_EINVAL || rc == BW_ERANGE ? 400 : 503; /* ERANGE: too long */
 		if (rc == BW_ENOMEM)
 			snprintf(err, errlen, "out of memory");
 		json_decref(r);

@@ -301,33 +301,36 @@ static int cmp_last(const void *x, const void *y)
 	return strcmp(a->name[0] ? a->name : a->key, b->name[0] ? b->name : b->key);
 }
 
-json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
+/* Appends one item per alert, active ones first, to arr: 0, or -1 (out of memory). */
+static int each_alert(const struct bw_tlm_alerts *a, json_t *(*item)(const struct client *),
+		      json_t *arr)
 {
-	json_t *o = json_pack("{s[sssssssss] s[]}", "columns", "client", "state", "hits",
-			      "first_seen", "last_seen", "domains", "feeds", "addresses", "id",
-			      "rows");
-	if (!o)
-		return NULL;
-	json_t *rows = json_object_get(o, "rows");
 	const struct client **v = malloc((a->n + 1) * sizeof(*v));
-	if (!v) {
-		json_decref(o);
-		return NULL;
-	}
+	if (!v)
+		return -1;
 	unsigned k = 0;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->c[i].state != TRACKING)
 			v[k++] = &a->c[i];
 	qsort(v, k, sizeof(*v), cmp_last);
-	for (unsigned i = 0; i < k; i++) {
-		json_t *r = row(v[i]);
-		if (!r || json_array_append_new(rows, r)) {
-			json_decref(o);
-			o = NULL;
-			break;
-		}
+	int rc = 0;
+	for (unsigned i = 0; i < k && !rc; i++) {
+		json_t *x = item(v[i]);
+		rc = !x || json_array_append_new(arr, x) ? -1 : 0;
 	}
 	free(v);
+	return rc;
+}
+
+json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
+{
+	json_t *o = json_pack("{s[sssssssss] s[]}", "columns", "client", "state", "hits",
+			      "first_seen", "last_seen", "domains", "feeds", "addresses", "id",
+			      "rows");
+	if (o && each_alert(a, row, json_object_get(o, "rows")) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	return o;
 }
 
@@ -356,25 +359,9 @@ static json_t *object(const struct client *c)
 json_t *bw_tlm_alerts_objects(struct bw_tlm_alerts *a)
 {
 	json_t *arr = json_array();
-	const struct client **v = malloc((a->n + 1) * sizeof(*v));
-	if (!arr || !v) {
+	if (arr && each_alert(a, object, arr) != 0) {
 		json_decref(arr);
-		free(v);
-		return NULL;
+		arr = NULL;
 	}
-	unsigned k = 0;
-	for (unsigned i = 0; i < a->n; i++)
-		if (a->c[i].state != TRACKING)
-			v[k++] = &a->c[i];
-	qsort(v, k, sizeof(*v), cmp_last);
-	for (unsigned i = 0; i < k; i++) {
-		json_t *o = object(v[i]);
-		if (!o || json_array_append_new(arr, o)) {
-			json_decref(arr);
-			arr = NULL;
-			break;
-		}
-	}
-	free(v);
 	return arr;
 }

@@ -267,7 +267,7 @@ static int run(sqlite3 *db, const struct bw_tlm_search *q, enum bw_privacy priva
 	else if (rc != SQLITE_DONE)
 		snprintf(err, errlen, "query log: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : BW_EIO;
+	return rc == SQLITE_DONE ? 0 : rc == SQLITE_INTERRUPT ? BW_ERANGE : BW_EIO;
 }
 
 int bw_tlm_search(const char *path, enum bw_privacy privacy, const struct bw_tlm_search *q,

@@ -348,7 +348,7 @@ struct bw_tlm_search {
 };
 /* Runs q on the query log at path (read-only) as the privacy mode in force keeps things
  * (see search.c): rows appended to `rows` newest first, *more when more match. 0, or
- * BW_EINVAL / BW_EIO with err. */
+ * with err: BW_EINVAL (limit/offset), BW_ERANGE (over its time cap), BW_EIO. */
 int bw_tlm_search(const char *path, enum bw_privacy privacy, const struct bw_tlm_search *q,
 		  json_t *rows, bool *more, char *err, size_t errlen);
 
