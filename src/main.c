@@ -397,6 +397,7 @@ static int explain_main(int argc, char **argv)
 		bw_conf_free(conf);
 		return 1;
 	}
+	bw_decisions_file_apply(conf, p); /* the daemon's local decisions, as it has them */
 	/* the profile as the daemon chooses it (its named client and schedule first) */
 	struct bw_profile_ask ask = {
 	    .client = ec.client,
@@ -431,6 +432,10 @@ static int explain_main(int argc, char **argv)
 	    .resolve = resolve ? explain_resolve : NULL,
 	    .resolve_ctx = conf,
 	};
+	char paused[300];
+	if (bw_pause_file_text(conf, bw_policy_profile_name(p, (unsigned)eo.profile), paused,
+			       sizeof(paused)))
+		eo.paused = paused;
 	int rc = bw_policy_explain(conf, p, argv[optind], &eo, stdout);
 	if (local && wlen > 0) /* a forward zone, a special-use name handed on */
 		bw_local_explain(local, conf, conf, wname, (size_t)wlen, stdout);
@@ -514,6 +519,11 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 	if (bw_telemetry_register_actions(bw_server_telemetry(srv), adm) ||
 	    bw_feeds_register_actions(feeds, adm) || bw_server_register_actions(srv, adm))
 		bw_warn("control socket: some data actions could not be registered");
+	bw_server_register_decision_actions(srv, adm);
+	/* until admin.audit-log exists: the changes' audit log in the state directory */
+	char audit[1024];
+	snprintf(audit, sizeof(audit), "%s/audit.log", conf->server.state_dir);
+	bw_admin_set_audit(adm, audit);
 	if (bw_admin_start(adm, err, sizeof(err)) != 0) {
 		bw_warn("no control socket: %s", err);
 		bw_admin_destroy(adm);

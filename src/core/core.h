@@ -42,7 +42,8 @@ int bw_server_start(struct bw_server *s);
 int bw_server_reload(struct bw_server *s);
 /* Rebuilds the policy if a feed file changed since the live snapshot was built. */
 void bw_server_watch(struct bw_server *s);
-/* Periodic housekeeping from the main thread's tick (writes the newly-seen memory). */
+/* Periodic housekeeping from the main thread's tick (writes the newly-seen memory, ends
+ * pauses whose time has come). */
 void bw_server_tick(struct bw_server *s);
 /* Stops accepting, lets in-flight queries finish (up to drain_ms), joins the workers. */
 void bw_server_stop(struct bw_server *s, unsigned drain_ms);
@@ -112,6 +113,57 @@ struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
  * why (GET /api/v1/explain) and check-config. Before bw_admin_start(). 0 or BW_ESPACE. */
 struct bw_admin;
 int bw_server_register_actions(struct bw_server *s, struct bw_admin *adm);
+
+/* ---- local decisions and pauses (decisions.c; docs/decisions.md) ----
+ * Local decisions (policy/decisions.h) are kept in server.state-dir/local-decisions,
+ * loaded at start and at each reload, and put in force by a new snapshot that shares the
+ * live one's rules (bw_policy_with_decisions: no rebuild) with a new cache generation, so
+ * the next answer follows them. A pause turns a profile's blocking off until a time
+ * (kept in state-dir/paused, so a restart keeps it); bw_server_tick() ends it then. Each
+ * change publishes a new state under the state lock; any thread (the admin's). */
+struct bw_local_decision;
+struct bw_decisions;
+/* Puts d in force (replacing a decision on its name), after writing the file. *gen: the
+ * new policy generation. BW_ESPACE at the cap, BW_EIO (file), BW_ENOMEM; err says. */
+int bw_server_decide(struct bw_server *s, const struct bw_local_decision *d, uint64_t *gen,
+		     char *err, size_t errlen);
+/* Takes the `action` decision on wire away (the removed one in *old). BW_ENOENT: none. */
+int bw_server_undecide(struct bw_server *s, const uint8_t *wire, size_t len, int action,
+		       struct bw_local_decision *old, uint64_t *gen, char *err, size_t errlen);
+/* The decisions in force (a reference: bw_decisions_unref() it; NULL: none). */
+struct bw_decisions *bw_server_decisions(struct bw_server *s);
+
+#define BW_PAUSE_MAX_MINUTES 1440
+struct bw_pause {
+	char profile[64];
+	int64_t until; /* Unix seconds */
+	char by[96];   /* who paused it ("token NAME", "bulwarkctl (uid N)") */
+};
+/* Pauses the blocking of profile (a name of the running config) until now + seconds
+ * (1 s .. BW_PAUSE_MAX_MINUTES), again if it is paused already. BW_ENOENT: no such profile. */
+int bw_server_pause(struct bw_server *s, const char *profile, unsigned seconds, const char *by,
+		    struct bw_pause *out, uint64_t *gen, char *err, size_t errlen);
+/* Ends a pause now; BW_ENOENT when the profile is not paused. */
+int bw_server_resume(struct bw_server *s, const char *profile, const char *by, uint64_t *gen,
+		     char *err, size_t errlen);
+/* The pauses in force (at most cap), for status: their count. */
+size_t bw_server_pauses(struct bw_server *s, struct bw_pause *out, size_t cap);
+/* "blocking is paused for profile X until TIME by WHO" when profile is paused (for
+ * explain), else false. */
+bool bw_server_pause_text(struct bw_server *s, const char *profile, char *buf, size_t cap);
+/* For `bulwark explain` (no daemon at hand): the decisions of the state directory's file
+ * put into p (a snapshot not published; nothing when unreadable), and a pause from the
+ * pause file. */
+struct bw_policy;
+void bw_decisions_file_apply(const struct bw_conf *conf, struct bw_policy *p);
+bool bw_pause_file_text(const struct bw_conf *conf, const char *profile, char *buf, size_t cap);
+/* The actions allow, block, unallow, unblock, decisions, pause and resume (admin/admin.h),
+ * and the helper the status action calls: "protection" ("on" | "paused") and "paused":
+ * [{"profile", "until", "by"}] added to a status result. 0 or BW_ESPACE. */
+struct bw_admin;
+int bw_server_register_decision_actions(struct bw_server *s, struct bw_admin *adm);
+struct json_t;
+void bw_server_paused_json(struct bw_server *s, struct json_t *out);
 
 /* One line on the policy in force ("policy generation 4: 167478 blocked names from 9
  * feeds"), for systemd's STATUS= and `bulwarkctl status`. Any thread (takes the state lock). */

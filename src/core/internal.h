@@ -44,7 +44,15 @@ struct bw_state {
 	struct bw_clients *clients;     /* from conf->clients; NULL when none */
 	struct bw_local *local; /* names answered here: conf's local records, the boot
 				   config's forward zones and special-use names */
+	/* profiles whose blocking is paused (bit k: profile k of policy; core/decisions.c).
+	 * A pause or resume publishes a new state with a new cache_gen. */
+	uint64_t paused[4];
 };
+
+static inline bool bw_state_paused(const struct bw_state *st, unsigned profile)
+{
+	return (st->paused[(profile >> 6) & 3] >> (profile & 63)) & 1;
+}
 
 /* The blocking rule that decided the current query, for dnstap's Policy (core/observe.c). */
 struct bw_obs_note {
@@ -81,6 +89,7 @@ struct bw_qstate {
 	int client;          /* conf->clients.list index, or -1 */
 	bool stale_possible; /* the cache holds an expired answer for the key */
 	bool passthru;       /* no policy after this (a PASSTHRU rule or an allowlist) */
+	bool paused;         /* the profile's blocking is paused (bw_state_paused) */
 	bool deferred;       /* the QNAME verdict waits for the answer (an earlier feed's
 				address rule could win) */
 	bool nocache;        /* guard alert / newly-seen short TTL: not stored in the cache */
@@ -275,7 +284,25 @@ struct bw_server {
 	_Atomic unsigned clock_epoch;
 	int64_t clock_offset_ns;
 	uint64_t nseen_saved_ms; /* when it was last written */
+	/* local decisions and pauses (decisions.c), under state_lock */
+	struct bw_decisions *decisions; /* in force (a reference), or NULL */
+	char *decisions_path;           /* state-dir/local-decisions */
+	char *pauses_path;              /* state-dir/paused */
+	struct bw_pause pauses[256];    /* the profiles paused now (by name) */
+	size_t n_pauses;
+	_Atomic int64_t next_resume;    /* the earliest pause end (Unix s), 0: none */
 };
+
+/* decisions.c: loads the decisions and pauses (create; reload: the decisions again) */
+int bw_core_decisions_init(struct bw_server *s, char *err, size_t errlen);
+void bw_core_decisions_reload(struct bw_server *s);
+void bw_core_decisions_free(struct bw_server *s);
+/* Fills st->paused for st->policy's profiles from the pauses (state_lock held). */
+void bw_core_pause_mask(const struct bw_server *s, struct bw_state *st);
+void bw_core_pause_tick(struct bw_server *s);
+/* server.c: publishes a successor of the live state with decisions d in force and a new
+ * cache generation (state_lock held); its generation in *gen. 0 or BW_ENOMEM. */
+int bw_core_republish(struct bw_server *s, struct bw_decisions *d, uint64_t *gen);
 
 /* observe.c */
 int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen);

@@ -137,6 +137,12 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 								s->nworkers + BW_READER_METRICS);
 	o->policy_generation = st->generation;
 	o->policy_entries = bw_policy_entries(st->policy);
+	o->n_profiles = BW_MIN(bw_policy_profile_count(st->policy), BW_METRICS_PROFILE_SLOTS);
+	for (unsigned k = 0; k < o->n_profiles; k++) {
+		snprintf(o->profile_name[k], sizeof(o->profile_name[k]), "%s",
+			 bw_policy_profile_name(st->policy, k));
+		o->profile_paused[k] = bw_state_paused(st, k);
+	}
 	size_t nf = bw_policy_feed_count(st->policy);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);

@@ -52,8 +52,8 @@ static void tlm_note(struct bw_worker *w, const struct bw_verdict *v, unsigned f
 	tv->action = (uint8_t)v->action;
 	tv->trigger = v->trigger;
 	tv->feed = (int8_t)v->feed;
-	const char *fname = v->feed >= 0 && v->feed_name ? v->feed_name : "";
-	const char *cat = v->feed >= 0 && v->category ? v->category : "";
+	const char *fname = v->feed_name ? v->feed_name : ""; /* "local": a local decision */
+	const char *cat = v->category ? v->category : "";
 	snprintf(tv->feed_name, sizeof(tv->feed_name), "%s", fname);
 	snprintf(tv->category, sizeof(tv->category), "%s", cat);
 	tv->rule[0] = 0;
@@ -482,6 +482,11 @@ static enum bw_stage stage_client(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	struct bw_verdict v;
+	/* a paused profile (bulwarkctl pause): no rule applies; one load per query */
+	if (bw_state_paused(w->state, j->s.profile)) {
+		j->s.paused = true;
+		return BW_STAGE_NEXT;
+	}
 	/* most profiles have no CLIENT-IP rule: one call says so, before the cache */
 	if (!bw_policy_has_client_rules(w->state->policy, j->s.profile) ||
 	    !bw_policy_decide_client(w->state->policy, j->s.profile, j->o->peer, j->s.q.qname_lc,
@@ -567,6 +572,24 @@ static enum bw_stage stage_guard(struct job *j)
 	return synth_stage(j, SYNTH_ANSWER, true);
 }
 
+/* A query of a paused profile after a cache miss: answered as if no feed listed anything
+ * (no rule, no guard, nothing checked in the answer). A name a rule would have blocked is
+ * logged as "paused" (a log-only match, so blocked-only logging keeps it) and not cached,
+ * so that each query for it is logged while the pause lasts. */
+static enum bw_stage stage_paused(struct job *j)
+{
+	struct bw_worker *w = j->w;
+	j->s.passthru = true;
+	if (bw_policy_decide_qname(w->state->policy, j->s.profile, j->s.q.qname_lc,
+				   j->s.q.qname_len, &j->verdict) != BW_DECIDE_NONE &&
+	    !j->verdict.allowlisted && !j->verdict.log_only && j->verdict.action != BW_ACT_ALLOW &&
+	    j->verdict.action != BW_ACT_PASSTHRU) {
+		tlm_note(w, &j->verdict, BW_TLM_LOG_ONLY | BW_TLM_PAUSED, NULL);
+		j->s.nocache = true;
+	}
+	return BW_STAGE_NEXT;
+}
+
 /* Policy before resolution: QNAME triggers, allowlists first. Runs on cache misses only:
  * the cache key carries the profile and the policy generation, so a cached answer
  * (policy answers included) was produced under the same verdict. */
@@ -574,6 +597,8 @@ static enum bw_stage stage_policy(struct job *j)
 {
 	struct bw_worker *w = j->w;
 	const struct bw_policy *pol = w->state->policy;
+	if (j->s.paused)
+		return stage_paused(j);
 	if (j->s.passthru)
 		return BW_STAGE_NEXT;
 	switch (bw_policy_decide_qname(pol, j->s.profile, j->s.q.qname_lc, j->s.q.qname_len,
@@ -846,6 +871,7 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 	j.out_len = 0;
 	j.s.stale_possible = false;
 	j.s.passthru = false;
+	j.s.paused = false;
 	j.s.deferred = false;
 	j.s.redirect = false;
 	j.s.nocache = false;

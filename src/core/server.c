@@ -118,6 +118,8 @@ static struct bw_state *state_build(struct bw_server *s, struct bw_conf *conf, b
 		free(st);
 		return NULL;
 	}
+	bw_policy_set_decisions(st->policy, s->decisions);
+	bw_core_pause_mask(s, st);
 	bw_obs_state_slots(s, st);
 	feed_events(s, prev, st);
 	/* local records come with each config; forward zones and special-use names are the
@@ -213,6 +215,8 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		s->nworkers = BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA;
 	rc = bw_obs_server_init(s, err, errlen);
 	if (rc != 0)
+		goto fail;
+	if ((rc = bw_core_decisions_init(s, err, errlen)) != 0)
 		goto fail;
 	rc = BW_ENOMEM;
 
@@ -310,6 +314,7 @@ int bw_server_reload(struct bw_server *s)
 		return rc;
 	}
 	pthread_mutex_lock(&s->state_lock);
+	bw_core_decisions_reload(s); /* a hand edit of the file */
 	const struct bw_state *cur = atomic_load(&s->state_ref.current);
 	struct bw_state *st = state_build(s, conf, true, cur, &rc);
 	if (!st) {
@@ -422,6 +427,7 @@ out:
 static void publish_successor(struct bw_server *s, const struct bw_state *cur,
 			      struct bw_state *st)
 {
+	bw_core_pause_mask(s, st);
 	bw_obs_state_slots(s, st);
 	st->lookalike = cur->lookalike;
 	st->clients = cur->clients;
@@ -433,6 +439,27 @@ static void publish_successor(struct bw_server *s, const struct bw_state *cur,
 	old->clients = NULL;
 	old->local = NULL;
 	state_free(old);
+}
+
+int bw_core_republish(struct bw_server *s, struct bw_decisions *d, uint64_t *gen)
+{
+	const struct bw_state *cur = atomic_load(&s->state_ref.current);
+	struct bw_state *st = calloc(1, sizeof(*st));
+	if (!st)
+		return BW_ENOMEM;
+	st->conf = cur->conf;
+	st->owns_conf = cur->owns_conf;
+	st->generation = ++s->generation;
+	if (bw_policy_with_decisions(cur->policy, d, st->generation, &st->policy) != 0) {
+		free(st);
+		return BW_ENOMEM;
+	}
+	/* the verdicts of some names (decisions) or of a whole profile (pauses) changed:
+	 * cached answers made before must not be served */
+	st->cache_gen = st->generation;
+	publish_successor(s, cur, st);
+	*gen = st->generation;
+	return 0;
 }
 
 int bw_server_feed_delta(void *ctx, unsigned feed, const struct bw_rule *adds, size_t n_adds,
@@ -618,6 +645,7 @@ void bw_server_destroy(struct bw_server *s)
 	state_free(atomic_load(&s->state_ref.current));
 	bw_core_guard_save(s, true);
 	bw_core_guard_free(s);
+	bw_core_decisions_free(s);
 	bw_cache_destroy(s->cache);
 	bw_ratelimit_free(s->ratelimit);
 	bw_ratelimit_free(s->rrl);

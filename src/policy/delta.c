@@ -116,6 +116,7 @@ static struct bw_policy *snap_share(const struct bw_policy *p, uint64_t generati
 	memcpy(q->profiles, p->profiles, p->n_profiles * sizeof(*p->profiles));
 	q->default_profile = p->default_profile;
 	q->entries = p->entries;
+	q->local = bw_decisions_ref(p->local);
 	return q;
 }
 
@@ -158,6 +159,26 @@ int bw_policy_apply_delta(const struct bw_policy *base, unsigned feed, const str
 fail:
 	bw_policy_free(q);
 	return err;
+}
+
+/* ---- local decisions: a new snapshot, the same rules ---- */
+
+int bw_policy_with_decisions(const struct bw_policy *p, struct bw_decisions *d,
+			     uint64_t generation, struct bw_policy **out)
+{
+	*out = NULL;
+	if (!p)
+		return BW_EINVAL;
+	struct bw_policy *q = snap_share(p, generation);
+	if (!q)
+		return BW_ENOMEM;
+	if (p->ov && (!(q->ov = calloc(1, sizeof(*q->ov))) || bw_rset_clone(q->ov, p->ov) != 0)) {
+		bw_policy_free(q);
+		return BW_ENOMEM;
+	}
+	bw_policy_set_decisions(q, d);
+	*out = q;
+	return 0;
 }
 
 /* ---- compaction ---- */
@@ -234,6 +255,7 @@ int bw_policy_compact(const struct bw_policy *p, uint64_t generation, struct bw_
 		q->profiles[k].mask = p->profiles[k].mask;
 	q->default_profile = p->default_profile;
 	q->entries = ad.new_keys;
+	q->local = bw_decisions_ref(p->local);
 	bw_rset_shrink(&c->rs);
 	bw_snap_profiles_update(q);
 	free(ad.rrs);

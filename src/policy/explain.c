@@ -17,6 +17,7 @@
 
 #include "dns/dns.h"
 #include "guard/guard.h"
+#include "policy/decisions.h"
 #include "policy/explain.h"
 #include "policy/rules.h"
 
@@ -370,6 +371,18 @@ static void print_allowlist(const struct bw_conf *conf, const struct bw_profile_
 		fprintf(out, "allowlist: a local allow rule matches: no feed applies\n");
 }
 
+/* A local decision that covers the name: who made it and when (it decides). */
+static void print_decision(const struct bw_policy *p, const uint8_t *name, size_t len, FILE *out)
+{
+	const struct bw_local_decision *d = bw_policy_decision(p, name, len);
+	char text[4 * BW_DNS_MAXNAME + 2], when[32];
+	if (!d)
+		return;
+	fprintf(out, "decision: local decision by %s at %s: %s %s (the name and its subdomains)\n",
+		d->who, bw_decision_time(d->at, when, sizeof(when)),
+		bw_decision_action_name(d->action), bw_decision_text(d, text, sizeof(text)));
+}
+
 /* The answer, and the rules of the CNAME target or address that decided (d). */
 static void explain_answer(const struct bw_conf *conf, const struct bw_policy *p,
 			   unsigned profile, struct scan *s, const struct answer_check *a,
@@ -435,7 +448,11 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	struct pre pr;
 	struct bw_answer_decision d = {0};
 	decide_pre(p, profile, o->client, name, (size_t)len, &pr);
-	if (pr.allow)
+	if (o->paused)
+		fprintf(out, "paused:   %s: no feed applies\n", o->paused);
+	if (pr.v.local)
+		print_decision(p, name, (size_t)len, out);
+	else if (pr.allow)
 		print_allowlist(conf, pc, name, (size_t)len, out);
 	/* a deferred verdict is only known with the answer: resolve before saying who wins */
 	if (pr.check_answer && o->resolve && pr.deferred)
@@ -447,6 +464,10 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 	print_unenforced(conf, s, out);
 
 	int rc = 0;
+	if (o->paused) {
+		fprintf(out, "verdict:  resolve normally (blocking is paused)\n");
+		goto done;
+	}
 	if (!pr.decided && !pr.allow && !pr.deferred &&
 	    bw_guard_explain(conf, text, profile, out) > 0) {
 		rc = 1; /* the guard blocks it (it printed its verdict) */
@@ -467,7 +488,8 @@ int bw_policy_explain(const struct bw_conf *conf, const struct bw_policy *p, con
 		print_verdict(&pr.v, pr.via, out);
 		rc = blocks(&pr.v);
 	} else {
-		fprintf(out, "verdict:  resolve normally%s\n", pr.allow ? " (allowlisted)" : "");
+		fprintf(out, "verdict:  resolve normally%s\n",
+			pr.v.local ? " (allowed by a local decision)" : pr.allow ? " (allowlisted)" : "");
 	}
 done:
 	free(a);

@@ -25,6 +25,9 @@ struct bw_explain_opts {
 	int listener;                  /* the listener it asks on, or -1 */
 	uint16_t qtype;                /* the type asked (the answer's addresses), 0: A */
 	bw_explain_resolve_fn resolve; /* NULL: the answer is not checked (and explain says so) */
+	const char *paused;            /* the profile's blocking is paused: "blocking is paused
+					  for profile X until TIME by WHO" (core's
+					  bw_server_pause_text), or NULL */
 	void *resolve_ctx;
 };
 /* Writes the explanation of name_text under snapshot p built from conf: the rules that

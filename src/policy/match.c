@@ -199,6 +199,31 @@ static void verdict_init(struct bw_verdict *v)
 	*v = (struct bw_verdict){.action = BW_ACT_ALLOW, .ede = BW_EDE_NONE, .feed = -1};
 }
 
+/* TTL of a local block: short, since it may be undone (a client keeps the NXDOMAIN) */
+#define LOCAL_TTL 60
+
+/* A local decision on the suffix of name at pos (decisions.h): it wins over every feed.
+ * An allow is an allowlist hit (no rule: false); a block an NXDOMAIN whose feed is -1,
+ * lower than any feed, so the precedence checks of decide.c let it win. */
+static bool local_verdict(const struct bw_local_decision *d, const uint8_t *name, size_t pos,
+			  struct bw_verdict *v)
+{
+	v->local = true;
+	v->feed_name = "local";
+	v->category = "local";
+	v->match = name + pos;
+	v->match_len = d->len;
+	v->trigger = pos ? BW_TRIG_WILDCARD : BW_TRIG_QNAME;
+	if (d->action == BW_DECISION_ALLOW) {
+		v->allowlisted = true;
+		return false;
+	}
+	v->action = BW_ACT_NXDOMAIN;
+	v->ede = BW_EDE_BLOCKED;
+	v->ttl = LOCAL_TTL;
+	return true;
+}
+
 static bool has_root(const struct bw_policy *p, int tab)
 {
 	return p->base->rs.has_root[tab] || (p->ov && p->ov->has_root[tab]);
@@ -218,20 +243,24 @@ static bool match_name(const struct bw_policy *p, unsigned profile, int tab, con
 		profile = p->default_profile;
 	const struct profile *pr = get_profile(p, profile);
 	bool check_allow = tab == TAB_QNAME && pr->has_allow;
-	if (pr->mask == 0 && !check_allow)
+	const struct bw_decisions *local = tab == TAB_QNAME ? p->local : NULL;
+	if (pr->mask == 0 && !check_allow && !local)
 		return false;
 	hash_suffixes(p, name, len, has_root(p, tab), tab, check_allow, &sf);
 	for (size_t i = 0; i < sf.n; i++) {
 		const uint8_t *key = name + sf.start[i];
 		size_t klen = len - sf.start[i];
 
+		const struct bw_local_decision *d = local ? bw_decisions_find(local, key, klen) : NULL;
+		if (d)
+			return local_verdict(d, name, sf.start[i], v);
 		if (check_allow && klen > 1 && allowed(p, profile, key, klen, sf.hash[i])) {
 			v->allowlisted = true;
 			return false;
 		}
 		if (best.feed > pr->min_feed) {
 			probe(p, pr->mask, tab, key, klen, sf.hash[i], i > 0, sf.start[i], &best);
-		} else if (!check_allow) {
+		} else if (!check_allow && !local) {
 			break;
 		}
 	}

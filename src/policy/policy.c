@@ -45,8 +45,21 @@ void bw_policy_free(struct bw_policy *p)
 	free(p->status);
 	free(p->feed_trig);
 	free(p->profiles);
+	bw_decisions_unref(p->local);
 	core_release(p->base);
 	free(p);
+}
+
+void bw_policy_set_decisions(struct bw_policy *p, struct bw_decisions *d)
+{
+	bw_decisions_unref(p->local);
+	p->local = bw_decisions_count(d) ? bw_decisions_ref(d) : NULL;
+}
+
+const struct bw_local_decision *bw_policy_decision(const struct bw_policy *p, const uint8_t *name_lc,
+					     size_t len)
+{
+	return p ? bw_decisions_cover(p->local, name_lc, len) : NULL;
 }
 
 /* A core with n_feeds feeds and n_profiles profiles (names and strings not filled). */

@@ -45,6 +45,8 @@ struct bw_verdict {
 	const char *feed_name;
 	const char *category;
 	bool allowlisted;      /* an allowlist matched (action is ALLOW) */
+	bool local;            /* a local decision (decisions.h) decided: an allow (allowlisted
+				  set) or a block (NXDOMAIN, feed -1, feed_name "local") */
 	bool log_only;         /* the feed is on trial (action log-only): answer normally */
 	uint8_t trigger;       /* enum bw_trigger (rules.h) of the winning rule */
 	const uint8_t *match;  /* the name (or ancestor, for wildcards) that matched; points
@@ -224,6 +226,20 @@ int bw_policy_apply_delta(const struct bw_policy *base, unsigned feed, const str
 			  size_t n_adds, const struct bw_rule *removes, size_t n_removes,
 			  uint64_t generation, struct bw_policy **out);
 int bw_policy_compact(const struct bw_policy *p, uint64_t generation, struct bw_policy **out);
+
+/* Local decisions (policy/decisions.h): a third layer of the snapshot over base and
+ * overlay, shared by reference. bw_policy_set_decisions() puts d (NULL: none) into a
+ * snapshot that is not published yet (a fresh build); bw_policy_with_decisions() makes a
+ * new snapshot sharing p's base (its overlay copied) with d in force: no rebuild, the cost
+ * of a delta. Deltas and compaction carry the decisions over. Returns 0 or BW_ENOMEM. */
+struct bw_decisions;
+struct bw_local_decision;
+void bw_policy_set_decisions(struct bw_policy *p, struct bw_decisions *d);
+int bw_policy_with_decisions(const struct bw_policy *p, struct bw_decisions *d,
+			     uint64_t generation, struct bw_policy **out);
+/* The decision that covers name_lc (the most specific), or NULL: for explain. */
+const struct bw_local_decision *bw_policy_decision(const struct bw_policy *p, const uint8_t *name_lc,
+					     size_t len);
 
 /* Does the overlay (the changes bw_policy_apply_delta() made since the last full build)
  * hold a QNAME or wildcard rule, of any feed, added or removed, for name or one of its

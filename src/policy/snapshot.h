@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 
+#include "policy/decisions.h"
 #include "policy/policy.h"
 #include "policy/rules.h"
 
@@ -127,6 +128,7 @@ struct bw_policy {
 	unsigned n_profiles;
 	unsigned default_profile;
 	size_t entries; /* distinct keys (names and networks) with a live rule */
+	struct bw_decisions *local; /* local decisions in force (a reference), or NULL */
 };
 
 /* Finds the next slot holding key after *i (start with *i = hash & mask). */

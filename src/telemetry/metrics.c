@@ -321,6 +321,11 @@ static void put_feeds(struct out *o, const struct bw_metrics_sample *s)
 	u64(o, "bulwark_policy_generation", s->policy_generation);
 	family(o, "bulwark_policy_entries", "gauge", "Names and networks the live policy blocks.");
 	u64(o, "bulwark_policy_entries", s->policy_entries);
+	family(o, "bulwark_profile_paused", "gauge",
+	       "1 while the profile's blocking is paused (bulwarkctl pause), else 0.");
+	for (unsigned i = 0; i < s->n_profiles && i < BW_METRICS_PROFILE_SLOTS; i++)
+		put(o, "bulwark_profile_paused{profile=\"%s\"} %d\n",
+		    bw_metrics_escape(s->profile_name[i], e1, sizeof(e1)), s->profile_paused[i] ? 1 : 0);
 	family(o, "bulwark_feed_entries", "gauge", "Rules a feed contributes to the live policy.");
 	for (unsigned i = 0; i < s->n_feeds; i++)
 		put(o, "bulwark_feed_entries{feed=\"%s\",category=\"%s\"} %llu\n",

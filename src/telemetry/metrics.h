@@ -107,6 +107,11 @@ struct bw_metrics_sample {
 	uint64_t share_refused; /* over server.max-inflight-per-client */
 	/* policy */
 	uint64_t policy_generation, policy_entries;
+	/* the live policy's profiles (the first BW_METRICS_PROFILE_SLOTS) and whether their
+	 * blocking is paused (bulwarkctl pause) */
+	unsigned n_profiles;
+	char profile_name[BW_METRICS_PROFILE_SLOTS][BW_METRICS_LABEL_MAX];
+	bool profile_paused[BW_METRICS_PROFILE_SLOTS];
 	unsigned n_feeds;
 	struct bw_metrics_feed feed[BW_METRICS_MAX_FEEDS];
 	/* telemetry */

@@ -43,7 +43,7 @@ static const char schema[] =
     " name_id INTEGER NOT NULL," /* names.id */
     " type TEXT NOT NULL,"
     " rcode TEXT,"	      /* NULL: no answer sent */
-    " verdict TEXT NOT NULL," /* allowed blocked log-only allowlisted passthru */
+    " verdict TEXT NOT NULL," /* allowed blocked log-only paused allowlisted passthru */
     " action TEXT,"
     " feed TEXT,"
     " category TEXT,"

@@ -104,6 +104,8 @@ const char *bw_tlm_verdict_text(const struct bw_tlm_record *rec)
 	unsigned f = rec->v.flags;
 	if (f & BW_TLM_BLOCKED)
 		return "blocked";
+	if (f & BW_TLM_PAUSED)
+		return "paused";
 	if (f & BW_TLM_LOG_ONLY)
 		return "log-only";
 	if (f & BW_TLM_ALLOWLISTED)
@@ -311,7 +313,7 @@ static void block_event(struct bw_telemetry *t, const struct bw_tlm_record *rec,
 	const char *action = bw_tlm_action_text(rec);
 	/* s*: no client_name key when there is none (jansson >= 2.11) */
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s*, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s, s:s}",
-			      "event", rec->v.flags & BW_TLM_BLOCKED ? "blocked" : "log-only",
+			      "event", bw_tlm_verdict_text(rec),
 			      "time", tbuf, "client", client, "client_name", client_name,
 			      "profile", rec->profile, "transport",
 			      bw_tlm_transport_text(rec->transport, tr, sizeof(tr)), "name", name,

@@ -41,6 +41,8 @@
 #define BW_TLM_ALLOWLISTED 0x04 /* an allowlist matched */
 #define BW_TLM_PASSTHRU 0x08	/* a PASSTHRU rule matched */
 #define BW_TLM_CACHE_HIT 0x10	/* answered from the packet cache */
+#define BW_TLM_PAUSED 0x20	/* with LOG_ONLY: a rule matched, but the profile's blocking
+				   was paused (bulwarkctl pause): answered normally */
 #define BW_TLM_MATCHED 0x0f	/* any of the rule flags: the verdict fields are filled */
 
 #define BW_TLM_NO_RCODE 0xff /* no answer was sent (DROP, or nothing to send) */
