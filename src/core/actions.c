@@ -19,6 +19,7 @@
 
 #include "admin/admin.h"
 #include "core/internal.h"
+#include "policy/decisions.h"
 #include "policy/explain.h"
 
 #define CHECK_MAX (64 * 1024) /* bytes of posted YAML */
@@ -127,7 +128,53 @@ struct outcome {
 	const char *verdict; /* "blocked", "allowed", "local" */
 	const char *feed, *category;
 	char reason[600];
+	json_t *decision; /* a local decision that decides: {"action", "by", "at"}, or NULL */
 };
+
+/* The pauses in force, copied before the state is held: bw_server_pauses() takes the
+ * state lock, which a writer may hold while it waits for our reader slot. */
+struct pauses {
+	struct bw_pause p[16];
+	size_t n;
+};
+
+/* "blocking of profile X is paused until TIME by WHO" into buf when it is; else false. */
+static bool paused_text(const struct pauses *ps, const char *profile, char *buf, size_t cap)
+{
+	for (size_t i = 0; i < ps->n; i++) {
+		if (strcmp(ps->p[i].profile, profile) != 0)
+			continue;
+		char when[32];
+		snprintf(buf, cap, "blocking of profile %s is paused until %s by %s", profile,
+			 bw_decision_time(ps->p[i].until, when, sizeof(when)), ps->p[i].by);
+		return true;
+	}
+	return false;
+}
+
+/* A local decision on the name (or a parent) decides before any feed: the outcome. */
+static bool local_decision(const struct bw_state *st, const uint8_t *wire, int len,
+			   const char *name, struct outcome *o)
+{
+	const struct bw_local_decision *d =
+	    len > 0 ? bw_policy_decision(st->policy, wire, (size_t)len) : NULL;
+	if (!d)
+		return false;
+	char when[32], text[BW_DECISION_NAME_TEXT];
+	bool block = d->action == BW_DECISION_BLOCK;
+	bw_decision_time(d->at, when, sizeof(when));
+	o->verdict = block ? "blocked" : "allowed";
+	o->feed = block ? "local" : NULL;
+	o->category = block ? "local" : NULL;
+	snprintf(o->reason, sizeof(o->reason), "%s: a local decision by %s at %s %s %s%s.",
+		 block ? "Blocked" : "Allowed", d->who, when, block ? "blocks" : "allows",
+		 bw_decision_text(d, text, sizeof(text)),
+		 strcmp(text, name) ? " and the names under it" : "");
+	o->decision = json_pack("{s:s, s:s, s:s, s:s}", "action",
+				bw_decision_action_name(d->action), "name", text, "by", d->who,
+				"at", when);
+	return true;
+}
 
 static void reason_text(struct outcome *o, const struct bw_verdict *v, enum bw_decision d,
 			bool by_client, bool blocked, const char *name, const char *profile,
@@ -177,6 +224,8 @@ static void decide(const struct bw_state *st, unsigned profile, const struct ask
 	struct bw_verdict v = {.feed = -1};
 	enum bw_decision d = BW_DECIDE_NONE;
 	bool by_client = false;
+	if (local_decision(st, wire, len, name, o))
+		return;
 	if (len > 0) {
 		by_client = a->sa && bw_policy_decide_client(st->policy, profile, a->sa, wire,
 							     (size_t)len, &v) && !v.log_only;
@@ -208,17 +257,23 @@ static int explain_local(struct bw_server *s, const struct bw_state *st, const c
 	return 1;
 }
 
-static json_t *explain_result(const char *name, const struct outcome *o, const char *profile,
+static json_t *explain_result(const char *name, struct outcome *o, const char *profile,
 			      const char *text)
 {
-	return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:o}", "name", name, "verdict",
-			 o->verdict, "feed", o->feed, "category", o->category, "profile", profile,
-			 "reason", o->reason, "lines", split_lines(text));
+	json_t *r = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s, s:o}", "name", name, "verdict",
+			      o->verdict, "feed", o->feed, "category", o->category, "profile",
+			      profile, "reason", o->reason, "lines", split_lines(text));
+	if (r && o->decision)
+		json_object_set(r, "decision", o->decision);
+	json_decref(o->decision);
+	o->decision = NULL;
+	return r;
 }
 
 /* Explains name under the held state st into text (a memstream's buffer). */
 static json_t *explain_held(struct bw_server *s, const struct bw_state *st, const char *name,
-			    const struct asker *a, uint16_t qtype, char *err, size_t errlen)
+			    const struct asker *a, uint16_t qtype, const struct pauses *ps,
+			    char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t tlen = 0;
@@ -232,6 +287,8 @@ static json_t *explain_held(struct bw_server *s, const struct bw_state *st, cons
 	unsigned profile = bw_choose_profile(st->policy, st->conf, &ask);
 	const char *pname = bw_policy_profile_name(st->policy, profile);
 	struct outcome o = {0};
+	char paused[300];
+	bool is_paused = paused_text(ps, pname, paused, sizeof(paused));
 	int rc = 0;
 	if (explain_local(s, st, name, out)) {
 		o.verdict = "local";
@@ -241,7 +298,7 @@ static json_t *explain_held(struct bw_server *s, const struct bw_state *st, cons
 		struct bw_explain_opts eo = {.client = a->sa,
 					     .client_text = a->text[0] ? a->text : NULL,
 					     .profile = (int)profile, .listener = -1,
-					     .qtype = qtype};
+					     .qtype = qtype, .paused = is_paused ? paused : NULL};
 		rc = bw_policy_explain(st->conf, st->policy, name, &eo, out);
 	}
 	fclose(out);
@@ -249,6 +306,11 @@ static json_t *explain_held(struct bw_server *s, const struct bw_state *st, cons
 	if (rc < 0)
 		snprintf(err, errlen, "name: '%.100s' is not a valid domain name", name);
 	else {
+		if (!o.verdict && is_paused && rc != 1) {
+			o.verdict = "allowed";
+			snprintf(o.reason, sizeof(o.reason), "Allowed: %s, so no feed applies.",
+				 paused);
+		}
 		if (!o.verdict)
 			decide(st, profile, a, name, rc == 1, text && strstr(text, "not checked"),
 			       &o);
@@ -274,11 +336,13 @@ static json_t *explain_action(void *ctx, struct bw_admin_call *c, char *err, siz
 		snprintf(err, errlen, "type: unknown query type '%.40s'", type);
 		return NULL;
 	}
+	struct pauses ps;
+	ps.n = bw_server_pauses(s, ps.p, BW_ARRAY_LEN(ps.p));
 	const struct bw_state *st = hold(s);
 	struct asker a;
 	json_t *r = NULL;
 	if (find_asker(st, bw_admin_arg_str(c, "client", NULL), &a, err, errlen))
-		r = explain_held(s, st, name, &a, qtype, err, errlen);
+		r = explain_held(s, st, name, &a, qtype, &ps, err, errlen);
 	drop(s);
 	return r;
 }

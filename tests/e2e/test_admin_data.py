@@ -304,6 +304,10 @@ def test_top_and_alerts_with_ack_and_clear(internet, bulwark, tmp_path):
     again = wait_for(lambda: action(d, "alerts")["result"]["alerts"])
     assert again[0]["id"] > a["id"] and again[0]["acknowledged"] is False
     assert ctl_json(d, "alerts-clear", "all") == {"cleared": 1}
+    audit = [json.loads(l) for l in open(os.path.join(d.dir, "state", "audit.log"))]
+    assert [x["action"] for x in audit] == ["alerts-ack", "alerts-ack", "alerts-clear",
+                                            "alerts-clear"], audit
+    assert [x["ok"] for x in audit] == [True, False, True, True], audit
 
 
 def test_feeds_list_refresh_and_accept(internet, bulwark):
@@ -368,6 +372,24 @@ def test_why_follows_a_reload(live, tmp_path):
     conftest.write_domains(path + ".tmp", conftest.MALWARE_DOMAINS)
     os.rename(path + ".tmp", path)
     assert wait_for(lambda: ctl_json(live, "why", new)["verdict"] == "allowed")
+
+
+def test_why_names_a_local_decision_and_a_pause(live):
+    ctl(live, "block", "decided.insecure.tld")
+    r = ctl_json(live, "why", "www.decided.insecure.tld")
+    assert r["verdict"] == "blocked" and r["feed"] == "local", r
+    assert r["reason"].startswith("Blocked: a local decision by bulwarkctl (uid 0) at "), r
+    assert r["decision"]["action"] == "block" and r["decision"]["name"] == "decided.insecure.tld"
+    ctl(live, "unblock", "decided.insecure.tld")
+    ctl(live, "allow", BLOCKED)
+    r = ctl_json(live, "why", BLOCKED)
+    assert r["verdict"] == "allowed" and "local decision" in r["reason"], r
+    ctl(live, "unallow", BLOCKED)
+    ctl(live, "pause", "default", "5")
+    r = ctl_json(live, "why", BLOCKED)
+    assert r["verdict"] == "allowed" and "paused" in r["reason"], r
+    ctl(live, "resume", "default")
+    assert ctl_json(live, "why", BLOCKED)["verdict"] == "blocked"
 
 
 # ---- check-config ------------------------------------------------------------------------------
