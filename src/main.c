@@ -181,28 +181,6 @@ static json_t *status_action(void *ctx, struct bw_admin_call *call, char *err, s
 	return r;
 }
 
-/* bulwarkctl alerts | top [N] */
-static json_t *alerts_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
-{
-	(void)argv;
-	if (argc > 1) {
-		snprintf(err, errlen, "usage: alerts");
-		return NULL;
-	}
-	return bw_telemetry_alerts_json(ctx);
-}
-
-static json_t *top_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
-{
-	unsigned long n = 10;
-	char *end;
-	if (argc > 2 || (argc == 2 && ((n = strtoul(argv[1], &end, 10)) == 0 || *end || n > 1000))) {
-		snprintf(err, errlen, "usage: top [N] (N from 1 to 1000, default 10)");
-		return NULL;
-	}
-	return bw_telemetry_top_json(ctx, (unsigned)n);
-}
-
 /* bulwark_telemetry_dropped_total (every record the query log, events or webhook lost) and
  * the query log's backlog */
 static void telemetry_metrics(void *ctx, struct bw_metrics_sample *out)
@@ -256,27 +234,6 @@ static int explain_resolve(void *ctx, const uint8_t *name, size_t len, uint16_t 
 {
 	enum bw_sec sec;
 	return bw_resolve_once(ctx, name, len, qtype, pkt, cap, pkt_len, &sec, err, errlen);
-}
-
-static int type_from_text(const char *s, uint16_t *out)
-{
-	static const struct {
-		const char *name;
-		uint16_t type;
-	} types[] = {{"A", BW_T_A},	{"AAAA", BW_T_AAAA}, {"CNAME", BW_T_CNAME},
-		     {"MX", BW_T_MX},	{"TXT", BW_T_TXT},   {"NS", BW_T_NS},
-		     {"SRV", BW_T_SRV}, {"SOA", BW_T_SOA},   {"HTTPS", BW_T_HTTPS}};
-	for (size_t i = 0; i < BW_ARRAY_LEN(types); i++)
-		if (!strcasecmp(s, types[i].name)) {
-			*out = types[i].type;
-			return 0;
-		}
-	char *end;
-	unsigned long v = strncasecmp(s, "TYPE", 4) ? 0 : strtoul(s + 4, &end, 10);
-	if (!v || *end || v > 65535)
-		return BW_EINVAL;
-	*out = (uint16_t)v;
-	return 0;
 }
 
 /* explain --client: who asks, as the daemon would recognise it. */
@@ -432,7 +389,7 @@ static int explain_main(int argc, char **argv)
 		case 'n': resolve = false; break;
 		case 't':
 			type = optarg;
-			if (type_from_text(type, &qtype) != 0) {
+			if (bw_type_from_text(type, &qtype) != 0) {
 				fprintf(stderr, "bulwark explain: unknown query type '%s'\n", type);
 				return 2;
 			}
@@ -629,11 +586,11 @@ static struct bw_admin *admin_start(const struct bw_conf *conf, struct bw_feeds 
 			  bw_feeds_command, feeds);
 	bw_admin_register(adm, "status", "version, user, uptime and the policy in force",
 			  status_cmd, srv);
-	bw_admin_register(adm, "alerts", "infected-looking clients (security alerts)", alerts_cmd,
-			  bw_server_telemetry(srv));
-	bw_admin_register(adm, "top", "top [N]: the most blocked names and clients", top_cmd,
-			  bw_server_telemetry(srv));
 	register_actions(adm, srv);
+	/* the data actions (docs/api.md, "Data endpoints"), each module its own */
+	if (bw_telemetry_register_actions(bw_server_telemetry(srv), adm) ||
+	    bw_feeds_register_actions(feeds, adm) || bw_server_register_actions(srv, adm))
+		bw_warn("control socket: some data actions could not be registered");
 	bw_server_register_decision_actions(srv, adm);
 	bw_admin_set_audit(adm, conf->admin.audit_log);
 	if (bw_admin_start(adm, err, sizeof(err)) != 0) {

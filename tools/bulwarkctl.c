@@ -64,12 +64,35 @@ static const char usage[] =
 	"  alerts              infected-looking clients: a client that hit malware/c2\n"
 	"                      feeds at least telemetry.alerts.threshold times within the\n"
 	"                      window (client, state, hits, first and last seen, domains,\n"
-	"                      feeds, addresses). Clients are shown as the privacy mode\n"
+	"                      feeds, addresses, id). Clients are shown as the privacy mode\n"
 	"                      keeps them: a client named in clients: by its name under\n"
 	"                      blocked-only and full (one alert wherever it roams, with\n"
 	"                      the addresses it came from), else by its address.\n"
 	"  top [N]             the N (default 10) most blocked names and clients since start\n"
 	"                      (clients by name or address, as for alerts).\n"
+	"  alerts-ack ID       acknowledge alert ID (the id column of `alerts`).\n"
+	"  alerts-clear ID|all remove alert ID, or every alert; a client still hitting\n"
+	"                      malware/c2 names raises a new one.\n"
+	"  series [MINUTES]    per-minute counts of the last MINUTES (default 60, at most\n"
+	"                      1440): queries, blocked, cache hits, by transport (udp, tcp,\n"
+	"                      dot, doh) and by profile, oldest first.\n"
+	"  querylog [KEY=VALUE...]  search the query log, newest first: client=ADDRESS|NAME,\n"
+	"                      name=NAME (exact), name=.SUFFIX or name=*.SUFFIX (the name\n"
+	"                      and every name under it), name=PREFIX*, verdict=blocked|\n"
+	"                      allowed|all, feed=FEED, since= and until= (unix seconds or\n"
+	"                      ISO 8601), limit= (default 100, at most 1000), offset=.\n"
+	"                      Only what telemetry.privacy keeps comes back (no client\n"
+	"                      address outside full, no allowed queries under\n"
+	"                      blocked-only, nothing under none).\n"
+	"  why NAME [CLIENT] [TYPE]  why the running daemon blocks NAME or not: its live\n"
+	"                      policy and profile choice (reloads included), the lines of\n"
+	"                      `bulwark explain --no-resolve` and one plain sentence. CLIENT:\n"
+	"                      an address, id:CLIENTID or a client's name.\n"
+	"  feeds-refresh NAME, feeds-accept NAME  as feeds refresh/accept, written to the\n"
+	"                      audit log.\n"
+	"  check-config FILE|- have the daemon check FILE (at most 64 KiB) as it would load\n"
+	"                      it, applying nothing: \"posted: configuration is valid\" or\n"
+	"                      posted:LINE:COL: what is wrong (exit status 1).\n"
 	"  allow NAME          allow NAME and its subdomains now, over every feed (a false\n"
 	"                      positive). In force for the next query, kept in the state\n"
 	"                      directory (local-decisions), audited. At most 10000.\n"
@@ -85,7 +108,9 @@ static const char usage[] =
 	"                      resumes by itself then. seconds=N instead of MINUTES, for\n"
 	"                      scripts. Logged, audited, shown by explain and metrics.\n"
 	"  resume PROFILE      end the pause of PROFILE now.\n"
-	"  help                the commands this daemon knows.\n"
+	"  help                the commands and actions this daemon knows (every action of\n"
+	"                      the HTTP API, docs/api.md, is a command: KEY=VALUE words\n"
+	"                      give its arguments).\n"
 	"\n"
 	"Client commands:\n"
 	"A named client is a device the resolver knows wherever it is: by a ClientID in its\n"
@@ -152,6 +177,9 @@ static const char usage[] =
 	"  bulwarkctl feeds\n"
 	"  bulwarkctl alerts\n"
 	"  bulwarkctl top 20\n"
+	"  bulwarkctl querylog verdict=blocked name=*.example.com since=2024-05-01\n"
+	"  bulwarkctl why evil.example 192.168.1.37\n"
+	"  bulwarkctl check-config /etc/bulwark/bulwark.yaml.new\n"
 	"  bulwarkctl -s /var/lib/bulwark/control.sock feeds accept urlhaus\n"
 	"  bulwarkctl client add alice-phone --profile family\n"
 	"  bulwarkctl client setup alice-phone --qr -\n"
@@ -447,6 +475,9 @@ int main(int argc, char **argv)
 	int rc = socket_path(sock, config, path, sizeof(path));
 	if (rc)
 		return rc;
+	if (!strcmp(argv[optind], "check-config") && argc - optind == 2 &&
+	    !strchr(argv[optind + 1], '='))
+		return ctl_check_config(path, argv[optind + 1], json, timeout_s);
 	int fd = send_command(path, line, len, NULL);
 	if (fd < 0)
 		return 3;

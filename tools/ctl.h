@@ -5,6 +5,7 @@
  *   ctl_clients_file.c  the clients file: read, one entry added or removed, written safely
  *   ctl_setup.c         what a device needs: URLs, the Apple profile, the QR code
  *   ctl_token.c         `bulwarkctl token create|list|revoke` (the API's tokens, issue 16)
+ *   ctl_check.c         `bulwarkctl check-config FILE`: the daemon checks a config
  *   ctl_text.c          pure helpers (ClientIDs, names, XML escaping, UUIDs), unit-tested
  *
  * bulwarkctl is one short-lived process: nothing here is thread-safe, nothing is kept
@@ -28,6 +29,12 @@ struct bw_conf;
 json_t *ctl_request(const char *path, const char *line, long timeout_s, bool *unreachable);
 /* Prints a {"columns", "rows"} table (or a message, or JSON) as the daemon's commands do. */
 void ctl_print_result(json_t *r);
+
+/* ---- ctl_check.c ---- */
+/* `bulwarkctl check-config FILE|-`: the daemon at socket_path loads FILE's text as a config
+ * (nothing applied); prints the outcome. 0 valid, 1 invalid or refused, 2 the file cannot
+ * be read or is over 64 KiB, 3 unreachable. */
+int ctl_check_config(const char *socket_path, const char *file, bool json, long timeout_s);
 
 /* ---- ctl_client.c ---- */
 struct ctl_opts {

@@ -113,6 +113,11 @@ const struct bw_conf *bw_server_conf(const struct bw_server *s);
  * (bw_telemetry_stats). Valid from bw_server_create() to bw_server_destroy(). */
 struct bw_telemetry *bw_server_telemetry(struct bw_server *s);
 
+/* The server's admin actions (core/actions.c; docs/api.md, "Data endpoints"): series,
+ * why (GET /api/v1/explain) and check-config. Before bw_admin_start(). 0 or BW_ESPACE. */
+struct bw_admin;
+int bw_server_register_actions(struct bw_server *s, struct bw_admin *adm);
+
 /* ---- local decisions and pauses (decisions.c; docs/decisions.md) ----
  * Local decisions (policy/decisions.h) are kept in server.state-dir/local-decisions,
  * loaded at start and at each reload, and put in force by a new snapshot that shares the

@@ -163,5 +163,6 @@ void bw_server_tick(struct bw_server *s)
 {
 	bw_core_guard_save(s, false);
 	bw_server_clock_check(s);
+	bw_obs_series_tick(s);
 	bw_core_pause_tick(s);
 }

@@ -174,6 +174,7 @@ struct bw_worker_stats {
 	uint64_t client_id_refused[2], client_id_dropped[2]; /* [0] unknown ID, [1] missing */
 	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_logged;
 	uint64_t share_refused; /* over server.max-inflight-per-client */
+	uint64_t dot, doh;      /* of the tcp ones: over DoT, over DoH (the series) */
 	struct bw_metrics_counts m; /* by rcode, profile, feed; backend latency; dnstap */
 	struct bw_conn_stats conn[BW_METRICS_STREAMS]; /* by BW_METRICS_STREAM_* */
 };
@@ -272,6 +273,11 @@ struct bw_server {
 	void *feed_failed_ctx;
 	void *telemetry_stats_ctx;
 	struct bw_dnstap *dnstap; /* NULL when dnstap is off */
+	/* the per-minute series (telemetry.h), sampled by the main thread's tick: a publish
+	 * is asked for at a minute's start and read at the next tick (observe.c) */
+	struct bw_series *series;
+	uint64_t series_ticket; /* pub_ticket of the publish asked for, 0: none pending */
+	uint64_t series_at;     /* wall clock (s) of that request */
 	struct bw_nseen *nseen;  /* newly-seen memory (guard.newly-seen), or NULL */
 	char *nseen_path;        /* its file in server.state-dir */
 	/* wall-clock steps (bw_server_clock_check, main thread): the count workers renew
@@ -303,7 +309,12 @@ int bw_core_republish(struct bw_server *s, struct bw_decisions *d, uint64_t *gen
 int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen);
 /* Reader slots of state_ref after the workers' (0 .. nworkers-1): the threads that hold
  * the live state besides them. */
-enum { BW_READER_METRICS = 0, BW_READER_BLOCK_PAGE = 1, BW_READERS_EXTRA = 2 };
+enum {
+	BW_READER_METRICS = 0,
+	BW_READER_BLOCK_PAGE = 1,
+	BW_READER_ADMIN = 2, /* the admin thread's actions (core/actions.c) */
+	BW_READERS_EXTRA = 3
+};
 
 /* The block page (core/blockpage.c): started with the metrics endpoint, before the
  * privileges are dropped (it may listen on port 80). */
@@ -317,6 +328,9 @@ void bw_obs_server_free(struct bw_server *s);
 void bw_obs_state_slots(struct bw_server *s, struct bw_state *st);
 /* Worker side of a scrape: copies stats to pub when asked. */
 void bw_obs_publish(struct bw_worker *w);
+/* The main thread's tick: samples the workers' counters into the series once a minute
+ * (asks for copies, reads them at the next tick: it never waits). */
+void bw_obs_series_tick(struct bw_server *s);
 
 /* guard.c: the guard's verdict for a query no feed matched and no allowlist passed
  * (look-alike, then newly-seen). Cache misses only: see docs/guard.md. */

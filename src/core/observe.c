@@ -10,6 +10,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <string.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -95,7 +96,7 @@ static void collect_locked(struct bw_server *s, struct bw_metrics_sample *o)
 	for (;;) {
 		unsigned done = 0;
 		for (unsigned i = 0; i < s->nworkers; i++)
-			done += s->workers[i]->pub_done == ticket;
+			done += s->workers[i]->pub_done >= ticket; /* or a later ask's copy */
 		if (done == s->nworkers)
 			break;
 		if (pthread_cond_timedwait(&s->pub_cond, &s->pub_lock, &until) == ETIMEDOUT)
@@ -190,6 +191,49 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 	bw_server_sample(ctx, o);
 }
 
+/* ---- the series (telemetry.h): once a minute, the workers' counters ---- */
+
+static void series_totals(struct bw_server *s, struct bw_series_totals *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (unsigned i = 0; i < s->nworkers; i++) {
+		const struct bw_worker_stats *w = &s->workers[i]->pub;
+		t->queries += w->queries;
+		t->blocked += w->blocked + w->m.blocked_cached;
+		t->cache_hits += w->cache_hits;
+		t->transport[BW_SERIES_UDP] += w->udp;
+		t->transport[BW_SERIES_TCP] += w->tcp - BW_MIN(w->tcp, w->dot + w->doh);
+		t->transport[BW_SERIES_DOT] += w->dot;
+		t->transport[BW_SERIES_DOH] += w->doh;
+		for (unsigned p = 0; p < BW_SERIES_MAX_PROFILES && p < BW_METRICS_PROFILE_SLOTS; p++)
+			t->profile[p] += w->m.profile[p];
+	}
+}
+
+void bw_obs_series_tick(struct bw_server *s)
+{
+	if (!s->series || !s->started)
+		return;
+	uint64_t now = (uint64_t)time(NULL);
+	pthread_mutex_lock(&s->pub_lock);
+	if (s->series_ticket) {
+		/* asked at the last tick: a worker that has not copied yet counts next minute */
+		struct bw_series_totals t;
+		series_totals(s, &t);
+		bw_series_sample(s->series, s->series_at, &t);
+		s->series_ticket = 0;
+	} else if (bw_series_due(s->series, now)) {
+		s->series_ticket = ++s->pub_ticket;
+		s->series_at = now;
+		for (unsigned i = 0; i < s->nworkers; i++) {
+			atomic_store_explicit(&s->workers[i]->pub_req, s->series_ticket,
+					      memory_order_release);
+			bw_worker_wake(s->workers[i]);
+		}
+	}
+	pthread_mutex_unlock(&s->pub_lock);
+}
+
 void bw_server_set_feed_failed(struct bw_server *s,
 			       bool (*fn)(void *ctx, const char *feed, char *why, size_t whylen),
 			       void *ctx)
@@ -214,6 +258,10 @@ int bw_obs_server_init(struct bw_server *s, char *err, size_t errlen)
 	    pthread_mutex_init(&s->pub_lock, NULL) != 0 ||
 	    pthread_mutex_init(&s->sample_lock, NULL) != 0 ||
 	    pthread_cond_init(&s->pub_cond, NULL) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return BW_ENOMEM;
+	}
+	if (!(s->series = bw_series_create(BW_METRICS_PROFILE_SLOTS))) {
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
 	}
@@ -251,6 +299,8 @@ void bw_obs_server_free(struct bw_server *s)
 	bw_obs_server_stop(s);
 	bw_dnstap_destroy(s->dnstap);
 	s->dnstap = NULL;
+	bw_series_free(s->series);
+	s->series = NULL;
 	bw_metrics_slots_free(&s->feed_slots);
 	bw_metrics_slots_free(&s->profile_slots);
 	if (s->feed_slots.cap) {

@@ -83,6 +83,11 @@ static void on_stream_msg(struct bw_reply *r, const uint8_t *msg, size_t len, vo
 		.client_id = bw_reply_client_id(r),
 	};
 	w->stats.tcp++;
+	if (o.listener >= 0 && (size_t)o.listener < w->srv->conf->server.n_listen) {
+		enum bw_transport t = w->srv->conf->server.listen[o.listener].transport;
+		w->stats.dot += t == BW_TRANSPORT_DOT;
+		w->stats.doh += t == BW_TRANSPORT_DOH;
+	}
 	bw_worker_hold_state(w);
 	size_t n = bw_pipeline_query(w, &o, msg, len, w->out, sizeof(w->out));
 	bw_worker_drop_state(w);

@@ -125,6 +125,9 @@ int bw_name_to_text(const uint8_t *name, size_t len, char *out, size_t cap);
 /* Parses a text name ("example.org", trailing dot optional) into lower-cased wire form.
  * Returns the wire length or a negative BW_E* (empty labels, label > 63, name > 255). */
 int bw_name_from_text(const char *text, size_t tlen, uint8_t *out);
+/* A query type as people write it ("A", "aaaa", "HTTPS", "TYPE65"): 0 with *out, or
+ * BW_EINVAL. */
+int bw_type_from_text(const char *s, uint16_t *out);
 /* Next suffix: given a wire name, the offset of its parent (skipping the first label);
  * returns len for the root. */
 static inline size_t bw_name_parent(const uint8_t *name, size_t off)

@@ -7,6 +7,9 @@
  * target), and not inside the 12-byte header. The start of each run therefore strictly
  * decreases, so loops are impossible; the jump cap is a second fence.
  */
+#include <stdlib.h>
+#include <strings.h>
+
 #include "dns/dns.h"
 
 #define MAX_JUMPS 128
@@ -194,4 +197,25 @@ int bw_name_from_text(const char *text, size_t tlen, uint8_t *out)
 		out[label] = (uint8_t)cur;
 	out[n++] = 0;
 	return (int)n;
+}
+
+int bw_type_from_text(const char *s, uint16_t *out)
+{
+	static const struct {
+		const char *name;
+		uint16_t type;
+	} types[] = {{"A", BW_T_A},	{"AAAA", BW_T_AAAA}, {"CNAME", BW_T_CNAME},
+		     {"MX", BW_T_MX},	{"TXT", BW_T_TXT},   {"NS", BW_T_NS},
+		     {"SRV", BW_T_SRV}, {"SOA", BW_T_SOA},   {"HTTPS", BW_T_HTTPS}};
+	for (size_t i = 0; i < BW_ARRAY_LEN(types); i++)
+		if (!strcasecmp(s, types[i].name)) {
+			*out = types[i].type;
+			return 0;
+		}
+	char *end;
+	unsigned long v = strncasecmp(s, "TYPE", 4) ? 0 : strtoul(s + 4, &end, 10);
+	if (!v || *end || v > 65535)
+		return BW_EINVAL;
+	*out = (uint16_t)v;
+	return 0;
 }

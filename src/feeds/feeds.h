@@ -234,5 +234,10 @@ size_t bw_feeds_notify(void *ctx, const struct sockaddr *from, const uint8_t *ms
 /* The control socket's `feeds` command (admin/admin.h bw_admin_fn; ctx: the manager):
  * "feeds" (status table), "feeds accept NAME", "feeds refresh NAME". */
 json_t *bw_feeds_command(void *ctx, int argc, char **argv, char *err, size_t errlen);
+/* The admin actions (feeds/actions.c; docs/api.md, "Data endpoints"): feeds (the status
+ * as objects), feeds-refresh and feeds-accept. Before bw_admin_start(); m outlives the
+ * admin. 0 or BW_ESPACE. */
+struct bw_admin;
+int bw_feeds_register_actions(struct bw_feeds *m, struct bw_admin *adm);
 
 #endif

@@ -34,6 +34,8 @@ struct client {
 	char *addrs[MAX_KEPT]; /* the addresses of this episode's hits */
 	unsigned n_domains, n_feeds, n_addrs;
 	uint64_t more_domains, more_addrs; /* distinct ones beyond MAX_KEPT */
+	uint64_t id;   /* the alert's, from when it was raised (0: none yet) */
+	bool acked;    /* acknowledged by an operator (bw_tlm_alerts_ack) */
 };
 
 struct bw_tlm_alerts {
@@ -42,6 +44,7 @@ struct bw_tlm_alerts {
 	struct client *c;
 	unsigned n;
 	unsigned active;
+	uint64_t next_id;
 };
 
 struct bw_tlm_alerts *bw_tlm_alerts_create(unsigned threshold, uint64_t window_ms,
@@ -174,8 +177,18 @@ bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *
 	if (now_ms - oldest > a->window_ms)
 		return false;
 	c->state = ACTIVE;
+	c->id = ++a->next_id;
+	c->acked = false;
 	a->active++;
 	return true;
+}
+
+/* Removes entry i (the last one takes its place). */
+static void drop_entry(struct bw_tlm_alerts *a, unsigned i)
+{
+	client_free(&a->c[i]);
+	a->c[i] = a->c[--a->n];
+	memset(&a->c[a->n], 0, sizeof(a->c[a->n]));
 }
 
 unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms)
@@ -194,14 +207,40 @@ unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms)
 	for (unsigned i = 0; i < a->n;) {
 		struct client *c = &a->c[i];
 		if (c->state == TRACKING && now_ms - c->last_seen > a->window_ms) {
-			client_free(c);
-			a->c[i] = a->c[--a->n];
-			memset(&a->c[a->n], 0, sizeof(a->c[a->n]));
+			drop_entry(a, i);
 			continue;
 		}
 		i++;
 	}
 	return cleared;
+}
+
+int bw_tlm_alerts_ack(struct bw_tlm_alerts *a, uint64_t id)
+{
+	for (unsigned i = 0; i < a->n; i++) {
+		if (a->c[i].state != TRACKING && a->c[i].id == id) {
+			a->c[i].acked = true;
+			return 0;
+		}
+	}
+	return BW_ENOENT;
+}
+
+unsigned bw_tlm_alerts_clear(struct bw_tlm_alerts *a, uint64_t id)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < a->n;) {
+		struct client *c = &a->c[i];
+		if (c->state != TRACKING && (!id || c->id == id)) {
+			if (c->state == ACTIVE)
+				a->active--;
+			drop_entry(a, i);
+			n++;
+			continue;
+		}
+		i++;
+	}
+	return n;
 }
 
 unsigned bw_tlm_alerts_active(const struct bw_tlm_alerts *a)
@@ -236,9 +275,9 @@ static json_t *row(const struct client *c)
 	char *addrs = join(c->addrs, c->n_addrs, c->more_addrs);
 	json_t *r = NULL;
 	if (domains && feeds && addrs)
-		r = json_pack("[ssIsssss]", c->name[0] ? c->name : c->key,
+		r = json_pack("[ssIsssssI]", c->name[0] ? c->name : c->key,
 			      c->state == ACTIVE ? "active" : "cleared", (json_int_t)c->hits, first,
-			      last, domains, feeds, addrs);
+			      last, domains, feeds, addrs, (json_int_t)c->id);
 	free(domains);
 	free(feeds);
 	free(addrs);
@@ -262,31 +301,67 @@ static int cmp_last(const void *x, const void *y)
 	return strcmp(a->name[0] ? a->name : a->key, b->name[0] ? b->name : b->key);
 }
 
-json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
+/* Appends one item per alert, active ones first, to arr: 0, or -1 (out of memory). */
+static int each_alert(const struct bw_tlm_alerts *a, json_t *(*item)(const struct client *),
+		      json_t *arr)
 {
-	json_t *o = json_pack("{s[ssssssss] s[]}", "columns", "client", "state", "hits",
-			      "first_seen", "last_seen", "domains", "feeds", "addresses", "rows");
-	if (!o)
-		return NULL;
-	json_t *rows = json_object_get(o, "rows");
 	const struct client **v = malloc((a->n + 1) * sizeof(*v));
-	if (!v) {
-		json_decref(o);
-		return NULL;
-	}
+	if (!v)
+		return -1;
 	unsigned k = 0;
 	for (unsigned i = 0; i < a->n; i++)
 		if (a->c[i].state != TRACKING)
 			v[k++] = &a->c[i];
 	qsort(v, k, sizeof(*v), cmp_last);
-	for (unsigned i = 0; i < k; i++) {
-		json_t *r = row(v[i]);
-		if (!r || json_array_append_new(rows, r)) {
-			json_decref(o);
-			o = NULL;
-			break;
-		}
+	int rc = 0;
+	for (unsigned i = 0; i < k && !rc; i++) {
+		json_t *x = item(v[i]);
+		rc = !x || json_array_append_new(arr, x) ? -1 : 0;
 	}
 	free(v);
+	return rc;
+}
+
+json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a)
+{
+	json_t *o = json_pack("{s[sssssssss] s[]}", "columns", "client", "state", "hits",
+			      "first_seen", "last_seen", "domains", "feeds", "addresses", "id",
+			      "rows");
+	if (o && each_alert(a, row, json_object_get(o, "rows")) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	return o;
+}
+
+static json_t *list(char *const *items, unsigned n)
+{
+	json_t *l = json_array();
+	for (unsigned i = 0; l && i < n; i++)
+		json_array_append_new(l, json_string(items[i]));
+	return l;
+}
+
+static json_t *object(const struct client *c)
+{
+	char first[40], last[40];
+	bw_tlm_iso_time(c->first_seen, first, sizeof(first));
+	bw_tlm_iso_time(c->last_seen, last, sizeof(last));
+	return json_pack("{s:I, s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o, s:I, s:b}", "id",
+			 (json_int_t)c->id, "client", c->name[0] ? c->name : c->key, "state",
+			 c->state == ACTIVE ? "active" : "cleared", "hits", (json_int_t)c->hits,
+			 "first", first, "last", last, "names", list(c->domains, c->n_domains),
+			 "feeds", list(c->feeds, c->n_feeds), "addresses",
+			 list(c->addrs, c->n_addrs), "more_names", (json_int_t)c->more_domains,
+			 "acknowledged", c->acked);
+}
+
+json_t *bw_tlm_alerts_objects(struct bw_tlm_alerts *a)
+{
+	json_t *arr = json_array();
+	if (arr && each_alert(a, object, arr) != 0) {
+		json_decref(arr);
+		arr = NULL;
+	}
+	return arr;
 }

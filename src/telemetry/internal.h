@@ -53,9 +53,13 @@ struct bw_telemetry {
 	/* what readers on other threads see: under lock */
 	pthread_mutex_t lock;
 	struct bw_tlm_alerts *alerts;
-	struct tlm_top top_names, top_clients;
+	struct tlm_top top_names, top_clients, top_feeds; /* blocked queries */
 	struct bw_telemetry_stats st; /* events, event_drops, alerts (others summed on read) */
 };
+
+/* The query log's file (telemetry.query-log, else STATE-DIR/querylog.sqlite): a heap
+ * string, NULL on out of memory. */
+char *bw_tlm_log_path(const struct bw_conf *conf);
 
 /* text forms shared by the query log and the events */
 const char *bw_tlm_type_text(uint16_t t, char *buf, size_t cap);
@@ -136,7 +140,7 @@ void bw_tlm_webhook_stats(struct bw_tlm_webhook *w, uint64_t *sent, uint64_t *dr
 
 /* alerts.c: the alert table's row of the client named name, or (name NULL or "") of the
  * address client ([client, state, hits, first_seen, last_seen, domains, feeds,
- * addresses]), or NULL. */
+ * addresses, id]), or NULL. */
 json_t *bw_tlm_alerts_row(struct bw_tlm_alerts *a, const char *client, const char *name);
 
 #endif

@@ -197,18 +197,28 @@ static int slot_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
+/* The table's keys, most counted first: a heap array of *k slots (NULL: out of memory). */
+static const struct tlm_top_slot **top_sorted(const struct tlm_top *t, size_t *k)
+{
+	const struct tlm_top_slot **v = malloc(t->n * sizeof(*v) + 1);
+	*k = 0;
+	if (!v)
+		return NULL;
+	for (unsigned i = 0; t->slots && i < TOP_CAP; i++)
+		if (t->slots[i].key)
+			v[(*k)++] = &t->slots[i];
+	qsort(v, *k, sizeof(*v), slot_cmp);
+	return v;
+}
+
 static int top_rows(const struct tlm_top *t, const char *kind, unsigned n, json_t *rows)
 {
 	if (!t->slots || !n)
 		return 0;
-	const struct tlm_top_slot **v = malloc(t->n * sizeof(*v) + 1);
+	size_t k;
+	const struct tlm_top_slot **v = top_sorted(t, &k);
 	if (!v)
 		return BW_ENOMEM;
-	size_t k = 0;
-	for (unsigned i = 0; i < TOP_CAP; i++)
-		if (t->slots[i].key)
-			v[k++] = &t->slots[i];
-	qsort(v, k, sizeof(*v), slot_cmp);
 	int rc = 0;
 	for (size_t i = 0; i < k && i < n; i++) {
 		json_t *row = json_pack("[ssI]", kind, v[i]->key, (json_int_t)v[i]->count);
@@ -219,6 +229,30 @@ static int top_rows(const struct tlm_top *t, const char *kind, unsigned n, json_
 	}
 	free(v);
 	return rc;
+}
+
+/* [{key: KEY, "count": N}] of the n most counted; NULL: out of memory. */
+static json_t *top_list(const struct tlm_top *t, const char *key, unsigned n)
+{
+	json_t *a = json_array();
+	size_t k = 0;
+	const struct tlm_top_slot **v = t->slots ? top_sorted(t, &k) : NULL;
+	if (!a || (t->slots && !v)) {
+		json_decref(a);
+		free(v);
+		return NULL;
+	}
+	for (size_t i = 0; i < k && i < n; i++) {
+		json_t *o = json_pack("{s:s, s:I}", key, v[i]->key, "count",
+				      (json_int_t)v[i]->count);
+		if (!o || json_array_append_new(a, o)) {
+			json_decref(a);
+			a = NULL;
+			break;
+		}
+	}
+	free(v);
+	return a;
 }
 
 /* ---- events ---- */
@@ -417,6 +451,8 @@ static void handle(struct bw_telemetry *t, const struct bw_tlm_record *rec)
 	if (rec->v.flags & BW_TLM_BLOCKED) {
 		top_add(&t->top_names, name);
 		top_add(&t->top_clients, cname ? cname : client);
+		if (rec->v.feed_name[0])
+			top_add(&t->top_feeds, rec->v.feed_name);
 		if (rec->v.category[0] && watched_category(t, rec->v.category) &&
 		    bw_tlm_alerts_hit(t->alerts, client, cname, name, rec->v.feed_name,
 				      rec->time_ms)) {
@@ -600,8 +636,10 @@ fail:
 	return NULL;
 }
 
-static char *default_log_path(const struct bw_conf *conf)
+char *bw_tlm_log_path(const struct bw_conf *conf)
 {
+	if (conf->telemetry.query_log)
+		return strdup(conf->telemetry.query_log);
 	const char *dir =
 	    conf->server.state_dir ? conf->server.state_dir : BW_CONF_DEFAULT_STATE_DIR;
 	size_t n = strlen(dir) + sizeof("/querylog.sqlite");
@@ -656,8 +694,7 @@ int bw_telemetry_start(struct bw_telemetry *t)
 		bw_warn("telemetry: privacy full: every query is logged with the client's full "
 			"address; make sure the people using this resolver know (docs/privacy.md)");
 	if (!conf->telemetry.query_log_off) {
-		char *path = conf->telemetry.query_log ? strdup(conf->telemetry.query_log)
-						       : default_log_path(conf);
+		char *path = bw_tlm_log_path(conf);
 		if (path) {
 			open_log(t, path);
 			free(path);
@@ -776,6 +813,7 @@ void bw_telemetry_destroy(struct bw_telemetry *t)
 	bw_tlm_alerts_free(t->alerts);
 	top_free(&t->top_names);
 	top_free(&t->top_clients);
+	top_free(&t->top_feeds);
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->wake_lock);
 	pthread_cond_destroy(&t->wake);
@@ -861,4 +899,42 @@ json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n)
 		return NULL;
 	}
 	return o;
+}
+
+json_t *bw_telemetry_top_objects(struct bw_telemetry *t, unsigned n)
+{
+	pthread_mutex_lock(&t->lock);
+	json_t *o = json_pack("{s:o*, s:o*, s:o*}", "names", top_list(&t->top_names, "name", n),
+			      "clients", top_list(&t->top_clients, "client", n), "feeds",
+			      top_list(&t->top_feeds, "feed", n));
+	pthread_mutex_unlock(&t->lock);
+	if (o && json_object_size(o) != 3) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+json_t *bw_telemetry_alerts_objects(struct bw_telemetry *t)
+{
+	pthread_mutex_lock(&t->lock);
+	json_t *a = bw_tlm_alerts_objects(t->alerts);
+	pthread_mutex_unlock(&t->lock);
+	return a ? json_pack("{s:o}", "alerts", a) : NULL;
+}
+
+int bw_telemetry_alerts_ack(struct bw_telemetry *t, uint64_t id)
+{
+	pthread_mutex_lock(&t->lock);
+	int rc = bw_tlm_alerts_ack(t->alerts, id);
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+unsigned bw_telemetry_alerts_clear(struct bw_telemetry *t, uint64_t id)
+{
+	pthread_mutex_lock(&t->lock);
+	unsigned n = bw_tlm_alerts_clear(t->alerts, id);
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

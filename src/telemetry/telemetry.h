@@ -131,7 +131,8 @@ void bw_telemetry_log_stats(struct bw_telemetry *t);
 /* Infected-client alerts, active ones first: {"columns": [...], "rows": [[...], ...]}.
  * Columns: client (a named client's name where the privacy mode keeps names, else its
  * address as the mode keeps it), state (active|cleared), hits, first_seen, last_seen (ISO
- * 8601 UTC), domains, feeds, addresses (comma-separated). NULL on out of memory. */
+ * 8601 UTC), domains, feeds, addresses (comma-separated), id (alerts-ack, alerts-clear).
+ * NULL on out of memory. */
 json_t *bw_telemetry_alerts_json(struct bw_telemetry *t);
 /* Reopens the events file (after logrotate moved it away): the lines written from now on
  * go to a file of that name again. Thread-safe; called on SIGHUP. NULL t is fine. */
@@ -156,6 +157,54 @@ void bw_telemetry_limit_event(struct bw_telemetry *t, const char *limit, int af,
  * has one and the privacy mode keeps names, else by its address as the mode keeps it.
  * Empty under privacy `none`. */
 json_t *bw_telemetry_top_json(struct bw_telemetry *t, unsigned n);
+/* The same as objects, with the feeds that blocked most: {"names": [{"name", "count"}],
+ * "clients": [{"client", "count"}], "feeds": [{"feed", "count"}]}. NULL: out of memory. */
+json_t *bw_telemetry_top_objects(struct bw_telemetry *t, unsigned n);
+/* The alerts as objects with their ids ({"alerts": [...]}, bw_tlm_alerts_objects), their
+ * acknowledgement and removal (bw_tlm_alerts_ack, _clear). Thread-safe. */
+json_t *bw_telemetry_alerts_objects(struct bw_telemetry *t);
+int bw_telemetry_alerts_ack(struct bw_telemetry *t, uint64_t id);
+unsigned bw_telemetry_alerts_clear(struct bw_telemetry *t, uint64_t id);
+
+/* The admin actions (telemetry/actions.c; docs/api.md, "Data endpoints"): querylog, top,
+ * alerts, alerts-ack, alerts-clear, and the words `alerts` and `top` that print them as
+ * tables. Before bw_admin_start(); t outlives the admin. 0 or a negative BW_E*. */
+struct bw_admin;
+int bw_telemetry_register_actions(struct bw_telemetry *t, struct bw_admin *adm);
+
+/* ---- the series (series.c): per-minute counts of the last 24 h, in memory ----
+ * Sampled from cumulative counters once a minute by the main thread (the core's tick), so
+ * it costs the query path nothing; read by the admin thread (GET /api/v1/series). A fixed
+ * ring of BW_SERIES_MINUTES uint32 per column; a profile's column is allocated when it
+ * first counts (at most max_profiles). Thread-safe: one sampler, any readers. */
+#define BW_SERIES_MINUTES 1440
+#define BW_SERIES_MAX_PROFILES 64 /* telemetry/metrics.h BW_METRICS_PROFILE_SLOTS */
+enum { BW_SERIES_UDP, BW_SERIES_TCP, BW_SERIES_DOT, BW_SERIES_DOH, BW_SERIES_TRANSPORTS };
+/* Cumulative counts since start, summed over the workers; profiles by stable slot. */
+struct bw_series_totals {
+	uint64_t queries, blocked, cache_hits;
+	uint64_t transport[BW_SERIES_TRANSPORTS];
+	uint64_t profile[BW_SERIES_MAX_PROFILES];
+};
+struct bw_series_profile {
+	const char *name;
+	unsigned slot;
+};
+struct bw_series;
+struct bw_series *bw_series_create(unsigned max_profiles); /* NULL: out of memory */
+void bw_series_free(struct bw_series *s);
+/* Whether now_s (wall clock, s) is in another minute than the last sample's. */
+bool bw_series_due(const struct bw_series *s, uint64_t now_s);
+/* Samples the totals at now_s: what they grew by since the last sample is the count of the
+ * minute that just ended (minutes without a sample in between count 0). The first sample
+ * only sets the baseline. */
+void bw_series_sample(struct bw_series *s, uint64_t now_s, const struct bw_series_totals *t);
+/* {"resolution": 60, "start", "queries", "blocked", "cache_hits", "by_transport": {"udp",
+ * "tcp", "dot", "doh"}, "by_profile": {NAME: [...]}}: the `minutes` (1 to
+ * BW_SERIES_MINUTES) complete minutes before now_s's, oldest first. NULL: out of memory
+ * or minutes out of range. */
+json_t *bw_series_json(struct bw_series *s, uint64_t now_s, unsigned minutes,
+		       const struct bw_series_profile *profiles, size_t n_profiles);
 
 /* ---- the hot path (inline) ---- */
 
@@ -270,6 +319,41 @@ static inline uint64_t bw_tlm_now_ms(void)
 
 /* ---- pieces exposed for unit tests ---- */
 
+/* Query log search (search.c; GET /api/v1/querylog). A name pattern: "example.org"
+ * (exact), ".example.org" or "*.example.org" (the name and every name under it),
+ * "exam*" (prefix); "" or "*": any. */
+enum bw_tlm_name_kind { BW_TLM_NAME_ANY = 0, BW_TLM_NAME_EXACT, BW_TLM_NAME_SUFFIX, BW_TLM_NAME_PREFIX };
+struct bw_tlm_name_pattern {
+	enum bw_tlm_name_kind kind;
+	char value[256]; /* lower-cased, without the wildcard or a trailing dot */
+};
+/* 0, or BW_EINVAL (empty after the wildcard, too long, spaces, control characters or
+ * another '*'). */
+int bw_tlm_name_pattern(const char *in, struct bw_tlm_name_pattern *out);
+/* The pattern's SQL condition on the `queries` view's column name, with the value as the
+ * parameter :name ("" for any). */
+const char *bw_tlm_name_sql(enum bw_tlm_name_kind kind);
+/* Unix seconds ("1714564800") or ISO 8601 ("2024-05-01", "2024-05-01T12:00:00Z",
+ * "...T12:00:00.250+02:00"; no zone: UTC) to ms since the epoch. 0 or BW_EINVAL. */
+int bw_tlm_parse_time(const char *s, int64_t *ms);
+#define BW_TLM_SEARCH_MAX 1000	       /* rows per search */
+#define BW_TLM_SEARCH_MAX_OFFSET 100000 /* rows skipped, at most */
+enum { BW_TLM_VERDICT_ALL = 0, BW_TLM_VERDICT_BLOCKED, BW_TLM_VERDICT_ALLOWED };
+struct bw_tlm_search {
+	const char *client; /* an address (cut as the mode keeps it), a network as the log
+			       writes it, or a client's name; NULL: any */
+	struct bw_tlm_name_pattern name;
+	int verdict;	     /* BW_TLM_VERDICT_*; allowed: anything not blocked */
+	const char *feed;    /* NULL: any */
+	int64_t since_ms, until_ms; /* [since, until); -1: open */
+	unsigned limit, offset;
+};
+/* Runs q on the query log at path (read-only) as the privacy mode in force keeps things
+ * (see search.c): rows appended to `rows` newest first, *more when more match. 0, or
+ * with err: BW_EINVAL (limit/offset), BW_ERANGE (over its time cap), BW_EIO. */
+int bw_tlm_search(const char *path, enum bw_privacy privacy, const struct bw_tlm_search *q,
+		  json_t *rows, bool *more, char *err, size_t errlen);
+
 /* The client key used in logs, events and alerts: "192.0.2.7", "192.0.2.0/24",
  * "2001:db8:0:100::/56". */
 void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap);
@@ -293,6 +377,15 @@ bool bw_tlm_alerts_hit(struct bw_tlm_alerts *a, const char *client, const char *
 unsigned bw_tlm_alerts_expire(struct bw_tlm_alerts *a, uint64_t now_ms);
 /* The table (see bw_telemetry_alerts_json). */
 json_t *bw_tlm_alerts_json(struct bw_tlm_alerts *a);
+/* The alerts as objects, active ones first: [{"id", "client", "state", "hits", "first",
+ * "last", "names", "feeds", "addresses", "more_names", "acknowledged"}]. An alert's id is
+ * given when it is raised (a new episode of the same client gets a new one). */
+json_t *bw_tlm_alerts_objects(struct bw_tlm_alerts *a);
+/* Marks alert id acknowledged: 0, or BW_ENOENT when there is none of that id. */
+int bw_tlm_alerts_ack(struct bw_tlm_alerts *a, uint64_t id);
+/* Removes alert id (0: every alert) and what its client's hits were counting: a client
+ * still infected raises a new alert after `threshold` new hits. Returns how many. */
+unsigned bw_tlm_alerts_clear(struct bw_tlm_alerts *a, uint64_t id);
 unsigned bw_tlm_alerts_active(const struct bw_tlm_alerts *a);
 
 #endif

@@ -286,7 +286,7 @@ static void test_alert_by_client_name(void **state)
 	json_t *j = bw_tlm_alerts_json(a);
 	assert_non_null(j);
 	json_t *cols = json_object_get(j, "columns");
-	assert_int_equal(json_array_size(cols), 8);
+	assert_int_equal(json_array_size(cols), 9); /* ..., addresses, id */
 	assert_string_equal(json_string_value(json_array_get(cols, 7)), "addresses");
 	json_t *rows = json_object_get(j, "rows");
 	assert_int_equal(json_array_size(rows), 1);
@@ -400,7 +400,7 @@ static void test_tables_json(void **state)
 	/* two malware hits from 10.0.0.0/24 (threshold 2): one alert */
 	j = bw_telemetry_alerts_json(t);
 	cols = json_object_get(j, "columns");
-	assert_int_equal(json_array_size(cols), 8);
+	assert_int_equal(json_array_size(cols), 9); /* ..., addresses, id */
 	assert_string_equal(json_string_value(json_array_get(cols, 0)), "client");
 	rows = json_object_get(j, "rows");
 	assert_int_equal(json_array_size(rows), 1);
