@@ -247,9 +247,6 @@ SHAREDIR   ?= $(PREFIX)/share/bulwark
 MANDIR     ?= $(PREFIX)/share/man
 IBUILD     ?= $(BUILD)/install
 IPATHS     := $(SYSCONFDIR)/bulwark/bulwark.yaml $(SHAREDIR)
-# the dashboard's static files (docs/dashboard.md), served by the admin listener from
-# SHAREDIR/www; Chart.js comes from Debian's libjs-chart.js, not from here
-WWW_FILES  := $(wildcard www/*.html www/*.js www/*.css www/*.svg)
 install-build:
 	@mkdir -p $(IBUILD)
 	@echo '$(IPATHS)' | cmp -s - $(IBUILD)/.paths || { rm -rf $(IBUILD); mkdir -p $(IBUILD); \
@@ -269,6 +266,10 @@ install: install-build
 	install -m 0644 $(IBUILD)/bulwark.yaml $(DESTDIR)$(SYSCONFDIR)/bulwark/bulwark.yaml
 	install -m 0644 etc/feeds/malware.domains etc/feeds/phishing.hosts \
 	  $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds/
+
+# the dashboard's static files (docs/dashboard.md), served by the admin listener from
+# SHAREDIR/www; Chart.js comes from Debian's libjs-chart.js, not from here
+WWW_FILES := $(wildcard www/*.html www/*.js www/*.css www/*.svg)
 
 # the installed config: the shipped etc/bulwark.yaml with the installed paths and port 53
 $(BUILD)/bulwark.yaml: etc/bulwark.yaml tools/packaged-config.sh

@@ -291,6 +291,7 @@
 		const { page, params } = parseHash();
 		const id = PAGES.includes(page) ? page : 'overview';
 		stopPolling();
+		document.body.removeAttribute('data-ready');
 		show(id);
 		if (id !== lastPage) {
 			$('main').focus({ preventScroll: true });
@@ -301,6 +302,9 @@
 		} catch (e) {
 			failed(e);
 		}
+		/* for the browser tests: this page has its data */
+		if (parseHash().page === page)
+			document.body.setAttribute('data-ready', id);
 	}
 
 	/* ---- login ---- */
@@ -317,6 +321,7 @@
 		stopPolling();
 		lastPage = 'login';
 		show('login');
+		document.body.setAttribute('data-ready', 'login');
 		const err = $('login-error');
 		err.hidden = !message;
 		err.textContent = message || '';
