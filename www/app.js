@@ -294,6 +294,8 @@
 		document.body.removeAttribute('data-ready');
 		show(id);
 		if (id !== lastPage) {
+			if (lastPage !== null)
+				$('flash').hidden = true; /* a message belongs to the page it came from */
 			$('main').focus({ preventScroll: true });
 			lastPage = id;
 		}
