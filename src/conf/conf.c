@@ -216,7 +216,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 					   "guard",	    "local-records",
 					   "local-records-file", "local-ttl",
 					   "clients",	    "clients-file",
-					   NULL};
+					   "block-page",    NULL};
 	static const struct {
 		const char *key;
 		int (*fn)(struct cf_ctx *, yaml_node_t *);
@@ -225,6 +225,7 @@ static int parse_root(struct cf_ctx *c, yaml_node_t *root)
 	    {"policy", cf_parse_policy}, {"log", parse_log},
 	    {"telemetry", cf_parse_telemetry},
 	    {"metrics", cf_parse_metrics}, {"dnstap", cf_parse_dnstap},
+	    {"block-page", cf_parse_block_page},
 	    {"guard", cf_parse_guard}, /* after policy: it names profiles */
 	};
 	int rc;
@@ -414,6 +415,10 @@ void bw_conf_free(struct bw_conf *conf)
 	}
 	free(conf->policy.profiles);
 	free(conf->metrics.address);
+	free(conf->block_page.address);
+	free(conf->block_page.title);
+	free(conf->block_page.text);
+	free(conf->block_page.contact);
 	free(conf->dnstap.socket);
 	free(conf->dnstap.tcp_address);
 	free(conf->dnstap.identity);

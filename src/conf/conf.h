@@ -373,6 +373,20 @@ struct bw_conf {
 		socklen_t addrlen;
 	} metrics;
 
+	/* The block page (docs/blockpage.md): an HTTP listener that tells a person sent to it
+	 * by `action: redirect` which name was blocked, by which feed, and whom to ask; off
+	 * by default. */
+	struct {
+		bool enabled;        /* a block-page: section */
+		char *address;       /* from listen: ADDRESS@PORT */
+		uint16_t port;
+		struct sockaddr_storage addr;
+		socklen_t addrlen;
+		char *title;         /* the page's heading */
+		char *text;          /* what it says under the blocked name */
+		char *contact;       /* how to ask for a review, or NULL */
+	} block_page;
+
 	/* dnstap (fstrm + protobuf) to a collector (docs/dnstap.md); off by default. */
 	struct {
 		bool enabled;        /* socket or tcp given */

@@ -8,8 +8,7 @@
 
 #include "conf/internal.h"
 
-/* "addr@port" (the port required): the address into *addr (malloc'd), the port into *port. */
-static int get_addr_port(struct cf_ctx *c, yaml_node_t *n, const char *key, char **addr,
+int cf_get_addr_port(struct cf_ctx *c, yaml_node_t *n, const char *key, char **addr,
 			 uint16_t *port)
 {
 	const char *s;
@@ -97,7 +96,7 @@ int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m)
 			       "dnstap.socket: '%s' is too long for a unix socket (at most %zu "
 			       "bytes)",
 			       conf->dnstap.socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-	if (tcp && (rc = get_addr_port(c, tcp, "tcp", &conf->dnstap.tcp_address,
+	if (tcp && (rc = cf_get_addr_port(c, tcp, "tcp", &conf->dnstap.tcp_address,
 				       &conf->dnstap.tcp_port)))
 		return rc;
 	if ((v = cf_get(c, m, "identity")) &&

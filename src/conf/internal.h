@@ -148,6 +148,10 @@ int cf_parse_telemetry(struct cf_ctx *c, yaml_node_t *m); /* conf_telemetry.c */
 void cf_telemetry_defaults(struct bw_conf *conf);
 void cf_telemetry_free(struct bw_conf *conf);
 int cf_parse_metrics(struct cf_ctx *c, yaml_node_t *m);   /* conf_metrics.c */
+/* "addr@port" (the port required): the address into *addr (malloc'd), the port into *port. */
+int cf_get_addr_port(struct cf_ctx *c, yaml_node_t *n, const char *key, char **addr,
+		     uint16_t *port);
+int cf_parse_block_page(struct cf_ctx *c, yaml_node_t *m); /* conf_blockpage.c */
 int cf_parse_dnstap(struct cf_ctx *c, yaml_node_t *m);    /* conf_metrics.c */
 /* conf_clients.c: the `clients:` list; cf_clients_finish() reads the clients file and
  * resolves groups and profile names once the profiles are complete. */

@@ -162,4 +162,5 @@ void bw_core_guard_free(struct bw_server *s)
 void bw_server_tick(struct bw_server *s)
 {
 	bw_core_guard_save(s, false);
+	bw_server_clock_check(s);
 }

@@ -132,7 +132,8 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 	o->rate_limit_table_bytes = bw_ratelimit_bytes(s->ratelimit) + bw_ratelimit_bytes(s->rrl);
 
 	/* the live policy's feeds: held like a worker holds it, in the scraper's own slot */
-	const struct bw_state *st = bw_snapref_acquire(&s->state_ref, s->nworkers);
+	const struct bw_state *st = bw_snapref_acquire(&s->state_ref,
+								s->nworkers + BW_READER_METRICS);
 	o->policy_generation = st->generation;
 	o->policy_entries = bw_policy_entries(st->policy);
 	size_t nf = bw_policy_feed_count(st->policy);
@@ -161,7 +162,7 @@ static void collect(void *ctx, struct bw_metrics_sample *o)
 			m->state = "failed";
 		}
 	}
-	bw_snapref_release(&s->state_ref, s->nworkers);
+	bw_snapref_release(&s->state_ref, s->nworkers + BW_READER_METRICS);
 
 	o->dnstap = s->dnstap != NULL;
 	pthread_mutex_lock(&s->pub_lock);

@@ -338,8 +338,9 @@ static void rate_note(struct bw_worker *w, const uint8_t *key, const char *what,
 	if (!inet_ntop(af, key + 1, text, sizeof(text)))
 		snprintf(text, sizeof(text), "?");
 	const struct bw_conf *conf = w->srv->conf; /* the prefix lengths: read at start */
-	bw_warn("%s: %s/%u went over %u a second", what, text,
-		af == AF_INET ? conf->server.rl_prefix_v4 : conf->server.rl_prefix_v6, rate);
+	unsigned plen = af == AF_INET ? conf->server.rl_prefix_v4 : conf->server.rl_prefix_v6;
+	bw_warn("%s: %s/%u went over %u a second", what, text, plen, rate);
+	bw_telemetry_limit_event(w->srv->tlm, what, af, key + 1, plen, rate);
 }
 
 /* server.rate-limit: whether this query is over its prefix's rate. */
@@ -805,6 +806,7 @@ static enum bw_stage stage_resolve(struct job *j)
 	/* a redirect resolves its target instead of the query name */
 	const uint8_t *name = x->s.redirect ? x->s.rname : x->s.q.qname_lc;
 	size_t name_len = x->s.redirect ? x->s.rlen : x->s.q.qname_len;
+	x->resolver = w->resolver; /* the current one: an old one may still finish others */
 	int rc = bw_resolver_query(w->resolver, name, name_len, x->s.q.qtype, x->s.q.qclass, x,
 				   &x->ub_id);
 	if (rc == 0)

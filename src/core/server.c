@@ -209,8 +209,8 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	cpu_set_t set;
 	unsigned ncpu = cpus_allowed(&set);
 	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
-	if (s->nworkers > BW_SNAPREF_MAX_READERS - 1) /* one reader slot for metrics */
-		s->nworkers = BW_SNAPREF_MAX_READERS - 1;
+	if (s->nworkers > BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA)
+		s->nworkers = BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA;
 	rc = bw_obs_server_init(s, err, errlen);
 	if (rc != 0)
 		goto fail;
@@ -221,7 +221,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 		snprintf(err, errlen, "cannot build the policy: %s", bw_strerror(rc));
 		goto fail;
 	}
-	bw_snapref_init(&s->state_ref, st, s->nworkers + 1); /* + the metrics scraper */
+	bw_snapref_init(&s->state_ref, st, s->nworkers + BW_READERS_EXTRA);
 	rc = BW_ENOMEM;
 	s->tlm = bw_telemetry_create(conf, s->nworkers);
 	if (!s->tlm) {
@@ -246,7 +246,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 			goto fail;
 	}
 	rc = bw_obs_server_start(s, err, errlen); /* the metrics endpoint, if configured */
-	if (rc != 0)
+	if (rc != 0 || (rc = bw_block_page_start(s, err, errlen)) != 0)
 		goto fail;
 	*out = s;
 	return 0;
@@ -543,6 +543,7 @@ void bw_server_set_notify(struct bw_server *s, bw_notify_fn fn, void *ctx)
 void bw_server_stop(struct bw_server *s, unsigned drain_ms)
 {
 	bw_obs_server_stop(s);
+	bw_block_page_stop(s);
 	if (!s->started)
 		return;
 	for (unsigned i = 0; i < s->nworkers; i++)
@@ -600,6 +601,7 @@ void bw_server_destroy(struct bw_server *s)
 	for (unsigned i = 0; s->workers && i < s->nworkers; i++)
 		bw_worker_free(s->workers[i]);
 	free(s->workers);
+	bw_block_page_stop(s);
 	bw_obs_server_free(s);
 	bw_telemetry_destroy(s->tlm);
 	for (size_t i = 0; s->tls && i < s->conf->server.n_listen; i++) {
@@ -649,4 +651,33 @@ void bw_server_describe(struct bw_server *s, char *buf, size_t cap)
 		 (unsigned long long)cur->generation, bw_policy_entries(cur->policy), n,
 		 failed ? " (some failed or held back: bulwarkctl feeds)" : "");
 	pthread_mutex_unlock(&s->state_lock);
+}
+
+/* The wall clock's offset from the monotonic clock, in ns. */
+static int64_t clock_offset_ns(void)
+{
+	struct timespec rt, mono;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	return ((int64_t)rt.tv_sec - (int64_t)mono.tv_sec) * 1000000000LL +
+	       ((int64_t)rt.tv_nsec - (int64_t)mono.tv_nsec);
+}
+
+void bw_server_clock_check(struct bw_server *s)
+{
+	int64_t off = clock_offset_ns();
+	if (!s->clock_offset_ns) {
+		s->clock_offset_ns = off;
+		return;
+	}
+	int64_t step = off - s->clock_offset_ns;
+	s->clock_offset_ns = off;
+	if (step > -10000000000LL && step < 10000000000LL) /* NTP's slewing, or none */
+		return;
+	bw_warn("the wall clock stepped by %+lld s: the resolvers start with empty caches "
+		"(libunbound dates its records by the wall clock; Bulwark's own cache does not)",
+		(long long)(step / 1000000000LL));
+	atomic_fetch_add(&s->clock_epoch, 1);
+	for (unsigned i = 0; i < s->nworkers; i++)
+		bw_worker_wake(s->workers[i]);
 }

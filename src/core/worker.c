@@ -98,6 +98,44 @@ static void drain_check(struct bw_worker *w)
 		event_base_loopbreak(w->base);
 }
 
+/* Frees the replaced resolver once its queries are answered, and renews again if the
+ * clock stepped meanwhile. Worker thread. */
+static void renew_resolver(struct bw_worker *w);
+static void on_renew_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd, (void)what;
+	renew_resolver(arg);
+}
+
+static void renew_resolver(struct bw_worker *w)
+{
+	struct timeval second = {1, 0};
+	if (w->old_resolver) {
+		if (!bw_resolver_idle(w->old_resolver)) {
+			evtimer_add(w->renew_timer, &second);
+			return;
+		}
+		bw_resolver_destroy(w->old_resolver);
+		w->old_resolver = NULL;
+	}
+	unsigned epoch = atomic_load(&w->srv->clock_epoch);
+	if (epoch == w->clock_epoch)
+		return;
+	char err[512];
+	struct bw_resolver *r = bw_resolver_create(w->srv->conf, w->base, bw_pipeline_resolved,
+						   err, sizeof(err));
+	if (!r) {
+		bw_warn("worker %u: cannot renew the resolver after the clock step: %s "
+			"(its cache is kept; trying again in a second)", w->index, err);
+		evtimer_add(w->renew_timer, &second);
+		return;
+	}
+	w->clock_epoch = epoch;
+	w->old_resolver = w->resolver; /* its queries still come back to it */
+	w->resolver = r;
+	evtimer_add(w->renew_timer, &second);
+}
+
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -106,6 +144,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		bw_warn("worker %u: control read: %s", w->index, strerror(errno));
 	bw_obs_publish(w); /* a metrics scrape may be waiting for our counters */
+	if (atomic_load(&w->srv->clock_epoch) != w->clock_epoch)
+		renew_resolver(w);
 	if (!atomic_load(&w->draining))
 		return;
 	if (!w->drain_started) {
@@ -331,7 +371,9 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 	}
 	w->ctl_ev = event_new(w->base, w->ctl_fd, EV_READ | EV_PERSIST, on_ctl, w);
 	w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
-	if (!w->ctl_ev || !w->drain_timer || event_add(w->ctl_ev, NULL) != 0) {
+	w->renew_timer = evtimer_new(w->base, on_renew_timer, w);
+	if (!w->ctl_ev || !w->drain_timer || !w->renew_timer ||
+	    event_add(w->ctl_ev, NULL) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return BW_ENOMEM;
 	}
@@ -356,6 +398,9 @@ void bw_worker_free(struct bw_worker *w)
 	free(w->tcp);
 	/* the resolver first: it owns events on the base and may hold query contexts */
 	bw_resolver_destroy(w->resolver);
+	bw_resolver_destroy(w->old_resolver);
+	if (w->renew_timer)
+		event_free(w->renew_timer);
 	if (w->pool) {
 		for (unsigned i = 0; i < w->max_inflight; i++) {
 			if (w->pool[i].timer)

@@ -29,6 +29,7 @@ struct bw_resolver {
 	size_t sync_len;
 	char sync_why[256];
 	bool sync_has_why;
+	unsigned pending; /* queries whose callback is still to come */
 	uint8_t sync_pkt[BW_DNS_MAXMSG];
 };
 
@@ -347,6 +348,7 @@ static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec,
 		len = 0;
 	}
 	if (!r->in_query || arg != r->cur_arg) {
+		r->pending--;
 		r->cb(arg, err, pkt, len, (enum bw_sec)sec, why_bogus);
 		return;
 	}
@@ -378,7 +380,13 @@ int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_
 		bw_debug("ub_resolve_event %s: %s", text, ub_strerror(rc));
 		return BW_EIO;
 	}
+	r->pending++;
 	return 0;
+}
+
+bool bw_resolver_idle(const struct bw_resolver *r)
+{
+	return r->pending == 0;
 }
 
 void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,
@@ -393,8 +401,8 @@ void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_
 
 void bw_resolver_cancel(struct bw_resolver *r, int id)
 {
-	if (id)
-		ub_cancel(r->ctx, id);
+	if (id && ub_cancel(r->ctx, id) == 0)
+		r->pending--; /* its callback will not come */
 }
 
 /* ---- one blocking query, for tools (bulwark explain) ---- */

@@ -54,6 +54,8 @@ void bw_resolver_destroy(struct bw_resolver *r);
 int bw_resolver_query(struct bw_resolver *r, const uint8_t *qname, size_t qname_len,
 		      uint16_t qtype, uint16_t qclass, void *arg, int *id);
 void bw_resolver_cancel(struct bw_resolver *r, int id);
+/* No query of r is waiting for its callback: r can be destroyed without losing one. */
+bool bw_resolver_idle(const struct bw_resolver *r);
 /* The result of the last bw_resolver_query() that returned 1 (same meaning as the
  * callback's arguments); valid until the next bw_resolver_query(). */
 void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,

@@ -354,6 +354,39 @@ void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const cha
 	json_decref(o);
 }
 
+void bw_telemetry_limit_event(struct bw_telemetry *t, const char *limit, int af,
+			      const uint8_t *addr, unsigned prefix, unsigned rate)
+{
+	if (!t || !t->started)
+		return;
+	char tbuf[40], text[BW_ADDRSTRLEN], net[BW_ADDRSTRLEN + 8] = "";
+	bw_tlm_iso_time(bw_tlm_now_ms(), tbuf, sizeof(tbuf));
+	/* the prefix as the mode keeps addresses: never longer than /24 or /56 unless full */
+	if (t->privacy != BW_PRIVACY_NONE) {
+		unsigned cut = t->privacy == BW_PRIVACY_FULL ? prefix
+			       : BW_MIN(prefix, af == AF_INET ? 24u : 56u);
+		uint8_t a[16] = {0};
+		size_t alen = af == AF_INET ? 4 : 16;
+		for (unsigned i = 0; i < alen; i++) {
+			unsigned keep = cut > 8 * i ? BW_MIN(cut - 8 * i, 8u) : 0;
+			a[i] = (uint8_t)(addr[i] & (0xff00u >> keep));
+		}
+		if (inet_ntop(af, a, text, sizeof(text)))
+			snprintf(net, sizeof(net), "%s/%u", text, cut);
+	}
+	json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "event", "rate-limit", "time", tbuf, "limit",
+			      limit, "rate", (json_int_t)rate);
+	if (o && net[0])
+		json_object_set_new(o, "prefix", json_string(net));
+	if (!o)
+		return;
+	pthread_mutex_lock(&t->lock);
+	emit_event(t, json_dumps(o, JSON_COMPACT), true);
+	flush_events(t);
+	pthread_mutex_unlock(&t->lock);
+	json_decref(o);
+}
+
 /* ---- the thread ---- */
 
 /* The record's client name where the mode keeps names (the worker cuts it already; a

@@ -141,6 +141,14 @@ void bw_telemetry_reopen_events(struct bw_telemetry *t);
  * that are failing when it starts). NULL t is fine. */
 void bw_telemetry_feed_event(struct bw_telemetry *t, const char *feed, const char *category,
 			     const char *state, const char *reason);
+/* A security event about a client prefix that went over its limit: {"event":"rate-limit",
+ * "time":..., "limit": "rate-limit"|"rrl", "prefix": "192.0.2.0/24", "rate": N} to the
+ * events file, syslog and the webhook. The prefix is cut as the privacy mode keeps
+ * addresses (at most /24 and /56 unless `full`) and left out under `none`. The caller
+ * says it once per prefix and keeps the count bounded (core/pipeline.c rate_note: at
+ * most 10 a worker per 10 s). addr: 4 or 16 bytes; prefix: the limiter's length. */
+void bw_telemetry_limit_event(struct bw_telemetry *t, const char *limit, int af,
+			      const uint8_t *addr, unsigned prefix, unsigned rate);
 /* The n most blocked names and the n most blocked clients since start, in one table:
  * columns kind (name|client), value, blocked. A client is counted by its name where it
  * has one and the privacy mode keeps names, else by its address as the mode keeps it.

@@ -5,6 +5,8 @@ UDP answers past the rate and sends every slip-th truncated; thousands of source
 the tables' memory as it was and the flooder still limited. dnsperf is the flood (-a sets
 its source address: every 127.x.y.z is this namespace's loopback)."""
 
+import json
+import os
 import re
 import socket
 import subprocess
@@ -43,6 +45,7 @@ def rl_daemon(factory, internet, extra_server=None, clients=None):
         conf = conftest.default_config(internet, port, workdir, server=server)
         conf["metrics"] = {"address": "127.0.0.1", "port": ports["metrics"]}
         conf["clients-file"] = "/dev/null"
+        conf["telemetry"] = {"events": {"file": os.path.join(workdir, "events.jsonl")}}
         if clients:
             conf["clients"] = clients
         return conf
@@ -96,6 +99,11 @@ def test_flood_from_one_prefix_is_limited(bulwark, internet, tmp_path):
     log = d.log_text()
     assert re.search(r"rate-limit: 127\.0\.0\.0/24 went over 200 a second", log), log[-2000:]
     assert log.count("127.0.0.0/24 went over") == 1, "one line per episode"
+    # and one security event, not one per query
+    with open(os.path.join(d.dir, "events.jsonl")) as f:
+        events = [json.loads(line) for line in f if '"rate-limit"' in line]
+    assert [(e["limit"], e.get("prefix"), e["rate"]) for e in events] == \
+        [("rate-limit", "127.0.0.0/24", 200)], events
     d.assert_alive()
 
 
