@@ -492,23 +492,20 @@
 		});
 	}
 
+	/* a ranked list: each item a link (to explain a name, to the log of a client) and its count */
+	function topList(ol, items, key, page, empty) {
+		clear(ol);
+		for (const t of items || [])
+			ol.append(h('li', null,
+				    h('a', { href: '#/' + page + '?' + new URLSearchParams({ [key]: t[key] }) }, t[key]),
+				    h('span', { class: 'count' }, num(t.count))));
+		if (!ol.firstChild)
+			ol.append(h('li', { class: 'muted empty' }, empty));
+	}
+
 	function renderTop(top) {
-		const names = clear($('top-names'));
-		for (const t of top.names || [])
-			names.append(h('li', null,
-				       h('a', { href: '#/explain?' + new URLSearchParams({ name: t.name }) },
-					 t.name),
-				       h('span', { class: 'count' }, num(t.count))));
-		if (!names.firstChild)
-			names.append(h('li', { class: 'muted empty' }, 'Nothing blocked yet.'));
-		const clients = clear($('top-clients'));
-		for (const t of top.clients || [])
-			clients.append(h('li', null,
-					 h('a', { href: '#/log?' + new URLSearchParams({ client: t.client }) },
-					   t.client),
-					 h('span', { class: 'count' }, num(t.count))));
-		if (!clients.firstChild)
-			clients.append(h('li', { class: 'muted empty' }, 'No devices seen yet.'));
+		topList($('top-names'), top.names, 'name', 'explain', 'Nothing blocked yet.');
+		topList($('top-clients'), top.clients, 'client', 'log', 'No devices seen yet.');
 	}
 
 	function renderFeedsHealth(feeds) {
