@@ -553,22 +553,32 @@
 
 	async function loadOverview() {
 		const minutes = $('series-minutes').value;
-		const [st, se, top, feeds, alerts] = await Promise.all([
+		/* each part on its own: one that fails (telemetry off, say) leaves the rest */
+		const parts = await Promise.allSettled([
 			api('GET', '/api/v1/status'),
 			api('GET', '/api/v1/series' + query({ minutes })),
 			api('GET', '/api/v1/top?n=10'),
 			api('GET', '/api/v1/feeds'),
 			api('GET', '/api/v1/alerts'),
 		]);
-		if (parseHash().page !== 'overview' && location.hash !== '')
+		if (parseHash().page !== 'overview')
 			return;
-		renderStatus(st, Object.keys(se.by_profile || {}));
-		renderSeries(se);
-		renderTop(top);
-		renderFeedsHealth(feeds);
-		renderAlertsSummary(alerts);
+		const [st, se, top, feeds, alerts] = parts.map((p) => (p.status === 'fulfilled' ? p.value : null));
+		if (st)
+			renderStatus(st, se ? Object.keys(se.by_profile || {}) : []);
+		if (se)
+			renderSeries(se);
+		if (top)
+			renderTop(top);
+		if (feeds)
+			renderFeedsHealth(feeds);
+		if (alerts)
+			renderAlertsSummary(alerts);
 		$('overview-updated').textContent = 'Updated at ' + clock(new Date()) +
-			'; refreshes every 30 seconds. Bulwark ' + (st.version || '') + '.';
+			'; refreshes every 30 seconds.' + (st && st.version ? ' Bulwark ' + st.version + '.' : '');
+		const bad = parts.find((p) => p.status === 'rejected');
+		if (bad)
+			throw bad.reason;
 	}
 
 	/* ---- query log ---- */
@@ -842,13 +852,13 @@
 
 	const PAGE_LOADERS = {
 		overview: async () => {
-			await loadOverview();
 			poll(loadOverview);
+			await loadOverview();
 		},
 		log: loadLog,
 		alerts: async () => {
-			await loadAlerts();
 			poll(loadAlerts);
+			await loadAlerts();
 		},
 		feeds: loadFeeds,
 		explain: loadExplain,

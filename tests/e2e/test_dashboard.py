@@ -13,6 +13,7 @@ Skips, with one line, only where Chromium, chromedriver or selenium are missing
 (tools/deps.sh installs them, so `make test` runs it)."""
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -69,13 +70,32 @@ class Admin:
         self.tokens[name] = tok
         return tok
 
+    def get(self, path, token, source="127.0.0.1"):
+        """(status, JSON) of GET path with the token as Bearer, from address source"""
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10,
+                                       source_address=(source, 0))
+        try:
+            c.request("GET", path, headers={"Authorization": "Bearer " + token})
+            r = c.getresponse()
+            return r.status, json.loads(r.read() or b"null")
+        finally:
+            c.close()
+
     def api(self, path, token):
-        req = urllib.request.Request(self.base + path,
-                                     headers={"Authorization": "Bearer " + token})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            j = json.load(r)
-        assert j["ok"], j
+        status, j = self.get(path, token)
+        assert status == 200 and j["ok"], "GET %s: %s %s" % (path, status, j)
         return j["result"]
+
+    def wait_token(self, name):
+        """The daemon re-reads the tokens file at most once a second: ask until it knows
+        the new token, each time from another address (a wrong token counts against its
+        address's login limit; the browser comes from 127.0.0.1)"""
+        for i in range(12):
+            time.sleep(1.05)
+            status, j = self.get("/api/v1/whoami", self.tokens[name], "127.0.0.%d" % (10 + i))
+            if status == 200:
+                return
+        pytest.fail("the daemon did not accept the new token %s: %s %s" % (name, status, j))
 
 
 def wait_admin(port, daemon, timeout=10.0):
@@ -102,6 +122,9 @@ def admin(bulwark_module):
     def config(dns_port, d):
         conf = conftest.default_config(bulwark_module.internet, dns_port, d)
         conf["admin"] = {"listen": "127.0.0.1@%d" % port}
+        # the default privacy mode, said plainly; the log in the test's own directory
+        conf["telemetry"] = {"privacy": "blocked-only",
+                             "query-log": os.path.join(d, "querylog.sqlite")}
         return conf
 
     daemon = bulwark_module(config)
@@ -109,6 +132,8 @@ def admin(bulwark_module):
     a = Admin(daemon, port)
     a.token("dash-admin", "admin")
     a.token("dash-viewer", "viewer")
+    a.wait_token("dash-admin")
+    a.wait_token("dash-viewer")
     # something to show: blocked queries (enough of one malware name to raise an alert),
     # and a name that resolves
     for _ in range(3):
