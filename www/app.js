@@ -154,21 +154,31 @@
 		}
 	}
 
-	/* a feed's state in words, and whether it is healthy */
+	/* a feed's state in words, and whether it is healthy (states: feeds/manager.c) */
 	function feedHealth(f) {
-		if (f.held_back)
-			return { ok: false, words: 'A new version looks wrong and is held back; the last good one is in use' };
 		const s = String(f.state || '').toLowerCase();
-		if (['ok', 'loaded', 'up to date', 'fresh'].includes(s) && !f.error)
-			return { ok: true, words: 'Up to date' };
-		if (['loading', 'pending', 'starting'].includes(s))
-			return { ok: true, words: 'Loading' };
-		const why = f.error ? ': ' + f.error : '';
-		if (['failing', 'failed', 'error'].includes(s))
-			return { ok: false, words: 'Failing' + why };
-		if (s === 'stale' || s === 'expired')
-			return { ok: false, words: 'Out of date' + why };
-		return { ok: !f.error, words: (s ? s.charAt(0).toUpperCase() + s.slice(1) : 'Unknown') + why };
+		const why = f.error ? ' (' + f.error + ')' : '';
+		if (f.held_back || s === 'held back')
+			return { ok: false, words: 'A new version looks wrong and is held back; the last good one is in use' };
+		switch (s) {
+		case 'ok': return { ok: true, words: 'Up to date' };
+		case 'file': return { ok: true, words: 'Loaded from its file' };
+		case 'changing': return { ok: true, words: 'Loading a new version' };
+		case 'no copy yet': return { ok: false, words: 'Not loaded yet' + why };
+		case 'failing': return { ok: false, words: 'Cannot update' + why + '; the last good copy is in use' };
+		case 'failed': return { ok: false, words: 'The last update was refused' + why + '; the last good copy is in use' };
+		case 'expired, keeps blocking': return { ok: false, words: 'Out of date; still blocking with its last copy' + why };
+		case 'expired, stopped': return { ok: false, words: 'Out of date and no longer used' + why };
+		default: return { ok: !f.error, words: (s ? s.charAt(0).toUpperCase() + s.slice(1) : 'Unknown') + why };
+		}
+	}
+
+	/* when a feed last changed: its last successful fetch, or a file's modification time */
+	function feedUpdated(f) {
+		if (toDate(f.updated))
+			return f.updated;
+		const m = /^modified (\S+)/.exec(f.version || '');
+		return m ? m[1] : null;
 	}
 
 	function clientWords(c) {
@@ -747,7 +757,7 @@
 				      h('span', { class: 'pill ' + (health.ok ? 'good' : 'bad') }, health.ok ? health.words : 'Problem'),
 				      health.ok ? null : h('div', { class: 'small' }, health.words)),
 				    h('td', { 'data-label': 'Names' }, num(f.entries)),
-				    h('td', { 'data-label': 'Last update', title: whenFull(f.updated) }, when(f.updated)),
+				    h('td', { 'data-label': 'Last update', title: whenFull(feedUpdated(f)) }, when(feedUpdated(f))),
 				    acts));
 		}
 		if (!tb.firstChild)
