@@ -388,6 +388,8 @@ def test_viewer_sees_no_action_buttons(page, admin):
     assert page.drv.find_elements(By.CSS_SELECTOR, "#log-rows tr"), "the viewer sees no rows"
     assert not page.drv.find_elements(By.CSS_SELECTOR, "#log-rows button")
     assert not page.drv.find_elements(By.XPATH, "//button[normalize-space()='Unblock']")
+    page.shot("log-viewer", "phone")
+    page.desktop()
     page.open("feeds")
     assert not page.drv.find_elements(By.CSS_SELECTOR, "#feeds-rows button")
     page.open("alerts")
@@ -396,6 +398,4 @@ def test_viewer_sees_no_action_buttons(page, admin):
     assert not page.el("decide-form").is_displayed()
     page.open("explain?name=" + BLOCKED, ready="explain")
     assert not page.drv.find_elements(By.CSS_SELECTOR, "#explain-actions button")
-    page.shot("log-viewer", "phone")
-    page.desktop()
     assert_console_clean(page)
