@@ -260,15 +260,21 @@ install-build:
 	  CONF_PATH=$(SYSCONFDIR)/bulwark/bulwark.yaml all man $(IBUILD)/bulwark.yaml
 install: install-build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SHAREDIR)/guard $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SHAREDIR)/guard $(DESTDIR)$(SHAREDIR)/www \
+	  $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds
 	install -m 0755 $(IBUILD)/bulwark $(DESTDIR)$(SBINDIR)/bulwark
 	install -m 0755 $(IBUILD)/bulwarkctl $(DESTDIR)$(BINDIR)/bulwarkctl
 	install -m 0644 $(IBUILD)/man/bulwark.8 $(IBUILD)/man/bulwarkctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 $(IBUILD)/man/bulwark.yaml.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 etc/guard/popular-domains.txt etc/guard/README.md $(DESTDIR)$(SHAREDIR)/guard/
+	install -m 0644 $(WWW_FILES) $(DESTDIR)$(SHAREDIR)/www/
 	install -m 0644 $(IBUILD)/bulwark.yaml $(DESTDIR)$(SYSCONFDIR)/bulwark/bulwark.yaml
 	install -m 0644 etc/feeds/malware.domains etc/feeds/phishing.hosts \
 	  $(DESTDIR)$(SYSCONFDIR)/bulwark/feeds/
+
+# the dashboard's static files (docs/dashboard.md), served by the admin listener from
+# SHAREDIR/www; Chart.js comes from Debian's libjs-chart.js, not from here
+WWW_FILES := $(wildcard www/*.html www/*.js www/*.css www/*.svg)
 
 # the installed config: the shipped etc/bulwark.yaml with the installed paths and port 53
 $(BUILD)/bulwark.yaml: etc/bulwark.yaml tools/packaged-config.sh

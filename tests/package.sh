@@ -59,7 +59,8 @@ check "installed state" grep -qx 'Status: install ok installed' <(dpkg-query --a
 for f in /usr/sbin/bulwark /usr/bin/bulwarkctl /etc/bulwark/bulwark.yaml \
 	/etc/bulwark/feeds/malware.domains /etc/bulwark/feeds/phishing.hosts \
 	/lib/systemd/system/bulwark.service /etc/logrotate.d/bulwark \
-	/usr/share/bulwark/guard/popular-domains.txt /usr/share/man/man8/bulwark.8.gz \
+	/usr/share/bulwark/guard/popular-domains.txt /usr/share/bulwark/www/index.html \
+	/usr/share/bulwark/www/app.js /usr/share/man/man8/bulwark.8.gz \
 	/usr/share/man/man8/bulwarkctl.8.gz /usr/share/man/man5/bulwark.yaml.5.gz \
 	/usr/share/doc/bulwark/copyright; do
 	check "file $f" test -s "$R$f"

@@ -24,6 +24,9 @@ PKGS+=(libjs-chart.js)
 PKGS+=(zbar-tools)
 # test only: the fault suite steps the daemon's wall clock with libfaketime (tests/faults)
 PKGS+=(faketime)
+# the dashboard's charts (www/, served as /vendor/chart.js) and its browser tests
+# (tests/e2e/test_dashboard.py: headless Chromium driven by selenium)
+PKGS+=(libjs-chart.js chromium chromium-driver python3-selenium)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
 missing=()
