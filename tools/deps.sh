@@ -18,15 +18,13 @@ PKGS+=(libpsl-dev libicu-dev publicsuffix dnstwist) # look-alike guard (src/guar
 PKGS+=(libnghttp2-dev python3-h2 chromium libnss3-tools nghttp2-client)
 # bulwarkctl client setup --qr: the QR code of a device's DoH URL (tools/ctl_setup.c)
 PKGS+=(libqrencode-dev)
-# the dashboard's charts, served by the admin listener as /vendor/chart.js (src/admin)
-PKGS+=(libjs-chart.js)
 # test only: zbarimg reads that QR code back (tests/e2e/test_clientctl.py)
 PKGS+=(zbar-tools)
 # test only: the fault suite steps the daemon's wall clock with libfaketime (tests/faults)
 PKGS+=(faketime)
 # the dashboard's charts (www/, served as /vendor/chart.js) and its browser tests
 # (tests/e2e/test_dashboard.py: headless Chromium driven by selenium)
-PKGS+=(libjs-chart.js chromium chromium-driver python3-selenium)
+PKGS+=(libjs-chart.js chromium-driver python3-selenium)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
 missing=()
