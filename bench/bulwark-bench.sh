@@ -16,6 +16,10 @@
 # BENCH_CLIENTS=N adds N named clients (bench/clients.sh): each with a ClientID and an
 # address of 10.0.0.0/8, every 16th a /24 and every 64th an IPv6 /56 too, and one more
 # for 127.0.0.1 (the harness's dnsperf) so every query finds its client.
+# BENCH_ADMIN=PORT adds the dashboard's admin: listener on 127.0.0.1:PORT (state in
+# $RUNDIR/state); BENCH_ADMIN_POLL=SECONDS also makes a viewer token and, while the daemon
+# runs, fetches what the dashboard's pages show (status, series, top, feeds, alerts, the
+# query log) every SECONDS (bench/dashboard.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
@@ -23,6 +27,7 @@ cat > "$RUNDIR/bulwark.yaml" <<YAML
 server:
   listen: [ { address: 127.0.0.1, port: $PORT } ]
   workers: ${BENCH_WORKERS:-1}
+$([[ -n ${BENCH_ADMIN:-} ]] && printf '  state-dir: "%s/state"\n  control-socket: "%s/control.sock"\n' "$RUNDIR" "$RUNDIR")
 resolver:
   mode: forward
   dnssec: false
@@ -61,5 +66,22 @@ $(if (( ${BENCH_CLIENTS:-0} > 0 )); then
     if (i % 64 == 0) m = m sprintf(", \"2001:db8:%x:%x00::/56\"", int(i / 64) % 65536, i % 256)
     printf "  - { name: c%d, match: [%s], profile: default }\n", i, m } }'
 fi)
+$([[ -n ${BENCH_ADMIN:-} ]] && printf 'admin: { listen: "127.0.0.1@%s" }\n' "$BENCH_ADMIN")
 YAML
+if [[ -n ${BENCH_ADMIN:-} && -n ${BENCH_ADMIN_POLL:-} ]]; then
+	mkdir -p "$RUNDIR/state"
+	token=$("$(dirname "$BULWARK")/bulwarkctl" -c "$RUNDIR/bulwark.yaml" token create bench \
+		--role viewer)
+	daemon=$$ # the daemon's PID once exec below has run
+	(
+		api=http://127.0.0.1:$BENCH_ADMIN/api/v1
+		while kill -0 "$daemon" 2>/dev/null; do
+			for path in status "series?minutes=60" "top?n=10" feeds alerts \
+				"querylog?verdict=blocked&limit=100"; do
+				curl -s -o /dev/null -H "Authorization: Bearer $token" "$api/$path" || true
+			done
+			sleep "$BENCH_ADMIN_POLL"
+		done
+	) </dev/null >/dev/null 2>&1 &
+fi
 exec "$BULWARK" -f -c "$RUNDIR/bulwark.yaml"
