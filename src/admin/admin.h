@@ -5,7 +5,9 @@
  * Protocol: the client sends one line of words ("feeds", "feeds accept NAME", "reload")
  * and reads one JSON object, then the server closes: {"ok": true, "result": ...} or
  * {"ok": false, "error": "..."}. By convention a table result is
- * {"columns": [...], "rows": [[...], ...]} (bulwarkctl prints it as a table).
+ * {"columns": [...], "rows": [[...], ...]} (bulwarkctl prints it as a table). `help` lists
+ * each word once (a word and an action of the same name: the word's line, as the word is
+ * what runs) and, as "actions", every action's name, method, path, tail, role and changes.
  * The socket is created with mode 0600 (owner only); a stale socket file is replaced, a
  * live one (another daemon) is left alone.
  *

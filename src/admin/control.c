@@ -44,21 +44,40 @@ struct bw_admin {
 	char *audit_path;
 };
 
+/* Whether a word command has this name: the word runs first (handle_peer), so an action
+ * of the same name is reached only by a JSON request and help shows the word's line. */
+static bool is_command(const struct bw_admin *a, const char *name)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!strcmp(a->cmds[i].name, name))
+			return true;
+	return false;
+}
+
+/* The table of words (each name once), and "actions": every action's route and role, as
+ * the HTTP API serves them (docs/api.md; tests/e2e/test_api_docs.py reads it). */
 static json_t *help_cmd(void *ctx, int argc, char **argv, char *err, size_t errlen)
 {
 	struct bw_admin *a = ctx;
 	(void)argc, (void)argv, (void)err, (void)errlen;
-	json_t *rows = json_array();
+	json_t *rows = json_array(), *acts = json_array();
 	for (size_t i = 0; i < a->n; i++)
 		json_array_append_new(rows, json_pack("[s,s]", a->cmds[i].name, a->cmds[i].help));
 	for (size_t i = 0; i < a->n_acts; i++) {
 		const struct bw_admin_action *x = &a->acts[i];
+		json_array_append_new(acts, json_pack("{s:s, s:s, s:s, s:s?, s:s, s:b}", "name",
+						      x->name, "method", x->method, "path",
+						      x->path, "tail", x->tail, "role",
+						      bw_role_name(x->role), "changes", x->changes));
+		if (is_command(a, x->name))
+			continue;
 		char name[200];
 		snprintf(name, sizeof(name), "%s%s%s", x->name, x->positional ? " " : "",
 			 x->positional ? x->positional : "");
 		json_array_append_new(rows, json_pack("[s,s]", name, x->help));
 	}
-	return json_pack("{s:[s,s], s:o}", "columns", "command", "what it does", "rows", rows);
+	return json_pack("{s:[s,s], s:o, s:o}", "columns", "command", "what it does", "rows", rows,
+			 "actions", acts);
 }
 
 int bw_admin_create(const char *path, struct bw_admin **out, char *err, size_t errlen)

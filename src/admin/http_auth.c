@@ -173,6 +173,8 @@ int http_authenticate(struct bw_admin_http *h, struct evhttp_request *req,
 	if (st == 401)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 				  "Bearer realm=\"bulwark\"");
+	else if (st == 429) /* as a refused login says it (docs/api.md, "Errors") */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "60");
 	return st;
 }
 

@@ -1,7 +1,7 @@
 /*
  * core/decision_actions.c - the admin actions of local decisions and pauses (admin/admin.h;
- * docs/api-decisions.md): allow, block, unallow, unblock, decisions, pause, resume, and the
- * status helper. One code path for the HTTP API and bulwarkctl.
+ * docs/api.md, "Decisions and pause"): allow, block, unallow, unblock, decisions, pause,
+ * resume, and the status helper. One code path for the HTTP API and bulwarkctl.
  */
 #include <jansson.h>
 #include <stdio.h>

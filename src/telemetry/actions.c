@@ -138,14 +138,15 @@ static json_t *ack_action(void *ctx, struct bw_admin_call *c, char *err, size_t 
 
 static json_t *clear_action(void *ctx, struct bw_admin_call *c, char *err, size_t errlen)
 {
-	const char *all = bw_admin_arg_str(c, "all", NULL);
+	const char *all_text = bw_admin_arg_str(c, "all", NULL);
 	const char *id_text = bw_admin_arg_str(c, "id", NULL);
+	bool all = all_text && !strcmp(all_text, "yes"); /* all=no is not all */
 	long long id = 0;
 	if (id_text && !strcmp(id_text, "all"))
-		all = "yes";
+		all = true;
 	else if (!bw_admin_arg_int(c, "id", 0, 0, INT64_MAX, &id, err, errlen))
 		return NULL;
-	if ((!all || strcmp(all, "yes") != 0) && !id) {
+	if (!all && !id) {
 		snprintf(err, errlen, "id: which alert (its id), or all=yes for every alert");
 		return NULL;
 	}

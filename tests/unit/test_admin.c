@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_admin.c - the admin action registry (admin/admin.h): words mapped to
  * positional and KEY=VALUE arguments, the JSON request line, roles (403), unknown actions
- * (404), argument readers, and the audit log's line for a change (also for a failure).
+ * (404), argument readers, the audit log's line for a change (also for a failure), and help
+ * (each name once; every action's route).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -116,11 +117,76 @@ static void test_roles_and_audit(void **state)
 	assert_int_equal(n, 2);
 }
 
+static json_t *status_word(void *ctx, int argc, char **argv, char *err, size_t errlen)
+{
+	(void)ctx, (void)argc, (void)argv, (void)err, (void)errlen;
+	return json_pack("{s:s}", "message", "the word");
+}
+
+/* A word command and an action of the same name (status): help lists the name once, with
+ * the word's line (the word is what `bulwarkctl status` runs); "actions" has every action's
+ * route, the one behind the word too. */
+static void test_help_lists_each_name_once(void **state)
+{
+	(void)state;
+	struct bw_admin *a = make(NULL);
+	struct bw_admin_action st = {.name = "status", .method = "GET", .path = "/api/v1/status",
+				     .role = BW_ROLE_VIEWER, .help = "the action's line",
+				     .fn = echo};
+	struct bw_admin_action un = {.name = "unallow", .method = "DELETE",
+				     .path = "/api/v1/allow/*", .tail = "name",
+				     .positional = "name", .role = BW_ROLE_ADMIN, .changes = true,
+				     .help = "undo", .fn = echo};
+	assert_int_equal(bw_admin_register(a, "status", "the word's line", status_word, NULL), 0);
+	assert_int_equal(bw_admin_register_action(a, &st), 0);
+	assert_int_equal(bw_admin_register_action(a, &un), 0);
+	json_t *r = bw_admin_handle(a, "help\n");
+	json_t *res = json_object_get(r, "result"), *row, *x;
+	size_t i;
+	int status = 0, pause = 0, help = 0;
+	json_array_foreach(json_object_get(res, "rows"), i, row) {
+		const char *name = json_string_value(json_array_get(row, 0));
+		const char *what = json_string_value(json_array_get(row, 1));
+		if (!strcmp(name, "status")) {
+			status++;
+			assert_string_equal(what, "the word's line");
+		}
+		pause += !strcmp(name, "pause profile minutes");
+		help += !strcmp(name, "help");
+	}
+	assert_int_equal(status, 1);
+	assert_int_equal(pause, 1);
+	assert_int_equal(help, 1);
+	/* the word still runs for `status`; the action is there for {"action": "status"} */
+	json_t *w = bw_admin_handle(a, "status\n");
+	assert_string_equal(result_str(w, "message"), "the word");
+	json_decref(w);
+	json_t *acts = json_object_get(res, "actions");
+	assert_int_equal(json_array_size(acts), 3);
+	json_array_foreach(acts, i, x) {
+		const char *name = json_string_value(json_object_get(x, "name"));
+		if (!strcmp(name, "unallow")) {
+			assert_string_equal(json_string_value(json_object_get(x, "method")), "DELETE");
+			assert_string_equal(json_string_value(json_object_get(x, "path")),
+					    "/api/v1/allow/*");
+			assert_string_equal(json_string_value(json_object_get(x, "tail")), "name");
+			assert_string_equal(json_string_value(json_object_get(x, "role")), "admin");
+			assert_true(json_is_true(json_object_get(x, "changes")));
+		} else if (!strcmp(name, "status")) {
+			assert_true(json_is_null(json_object_get(x, "tail")));
+			assert_string_equal(json_string_value(json_object_get(x, "role")), "viewer");
+		}
+	}
+	json_decref(r);
+	bw_admin_destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_words),
 		cmocka_unit_test(test_roles_and_audit),
+		cmocka_unit_test(test_help_lists_each_name_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
