@@ -217,7 +217,15 @@ void bw_obs_series_tick(struct bw_server *s)
 	uint64_t now = (uint64_t)time(NULL);
 	pthread_mutex_lock(&s->pub_lock);
 	if (s->series_ticket) {
-		/* asked at the last tick: a worker that has not copied yet counts next minute */
+		/* asked at an earlier tick: wait for every worker's copy, up to 2 s (a worker
+		 * that has not copied by then counts in the next minute) */
+		unsigned done = 0;
+		for (unsigned i = 0; i < s->nworkers; i++)
+			done += s->workers[i]->pub_done >= s->series_ticket;
+		if (done < s->nworkers && now < s->series_at + 2) {
+			pthread_mutex_unlock(&s->pub_lock);
+			return;
+		}
 		struct bw_series_totals t;
 		series_totals(s, &t);
 		bw_series_sample(s->series, s->series_at, &t);

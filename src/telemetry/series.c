@@ -107,7 +107,13 @@ void bw_series_sample(struct bw_series *s, uint64_t now_s, const struct bw_serie
 		clear_minutes(s, s->last_minute, minute - 1);
 		put(s, (size_t)((minute - 1) % BW_SERIES_MINUTES), t);
 	}
-	if (!s->last_minute || minute > s->last_minute) {
+	if (!s->last_minute) {
+		/* the first sample: the counters began at zero when the daemon started, and
+		 * what they counted since (the first queries may come before this) belongs to
+		 * this minute */
+		memset(&s->prev, 0, sizeof(s->prev));
+		s->last_minute = minute;
+	} else if (minute > s->last_minute) {
 		s->prev = *t;
 		s->last_minute = minute;
 	}
