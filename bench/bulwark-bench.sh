@@ -19,10 +19,15 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
+# state (the default query log, last good feed copies) in the run's folder, not the
+# machine's /var/lib/bulwark: a query log left there by earlier runs grew with each of
+# them and took the peak RSS along (issue 21)
+mkdir -p "$RUNDIR/state"
 cat > "$RUNDIR/bulwark.yaml" <<YAML
 server:
   listen: [ { address: 127.0.0.1, port: $PORT } ]
   workers: ${BENCH_WORKERS:-1}
+  state-dir: "$RUNDIR/state"
 resolver:
   mode: forward
   dnssec: false
