@@ -16,18 +16,22 @@
 # BENCH_CLIENTS=N adds N named clients (bench/clients.sh): each with a ClientID and an
 # address of 10.0.0.0/8, every 16th a /24 and every 64th an IPv6 /56 too, and one more
 # for 127.0.0.1 (the harness's dnsperf) so every query finds its client.
-# BENCH_ADMIN=PORT adds the dashboard's admin: listener on 127.0.0.1:PORT (state in
-# $RUNDIR/state); BENCH_ADMIN_POLL=SECONDS also makes a viewer token and, while the daemon
+# BENCH_ADMIN=PORT adds the dashboard's admin: listener on 127.0.0.1:PORT; BENCH_ADMIN_POLL=SECONDS also makes a viewer token and, while the daemon
 # runs, fetches what the dashboard's pages show (status, series, top, feeds, alerts, the
 # query log) every SECONDS (bench/dashboard.sh).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BULWARK=${BULWARK:-$HERE/../build/bulwark}
+# state (the default query log, last good feed copies) in the run's folder, not the
+# machine's /var/lib/bulwark: a query log left there by earlier runs grew with each of
+# them and took the peak RSS along (issue 21)
+mkdir -p "$RUNDIR/state"
 cat > "$RUNDIR/bulwark.yaml" <<YAML
 server:
   listen: [ { address: 127.0.0.1, port: $PORT } ]
   workers: ${BENCH_WORKERS:-1}
-$([[ -n ${BENCH_ADMIN:-} ]] && printf '  state-dir: "%s/state"\n  control-socket: "%s/control.sock"\n' "$RUNDIR" "$RUNDIR")
+  state-dir: "$RUNDIR/state"
+  control-socket: "$RUNDIR/control.sock"
 resolver:
   mode: forward
   dnssec: false

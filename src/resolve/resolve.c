@@ -159,11 +159,13 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
 		return ret;
 	/* libunbound's own caches sit behind the packet cache, one set per worker: big enough
-	 * for the delegations and DNSSEC keys, not a second copy of every answer
-	 * (resolver.unbound-options can change them) */
-	if ((ret = set_opt(ctx, "msg-cache-size:", "4m", err, errlen)))
+	 * for the delegations and DNSSEC keys, not a second copy of every answer. Forwarding
+	 * has no delegations to keep: there they would only copy the packet cache, 15 MB of
+	 * RSS per worker once full (issue 21). resolver.unbound-options can change them. */
+	bool fwd = rc->mode == BW_RESOLVER_FORWARD;
+	if ((ret = set_opt(ctx, "msg-cache-size:", fwd ? "1m" : "4m", err, errlen)))
 		return ret;
-	if ((ret = set_opt(ctx, "rrset-cache-size:", "8m", err, errlen)))
+	if ((ret = set_opt(ctx, "rrset-cache-size:", fwd ? "1m" : "8m", err, errlen)))
 		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))

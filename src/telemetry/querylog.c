@@ -16,7 +16,7 @@
 
 #define PRUNE_STEP 5000		  /* rows deleted per statement (also in the SQL below) */
 #define PRUNE_ROUNDS 20		  /* statements per call at most */
-#define NAME_MAP_SLOTS (1u << 18) /* the name -> id map; emptied when half full */
+#define NAME_MAP_SLOTS (1u << 16) /* the name -> id map (1.5 MiB); emptied when half full */
 #define NAME_MAP_PROBE 64         /* slots looked at per name, at most */
 #define WAL_PAGES 256		  /* checkpoint when the WAL holds this many pages (1 MiB) */
 #define RETRY_MS 500		  /* while writes fail: how often to try again */
@@ -217,14 +217,17 @@ struct bw_tlm_querylog *bw_tlm_querylog_open(const char *path, char *err, size_t
 	sqlite3_busy_timeout(l->db, 50); /* readers never block WAL writers; a second writer may */
 	rc = sqlite3_exec(l->db,
 			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			  "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-32768;"
+			  "PRAGMA foreign_keys=OFF;"
+			  /* SQLite's default page cache (2 MiB) and no memory map: the log is
+			   * written, rarely read, and both filled towards 32 + 256 MiB of RSS as
+			   * the file grew (issue 21); the kernel's page cache still holds it */
+			  "PRAGMA cache_size=-2048; PRAGMA mmap_size=0;"
 			  /* a small WAL, cut back after each checkpoint: a WAL of many small
 			   * commits grows by some 15 KB a row, and at SQLite's default (1000
 			   * pages, never truncated) it can take a small disk whole before its
 			   * first checkpoint, which then has no room to run (write_failed) */
 			  "PRAGMA wal_autocheckpoint=256;" /* WAL_PAGES */
-			  "PRAGMA journal_size_limit=1048576;"
-			  "PRAGMA mmap_size=268435456;", /* pages read without a copy */
+			  "PRAGMA journal_size_limit=1048576;",
 			  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = set_up_schema(l->db, path, err, errlen);

@@ -35,9 +35,7 @@
 #define WBUF (64u << 10)       /* the writer's buffer: one write() per drain or per 64 KiB */
 #define RBUF (128u << 10)      /* the reader's: holds many records, always a whole one */
 #define FIXED 40	       /* the fixed part of a record (encode) */
-#define REC_MAX                                                                                    \
-	(FIXED + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE +     \
-	 1 + BW_TLM_CLIENT_NAME)
+#define REC_MAX (BW_TLM_REC_MAX - 2) /* a record without its length */
 
 struct bw_tlm_spool {
 	char *dir;
@@ -182,8 +180,7 @@ static void put_str(unsigned char **p, const char *v, size_t cap, bool wide)
 	put(p, v, n);
 }
 
-/* Writes rec (with its 2-byte length) at out (REC_MAX + 2 bytes); returns the length. */
-static size_t encode(const struct bw_tlm_record *rec, unsigned char *out)
+size_t bw_tlm_record_encode(const struct bw_tlm_record *rec, unsigned char *out)
 {
 	unsigned char *p = out + 2;
 	put(&p, &rec->time_ms, 8);
@@ -435,7 +432,7 @@ bool bw_tlm_spool_put(struct bw_tlm_spool *s, const struct bw_tlm_record *rec)
 	if (s->wfull)
 		bw_info("telemetry: query log spool %s has room again", s->dir);
 	s->wfull = false;
-	s->wlen += encode(rec, s->wbuf + s->wlen);
+	s->wlen += bw_tlm_record_encode(rec, s->wbuf + s->wlen);
 	s->wbuf_recs++;
 	return true;
 }

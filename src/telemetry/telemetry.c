@@ -30,18 +30,74 @@ int bw_tlm_ring_init(struct bw_tlm_ring *r, unsigned size, enum bw_privacy priva
 	while (n < size)
 		n <<= 1;
 	memset(r, 0, sizeof(*r));
-	r->slots = calloc(n, sizeof(*r->slots));
-	if (!r->slots)
+	/* not touched until used: a ring that never wraps costs only what it held */
+	r->buf = malloc(n * BW_TLM_REC_AVG);
+	if (!r->buf)
 		return BW_ENOMEM;
 	r->mask = n - 1;
+	r->bmask = n * BW_TLM_REC_AVG - 1;
 	r->privacy = privacy;
 	return 0;
 }
 
 void bw_tlm_ring_free(struct bw_tlm_ring *r)
 {
-	free(r->slots);
-	r->slots = NULL;
+	free(r->buf);
+	r->buf = NULL;
+}
+
+void bw_tlm_ring_commit(struct bw_tlm_ring *r)
+{
+	unsigned char enc[BW_TLM_REC_MAX];
+	size_t n = bw_tlm_record_encode(&r->rec, enc);
+	size_t at = (size_t)(r->wpos & r->bmask), first = BW_MIN(n, (size_t)r->bmask + 1 - at);
+	memcpy(r->buf + at, enc, first); /* reserve saw room for BW_TLM_REC_MAX bytes */
+	memcpy(r->buf, enc + first, n - first);
+	r->wpos += n;
+	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
+			      memory_order_release);
+}
+
+const struct bw_tlm_record *bw_tlm_ring_peek(struct bw_tlm_ring *r)
+{
+	if (r->out_len)
+		return &r->out;
+	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	if (t == atomic_load_explicit(&r->head, memory_order_acquire))
+		return NULL;
+	uint64_t pos = atomic_load_explicit(&r->rpos, memory_order_relaxed);
+	unsigned char enc[BW_TLM_REC_MAX];
+	size_t at = (size_t)(pos & r->bmask), room = (size_t)r->bmask + 1 - at;
+	uint16_t len;
+	if (room >= 2) {
+		memcpy(&len, r->buf + at, 2);
+	} else {
+		enc[0] = r->buf[at];
+		enc[1] = r->buf[0];
+		memcpy(&len, enc, 2);
+	}
+	size_t n = BW_MIN((size_t)len + 2, sizeof(enc)), first = BW_MIN(n, room);
+	memcpy(enc, r->buf + at, first);
+	memcpy(enc + first, r->buf, n - first);
+	r->out_len = n;
+	/* the producer encoded it: one that does not decode is a bug; it is skipped */
+	if (bw_fails(bw_tlm_spool_decode(enc, n, &r->out) == (long)n)) {
+		bw_tlm_ring_pop(r);
+		return NULL;
+	}
+	return &r->out;
+}
+
+void bw_tlm_ring_pop(struct bw_tlm_ring *r)
+{
+	if (!r->out_len && !bw_tlm_ring_peek(r))
+		return;
+	atomic_store_explicit(&r->rpos,
+			      atomic_load_explicit(&r->rpos, memory_order_relaxed) + r->out_len,
+			      memory_order_release);
+	r->out_len = 0;
+	atomic_store_explicit(&r->tail, atomic_load_explicit(&r->tail, memory_order_relaxed) + 1,
+			      memory_order_release);
 }
 
 void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap)

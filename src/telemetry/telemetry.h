@@ -3,10 +3,12 @@
  * log (SQLite), security events (JSON lines file, syslog, webhook) and infected-client
  * alerts, all under one privacy mode (telemetry.privacy; docs/privacy.md).
  *
- * How it flows: each worker owns one single-producer/single-consumer ring of fixed-size
- * records (struct bw_tlm_record). When a query is answered the worker reserves a slot,
- * fills it and commits it (bw_tlm_ring_reserve / bw_tlm_ring_commit, inline below): no
- * lock, no system call, no allocation. One telemetry thread drains every ring, writes
+ * How it flows: each worker owns one single-producer/single-consumer ring of records
+ * (struct bw_tlm_record). When a query is answered the worker reserves a record, fills it
+ * and commits it (bw_tlm_ring_reserve / bw_tlm_ring_commit below): no lock, no system
+ * call, no allocation. The ring holds records in the spool's compact form (strings
+ * without their padding: some 100 bytes instead of 820), so that a ring which wraps
+ * touches 2 MiB instead of 13 (issue 21). One telemetry thread drains every ring, writes
  * rows in batched SQLite transactions, writes events, runs the alert detector and prunes
  * old rows. When a ring is full the record is dropped and counted; when a sink fails
  * (disk full, webhook down) its records are dropped and counted. DNS answers never wait.
@@ -79,16 +81,32 @@ struct bw_tlm_record {
 	struct bw_tlm_verdict v;
 };
 
-/* A worker's ring: single producer (the worker), single consumer (the telemetry thread). */
+/* The most bytes one encoded record takes (bw_tlm_record_encode), its length included. */
+#define BW_TLM_REC_MAX                                                                             \
+	(2 + 40 + 1 + BW_TLM_NAME + 255 + 1 + BW_TLM_NAME + 1 + BW_TLM_NAME + 2 + BW_TLM_RULE +    \
+	 1 + BW_TLM_CLIENT_NAME)
+/* Bytes of ring per record of telemetry.ring-size: a blocked query's record takes some
+ * 100 bytes (a name, its rule, feed, category and profile), an allowed one some 70; long
+ * names take more, and then fewer records fit (what does not fit is dropped and counted). */
+#define BW_TLM_REC_AVG 128
+
+/* A worker's ring: single producer (the worker), single consumer (the telemetry thread).
+ * At most mask + 1 records, encoded in bmask + 1 bytes. */
 struct bw_tlm_ring {
-	_Alignas(64) _Atomic uint64_t head; /* next slot the producer writes */
-	uint64_t tail_cache;		    /* producer's last view of tail */
+	_Alignas(64) _Atomic uint64_t head; /* records committed */
+	uint64_t wpos;			    /* bytes written (the producer's) */
+	uint64_t tail_cache, rpos_cache;    /* producer's last view of tail and rpos */
 	_Atomic uint64_t dropped;	    /* written by the producer only */
 	_Atomic uint64_t offered;	    /* records the worker tried to log */
-	uint64_t mask;
-	struct bw_tlm_record *slots;
+	uint64_t mask;			    /* records at most, minus one */
+	uint64_t bmask;			    /* bytes of buf, minus one */
+	unsigned char *buf;
 	enum bw_privacy privacy;
-	_Alignas(64) _Atomic uint64_t tail; /* next slot the consumer reads */
+	struct bw_tlm_record rec;		 /* the producer's, from reserve to commit */
+	_Alignas(64) _Atomic uint64_t tail; /* records consumed */
+	_Atomic uint64_t rpos;		    /* bytes consumed */
+	struct bw_tlm_record out;	    /* the consumer's: the record peek decoded */
+	uint64_t out_len;		    /* its encoded length; 0: none decoded */
 };
 
 struct bw_telemetry;
@@ -208,17 +226,19 @@ json_t *bw_series_json(struct bw_series *s, uint64_t now_s, unsigned minutes,
 
 /* ---- the hot path (inline) ---- */
 
-/* Reserves the next free slot; NULL when the ring is full (the record is counted as
- * dropped). The slot is the caller's until bw_tlm_ring_commit(). */
+/* Reserves the record to fill; NULL when the ring is full (the record is counted as
+ * dropped). The record is the caller's until bw_tlm_ring_commit(). */
 static inline struct bw_tlm_record *bw_tlm_ring_reserve(struct bw_tlm_ring *r)
 {
 	uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 	atomic_store_explicit(&r->offered,
 			      atomic_load_explicit(&r->offered, memory_order_relaxed) + 1,
 			      memory_order_relaxed);
-	if (h - r->tail_cache > r->mask) {
+	if (h - r->tail_cache > r->mask || r->wpos - r->rpos_cache + BW_TLM_REC_MAX > r->bmask + 1) {
 		r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
-		if (h - r->tail_cache > r->mask) {
+		r->rpos_cache = atomic_load_explicit(&r->rpos, memory_order_acquire);
+		if (h - r->tail_cache > r->mask ||
+		    r->wpos - r->rpos_cache + BW_TLM_REC_MAX > r->bmask + 1) {
 			atomic_store_explicit(
 			    &r->dropped,
 			    atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
@@ -226,27 +246,14 @@ static inline struct bw_tlm_record *bw_tlm_ring_reserve(struct bw_tlm_ring *r)
 			return NULL;
 		}
 	}
-	return &r->slots[h & r->mask];
+	return &r->rec;
 }
-static inline void bw_tlm_ring_commit(struct bw_tlm_ring *r)
-{
-	atomic_store_explicit(&r->head, atomic_load_explicit(&r->head, memory_order_relaxed) + 1,
-			      memory_order_release);
-}
+/* Encodes the reserved record into the ring and hands it to the consumer. */
+void bw_tlm_ring_commit(struct bw_tlm_ring *r);
 /* Consumer side: the oldest committed record, or NULL when empty; bw_tlm_ring_pop()
  * releases it. */
-static inline const struct bw_tlm_record *bw_tlm_ring_peek(struct bw_tlm_ring *r)
-{
-	uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	if (t == atomic_load_explicit(&r->head, memory_order_acquire))
-		return NULL;
-	return &r->slots[t & r->mask];
-}
-static inline void bw_tlm_ring_pop(struct bw_tlm_ring *r)
-{
-	atomic_store_explicit(&r->tail, atomic_load_explicit(&r->tail, memory_order_relaxed) + 1,
-			      memory_order_release);
-}
+const struct bw_tlm_record *bw_tlm_ring_peek(struct bw_tlm_ring *r);
+void bw_tlm_ring_pop(struct bw_tlm_ring *r);
 /* Ring for tests and tools: size rounded up to a power of two. 0 or BW_ENOMEM. */
 int bw_tlm_ring_init(struct bw_tlm_ring *r, unsigned size, enum bw_privacy privacy);
 void bw_tlm_ring_free(struct bw_tlm_ring *r);
@@ -358,6 +365,9 @@ int bw_tlm_search(const char *path, enum bw_privacy privacy, const struct bw_tlm
  * "2001:db8:0:100::/56". */
 void bw_tlm_client_text(const struct bw_tlm_record *rec, char *out, size_t cap);
 
+/* Writes rec in the spool's form (its 2-byte length, then the fields; spool.c) at out
+ * (BW_TLM_REC_MAX bytes); returns the bytes written. */
+size_t bw_tlm_record_encode(const struct bw_tlm_record *rec, unsigned char *out);
 /* One record of the query log's spool (spool.c) from buf (n bytes): returns the bytes it
  * took, 0 when buf holds less than a whole record, -1 when it is not a valid record. */
 long bw_tlm_spool_decode(const unsigned char *buf, size_t n, struct bw_tlm_record *rec);

@@ -94,6 +94,51 @@ static void test_ring_exactly_full(void **state)
 	bw_tlm_ring_free(&r);
 }
 
+/* Records are kept encoded (strings without their padding): long ones take more of the
+ * ring, cross its end whole, and come out as they went in. */
+static void test_ring_long_records_wrap(void **state)
+{
+	(void)state;
+	struct bw_tlm_ring r;
+	assert_int_equal(bw_tlm_ring_init(&r, 64, BW_PRIVACY_FULL), 0); /* 8 KiB of ring */
+	unsigned in = 0, out = 0, fitted = 0;
+	for (int lap = 0; lap < 50; lap++) {
+		for (int i = 0; i < 20; i++) {
+			struct bw_tlm_record *rec = bw_tlm_ring_reserve(&r);
+			if (!rec)
+				break;
+			fill(rec, in);
+			rec->qname_len = (uint8_t)(1 + (in * 37) % 255);
+			memset(rec->qname, 'a' + (int)(in % 26), rec->qname_len);
+			rec->v.flags = BW_TLM_BLOCKED;
+			snprintf(rec->v.feed_name, sizeof(rec->v.feed_name), "feed%u", in);
+			memset(rec->v.rule, 'r', (in * 53) % (BW_TLM_RULE - 1));
+			rec->v.rule[(in * 53) % (BW_TLM_RULE - 1)] = 0;
+			bw_tlm_ring_commit(&r);
+			in++;
+			fitted++;
+		}
+		for (int i = 0; i < 9; i++) {
+			const struct bw_tlm_record *rec = bw_tlm_ring_peek(&r);
+			if (!rec)
+				break;
+			assert_int_equal(rec->latency_us, out);
+			assert_int_equal(rec->qname_len, 1 + (out * 37) % 255);
+			assert_int_equal(rec->qname[rec->qname_len - 1], 'a' + (int)(out % 26));
+			char want[BW_TLM_NAME];
+			snprintf(want, sizeof(want), "feed%u", out);
+			assert_string_equal(rec->v.feed_name, want);
+			assert_int_equal(strlen(rec->v.rule), (out * 53) % (BW_TLM_RULE - 1));
+			bw_tlm_ring_pop(&r);
+			out++;
+		}
+	}
+	assert_true(out > 300); /* many laps around the 8 KiB */
+	assert_true(atomic_load(&r.dropped) > 0);
+	assert_int_equal(atomic_load(&r.offered), fitted + atomic_load(&r.dropped));
+	bw_tlm_ring_free(&r);
+}
+
 #define SPSC_N 300000u
 static void *consumer(void *arg)
 {
@@ -1077,6 +1122,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_ring_wrap_full_drop),
 	    cmocka_unit_test(test_ring_exactly_full),
+	    cmocka_unit_test(test_ring_long_records_wrap),
 	    cmocka_unit_test(test_ring_two_threads),
 	    cmocka_unit_test(test_privacy_truncation),
 	    cmocka_unit_test(test_wanted),
