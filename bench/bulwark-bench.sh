@@ -16,7 +16,8 @@
 # BENCH_CLIENTS=N adds N named clients (bench/clients.sh): each with a ClientID and an
 # address of 10.0.0.0/8, every 16th a /24 and every 64th an IPv6 /56 too, and one more
 # for 127.0.0.1 (the harness's dnsperf) so every query finds its client.
-# BENCH_ADMIN=PORT adds the dashboard's admin: listener on 127.0.0.1:PORT; BENCH_ADMIN_POLL=SECONDS also makes a viewer token and, while the daemon
+# BENCH_ADMIN=PORT adds the dashboard's admin: listener on 127.0.0.1:PORT;
+# BENCH_ADMIN_POLL=SECONDS also makes a viewer token and, while the daemon
 # runs, fetches what the dashboard's pages show (status, series, top, feeds, alerts, the
 # query log) every SECONDS (bench/dashboard.sh).
 set -euo pipefail
