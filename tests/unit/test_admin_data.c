@@ -70,6 +70,7 @@ static void test_series_wraps_after_a_day(void **state)
 {
 	(void)state;
 	struct bw_series *s = bw_series_create(1);
+	assert_non_null(s);
 	struct bw_series_totals t = {0};
 	bw_series_sample(s, T0, &t);
 	for (unsigned m = 1; m <= BW_SERIES_MINUTES + 10; m++) {

@@ -180,6 +180,7 @@ static void test_tokens_file(void **state)
 	struct bw_token_entry e = {.name = "ann", .role = BW_ROLE_VIEWER, .created = 5};
 	bw_token_hash(tok, e.hash);
 	struct bw_tokens *t = bw_tokens_open(path);
+	assert_non_null(t);
 	struct bw_token_entry got;
 	assert_false(bw_tokens_check(t, tok, &got)); /* no file: no token */
 	assert_int_equal(bw_tokens_write(path, &e, 1, err, sizeof(err)), 0);
