@@ -458,13 +458,9 @@ void bw_telemetry_limit_event(struct bw_telemetry *t, const char *limit, int af,
 	if (t->privacy != BW_PRIVACY_NONE) {
 		unsigned cut = t->privacy == BW_PRIVACY_FULL ? prefix
 			       : BW_MIN(prefix, af == AF_INET ? 24u : 56u);
-		uint8_t a[16] = {0};
-		size_t alen = af == AF_INET ? 4 : 16;
-		for (unsigned i = 0; i < alen; i++) {
-			unsigned keep = cut > 8 * i ? BW_MIN(cut - 8 * i, 8u) : 0;
-			a[i] = (uint8_t)(addr[i] & (0xff00u >> keep));
-		}
-		if (inet_ntop(af, a, text, sizeof(text)))
+		uint8_t key[17];
+		bw_prefix_key(af, addr, cut, key); /* key[0] is the length, then the masked bytes */
+		if (inet_ntop(af, key + 1, text, sizeof(text)))
 			snprintf(net, sizeof(net), "%s/%u", text, cut);
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "event", "rate-limit", "time", tbuf, "limit",
