@@ -495,8 +495,13 @@ static enum bw_stage stage_client(struct job *j)
 	static const struct bw_match client = {.kind = BW_MATCH_CLIENT};
 	enum synth r = synth_verdict(w, &j->s.q, j->o->via, &v, &client, &w->meta,
 				     w->body, sizeof(w->body));
-	if (r == SYNTH_NONE) /* PASSTHRU for this client: resolve without policy */
-		j->s.passthru = v.action == BW_ACT_PASSTHRU;
+	if (r == SYNTH_NONE && v.action == BW_ACT_PASSTHRU) {
+		/* PASSTHRU for this client: resolve without policy, and keep the answer out of
+		 * the cache the profile's other clients are answered from (it may be a listed
+		 * name's real address) */
+		j->s.passthru = true;
+		j->s.nocache = true;
+	}
 	return synth_stage(j, r, false);
 }
 

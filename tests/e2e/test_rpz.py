@@ -382,6 +382,31 @@ def test_client_ip(bulwark, workdir):
     assert_resolves(d.query("www.secure.tld.", "A", source=CLIENT2))
 
 
+PASSTHRU_CLIENT_RPZ = """\
+$ORIGIN exempt.rpz.test.
+$TTL 60
+@                             SOA ns hostmaster 1 3600 600 86400 60
+@                             NS  ns.example.
+32.2.0.0.127.rpz-client-ip    CNAME rpz-passthru.
+"""
+
+
+def test_client_ip_passthru_is_not_cached_for_others(bulwark, workdir):
+    """An exempt client (CLIENT-IP PASSTHRU: an analyst's machine) gets the real answer for
+    a listed name; that answer must not go into the cache the other clients of its profile
+    are answered from, or everyone would get the real address of a listed name."""
+    feeds = [rpz_feed(workdir, "exempt", PASSTHRU_CLIENT_RPZ, category="exempt")]
+    feeds += conftest.standard_feeds(workdir)
+    d = bulwark(feeds=feeds)
+    assert_resolves(d.query("blocked.insecure.tld.", "A", source=CLIENT2), addrs=["192.0.2.70"])
+    for _ in range(2):  # the exempt client asked first: everyone else is still protected
+        r = d.query("blocked.insecure.tld.", "A")
+        assert_nxdomain(r, "urlhaus")
+        r = d.query("blocked.insecure.tld.", "A", source=CLIENT3)
+        assert_nxdomain(r, "urlhaus")
+    assert_resolves(d.query("blocked.insecure.tld.", "A", source=CLIENT2), addrs=["192.0.2.70"])
+
+
 # -- the Unbound RPZ test zones (tests/data/rpz/unbound) ---------------------------------------
 UNBOUND_DIR = os.path.join(conftest.DATA_DIR, "rpz", "unbound")
 
