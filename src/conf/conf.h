@@ -453,6 +453,12 @@ struct bw_conf {
 	} log;
 };
 
+/* server.max-inflight: the queries each worker may have waiting on the resolver */
+static inline unsigned bw_max_inflight(const struct bw_conf *c)
+{
+	return c->server.max_inflight ? c->server.max_inflight : 4096;
+}
+
 /*
  * Loads and validates path. On failure returns a negative BW_E* and writes
  * "path:line:col: message" (or "path: message" without a position) into err.

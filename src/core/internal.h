@@ -369,6 +369,10 @@ void bw_server_clock_check(struct bw_server *s);
 /* From the main thread: stop taking queries, finish in-flight ones within drain_ms. */
 void bw_worker_begin_drain(struct bw_worker *w, unsigned drain_ms);
 
+/* privs.c: the soft limit on open files raised to what the workers may hold (before the
+ * privilege drop: root may raise the hard limit too) */
+void bw_server_raise_fd_limit(const struct bw_conf *conf, unsigned nworkers);
+
 /* ddr.c: Discovery of Designated Resolvers (RFC 9462) */
 bool bw_ddr_is_query(const struct bw_query *q);
 /* The answer (meta, body) to a _dns.resolver.arpa query: SVCB records for the encrypted

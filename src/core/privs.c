@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -163,4 +164,38 @@ int bw_server_drop_privileges(const struct bw_conf *conf, char *err, size_t errl
 		(unsigned)gid);
 	check_files(conf, user);
 	return 0;
+}
+
+/* Every upstream query in flight holds a socket (libunbound opens one for each), and so
+ * does every stream connection: the workers may hold nworkers * (max-inflight +
+ * tcp-max-connections per stream listener) at once, 8,192 each by default. A shell's soft
+ * limit is often 1,024: past it, accept() and libunbound's socket() fail, and cache misses
+ * become SERVFAIL under exactly the load the limits were sized for. The soft limit is
+ * raised to what may be needed, with the hard limit too while root may; the daemon says
+ * so when it cannot. Before the privilege drop. */
+void bw_server_raise_fd_limit(const struct bw_conf *conf, unsigned nworkers)
+{
+	unsigned conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024;
+	rlim_t streams = conf->server.n_listen; /* each has TCP (DNS), or is DoT or DoH */
+	rlim_t want = (rlim_t)nworkers * (bw_max_inflight(conf) + streams * conns) + 1024;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return;
+	struct rlimit up = {want, rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? want
+										     : rl.rlim_max};
+	if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+		bw_info("open files: limit raised from %llu to %llu (server.workers * "
+			"(max-inflight + tcp-max-connections per stream listener))",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)want);
+		return;
+	}
+	up = (struct rlimit){rl.rlim_max, rl.rlim_max};
+	if (rl.rlim_max > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+		rl.rlim_cur = rl.rlim_max;
+	bw_warn("open files: the limit is %llu, but %u worker%s may hold %llu sockets at once "
+		"(server.max-inflight and tcp-max-connections): raise it (systemd "
+		"LimitNOFILE=, ulimit -n) or lower those",
+		(unsigned long long)rl.rlim_cur, nworkers, nworkers == 1 ? "" : "s",
+		(unsigned long long)want);
 }

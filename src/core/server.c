@@ -213,6 +213,7 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	s->nworkers = conf->server.workers ? conf->server.workers : ncpu;
 	if (s->nworkers > BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA)
 		s->nworkers = BW_SNAPREF_MAX_READERS - BW_READERS_EXTRA;
+	bw_server_raise_fd_limit(conf, s->nworkers);
 	rc = bw_obs_server_init(s, err, errlen);
 	if (rc != 0)
 		goto fail;

@@ -316,7 +316,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 	if (!w->resolver)
 		return BW_EINVAL;
 
-	w->max_inflight = conf->server.max_inflight ? conf->server.max_inflight : 4096;
+	w->max_inflight = bw_max_inflight(conf);
 	w->pool = calloc(w->max_inflight, sizeof(*w->pool));
 	if (!w->pool || bw_share_init(&w->share, w->max_inflight)) {
 		snprintf(err, errlen, "out of memory");

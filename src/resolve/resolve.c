@@ -167,6 +167,12 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 		return ret;
 	if ((ret = set_opt(ctx, "rrset-cache-size:", fwd ? "1m" : "8m", err, errlen)))
 		return ret;
+	/* as many queries in flight as the worker admits (server.max-inflight): past
+	 * libunbound's default of 1,024 it would turn the worker's misses away, SERVFAIL */
+	char nq[16];
+	snprintf(nq, sizeof(nq), "%u", bw_max_inflight(conf));
+	if ((ret = set_opt(ctx, "num-queries-per-thread:", nq, err, errlen)))
+		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
 		return ret;

@@ -2,6 +2,7 @@
 
 import os
 import random
+import resource
 import socket
 import struct
 import time
@@ -257,3 +258,22 @@ def test_sigterm_under_load_exits_0(bulwark):
         c.close()
     finally:
         s.close()
+
+
+# -- open files ---------------------------------------------------------------------------
+def test_open_files_limit_raised(bulwark):
+    """Started with a shell's usual soft limit (1,024 open files), the daemon raises it to
+    what its workers may hold (every upstream query and connection is a socket): 2 workers
+    x (4,096 + 1,024 x 1 listener) + 1,024 = 11,264 (started as root, as here, it may
+    raise the hard limit too)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        d = bulwark(workers=2)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open("/proc/%d/limits" % d.pid) as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    assert int(line.split()[3]) == 11264, line
+    assert "open files: limit raised from 1024 to 11264" in d.log_text()
+    still_answers(d)
