@@ -104,6 +104,11 @@ struct bw_qstate {
 };
 
 /* A query waiting on the resolver. Preallocated per worker. */
+/* Coalescing (coalesce.c) works for up to 64 * BW_COALESCE_WORDS workers. */
+#define BW_COALESCE_WORDS 4
+#define BW_WAIT_BUCKETS 64
+#define BW_MAILBOX_SIZE 1024
+
 struct bw_qctx {
 	struct bw_resolver *resolver; /* first member: the resolver routes results by it */
 	struct bw_worker *w;
@@ -114,6 +119,14 @@ struct bw_qctx {
 	bool answered;       /* a stale answer already went out; still resolving to refresh */
 	bool shared;         /* counted in the worker's in-flight share (by peer's prefix) */
 	struct bw_qstate s;
+	/* coalescing (coalesce.c): as the owner of s.key in the server's table, its chain
+	 * there and the workers waiting for it (under the table's lock); as a parked query,
+	 * its place in the worker's waiting list (wait_pprev NULL: not parked) */
+	bool co_owner;
+	bool co_failed; /* the upstream failed: as the owner, for its waiters; parked, its owner's */
+	struct bw_qctx *co_next;
+	uint64_t co_waiters[BW_COALESCE_WORDS];
+	struct bw_qctx *wait_next, **wait_pprev;
 	uint32_t rttl;       /* a redirect's CNAME TTL and EDE text */
 	char rtext[80];
 	uint64_t deadline_ms;
@@ -167,10 +180,52 @@ bool bw_share_take(struct bw_share *s, const uint8_t *key, size_t len, unsigned 
 /* Gives back one that bw_share_take counted. */
 void bw_share_put(struct bw_share *s, const uint8_t *key, size_t len);
 
+/* ---- coalescing (coalesce.c): one resolution for a key several workers miss ---- */
+struct bw_coalesce;
+/* A table for about `slots` keys in flight (workers * max-inflight); 0 or BW_ENOMEM. */
+int bw_coalesce_new(size_t slots, struct bw_coalesce **out);
+void bw_coalesce_free(struct bw_coalesce *c);
+size_t bw_coalesce_bytes(const struct bw_coalesce *c);
+enum bw_join {
+	BW_JOIN_OWNER, /* nobody resolves x's key: x does, and is in the table until it leaves */
+	BW_JOIN_LOCAL, /* a query of x's own worker does: libunbound's mesh merges them */
+	BW_JOIN_WAIT,  /* another worker's query does: park x (its worker's bit is set) */
+};
+/* Any thread. */
+enum bw_join bw_coalesce_join(struct bw_coalesce *c, struct bw_qctx *x);
+/* The owner x leaves the table; the workers that waited for it into waiters. */
+void bw_coalesce_leave(struct bw_coalesce *c, struct bw_qctx *x,
+		       uint64_t waiters[BW_COALESCE_WORDS]);
+/* Posts hash to every worker in waiters and wakes those whose mailbox was empty. */
+void bw_coalesce_notify(struct bw_server *s, const uint64_t waiters[BW_COALESCE_WORDS],
+			uint64_t hash, bool failed);
+/* Worker thread: into / out of the worker's waiting list. */
+void bw_coalesce_park(struct bw_qctx *x);
+void bw_coalesce_unpark(struct bw_qctx *x);
+/* Worker thread: the parked queries whose owners posted to the mailbox, each handed to
+ * bw_pipeline_unparked(). */
+void bw_coalesce_deliver(struct bw_worker *w);
+/* What owners in other workers post (any thread): the key's hash, whether the upstream
+ * failed. Past BW_MAILBOX_SIZE only `overflow` is set (the worker then looks at every
+ * parked query). post returns whether the mailbox was empty (the worker needs a wake). */
+struct bw_mail {
+	uint64_t hash;
+	bool failed;
+};
+struct bw_mailbox {
+	pthread_mutex_t lock;
+	size_t n;
+	bool overflow;
+	struct bw_mail msg[BW_MAILBOX_SIZE];
+};
+bool bw_mailbox_post(struct bw_mailbox *m, uint64_t hash, bool failed);
+size_t bw_mailbox_take(struct bw_mailbox *m, struct bw_mail *out, bool *overflow);
+
 struct bw_worker_stats {
 	uint64_t queries, udp, tcp, cache_hits, cache_misses, blocked, blocked_cname, blocked_ip,
 		log_only, allowlisted, servfail, stale, formerr, refused, dropped, resolved,
 		overload, bogus;
+	uint64_t coalesced; /* misses answered by another worker's resolution of the name */
 	uint64_t client_id_refused[2], client_id_dropped[2]; /* [0] unknown ID, [1] missing */
 	uint64_t rate_limited, rrl_dropped, rrl_slipped, rate_limit_logged;
 	uint64_t share_refused; /* over server.max-inflight-per-client */
@@ -219,6 +274,8 @@ struct bw_worker {
 	unsigned rl_log_n, rl_log_quiet; /* lines written in it, prefixes not said */
 	unsigned rrl_slip_n;          /* limited answers counted for server.rrl.slip */
 	struct bw_share share;        /* resolver slots held per client prefix */
+	struct bw_qctx *waiting[BW_WAIT_BUCKETS]; /* parked queries (coalesce.c), by hash */
+	struct bw_mailbox mailbox;    /* hashes whose owners finished (coalesce.c) */
 	/* a copy of stats for the metrics endpoint, made on request (core/observe.c) */
 	struct bw_worker_stats pub;  /* under srv->pub_lock */
 	uint64_t pub_done;           /* under srv->pub_lock */
@@ -247,6 +304,7 @@ struct bw_server {
 	uint64_t generation;
 	struct bw_worker **workers;
 	unsigned nworkers;
+	struct bw_coalesce *coalesce; /* keys in flight, with 2 to 256 workers, or NULL */
 	struct bw_telemetry *tlm; /* query log, events, alerts (telemetry/) */
 	struct bw_tls **tls; /* per listener: the TLS context of dot/doh listeners, or NULL */
 	struct bw_ratelimit *ratelimit; /* server.rate-limit (any level has a qps), or NULL */
@@ -388,6 +446,9 @@ size_t bw_pipeline_query(struct bw_worker *w, const struct bw_origin *o, const u
 void bw_pipeline_resolved(void *arg, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
 			  const char *why_bogus);
 void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg);
+/* A parked query whose owner finished (coalesce.c): answered from the cache, or sent on
+ * its own way when its answer is not there. */
+void bw_pipeline_unparked(struct bw_qctx *x);
 
 static inline const struct bw_state *bw_worker_hold_state(struct bw_worker *w)
 {

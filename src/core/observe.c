@@ -59,6 +59,7 @@ static void add_stats(struct bw_metrics_sample *o, const struct bw_worker_stats 
 	o->log_only += w->log_only;
 	o->allowlisted += w->allowlisted;
 	o->stale += w->stale;
+	o->coalesced += w->coalesced;
 	o->dropped += w->dropped;
 	o->overload += w->overload;
 	o->bogus += w->bogus;

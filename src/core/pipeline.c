@@ -669,6 +669,17 @@ static bool answer_is_cname(const uint8_t *msg, size_t len, const struct bw_quer
 	return off + 2 <= len && msg[off] == 0 && msg[off + 1] == BW_T_CNAME;
 }
 
+/* Telemetry: a cached policy answer's rule, for the log (blocked queries only). */
+static void note_cached_policy(struct bw_worker *w, unsigned profile, const struct bw_query *q)
+{
+	struct bw_verdict v;
+	if (bw_policy_match_qname(w->state->policy, profile, q->qname_lc, q->qname_len, &v) &&
+	    !v.log_only)
+		tlm_note(w, &v, BW_TLM_BLOCKED, NULL);
+	else
+		w->tlm_cur->flags |= BW_TLM_BLOCKED; /* a CNAME or address rule */
+}
+
 static enum bw_stage stage_cache(struct job *j)
 {
 	struct bw_worker *w = j->w;
@@ -697,15 +708,8 @@ static enum bw_stage stage_cache(struct job *j)
 		w->stats.m.blocked_cached += policy_answer;
 		j->out_len = (size_t)n;
 		j->cache_hit = true;
-		if (w->tlm_cur && policy_answer) {
-			/* a cached policy answer: which rule, for the log (blocked queries only) */
-			struct bw_verdict v;
-			if (bw_policy_match_qname(w->state->policy, j->s.profile, j->s.q.qname_lc,
-						  j->s.q.qname_len, &v) && !v.log_only)
-				tlm_note(w, &v, BW_TLM_BLOCKED, NULL);
-			else
-				w->tlm_cur->flags |= BW_TLM_BLOCKED; /* a CNAME or address rule */
-		}
+		if (w->tlm_cur && policy_answer)
+			note_cached_policy(w, j->s.profile, &j->s.q);
 		return BW_STAGE_DONE;
 	}
 	j->s.stale_possible = n == BW_ESTALE;
@@ -767,6 +771,13 @@ static unsigned share_limit(const struct bw_worker *w)
 static void qctx_put(struct bw_qctx *x)
 {
 	struct bw_worker *w = x->w;
+	if (x->co_owner) {
+		/* the answer is in the cache by now (unless it failed): tell who waited */
+		uint64_t waiters[BW_COALESCE_WORDS];
+		bw_coalesce_leave(w->srv->coalesce, x, waiters);
+		bw_coalesce_notify(w->srv, waiters, x->s.key.hash, x->co_failed);
+	}
+	bw_coalesce_unpark(x);
 	if (x->shared) {
 		uint8_t key[17];
 		size_t n = share_key(w, (const struct sockaddr *)&x->peer, key);
@@ -784,6 +795,26 @@ static void qctx_put(struct bw_qctx *x)
 
 static size_t build_answer(struct bw_qctx *x, int err, const uint8_t *pkt, size_t len,
 			   enum bw_sec sec, const char *why_bogus, uint8_t *out, size_t cap);
+
+/* Starts x's resolution: behind another worker's for the same key (coalesce.c), or by
+ * libunbound. Returns 0 (the answer comes later), 1 (libunbound answered at once:
+ * bw_resolver_sync_result) or an error. */
+static int start_resolution(struct bw_qctx *x)
+{
+	struct bw_worker *w = x->w;
+	/* a redirect resolves its target instead of the query name */
+	const uint8_t *name = x->s.redirect ? x->s.rname : x->s.q.qname_lc;
+	size_t name_len = x->s.redirect ? x->s.rlen : x->s.q.qname_len;
+	x->resolver = w->resolver; /* the current one: an old one may still finish others */
+	/* only what the cache will hold under the key can be handed from worker to worker */
+	if (w->srv->coalesce && !x->s.redirect && !x->s.nocache &&
+	    bw_coalesce_join(w->srv->coalesce, x) == BW_JOIN_WAIT) {
+		bw_coalesce_park(x);
+		return 0;
+	}
+	return bw_resolver_query(w->resolver, name, name_len, x->s.q.qtype, x->s.q.qclass, x,
+				 &x->ub_id);
+}
 
 static enum bw_stage stage_resolve(struct job *j)
 {
@@ -820,6 +851,7 @@ static enum bw_stage stage_resolve(struct job *j)
 	x->client_name[cn] = 0;
 	x->ub_id = 0;
 	x->answered = false;
+	x->co_failed = false;
 	if (j->s.redirect) {
 		x->rttl = j->verdict.ttl ? j->verdict.ttl : BW_BLOCKED_TTL;
 		bw_verdict_ede_text(&j->verdict, NULL, x->rtext, sizeof(x->rtext));
@@ -835,12 +867,7 @@ static enum bw_stage stage_resolve(struct job *j)
 		ms = BW_STALE_WAIT_MS;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	evtimer_add(x->timer, &tv);
-	/* a redirect resolves its target instead of the query name */
-	const uint8_t *name = x->s.redirect ? x->s.rname : x->s.q.qname_lc;
-	size_t name_len = x->s.redirect ? x->s.rlen : x->s.q.qname_len;
-	x->resolver = w->resolver; /* the current one: an old one may still finish others */
-	int rc = bw_resolver_query(w->resolver, name, name_len, x->s.q.qtype, x->s.q.qclass, x,
-				   &x->ub_id);
+	int rc = start_resolution(x);
 	if (rc == 0)
 		return BW_STAGE_ASYNC;
 	evtimer_del(x->timer);
@@ -974,6 +1001,7 @@ static size_t stale_answer(struct bw_qctx *x, uint8_t *out, size_t cap)
 static size_t fail_answer(struct bw_qctx *x, uint16_t ede, const char *text, uint8_t *out,
 			  size_t cap)
 {
+	x->co_failed = true; /* what the queries parked behind it will answer too */
 	size_t n = stale_answer(x, out, cap);
 	if (n)
 		return n;
@@ -1167,4 +1195,55 @@ void bw_pipeline_timeout(evutil_socket_t fd, short what, void *arg)
 	bw_resolver_cancel(x->resolver, x->ub_id);
 	x->ub_id = 0;
 	finish(x, BW_RCODE_SERVFAIL, NULL, 0, BW_SEC_INSECURE, NULL);
+}
+
+void bw_pipeline_unparked(struct bw_qctx *x)
+{
+	struct bw_worker *w = x->w;
+	if (!x->busy)
+		return;
+	uint16_t ede = BW_EDE_NONE;
+	bw_worker_hold_state(w);
+	int n = bw_cache_lookup_ede(w->srv->cache, &x->s.key, &x->s.q, bw_now_sec(), false,
+				    answer_limit(&x->s.q, x->via), w->out, sizeof(w->out), &ede);
+	if (n <= 0 && x->co_failed) {
+		/* the upstream failed for the owner: the same failure, at once (a stale answer,
+		 * else SERVFAIL) rather than another worker's turn at it */
+		bw_worker_drop_state(w);
+		evtimer_del(x->timer);
+		finish(x, BW_RCODE_SERVFAIL, NULL, 0, BW_SEC_INSECURE, NULL);
+		return;
+	}
+	if (n <= 0) {
+		/* an answer the cache does not keep: on our own, or behind a new owner */
+		bw_worker_drop_state(w);
+		int rc = start_resolution(x);
+		if (rc == 0)
+			return;
+		int err = BW_RCODE_SERVFAIL;
+		const uint8_t *pkt = NULL;
+		size_t len = 0;
+		enum bw_sec sec = BW_SEC_INSECURE;
+		const char *why = NULL;
+		if (rc == 1)
+			bw_resolver_sync_result(w->resolver, &err, &pkt, &len, &sec, &why);
+		evtimer_del(x->timer);
+		finish(x, err, pkt, len, sec, why);
+		return;
+	}
+	evtimer_del(x->timer);
+	w->stats.coalesced++;
+	if (w->tlm && !x->answered) {
+		struct bw_tlm_verdict *tlm_prev = w->tlm_cur;
+		w->tlm_cur = &x->s.tv;
+		if (ede == BW_EDE_BLOCKED || ede == BW_EDE_CENSORED || ede == BW_EDE_FILTERED)
+			note_cached_policy(w, x->s.profile, &x->s.q);
+		tlm_log(w, &x->s.tv, &x->s.q, x->s.profile, x->via, (const struct sockaddr *)&x->peer,
+			x->client_name, x->s.t_start_ns, false, w->out, (size_t)n);
+		w->tlm_cur = tlm_prev;
+	}
+	bw_worker_drop_state(w);
+	bw_obs_answer(x, w->out, (size_t)n);
+	deliver(x, w->out, (size_t)n);
+	qctx_put(x);
 }

@@ -238,7 +238,12 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	rc = BW_ENOMEM;
 
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
-	if (!s->workers) {
+	/* one worker's libunbound mesh merges its own queries for a name: the table is for
+	 * names asked of several workers at once */
+	unsigned max_inflight = bw_max_inflight(conf);
+	if (!s->workers ||
+	    (s->nworkers > 1 && s->nworkers <= 64 * BW_COALESCE_WORDS &&
+	     bw_coalesce_new((size_t)s->nworkers * max_inflight, &s->coalesce) != 0)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -650,6 +655,7 @@ void bw_server_destroy(struct bw_server *s)
 	bw_cache_destroy(s->cache);
 	bw_ratelimit_free(s->ratelimit);
 	bw_ratelimit_free(s->rrl);
+	bw_coalesce_free(s->coalesce);
 	bw_conf_free(s->conf);
 	pthread_mutex_destroy(&s->state_lock);
 	free(s);

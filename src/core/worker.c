@@ -148,6 +148,7 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 	uint64_t v;
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		bw_warn("worker %u: control read: %s", w->index, strerror(errno));
+	bw_coalesce_deliver(w); /* other workers' resolutions our parked queries wait for */
 	bw_obs_publish(w); /* a metrics scrape may be waiting for our counters */
 	if (atomic_load(&w->srv->clock_epoch) != w->clock_epoch)
 		renew_resolver(w);
@@ -288,6 +289,7 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 	w->srv = s;
 	w->ctl_fd = -1;
 	w->tlm = bw_telemetry_ring(s->tlm, index);
+	pthread_mutex_init(&w->mailbox.lock, NULL);
 
 	struct event_config *ec = event_config_new();
 	if (ec) {
@@ -425,6 +427,7 @@ void bw_worker_free(struct bw_worker *w)
 		close(w->ctl_fd);
 	if (w->base)
 		event_base_free(w->base);
+	pthread_mutex_destroy(&w->mailbox.lock);
 	free(w);
 }
 

@@ -286,6 +286,11 @@ static void put_backend(struct out *o, const struct bw_metrics_sample *s)
 	       "Expired answers served because the upstream failed (RFC 8767).");
 	u64(o, "bulwark_stale_answers_total", s->stale);
 
+	family(o, "bulwark_coalesced_total", "counter",
+	       "Cache misses answered by another worker's resolution of the same name, "
+	       "asked at the same time (one upstream resolution for both).");
+	u64(o, "bulwark_coalesced_total", s->coalesced);
+
 	family(o, "bulwark_backend_latency_seconds", "histogram",
 	       "Time the resolver backend took to answer a cache miss.");
 	uint64_t cum = 0;

@@ -91,6 +91,7 @@ struct bw_metrics_sample {
 	uint64_t cache_hits, cache_misses;
 	uint64_t blocked_cname, blocked_ip, log_only, allowlisted, stale, dropped, overload,
 		bogus;
+	uint64_t coalesced; /* misses answered by another worker's resolution */
 	struct bw_metrics_counts c;
 	/* labels of the slots in use */
 	unsigned n_feed_slots, n_profile_slots;
