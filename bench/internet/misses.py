@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""bench/internet/misses.py QUERIES SENT VERBOSE POLICY_DOMAINS TIMEOUT_S
+Latency of the misses of one `dnsperf -v` run: a miss is the first time a (name, type)
+is asked, blocked names left out (the policy answers them without resolving). dnsperf
+sends the file's lines in order, so the misses are the distinct questions among its first
+SENT lines; a miss with no answer line timed out and counts as TIMEOUT_S.
+Prints "misses N answered A p50 X p90 Y p99 Z" (milliseconds)."""
+import sys
+
+
+def blocked_set(path):
+    with open(path) as f:
+        return set(line.strip() for line in f if line.strip())
+
+
+def is_blocked(name, blocked):
+    labels = name.split(".")
+    return any(".".join(labels[i:]) in blocked for i in range(len(labels) - 1))
+
+
+def first_questions(path, sent, blocked):
+    seen = set()
+    with open(path) as f:
+        for i, line in enumerate(f):
+            if i >= sent:
+                break
+            q = line.split()
+            key = (q[0].lower(), q[1])
+            if key not in seen and not is_blocked(key[0], blocked):
+                seen.add(key)
+    return seen
+
+
+def first_latencies(path, misses):
+    lat = {}
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line.startswith("> "):
+                continue
+            p = line.split()  # > RCODE name type seconds
+            if len(p) < 5:
+                continue
+            key = (p[2].lower().rstrip("."), p[3])
+            if key in misses and key not in lat:
+                lat[key] = float(p[4]) * 1000
+    return lat
+
+
+def main():
+    queries, sent, verbose, policy, timeout = sys.argv[1:6]
+    misses = first_questions(queries, int(sent), blocked_set(policy))
+    lat = first_latencies(verbose, misses)
+    vals = sorted(list(lat.values()) + [float(timeout) * 1000] * (len(misses) - len(lat)))
+    if not vals:
+        print("misses 0 answered 0 p50 0 p90 0 p99 0")
+        return
+    q = lambda x: vals[min(len(vals) - 1, int(x * len(vals)))]
+    print(f"misses {len(misses)} answered {len(lat)} "
+          f"p50 {q(0.5):.1f} p90 {q(0.9):.1f} p99 {q(0.99):.1f}")
+
+
+if __name__ == "__main__":
+    main()
