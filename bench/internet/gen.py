@@ -241,13 +241,13 @@ class Net:
         if rng.random() < 0.4:  # www behind a CDN: www.d -> d.cdn-K.net -> eN.edge-K.com
             k = rng.randrange(CDNS)
             z.append(f"www {ttl} CNAME {d}.cdn-{k + 1}.net.\n")
-            cdns[k].append(f"{d}. 300 CNAME e{rng.randrange(EDGES)}.edge-{k + 1}.com.\n")
+            cdns[k].append(f"{d} 300 CNAME e{rng.randrange(EDGES)}.edge-{k + 1}.com.\n")
             self.stats["cdn"] += 1
         else:
             z.append(f"www {ttl} A {ip4(rng)}\nwww {ttl} AAAA {ip6(rng)}\n")
         for h in HOSTNAMES[2:]:
             z.append(f"{h} {ttl} A {ip4(rng)}\n")
-        z.append(f"* 300 A {ip4(rng)}\n")  # never-seen names resolve
+        z.append(f"* 300 A {ip4(rng)}\n* 300 AAAA {ip6(rng)}\n")  # never-seen names resolve
         return z
 
     def probe(self, deleg):

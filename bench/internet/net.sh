@@ -90,6 +90,10 @@ start() {
 		a=${NSD_ADDR[$inst]}
 		last=$(sed -n 's/^\tname: "\(.*\)"/\1/p' "$DIR/$inst/zones.conf" | tail -n1)
 		wait_answer "${a%@*}" "${a#*@}" "$last" SOA
+		if grep -q 'error:' "$RUN/nsd-$inst/nsd.log"; then
+			grep -m3 'error:' "$RUN/nsd-$inst/nsd.log" >&2
+			die "nsd $inst: errors in the generated zones (see $RUN/nsd-$inst/nsd.log)"
+		fi
 		echo "net.sh: nsd $inst: $(grep -c '^zone:' "$DIR/$inst/zones.conf") zones," \
 			"loaded in $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-5) s" >&2
 	done
