@@ -214,8 +214,9 @@ run_fixed() {
 	R[cpu_us]=$(div "($c1 - $c0) * 1000000 / $(getconf CLK_TCK)" \
 		"$(dp_field "$base.v" "Queries completed")" 1)
 	m=$(python3 "$INET/misses.py" "$NET/queries.txt" "$sent" "$base.v" "$NET/policy.domains" \
-		"$TIMEOUT")
-	read -r _ R[misses] _ R[answered] _ R[p50] _ R[p90] _ R[p99] <<< "$m"
+		"$TIMEOUT" "$NET/lossy.domains")
+	read -r _ R[misses] _ R[answered] _ R[p50] _ R[p90] _ R[p99] _ R[lossy_n] _ R[lossy_p99] \
+		<<< "$m"
 }
 
 # the saturation run: a second cold start, as many queries outstanding as SAT_Q
@@ -230,7 +231,17 @@ run_sat() {
 	R[sat_lost]=$(dp_field "$base.txt" "Queries lost")
 }
 
-COLS=(sat sat_lost fixed fixed_lost servfail misses answered p50 p90 p99 upq cpu_us rss_mb coal)
+# on the way out, also after an error: the target still running, then the internet
+cleanup() {
+	local f
+	for f in "$OUT"/run/*/pid; do
+		[[ -e $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
+	done
+	"$INET/net.sh" stop "$NET"
+}
+
+COLS=(sat sat_lost fixed fixed_lost servfail misses answered p50 p90 p99 lossy_n lossy_p99 upq
+	cpu_us rss_mb coal)
 report_row() {
 	R[rss_mb]=$(echo "scale=1; ${R[rss]} / 1024" | bc)
 	local row=$T c
@@ -241,7 +252,7 @@ report_row() {
 main() {
 	mkdir -p "$OUT"
 	echo "cold: results in $OUT" >&2
-	trap '"$INET/net.sh" stop "$NET"' EXIT
+	trap cleanup EXIT
 	"$INET/net.sh" start "$NET"
 	printf 'target\t%s\n' "$(IFS=$'\t'; echo "${COLS[*]}")" > "$OUT/results.tsv"
 	{ echo "date: $(date -Is)"; echo "DURATION=$DURATION RATE=$RATE SAT_Q=$SAT_Q TIMEOUT=$TIMEOUT"

@@ -202,6 +202,7 @@ class Net:
     def sld_zones(self, domains, deleg, hosters, cdns):
         rng = self.rng
         host_w = [1.0 / (k + 1) for k in range(HOSTERS)]
+        self.special = {}  # kind -> sites: the lossy and the dead ones
         self.stats = {"own-ns": 0, "hosted": 0, "lame-one": 0, "dead": 0, "lossy": 0, "cdn": 0}
         for d in domains:
             t = d.rsplit(".", 1)[1]
@@ -221,6 +222,8 @@ class Net:
             else:
                 glue, kind = [], "hosted"
             self.stats[kind] += 1
+            if kind in ("lossy", "dead"):
+                self.special.setdefault(kind, []).append(d)
             if kind == "lossy":
                 ns = ["ns1.lossy-dns.net"]
             elif kind == "hosted":
@@ -274,6 +277,9 @@ class Net:
         deleg["net"] += [f"{n}. 172800 A {a}\n" for n, a in roots]
 
     def write(self):
+        for kind in ("lossy", "dead"):  # lossy.domains, dead.domains
+            with open(os.path.join(self.out, kind + ".domains"), "w") as f:
+                f.write("".join(d + "\n" for d in self.special.get(kind, [])))
         for inst, zones in self.zones.items():
             zdir = os.path.join(self.out, inst)
             os.makedirs(zdir, exist_ok=True)

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""bench/internet/misses.py QUERIES SENT VERBOSE POLICY_DOMAINS TIMEOUT_S
+"""bench/internet/misses.py QUERIES SENT VERBOSE POLICY_DOMAINS TIMEOUT_S [LOSSY_DOMAINS]
 Latency of the misses of one `dnsperf -v` run: a miss is the first time a (name, type)
 is asked, blocked names left out (the policy answers them without resolving). dnsperf
 sends the file's lines in order, so the misses are the distinct questions among its first
 SENT lines; a miss with no answer line timed out and counts as TIMEOUT_S.
-Prints "misses N answered A p50 X p90 Y p99 Z" (milliseconds)."""
+Prints "misses N answered A p50 X p90 Y p99 Z" (milliseconds), then with LOSSY_DOMAINS
+(the sites whose only server loses half its packets) "lossy N p99 Z" for the misses there."""
 import sys
 
 
@@ -46,17 +47,23 @@ def first_latencies(path, misses):
     return lat
 
 
+def pct(vals, x):
+    return vals[min(len(vals) - 1, int(x * len(vals)))] if vals else 0.0
+
+
 def main():
     queries, sent, verbose, policy, timeout = sys.argv[1:6]
     misses = first_questions(queries, int(sent), blocked_set(policy))
     lat = first_latencies(verbose, misses)
-    vals = sorted(list(lat.values()) + [float(timeout) * 1000] * (len(misses) - len(lat)))
-    if not vals:
-        print("misses 0 answered 0 p50 0 p90 0 p99 0")
-        return
-    q = lambda x: vals[min(len(vals) - 1, int(x * len(vals)))]
-    print(f"misses {len(misses)} answered {len(lat)} "
-          f"p50 {q(0.5):.1f} p90 {q(0.9):.1f} p99 {q(0.99):.1f}")
+    lost = float(timeout) * 1000
+    vals = sorted([lat.get(k, lost) for k in misses])
+    out = (f"misses {len(misses)} answered {len(lat)} p50 {pct(vals, 0.5):.1f} "
+           f"p90 {pct(vals, 0.9):.1f} p99 {pct(vals, 0.99):.1f}")
+    if len(sys.argv) > 6:
+        lossy = blocked_set(sys.argv[6])
+        lv = sorted([lat.get(k, lost) for k in misses if is_blocked(k[0], lossy)])
+        out += f" lossy {len(lv)} p99 {pct(lv, 0.99):.1f}"
+    print(out)
 
 
 if __name__ == "__main__":

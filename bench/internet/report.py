@@ -9,6 +9,7 @@ HEAD = [("target", "target", "{}"), ("sat", "sat ans/s", "{:.0f}"), ("sat_lost",
         ("fixed", "fixed ans/s", "{:.0f}"), ("fixed_lost", "lost", "{:.0f}"),
         ("servfail", "SERVFAIL", "{:.0f}"), ("misses", "misses", "{:.0f}"),
         ("p50", "p50 ms", "{:.1f}"), ("p90", "p90 ms", "{:.1f}"), ("p99", "p99 ms", "{:.1f}"),
+        ("lossy_p99", "lossy p99", "{:.0f}"),
         ("upq", "up/q", "{:.2f}"), ("cpu_us", "CPU us/ans", "{:.0f}"),
         ("rss_mb", "RSS MB", "{:.1f}"),
         ("coal", "coalesce", "{:.0f}")]
@@ -34,7 +35,8 @@ def main():
     for t in table:
         print("  ".join(c.rjust(w) for c, w in zip(t, widths)))
     print("(sat: a cold start with as many queries outstanding as SAT_Q; fixed: a cold start at "
-          "RATE queries/s; latency of misses, up/q (upstream queries per client query), "
+          "RATE queries/s; latency of misses (lossy p99: the misses in the zones whose only server "
+          "loses half its packets), up/q (upstream queries per client query), "
           "SERVFAIL and CPU from the fixed run; coalesce: upstream queries for 100 identical "
           "uncached queries)")
     if rows:
