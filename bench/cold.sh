@@ -208,7 +208,7 @@ run_fixed() {
 	sent=$(dp_field "$base.v" "Queries sent")
 	R[fixed]=$(div "$(dp_field "$base.v" "Queries completed")" "$DURATION" 0)
 	R[fixed_lost]=$(dp_field "$base.v" "Queries lost")
-	R[servfail]=$(sed -n 's/.*SERVFAIL \([0-9]*\).*/\1/p' "$base.v" | head -n1)
+	R[servfail]=$(sed -n '/Response codes:/s/.*SERVFAIL \([0-9][0-9]*\).*/\1/p' "$base.v")
 	R[servfail]=${R[servfail]:-0}
 	R[upq]=$(div "($q1 - $q0)" "$sent" 3)
 	R[cpu_us]=$(div "($c1 - $c0) * 1000000 / $(getconf CLK_TCK)" \
@@ -221,9 +221,14 @@ run_fixed() {
 
 # the saturation run: a second cold start, as many queries outstanding as SAT_Q
 run_sat() {
-	local base=$OUT/$T.sat rss
+	local base=$OUT/$T.sat rss c0 c1 n0 n1
 	start_target "$T"
+	c0=$(cpu_ticks "$T"); n0=$(upstream | cut -d' ' -f3)
 	dp -d "$NET/queries.txt" -l "$DURATION" -q "$SAT_Q" > "$base.txt" 2>&1 || true
+	c1=$(cpu_ticks "$T"); n1=$(upstream | cut -d' ' -f3)
+	# busy % of the resolver's CPU and of the internet's processes (their CPU, shared with dnsperf)
+	R[sat_cpu]=$(div "($c1 - $c0) * 100 / $(getconf CLK_TCK)" "$DURATION" 0)
+	R[net_cpu]=$(div "($n1 - $n0) / 10" "$DURATION" 0)
 	rss=$(hwm_kb "$T")
 	stop_target "$T"
 	((rss > R[rss])) && R[rss]=$rss
@@ -240,7 +245,7 @@ cleanup() {
 	"$INET/net.sh" stop "$NET"
 }
 
-COLS=(sat sat_lost fixed fixed_lost servfail misses answered p50 p90 p99 lossy_n lossy_p99 upq
+COLS=(sat sat_lost sat_cpu net_cpu fixed fixed_lost servfail misses answered p50 p90 p99 lossy_n lossy_p99 upq
 	cpu_us rss_mb coal)
 report_row() {
 	R[rss_mb]=$(echo "scale=1; ${R[rss]} / 1024" | bc)

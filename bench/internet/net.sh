@@ -5,8 +5,8 @@
 # listens on 0.0.0.0:53 there and refuses to start where another interface exists.
 #   net.sh start DIR     generate DIR (once: gen.py) and start the servers
 #   net.sh stop DIR      stop them
-#   net.sh counters DIR  "queries PROBE": what the network carried so far (all queries, and
-#                        those for coalesce-probe.net)
+#   net.sh counters DIR  "QUERIES PROBE CPU_MS": what the network carried so far (all
+#                        queries, those for coalesce-probe.net) and the servers' CPU time
 # env: TOPLIST (default: ../shared's Cloudflare top 100k, else data/tranco-excerpt.txt),
 #      ZONES (30000), QUERIES (1000000), SEED (21): used only when DIR is generated;
 #      NET_CPU (1): the CPU the servers run on
@@ -119,13 +119,22 @@ stop() {
 	done
 }
 
+# CPU time (ms) of the servers and their children so far
+cpu_ms() {
+	local pids p
+	pids=$(cat "$RUN"/*.pid)
+	for p in $pids; do pids+=" $(ps -o pid= --ppid "$p" | tr '\n' ' ')"; done
+	for p in $pids; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done |
+		awk -v hz="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%d\n", s * 1000 / hz }'
+}
+
 counters() {
 	local q p
 	q=$(dnsdist -C "$RUN/dnsdist.conf" -c -e 'dumpStats()' |
 		awk '{ for (i = 1; i < NF; i += 2) if ($i == "queries") print $(i + 1) }')
 	p=$(dnsdist -C "$RUN/dnsdist.conf" -c -e 'showRules()' |
 		awk '$2 == "probe" { print $3 }')
-	echo "${q:-0} ${p:-0}"
+	echo "${q:-0} ${p:-0} $(cpu_ms)"
 }
 
 case $ACTION in

@@ -6,6 +6,7 @@ import csv
 import sys
 
 HEAD = [("target", "target", "{}"), ("sat", "sat ans/s", "{:.0f}"), ("sat_lost", "lost", "{:.0f}"),
+        ("sat_cpu", "CPU%", "{:.0f}"), ("net_cpu", "net CPU%", "{:.0f}"),
         ("fixed", "fixed ans/s", "{:.0f}"), ("fixed_lost", "lost", "{:.0f}"),
         ("servfail", "SERVFAIL", "{:.0f}"), ("misses", "misses", "{:.0f}"),
         ("p50", "p50 ms", "{:.1f}"), ("p90", "p90 ms", "{:.1f}"), ("p99", "p99 ms", "{:.1f}"),
@@ -34,7 +35,8 @@ def main():
     widths = [max(len(t[i]) for t in table) for i in range(len(HEAD))]
     for t in table:
         print("  ".join(c.rjust(w) for c, w in zip(t, widths)))
-    print("(sat: a cold start with as many queries outstanding as SAT_Q; fixed: a cold start at "
+    print("(sat: a cold start with as many queries outstanding as SAT_Q, CPU% of the resolver's "
+          "core and net CPU% of the internet's processes during it; fixed: a cold start at "
           "RATE queries/s; latency of misses (lossy p99: the misses in the zones whose only server "
           "loses half its packets), up/q (upstream queries per client query), "
           "SERVFAIL and CPU from the fixed run; coalesce: upstream queries for 100 identical "
