@@ -240,7 +240,7 @@ run_sat() {
 cleanup() {
 	local f
 	for f in "$OUT"/run/*/pid; do
-		[[ -e $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
+		[[ -e $f ]] && { kill -KILL "$(cat "$f")" 2>/dev/null || true; }
 	done
 	"$INET/net.sh" stop "$NET"
 }

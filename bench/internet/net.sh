@@ -80,6 +80,11 @@ start() {
 	fi
 	ip link set lo up
 	generate
+	local f
+	for f in "$RUN"/*.pid; do
+		[[ -e $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && die "already running ($RUN)"
+	done
+	rm -rf "$RUN"
 	mkdir -p "$RUN"
 	local inst t0 a key last
 	for inst in "${INSTANCES[@]}"; do
