@@ -14,8 +14,9 @@
 # Per target: a start with the 100-clients coalescing probe then the fixed-load run
 # (dnsperf -Q RATE -v: answers/s, latency of misses, upstream queries per client query,
 # SERVFAILs, CPU per answer), a second cold start for saturation (dnsperf -q SAT_Q), RSS
-# (VmHWM) the larger of the two. Answers/s = answers / DURATION (dnsperf's own figure also
-# counts the wait for the last answers). Resolvers on CPU 0, dnsperf and the internet on CPU 1.
+# (VmHWM) the larger of the two. Answers/s = resolved answers (NOERROR, NXDOMAIN: a SERVFAIL
+# resolves nothing) / DURATION (dnsperf's own figure also counts the wait for the last
+# answers). Resolvers on CPU 0, dnsperf and the internet on CPU 1.
 # Ends with one line: "cold: bulwark QPS ans/s p99 MS ms up/q U; best peer NAME ...; ratio R".
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -183,6 +184,13 @@ dp() { taskset -c 1 dnsperf -s 127.0.0.1 -p "${PORT[$T]}" -c 1 -T 1 -b 4096 -t "
 div() { if [[ -z $2 || $2 == 0 ]]; then echo -; else echo "scale=$3; $1 / $2" | bc; fi; }
 # one field of dnsperf's summary: FILE PATTERN
 dp_field() { sed -n "s/.*$2:[[:space:]]*\([0-9.]*\).*/\1/p" "$1" | head -n1; }
+# the answers of a dnsperf run with one of RCODES (default: resolved, NOERROR or NXDOMAIN)
+dp_rcodes() {
+	sed -n 's/^ *Response codes: *//p' "$1" | tr ',' '\n' |
+		awk -v want="${2:-NOERROR NXDOMAIN}" '
+			BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) ok[w[i]] = 1 }
+			$1 in ok { s += $2 } END { print s + 0 }'
+}
 
 # 100 clients ask one name nobody asked before at once; prints the upstream queries for it
 coalesce() {
@@ -206,13 +214,11 @@ run_fixed() {
 	R[rss]=$(hwm_kb "$T")
 	stop_target "$T"
 	sent=$(dp_field "$base.v" "Queries sent")
-	R[fixed]=$(div "$(dp_field "$base.v" "Queries completed")" "$DURATION" 0)
+	R[fixed]=$(div "$(dp_rcodes "$base.v")" "$DURATION" 0)
 	R[fixed_lost]=$(dp_field "$base.v" "Queries lost")
-	R[servfail]=$(sed -n '/Response codes:/s/.*SERVFAIL \([0-9][0-9]*\).*/\1/p' "$base.v")
-	R[servfail]=${R[servfail]:-0}
+	R[servfail]=$(dp_rcodes "$base.v" SERVFAIL)
 	R[upq]=$(div "($q1 - $q0)" "$sent" 3)
-	R[cpu_us]=$(div "($c1 - $c0) * 1000000 / $(getconf CLK_TCK)" \
-		"$(dp_field "$base.v" "Queries completed")" 1)
+	R[cpu_us]=$(div "($c1 - $c0) * 1000000 / $(getconf CLK_TCK)" "$(dp_rcodes "$base.v")" 1)
 	m=$(python3 "$INET/misses.py" "$NET/queries.txt" "$sent" "$base.v" "$NET/policy.domains" \
 		"$TIMEOUT" "$NET/lossy.domains")
 	read -r _ R[misses] _ R[answered] _ R[p50] _ R[p90] _ R[p99] _ R[lossy_n] _ R[lossy_p99] \
@@ -232,8 +238,9 @@ run_sat() {
 	rss=$(hwm_kb "$T")
 	stop_target "$T"
 	((rss > R[rss])) && R[rss]=$rss
-	R[sat]=$(div "$(dp_field "$base.txt" "Queries completed")" "$DURATION" 0)
+	R[sat]=$(div "$(dp_rcodes "$base.txt")" "$DURATION" 0)
 	R[sat_lost]=$(dp_field "$base.txt" "Queries lost")
+	R[sat_servfail]=$(dp_rcodes "$base.txt" SERVFAIL)
 }
 
 # on the way out, also after an error: the target still running, then the internet
@@ -245,8 +252,8 @@ cleanup() {
 	"$INET/net.sh" stop "$NET"
 }
 
-COLS=(sat sat_lost sat_cpu net_cpu fixed fixed_lost servfail misses answered p50 p90 p99 lossy_n lossy_p99 upq
-	cpu_us rss_mb coal)
+COLS=(sat sat_lost sat_servfail sat_cpu net_cpu fixed fixed_lost servfail misses answered
+	p50 p90 p99 lossy_n lossy_p99 upq cpu_us rss_mb coal)
 report_row() {
 	R[rss_mb]=$(echo "scale=1; ${R[rss]} / 1024" | bc)
 	local row=$T c

@@ -3,7 +3,8 @@
 Latency of the misses of one `dnsperf -v` run: a miss is the first time a (name, type)
 is asked, blocked names left out (the policy answers them without resolving). dnsperf
 sends the file's lines in order, so the misses are the distinct questions among its first
-SENT lines; a miss with no answer line timed out and counts as TIMEOUT_S.
+SENT lines; a miss with no answer line timed out, and one answered with another rcode
+than NOERROR or NXDOMAIN (SERVFAIL: not resolved) counts as TIMEOUT_S too.
 Prints "misses N answered A p50 X p90 Y p99 Z" (milliseconds), then with LOSSY_DOMAINS
 (the sites whose only server loses half its packets) "lossy N p99 Z" for the misses there."""
 import sys
@@ -43,7 +44,7 @@ def first_latencies(path, misses):
                 continue
             key = (p[2].lower().rstrip("."), p[3])
             if key in misses and key not in lat:
-                lat[key] = float(p[4]) * 1000
+                lat[key] = float(p[4]) * 1000 if p[1] in ("NOERROR", "NXDOMAIN") else None
     return lat
 
 
@@ -54,8 +55,8 @@ def pct(vals, x):
 def main():
     queries, sent, verbose, policy, timeout = sys.argv[1:6]
     misses = first_questions(queries, int(sent), blocked_set(policy))
-    lat = first_latencies(verbose, misses)
     lost = float(timeout) * 1000
+    lat = {k: v for k, v in first_latencies(verbose, misses).items() if v is not None}
     vals = sorted([lat.get(k, lost) for k in misses])
     out = (f"misses {len(misses)} answered {len(lat)} p50 {pct(vals, 0.5):.1f} "
            f"p90 {pct(vals, 0.9):.1f} p99 {pct(vals, 0.99):.1f}")

@@ -6,6 +6,7 @@ import csv
 import sys
 
 HEAD = [("target", "target", "{}"), ("sat", "sat ans/s", "{:.0f}"), ("sat_lost", "lost", "{:.0f}"),
+        ("sat_servfail", "SERVFAIL", "{:.0f}"),
         ("sat_cpu", "CPU%", "{:.0f}"), ("net_cpu", "net CPU%", "{:.0f}"),
         ("fixed", "fixed ans/s", "{:.0f}"), ("fixed_lost", "lost", "{:.0f}"),
         ("servfail", "SERVFAIL", "{:.0f}"), ("misses", "misses", "{:.0f}"),
@@ -35,7 +36,8 @@ def main():
     widths = [max(len(t[i]) for t in table) for i in range(len(HEAD))]
     for t in table:
         print("  ".join(c.rjust(w) for c, w in zip(t, widths)))
-    print("(sat: a cold start with as many queries outstanding as SAT_Q, CPU% of the resolver's "
+    print("(ans/s: answers NOERROR or NXDOMAIN a second; "
+          "sat: a cold start with as many queries outstanding as SAT_Q, CPU% of the resolver's "
           "core and net CPU% of the internet's processes during it; fixed: a cold start at "
           "RATE queries/s; latency of misses (lossy p99: the misses in the zones whose only server "
           "loses half its packets), up/q (upstream queries per client query), "
