@@ -10,7 +10,8 @@
 #      fixed offered load, 1000 queries/s), SAT_Q (queries outstanding at saturation, 2000),
 #      NET (the generated internet, kept between runs: /dev/shm/bw-internet; ZONES, QUERIES,
 #      TOPLIST, SEED as bench/internet/net.sh), OUT (results: /dev/shm/bw-cold-DATE),
-#      BULWARK (build/bulwark)
+#      BULWARK (build/bulwark), BULWARK_UB_OPTS ("name: value;..." added to Bulwark's
+#      resolver.unbound-options, for experiments)
 # Per target: a start with the 100-clients coalescing probe then the fixed-load run
 # (dnsperf -Q RATE -v: answers/s, latency of misses, upstream queries per client query,
 # SERVFAILs, CPU per answer), a second cold start for saturation (dnsperf -q SAT_Q), RSS
@@ -41,6 +42,12 @@ for c in dnsperf dig nsd dnsdist taskset python3 bc; do
 done
 bench_in_netns "$0" "$@"
 
+# BULWARK_UB_OPTS="name: value;name: value" -> resolver.unbound-options (experiments)
+bulwark_ub_opts() {
+	[[ -n ${BULWARK_UB_OPTS:-} ]] || return 0
+	printf '  unbound-options: [ "%s" ]' "${BULWARK_UB_OPTS//;/\", \"}"
+}
+
 conf_bulwark() { # dir port
 	mkdir -p "$1/state"
 	cat > "$1/bulwark.yaml" <<-YAML
@@ -55,6 +62,7 @@ conf_bulwark() { # dir port
 	  root-hints: "$NET/root.hints"
 	  qname-minimisation: false
 	  prefetch: false
+	$(bulwark_ub_opts)
 	cache: { size: 256M, max-ttl: 1d }
 	policy:
 	  feeds:
