@@ -229,8 +229,8 @@ run_fixed() {
 	R[cpu_us]=$(div "($c1 - $c0) * 1000000 / $(getconf CLK_TCK)" "$(dp_rcodes "$base.v")" 1)
 	m=$(python3 "$INET/misses.py" "$NET/queries.txt" "$sent" "$base.v" "$NET/policy.domains" \
 		"$TIMEOUT" "$NET/lossy.domains")
-	read -r _ R[misses] _ R[answered] _ R[p50] _ R[p90] _ R[p99] _ R[lossy_n] _ R[lossy_p99] \
-		<<< "$m"
+	read -r _ "R[misses]" _ "R[answered]" _ "R[p50]" _ "R[p90]" _ "R[p99]" _ "R[lossy_n]" \
+		_ "R[lossy_p99]" <<< "$m"
 }
 
 # the saturation run: a second cold start, as many queries outstanding as SAT_Q
