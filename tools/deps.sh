@@ -27,6 +27,9 @@ PKGS+=(faketime)
 PKGS+=(libjs-chart.js chromium-driver python3-selenium)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
+# bench only: bench/internet (dnsdist plays the network between resolvers and the NSD
+# servers) and the peers of the cold-cache benchmark (bench/cold.sh); bc for its figures
+PKGS+=(dnsdist unbound pdns-recursor knot-resolver bc)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
