@@ -459,6 +459,13 @@ static inline unsigned bw_max_inflight(const struct bw_conf *c)
 	return c->server.max_inflight ? c->server.max_inflight : 4096;
 }
 
+/* The UDP sockets each worker's libunbound may ask upstream with at once (its
+ * outgoing-range): max-inflight, at least the 4,096 of Unbound's daemon. */
+static inline unsigned bw_outgoing_range(const struct bw_conf *c)
+{
+	return bw_max_inflight(c) > 4096 ? bw_max_inflight(c) : 4096;
+}
+
 /*
  * Loads and validates path. On failure returns a negative BW_E* and writes
  * "path:line:col: message" (or "path: message" without a position) into err.

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -137,6 +138,34 @@ static int apply_zones(struct ub_ctx *ctx, const struct bw_conf *conf, bool *fwd
 	return 0;
 }
 
+/*
+ * libunbound's own caches sit behind the packet cache, one set per worker: not a second
+ * copy of every answer, but in recursive mode big enough for the delegations (the NS
+ * sets and their addresses of every zone the workers resolve in) and DNSSEC keys. With
+ * 4 MB and 8 MB they held too few of them: on bench/cold.sh's 30,000 zones the worker
+ * fetched delegations again and again, and answered 0.7x what Unbound did (issue 21).
+ * Recursive: a quarter of cache.size for RRsets and a sixteenth for messages, shared out
+ * between the workers, at least 8 MB and 4 MB each (256M, one worker: 64 MB and 16 MB).
+ * Forwarding has no delegations to keep: there they would only copy the packet cache,
+ * 15 MB of RSS per worker once full (issue 21): 1 MB each. resolver.unbound-options can
+ * change them.
+ */
+static void cache_sizes(const struct bw_conf *conf, char msg[32], char rrset[32])
+{
+	if (conf->resolver.mode == BW_RESOLVER_FORWARD) {
+		snprintf(msg, 32, "1m");
+		snprintf(rrset, 32, "1m");
+		return;
+	}
+	unsigned workers = conf->server.workers;
+	cpu_set_t set;
+	if (!workers && sched_getaffinity(0, sizeof(set), &set) == 0)
+		workers = (unsigned)CPU_COUNT(&set);
+	uint64_t share = conf->cache.size / (workers ? workers : 1);
+	snprintf(msg, 32, "%llu", (unsigned long long)BW_MAX(share / 16, (uint64_t)4 << 20));
+	snprintf(rrset, 32, "%llu", (unsigned long long)BW_MAX(share / 4, (uint64_t)8 << 20));
+}
+
 static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err, size_t errlen)
 {
 	const __typeof__(conf->resolver) *rc = &conf->resolver;
@@ -158,20 +187,26 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 		return ret;
 	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
 		return ret;
-	/* libunbound's own caches sit behind the packet cache, one set per worker: big enough
-	 * for the delegations and DNSSEC keys, not a second copy of every answer. Forwarding
-	 * has no delegations to keep: there they would only copy the packet cache, 15 MB of
-	 * RSS per worker once full (issue 21). resolver.unbound-options can change them. */
-	bool fwd = rc->mode == BW_RESOLVER_FORWARD;
-	if ((ret = set_opt(ctx, "msg-cache-size:", fwd ? "1m" : "4m", err, errlen)))
-		return ret;
-	if ((ret = set_opt(ctx, "rrset-cache-size:", fwd ? "1m" : "8m", err, errlen)))
+	char msg[32], rrset[32];
+	cache_sizes(conf, msg, rrset);
+	if ((ret = set_opt(ctx, "msg-cache-size:", msg, err, errlen)) ||
+	    (ret = set_opt(ctx, "rrset-cache-size:", rrset, err, errlen)))
 		return ret;
 	/* as many queries in flight as the worker admits (server.max-inflight): past
 	 * libunbound's default of 1,024 it would turn the worker's misses away, SERVFAIL */
 	char nq[16];
 	snprintf(nq, sizeof(nq), "%u", bw_max_inflight(conf));
 	if ((ret = set_opt(ctx, "num-queries-per-thread:", nq, err, errlen)))
+		return ret;
+	/* and the sockets to ask with: libunbound's library default is 16 UDP ports (and 2
+	 * TCP connections) per context, "within the ulimit of the user", where the daemon
+	 * has 4,096 (and 10). 16 queries upstream at once, with every other one waiting for a
+	 * port, is 320 a second at 50 ms of RTT: under load, recursion timed out and misses
+	 * became SERVFAIL at 5 s (issue 21). bw_outgoing_range() is what the open-files
+	 * limit is raised for (core/privs.c). */
+	snprintf(nq, sizeof(nq), "%u", bw_outgoing_range(conf));
+	if ((ret = set_opt(ctx, "outgoing-range:", nq, err, errlen)) ||
+	    (ret = set_opt(ctx, "outgoing-num-tcp:", "10", err, errlen)))
 		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))
