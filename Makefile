@@ -6,7 +6,8 @@
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS (default 60), no merge
 #   make fuzz-long  the campaign: each target FUZZ_SECONDS (default 600), new coverage
 #                   merged into tests/fuzz/corpus/ (tests/fuzz/README.md)
-#   make bench      ../shared/bench: Bulwark beside the peers
+#   make bench      ../shared/bench: Bulwark beside the peers (warm cache), then
+#                   bench/cold.sh (empty caches over bench/internet)
 #   make man        the man pages (pandoc) in build/man
 #   make install    DESTDIR= PREFIX=/usr/local: bulwark, bulwarkctl, /etc/bulwark, data, man
 #   make deb        the Debian package: build/deb/bulwark_VERSION_ARCH.deb
@@ -225,6 +226,7 @@ fuzz-long: fuzz-build
 
 bench: deps all
 	bench/run.sh
+	bench/cold.sh
 
 clean:
 	rm -rf build build-san build-alloc $(FUZZ_BUILD)
