@@ -225,6 +225,7 @@ fuzz-long: fuzz-build
 	  tools/fuzz-run.sh $(FUZZ_BUILD) $(or $(FUZZ_SECONDS),600) 1 $(FUZZ_TARGETS)
 
 bench: deps all
+	@tools/deps.sh bench
 	bench/run.sh
 	bench/cold.sh
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# deps.sh - installs the Debian packages Bulwark needs to build, run and test.
+# deps.sh - installs the Debian packages Bulwark needs to build, run and test
+# (tools/deps.sh bench: and to benchmark against its peers).
 # Idempotent and quiet: does nothing when everything is installed.
 set -euo pipefail
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
@@ -27,9 +28,13 @@ PKGS+=(faketime)
 PKGS+=(libjs-chart.js chromium-driver python3-selenium)
 # the Debian package (make deb, make test-package): its build, man pages, lintian
 PKGS+=(dpkg-dev debhelper fakeroot pandoc lintian systemd man-db adduser)
-# bench only: bench/internet (dnsdist plays the network between resolvers and the NSD
-# servers) and the peers of the cold-cache benchmark (bench/cold.sh); bc for its figures
-PKGS+=(dnsdist unbound pdns-recursor knot-resolver bc)
+# bench only (tools/deps.sh bench, run by make bench): bench/internet (dnsdist plays the
+# network between resolvers and the NSD servers) and the peers of the cold-cache
+# benchmark (bench/cold.sh); bc for its figures. Not for make run or make test: these
+# are resolver daemons that a machine would start on port 53 at its next boot.
+if [[ ${1:-} == bench ]]; then
+	PKGS+=(dnsdist unbound pdns-recursor knot-resolver bc)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
