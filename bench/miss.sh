@@ -96,7 +96,7 @@ for t in $TARGETS; do
 	fi
 	c0=$(cpu_ticks "$PID") d0=$(rcvbuf_errors)
 	taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -l "$DURATION" \
-		-q "$OUTSTANDING" ${RATE:+-Q "$RATE"} -c 1 -t 5 > "$OUT/$t.dnsperf" 2>&1 || true
+		-q "$OUTSTANDING" ${RATE:+-Q "$RATE"} -b 4096 -c 1 -t 5 > "$OUT/$t.dnsperf" 2>&1 || true
 	c1=$(cpu_ticks "$PID") d1=$(rcvbuf_errors)
 	stop_target "$t"
 	awk -v t="$t" -v cpu=$((c1 - c0)) -v hz="$hz" -v drops=$((d1 - d0)) '
