@@ -459,6 +459,12 @@ static inline unsigned bw_max_inflight(const struct bw_conf *c)
 	return c->server.max_inflight ? c->server.max_inflight : 4096;
 }
 
+/* server.tcp-max-connections: the connections each stream listener of a worker holds */
+static inline unsigned bw_tcp_max_conns(const struct bw_conf *c)
+{
+	return c->server.tcp_max_conns ? c->server.tcp_max_conns : 1024;
+}
+
 /* The UDP sockets each worker's libunbound may ask upstream with at once (its
  * outgoing-range): max-inflight, at least the 4,096 of Unbound's daemon. */
 static inline unsigned bw_outgoing_range(const struct bw_conf *c)

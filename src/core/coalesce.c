@@ -7,13 +7,13 @@
  * worker. The server's table (a mutex per stripe of buckets, held for a few pointer
  * steps) names, for every key being resolved, the query context resolving it: its owner.
  * A worker that misses a key another worker owns does not ask libunbound: it parks the
- * query in its own waiting list and sets its bit in the owner's waiter set. When the owner's query ends (its answer
- * is in the shared packet cache by then, unless it failed), its worker posts the key's
- * hash, and whether the upstream failed, to the mailbox of every worker in the set and
- * wakes it; that worker answers its parked queries for the hash from the cache, with the
- * owner's failure (SERVFAIL, or a stale answer) when it failed, and the others (an answer
- * the cache does not keep) join again: they find a new owner or become one and ask
- * libunbound themselves.
+ * query in its own waiting list and sets its bit in the owner's waiter set. When the
+ * owner's query ends (its answer is in the shared packet cache by then, unless it
+ * failed), its worker posts the key's hash, and whether the upstream failed, to the
+ * mailbox of every worker in the set and wakes it; that worker answers its parked
+ * queries for the hash from the cache, with the owner's failure (SERVFAIL, or a stale
+ * answer) when it failed, and the others (an answer the cache does not keep) join again:
+ * they find a new owner or become one and ask libunbound themselves.
  *
  * Only hashes cross threads: a parked query never leaves its worker, so its timer, its
  * reply handle and its release stay single-threaded. A parked query whose timer fires

@@ -169,16 +169,16 @@ int bw_server_drop_privileges(const struct bw_conf *conf, char *err, size_t errl
 /* Every upstream query in flight holds a socket (libunbound opens one for each, up to its
  * outgoing-range: bw_outgoing_range()), and so does every stream connection: the workers
  * may hold nworkers * (outgoing-range + tcp-max-connections per stream listener) at
- * once, 5,120 each by default. A shell's soft
- * limit is often 1,024: past it, accept() and libunbound's socket() fail, and cache misses
- * become SERVFAIL under exactly the load the limits were sized for. The soft limit is
+ * once, 5,120 each by default. A shell's soft limit is often 1,024: past it, accept() and
+ * libunbound's socket() fail, and cache misses become SERVFAIL under exactly the load the
+ * limits were sized for. The soft limit is
  * raised to what may be needed, with the hard limit too while root may; the daemon says
  * so when it cannot. Before the privilege drop. */
 void bw_server_raise_fd_limit(const struct bw_conf *conf, unsigned nworkers)
 {
-	unsigned conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024;
 	rlim_t streams = conf->server.n_listen; /* each has TCP (DNS), or is DoT or DoH */
-	rlim_t want = (rlim_t)nworkers * (bw_outgoing_range(conf) + streams * conns) + 1024;
+	rlim_t want =
+	    (rlim_t)nworkers * (bw_outgoing_range(conf) + streams * bw_tcp_max_conns(conf)) + 1024;
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
 	    rl.rlim_cur >= want)

@@ -240,10 +240,9 @@ int bw_server_create(struct bw_conf *conf, struct bw_server **out, char *err, si
 	s->workers = calloc(s->nworkers, sizeof(*s->workers));
 	/* one worker's libunbound mesh merges its own queries for a name: the table is for
 	 * names asked of several workers at once */
-	unsigned max_inflight = bw_max_inflight(conf);
 	if (!s->workers ||
 	    (s->nworkers > 1 && s->nworkers <= 64 * BW_COALESCE_WORDS &&
-	     bw_coalesce_new((size_t)s->nworkers * max_inflight, &s->coalesce) != 0)) {
+	     bw_coalesce_new((size_t)s->nworkers * bw_max_inflight(conf), &s->coalesce) != 0)) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}

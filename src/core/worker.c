@@ -127,7 +127,8 @@ static void renew_resolver(struct bw_worker *w)
 	if (epoch == w->clock_epoch)
 		return;
 	char err[512];
-	struct bw_resolver *r = bw_resolver_create(w->srv->conf, w->base, bw_pipeline_resolved,
+	struct bw_resolver *r = bw_resolver_create(w->srv->conf, w->srv->nworkers, w->base,
+						   bw_pipeline_resolved,
 						   err, sizeof(err));
 	if (!r) {
 		bw_warn("worker %u: cannot renew the resolver after the clock step: %s "
@@ -211,7 +212,7 @@ static struct bw_stream_limits stream_limits(struct bw_worker *w, size_t listene
 {
 	const struct bw_conf *conf = w->srv->conf;
 	return (struct bw_stream_limits){
-	    .max_conns = conf->server.tcp_max_conns ? conf->server.tcp_max_conns : 1024,
+	    .max_conns = bw_tcp_max_conns(conf),
 	    .max_per_client = conf->server.tcp_max_conns_per_client,
 	    .client_v4_prefix = (uint8_t)conf->server.tcp_client_v4_prefix,
 	    .client_v6_prefix = (uint8_t)conf->server.tcp_client_v6_prefix,
@@ -314,7 +315,8 @@ int bw_worker_init(struct bw_server *s, unsigned index, char *err, size_t errlen
 		w->smsg[i].msg_hdr.msg_iovlen = 1;
 	}
 
-	w->resolver = bw_resolver_create(conf, w->base, bw_pipeline_resolved, err, errlen);
+	w->resolver = bw_resolver_create(conf, s->nworkers, w->base, bw_pipeline_resolved, err,
+					 errlen);
 	if (!w->resolver)
 		return BW_EINVAL;
 

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -145,28 +144,26 @@ static int apply_zones(struct ub_ctx *ctx, const struct bw_conf *conf, bool *fwd
  * 4 MB and 8 MB they held too few of them: on bench/cold.sh's 30,000 zones the worker
  * fetched delegations again and again, and answered 0.7x what Unbound did (issue 21).
  * Recursive: a quarter of cache.size for RRsets and a sixteenth for messages, shared out
- * between the workers, at least 8 MB and 4 MB each (256M, one worker: 64 MB and 16 MB).
+ * between the `workers`, at least 8 MB and 4 MB each (256M, one worker: 64 MB and 16 MB).
  * Forwarding has no delegations to keep: there they would only copy the packet cache,
  * 15 MB of RSS per worker once full (issue 21): 1 MB each. resolver.unbound-options can
  * change them.
  */
-static void cache_sizes(const struct bw_conf *conf, char msg[32], char rrset[32])
+static void cache_sizes(const struct bw_conf *conf, unsigned workers, char msg[32],
+			char rrset[32])
 {
 	if (conf->resolver.mode == BW_RESOLVER_FORWARD) {
 		snprintf(msg, 32, "1m");
 		snprintf(rrset, 32, "1m");
 		return;
 	}
-	unsigned workers = conf->server.workers;
-	cpu_set_t set;
-	if (!workers && sched_getaffinity(0, sizeof(set), &set) == 0)
-		workers = (unsigned)CPU_COUNT(&set);
 	uint64_t share = conf->cache.size / (workers ? workers : 1);
 	snprintf(msg, 32, "%llu", (unsigned long long)BW_MAX(share / 16, (uint64_t)4 << 20));
 	snprintf(rrset, 32, "%llu", (unsigned long long)BW_MAX(share / 4, (uint64_t)8 << 20));
 }
 
-static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err, size_t errlen)
+static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, unsigned workers,
+		      char *err, size_t errlen)
 {
 	const __typeof__(conf->resolver) *rc = &conf->resolver;
 	int ret;
@@ -188,7 +185,7 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, char *err,
 	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
 		return ret;
 	char msg[32], rrset[32];
-	cache_sizes(conf, msg, rrset);
+	cache_sizes(conf, workers, msg, rrset);
 	if ((ret = set_opt(ctx, "msg-cache-size:", msg, err, errlen)) ||
 	    (ret = set_opt(ctx, "rrset-cache-size:", rrset, err, errlen)))
 		return ret;
@@ -335,8 +332,9 @@ static bool libunbound_has_tls(void)
 	return has_tls;
 }
 
-struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_base *base,
-				       bw_resolve_cb cb, char *err, size_t errlen)
+struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, unsigned workers,
+				       struct event_base *base, bw_resolve_cb cb, char *err,
+				       size_t errlen)
 {
 	struct bw_resolver *r = calloc(1, sizeof(*r));
 	if (!r) {
@@ -350,7 +348,7 @@ struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_
 		snprintf(err, errlen, "cannot create the libunbound context");
 		goto fail;
 	}
-	if (apply_conf(r->ctx, conf, err, errlen))
+	if (apply_conf(r->ctx, conf, workers, err, errlen))
 		goto fail;
 	if (wants_tls(conf) && !libunbound_has_tls()) {
 		snprintf(err, errlen,
@@ -500,7 +498,7 @@ int bw_resolve_once(const struct bw_conf *conf, const uint8_t *qname, size_t qna
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	o.r = bw_resolver_create(conf, base, once_cb, err, errlen);
+	o.r = bw_resolver_create(conf, 1, base, once_cb, err, errlen);
 	if (!o.r) {
 		rc = BW_EINVAL;
 		goto out;

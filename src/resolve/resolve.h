@@ -37,9 +37,11 @@ enum bw_sec { BW_SEC_INSECURE = 0, BW_SEC_BOGUS = 1, BW_SEC_SECURE = 2 };
 typedef void (*bw_resolve_cb)(void *arg, int err, const uint8_t *pkt, size_t len, enum bw_sec sec,
 			      const char *why_bogus);
 
-/* Creates the backend on base; every result goes to cb. On failure returns NULL and a message in err. */
-struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, struct event_base *base,
-				       bw_resolve_cb cb, char *err, size_t errlen);
+/* Creates the backend on base, one of `workers` (they share out libunbound's cache
+ * budget); every result goes to cb. On failure returns NULL and a message in err. */
+struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, unsigned workers,
+				       struct event_base *base, bw_resolve_cb cb, char *err,
+				       size_t errlen);
 void bw_resolver_destroy(struct bw_resolver *r);
 
 /*
