@@ -69,6 +69,8 @@ struct bw_acl_rule {
 };
 
 enum bw_resolver_mode { BW_RESOLVER_RECURSIVE = 0, BW_RESOLVER_FORWARD = 1 };
+/* resolver.ipv6: whether libunbound asks servers over IPv6 (auto: where the host has a route) */
+enum bw_resolver_ipv6 { BW_IPV6_AUTO = 0, BW_IPV6_YES = 1, BW_IPV6_NO = 2 };
 
 struct bw_upstream {
 	char *addr;     /* "192.0.2.53@53" as libunbound takes it (port after @) */
@@ -303,6 +305,7 @@ struct bw_conf {
 		bool qname_minimisation; /* default true */
 		bool aggressive_nsec;    /* default true */
 		bool prefetch;           /* default true */
+		enum bw_resolver_ipv6 ipv6; /* default auto */
 		unsigned timeout_ms;     /* give up on a query after this long; default 5000 */
 		char **unbound_options;  /* raw "name: value" lines for libunbound, advanced */
 		size_t n_unbound_options;

@@ -251,12 +251,15 @@ int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m)
 					   "qname-minimisation",
 					   "aggressive-nsec",
 					   "prefetch",
+					   "ipv6",
 					   "timeout",
 					   "unbound-options",
 					   "forward-zones",
 					   "special-use",
 					   NULL};
 	static const char *const modes[] = {"recursive", "forward", NULL};
+	/* auto, then yes and no in each of the spellings booleans accept */
+	static const char *const ipv6[] = {"auto", "yes", "no", "true", "false", "on", "off", NULL};
 	struct bw_conf *conf = c->conf;
 	yaml_node_t *v, *fwd;
 	int rc, mode;
@@ -297,6 +300,12 @@ int cf_parse_resolver(struct cf_ctx *c, yaml_node_t *m)
 	if ((v = cf_get(c, m, "prefetch")) &&
 	    (rc = cf_get_bool(c, v, "prefetch", &conf->resolver.prefetch)))
 		return rc;
+	if ((v = cf_get(c, m, "ipv6"))) {
+		int val;
+		if ((rc = cf_get_enum(c, v, "ipv6", ipv6, &val)))
+			return rc;
+		conf->resolver.ipv6 = val == 0 ? BW_IPV6_AUTO : val % 2 ? BW_IPV6_YES : BW_IPV6_NO;
+	}
 	if ((v = cf_get(c, m, "timeout")) &&
 	    (rc = cf_get_duration_ms32(c, v, "timeout", 1, 3600000, &conf->resolver.timeout_ms)))
 		return rc;

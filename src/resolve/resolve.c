@@ -1,10 +1,14 @@
 /* resolve/resolve.c - libunbound backend in event mode (see resolve.h). */
 #include "resolve/resolve.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unbound-event.h>
 #include <unbound.h>
@@ -162,6 +166,66 @@ static void cache_sizes(const struct bw_conf *conf, unsigned workers, char msg[3
 	snprintf(rrset, 32, "%llu", (unsigned long long)BW_MAX(share / 4, (uint64_t)8 << 20));
 }
 
+/*
+ * Whether this host can reach the IPv6 internet: connect() on a UDP socket only looks the
+ * route up (nothing is sent), to a.root-servers.net's IPv6 address; a route that leaves
+ * with only a link-local source address does not count.
+ */
+static bool host_has_ipv6_route(void)
+{
+	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons(53)};
+	inet_pton(AF_INET6, "2001:503:ba3e::2:30", &sa.sin6_addr);
+	struct sockaddr_in6 src;
+	socklen_t len = sizeof(src);
+	bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		  getsockname(fd, (struct sockaddr *)&src, &len) == 0 &&
+		  !IN6_IS_ADDR_UNSPECIFIED(&src.sin6_addr) && !IN6_IS_ADDR_LINKLOCAL(&src.sin6_addr);
+	close(fd);
+	return ok;
+}
+
+/*
+ * resolver.ipv6: whether libunbound asks servers over IPv6 (its do-ip6). auto: in forward
+ * mode yes (the upstreams are named: libunbound uses the addresses given); in recursive
+ * mode yes where the host has a route to the IPv6 internet, or a forward zone names an IPv6
+ * server. Without a route libunbound would still look up every name server's IPv6 address
+ * and try it: on bench/cold.sh's internet 1.46 upstream queries per client query instead
+ * of 1.16 (issue 21). *probed: the answer came from the route lookup.
+ */
+static bool want_ipv6(const struct bw_conf *conf, bool *probed)
+{
+	*probed = false;
+	if (conf->resolver.ipv6 != BW_IPV6_AUTO)
+		return conf->resolver.ipv6 == BW_IPV6_YES;
+	if (conf->resolver.mode == BW_RESOLVER_FORWARD)
+		return true;
+	for (size_t i = 0; i < conf->resolver.n_forward_zones; i++) {
+		const struct bw_forward_zone *z = &conf->resolver.forward_zones[i];
+		for (size_t k = 0; k < z->n_forward; k++)
+			if (strchr(z->forward[k].addr, ':'))
+				return true;
+	}
+	*probed = true;
+	return host_has_ipv6_route();
+}
+
+/* Says once, and again when it changes, what resolver.ipv6: auto found. */
+static void note_ipv6(bool on)
+{
+	static atomic_int last = -1;
+	if (atomic_exchange(&last, on) == on)
+		return;
+	if (on)
+		bw_info("resolver: the host has a route to the IPv6 internet: asking name servers "
+			"over IPv6 and IPv4 (resolver.ipv6: auto)");
+	else
+		bw_info("resolver: no route to the IPv6 internet: asking name servers over IPv4 "
+			"only (resolver.ipv6: auto; set it to yes to use IPv6 anyway)");
+}
+
 static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, unsigned workers,
 		      char *err, size_t errlen)
 {
@@ -204,6 +268,12 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, unsigned w
 	snprintf(nq, sizeof(nq), "%u", bw_outgoing_range(conf));
 	if ((ret = set_opt(ctx, "outgoing-range:", nq, err, errlen)) ||
 	    (ret = set_opt(ctx, "outgoing-num-tcp:", "10", err, errlen)))
+		return ret;
+	bool probed;
+	bool ip6 = want_ipv6(conf, &probed);
+	if (probed)
+		note_ipv6(ip6);
+	if ((ret = set_opt(ctx, "do-ip6:", ip6 ? "yes" : "no", err, errlen)))
 		return ret;
 	/* the validator's reason for bogus answers ends up in EDE text and logs */
 	if ((ret = set_opt(ctx, "val-log-level:", "2", err, errlen)))

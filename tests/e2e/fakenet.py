@@ -12,12 +12,13 @@ Zone sources live in tests/e2e/zones/. At test time (once per pytest session) th
         tld       127.53.0.2   tld.
         leaf      127.53.0.3   secure.tld.   (also .4 bogus.tld., .5 insecure.tld., cn., io.)
         stale     127.53.0.6   stale.tld.    (its own NSD, so the stale test can stop it)
+        v6        ::1          v6only.tld.   (IPv6 only: its name server has no IPv4 address)
      127.53.0.7 (ns.down.tld.) has nothing listening: an unreachable authority.
      Parent and child zones are on different NSDs so every delegation is a real referral
      (an NSD holding both would answer the child authoritatively at the parent's address).
 
-Everything binds to 127.53.0.0/24 port 53, so it must run inside a private network
-namespace (run.sh makes one). Nothing here talks to any address outside 127.0.0.0/8.
+Everything binds to 127.53.0.0/24 (and ::1) port 53, so it must run inside a private network
+namespace (run.sh makes one). Nothing here talks to any address outside 127.0.0.0/8 and ::1.
 """
 
 import datetime
@@ -48,6 +49,7 @@ ZONES = {
     "stale.tld.": ("stale.tld.zone", False, "stale"),
     "cn.": ("cn.zone", False, "leaf"),   # real suffixes for the guard's tests
     "io.": ("io.zone", False, "leaf"),
+    "v6only.tld.": ("v6only.tld.zone", False, "v6"),
 }
 # child zones whose DS goes into the parent (origin -> parent origin)
 DS_IN_PARENT = {"tld.": ".", "secure.tld.": "tld.", "bogus.tld.": "tld."}
@@ -59,6 +61,7 @@ ROLES = {
     "tld": ["127.53.0.2"],
     "leaf": ["127.53.0.3", "127.53.0.4", "127.53.0.5"],
     "stale": ["127.53.0.6"],
+    "v6": ["::1"],
 }
 # one address per zone, to check each NSD answers for its zone
 ZONE_ADDR = {
@@ -70,6 +73,7 @@ ZONE_ADDR = {
     "stale.tld.": "127.53.0.6",
     "cn.": "127.53.0.5",
     "io.": "127.53.0.5",
+    "v6only.tld.": "::1",
 }
 
 BOGUS_OWNER = "www.bogus.tld."
@@ -206,7 +210,7 @@ class Internet:
             lines.append("    ip-address: %s" % a)
         lines += [
             "    port: 53",
-            "    do-ip6: no",
+            "    do-ip6: %s" % ("yes" if role == "v6" else "no"),
             '    username: ""',
             '    chroot: ""',
             '    database: ""',

@@ -9,6 +9,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
+import pytest
 
 import dnsutil
 from dnsutil import describe
@@ -279,3 +280,27 @@ def test_forward_mode(bulwark, resolver):
     # the upstream daemon blocks; the forwarder passes its NXDOMAIN on
     r = fwd.query("blocked.insecure.tld.", "A")
     assert r.rcode() == dns.rcode.NXDOMAIN, describe(r)
+
+
+def test_ipv6_upstream_auto_follows_routes(bulwark):
+    """resolver.ipv6: auto (the default) asks name servers over IPv6 only where the host has
+    a route to the IPv6 internet: the test namespace has none (only ::1), so v6only.tld.,
+    whose one server has only an IPv6 address, is out of reach and the log says why."""
+    d = bulwark()
+    r = d.query("www.v6only.tld.", "A")
+    assert r.rcode() == dns.rcode.SERVFAIL, describe(r)
+    assert "no route to the IPv6 internet" in d.log_text(), d.log_text()
+    r = d.query("www.insecure.tld.", "A")
+    assert r.rcode() == dns.rcode.NOERROR, describe(r)
+
+
+@pytest.mark.parametrize("value", ["yes", True])
+def test_ipv6_upstream_yes(bulwark, value):
+    """resolver.ipv6: yes asks over IPv6 whatever the routes: the IPv6-only server answers."""
+    def config(port, d):
+        import conftest
+        return conftest.default_config(bulwark.internet, port, d, resolver={"ipv6": value})
+    d = bulwark(config)
+    r = d.query("www.v6only.tld.", "A")
+    assert r.rcode() == dns.rcode.NOERROR and dnsutil.addresses(r) == ["192.0.2.60"], describe(r)
+    assert "route to the IPv6 internet" not in d.log_text(), d.log_text()

@@ -121,6 +121,7 @@ static void check_defaults(const struct bw_conf *c)
 	assert_true(c->resolver.qname_minimisation);
 	assert_true(c->resolver.aggressive_nsec);
 	assert_true(c->resolver.prefetch);
+	assert_int_equal(c->resolver.ipv6, BW_IPV6_AUTO);
 	assert_int_equal(c->resolver.timeout_ms, 5000);
 	assert_int_equal(c->resolver.n_unbound_options, 0);
 	assert_int_equal(c->cache.size, 256ULL << 20);
@@ -302,6 +303,7 @@ static void test_full(void **state)
 	assert_false(c->resolver.qname_minimisation);
 	assert_false(c->resolver.aggressive_nsec);
 	assert_false(c->resolver.prefetch);
+	assert_int_equal(c->resolver.ipv6, BW_IPV6_NO);
 	assert_int_equal(c->resolver.timeout_ms, 120000);
 	assert_int_equal(c->resolver.n_unbound_options, 2);
 	assert_string_equal(c->resolver.unbound_options[0], "outgoing-range: 4096");
@@ -426,6 +428,21 @@ static void test_forward(void **state)
 	assert_string_equal(c->resolver.forward[5].tls_name, "Resolver.Example.");
 	assert_string_equal(c->resolver.forward[6].tls_name, "dns.example");
 	bw_conf_free(c);
+
+	/* resolver.ipv6: auto, or yes/no in any spelling a boolean has */
+	const struct {
+		const char *text;
+		enum bw_resolver_ipv6 want;
+	} ip6[] = {{"auto", BW_IPV6_AUTO}, {"yes", BW_IPV6_YES}, {"true", BW_IPV6_YES},
+		   {"on", BW_IPV6_YES},     {"no", BW_IPV6_NO},   {"false", BW_IPV6_NO},
+		   {"off", BW_IPV6_NO}};
+	for (size_t i = 0; i < BW_ARRAY_LEN(ip6); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "resolver:\n  ipv6: %s\n", ip6[i].text);
+		c = load_ok_text(text);
+		assert_int_equal(c->resolver.ipv6, ip6[i].want);
+		bw_conf_free(c);
+	}
 
 	const char *pre = "resolver:\n  mode: forward\n  forward:\n    - ";
 	struct {
@@ -579,6 +596,8 @@ static void test_value_errors(void **state)
 	    {"resolver:\n  dnssec: maybe\n",
 	     ":2:11: expected a boolean for 'dnssec' (true/false, yes/no, on/off), found "
 	     "'maybe'"},
+	    {"resolver:\n  ipv6: maybe\n",
+	     ":2:9: invalid ipv6 'maybe' (expected one of: auto, yes, no, true, false, on, off)"},
 	    {"resolver:\n  mode: iterative\n",
 	     ":2:9: invalid mode 'iterative' (expected one of: recursive, forward)"},
 	    {"log:\n  level: warn\n",
