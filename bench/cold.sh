@@ -319,8 +319,11 @@ main() {
 	local targets=() n r i
 	mkdir -p "$OUT"
 	echo "cold: results in $OUT" >&2
-	trap cleanup EXIT
+	# the trap only once the internet is ours: net.sh refuses to start where another run's
+	# is up, and stopping it then would stop that run's servers (a failed start cleans up
+	# after itself)
 	"$INET/net.sh" start "$NET"
+	trap cleanup EXIT
 	printf 'target\t%s\n' "$(IFS=$'\t'; echo "${COLS[*]}")" > "$OUT/results.tsv"
 	{ echo "date: $(date -Is)"
 	  echo "DURATION=$DURATION RATE=$RATE SAT_Q=$SAT_Q SAT_REPS=$SAT_REPS TIMEOUT=$TIMEOUT"
