@@ -21,9 +21,12 @@
 # last: on a shared machine one such run of a target moved by +-25% between runs. A
 # target's sat figure is the median of its rounds (the lower middle one for an even
 # SAT_REPS), its lost, SERVFAIL and CPU% from that round; every round's figure in sat_reps.
-# RSS (VmHWM): the largest of all its runs. Answers/s = resolved answers (NOERROR,
-# NXDOMAIN: a SERVFAIL resolves nothing) / DURATION (dnsperf's own figure also counts the
-# wait for the last answers). Resolvers on CPU 0, dnsperf and the internet on CPU 1.
+# RSS (VmHWM): the largest of all its runs. sf_peer_ok: the distinct questions of its
+# fixed run it answered SERVFAIL (or not at all) that another target resolved every time
+# (bench/internet/unresolved.py; the questions in OUT/unresolved.txt). Answers/s =
+# resolved answers (NOERROR, NXDOMAIN: a SERVFAIL resolves nothing) / DURATION (dnsperf's
+# own figure also counts the wait for the last answers). Resolvers on CPU 0, dnsperf and
+# the internet on CPU 1.
 # Ends with "cold: per-round ratios bulwark/best-peer-of-that-round: R1 R2 ..." and then,
 # the last line, "cold: bulwark QPS ans/s p99 MS ms up/q U; best peer NAME ...; ratio R"
 # (the medians).
@@ -306,8 +309,8 @@ cleanup() {
 	"$INET/net.sh" stop "$NET"
 }
 
-COLS=(sat sat_reps sat_lost sat_servfail sat_cpu net_cpu fixed fixed_lost servfail misses answered
-	p50 p90 p99 lossy_n lossy_p99 upq cpu_us rss_mb coal)
+COLS=(sat sat_reps sat_lost sat_servfail sat_cpu net_cpu fixed fixed_lost servfail sf_peer_ok
+	misses answered p50 p90 p99 lossy_n lossy_p99 upq cpu_us rss_mb coal)
 report_row() {
 	R[rss_mb]=$(echo "scale=1; ${R[rss]} / 1024" | bc)
 	local row=$T c
@@ -316,7 +319,7 @@ report_row() {
 }
 
 main() {
-	local targets=() n r i
+	local targets=() fixed=() n r i t v
 	mkdir -p "$OUT"
 	echo "cold: results in $OUT" >&2
 	# the trap only once the internet is ours: net.sh refuses to start where another run's
@@ -341,7 +344,13 @@ main() {
 		declare -gA R=()
 		run_fixed
 		r_save
+		fixed+=("$OUT/$T.fixed.v")
 	done
+	# what each target left unresolved that another one resolved (issue 21's goal: no
+	# SERVFAIL a peer does not also give)
+	v=$(python3 "$INET/unresolved.py" --list "$OUT/unresolved.txt" "$NET/queries.txt" \
+		"${fixed[@]}")
+	while read -r t n; do ALL[$t.sf_peer_ok]=$n; done <<< "$v"
 	n=${#targets[@]}
 	for ((r = 1; r <= SAT_REPS; r++)); do
 		for ((i = 0; i < n; i++)); do

@@ -13,7 +13,8 @@ HEAD = [("target", "target", "{}"), ("sat", "sat ans/s", "{:.0f}"),
         ("sat_servfail", "SERVFAIL", "{:.0f}"),
         ("sat_cpu", "CPU%", "{:.0f}"), ("net_cpu", "net CPU%", "{:.0f}"),
         ("fixed", "fixed ans/s", "{:.0f}"), ("fixed_lost", "lost", "{:.0f}"),
-        ("servfail", "SERVFAIL", "{:.0f}"), ("misses", "misses", "{:.0f}"),
+        ("servfail", "SERVFAIL", "{:.0f}"),
+        ("sf_peer_ok", "SERVFAIL/lost a peer resolved", "{:.0f}"), ("misses", "misses", "{:.0f}"),
         ("p50", "p50 ms", "{:.1f}"), ("p90", "p90 ms", "{:.1f}"), ("p99", "p99 ms", "{:.1f}"),
         ("lossy_p99", "lossy p99", "{:.0f}"),
         ("upq", "up/q", "{:.2f}"), ("cpu_us", "CPU us/ans", "{:.0f}"),
@@ -56,8 +57,10 @@ def main():
           "core and net CPU% of the internet's processes in that round; fixed: a cold start at "
           "RATE queries/s; latency of misses (lossy p99: the misses in the zones whose only server "
           "loses half its packets), up/q (upstream queries per client query), "
-          "SERVFAIL and CPU from the fixed run; coalesce: upstream queries for 100 identical "
-          "uncached queries)")
+          "SERVFAIL and CPU from the fixed run; SERVFAIL/lost a peer resolved: the distinct "
+          "questions of the fixed run this target answered SERVFAIL (or not at all) that another "
+          "target resolved every time (bench/internet/unresolved.py); coalesce: upstream "
+          "queries for 100 identical uncached queries)")
     if rows:
         print("coalescing: " + ", ".join(
             f"{r['target']} {r['coal']}" + (" upstream for 100 identical queries" if i == 0 else "")
