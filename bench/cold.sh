@@ -8,17 +8,28 @@
 #   DURATION=10 TARGETS="bulwark unbound" bench/cold.sh
 # env: DURATION (20 s per run), TARGETS (bulwark unbound pdns-recursor kresd), RATE (the
 #      fixed offered load, 1000 queries/s), SAT_Q (queries outstanding at saturation, 2000),
+#      SAT_REPS (saturation runs per target, 3),
 #      NET (the generated internet, kept between runs: /dev/shm/bw-internet; ZONES, QUERIES,
 #      TOPLIST, SEED as bench/internet/net.sh), OUT (results: /dev/shm/bw-cold-DATE),
 #      BULWARK (build/bulwark), BULWARK_UB_OPTS ("name: value;..." added to Bulwark's
 #      resolver.unbound-options, for experiments)
 # Per target: a start with the 100-clients coalescing probe then the fixed-load run
 # (dnsperf -Q RATE -v: answers/s, latency of misses, upstream queries per client query,
-# SERVFAILs, CPU per answer), a second cold start for saturation (dnsperf -q SAT_Q), RSS
-# (VmHWM) the larger of the two. Answers/s = resolved answers (NOERROR, NXDOMAIN: a SERVFAIL
-# resolves nothing) / DURATION (dnsperf's own figure also counts the wait for the last
-# answers). Resolvers on CPU 0, dnsperf and the internet on CPU 1.
-# Ends with one line: "cold: bulwark QPS ans/s p99 MS ms up/q U; best peer NAME ...; ratio R".
+# SERVFAILs, CPU per answer). Then SAT_REPS rounds of saturation: in each, every target
+# gets a cold start of its own with SAT_Q queries outstanding (dnsperf -q SAT_Q), the order
+# rotated by one each round (A B C, then B C A, ...) so that none always runs first or
+# last: on a shared machine one such run of a target moved by +-25% between runs. A
+# target's sat figure is the median of its rounds (the lower middle one for an even
+# SAT_REPS), its lost, SERVFAIL and CPU% from that round; every round's figure in sat_reps.
+# RSS (VmHWM): the largest of all its runs. sf_peer_ok: the distinct questions of its
+# fixed run it answered SERVFAIL (or not at all) that another target resolved every time
+# (bench/internet/unresolved.py; the questions in OUT/unresolved.txt). Answers/s =
+# resolved answers (NOERROR, NXDOMAIN: a SERVFAIL resolves nothing) / DURATION (dnsperf's
+# own figure also counts the wait for the last answers). Resolvers on CPU 0, dnsperf and
+# the internet on CPU 1.
+# Ends with "cold: per-round ratios bulwark/best-peer-of-that-round: R1 R2 ..." and then,
+# the last line, "cold: bulwark QPS ans/s p99 MS ms up/q U; best peer NAME ...; ratio R"
+# (the medians).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
@@ -27,6 +38,7 @@ DURATION=${DURATION:-20}
 TARGETS=${TARGETS:-bulwark unbound pdns-recursor kresd}
 RATE=${RATE:-1000}
 SAT_Q=${SAT_Q:-2000}
+SAT_REPS=${SAT_REPS:-3}
 TIMEOUT=5
 NET=${NET:-/dev/shm/bw-internet}
 OUT=${OUT:-/dev/shm/bw-cold-$(date +%Y%m%d-%H%M%S)}
@@ -36,6 +48,8 @@ declare -A PORT=([bulwark]=5310 [unbound]=5301 [pdns-recursor]=5303 [kresd]=5304
 declare -A BIN=([bulwark]=$BULWARK [unbound]=unbound [pdns-recursor]=pdns_recursor [kresd]=kresd)
 
 die() { echo "cold: $*" >&2; exit 1; }
+
+[[ $SAT_REPS =~ ^[1-9][0-9]*$ ]] || die "SAT_REPS must be a positive integer, not '$SAT_REPS'"
 
 for c in dnsperf dig nsd dnsdist taskset python3 bc; do
 	command -v "$c" >/dev/null || die "missing $c (make deps installs it)"
@@ -240,9 +254,11 @@ run_fixed() {
 		_ "R[lossy_p99]" <<< "$m"
 }
 
-# the saturation run: a second cold start, as many queries outstanding as SAT_Q
+# the saturation run of round ROUND: a cold start of its own, as many queries outstanding
+# as SAT_Q; sets R[sat] ... (SAT_KEYS) and keeps them as R[sat.ROUND] ...
+SAT_KEYS=(sat sat_lost sat_servfail sat_cpu net_cpu)
 run_sat() {
-	local base=$OUT/$T.sat rss c0 c1 n0 n1
+	local base=$OUT/$T.sat$1 rss c0 c1 n0 n1 k
 	start_target "$T"
 	c0=$(cpu_ticks "$T"); n0=$(upstream | cut -d' ' -f3)
 	dp -d "$NET/queries.txt" -l "$DURATION" -q "$SAT_Q" > "$base.txt" 2>&1 || true
@@ -256,6 +272,32 @@ run_sat() {
 	R[sat]=$(div "$(dp_rcodes "$base.txt")" "$DURATION" 0)
 	R[sat_lost]=$(dp_field "$base.txt" "Queries lost")
 	R[sat_servfail]=$(dp_rcodes "$base.txt" SERVFAIL)
+	for k in "${SAT_KEYS[@]}"; do R[$k.$1]=${R[$k]}; done
+}
+
+# a target's sat figures: those of the round with the median answers/s (the lower middle
+# one for an even SAT_REPS); R[sat_reps] every round's answers/s, "A/B/C" in round order
+sat_median() {
+	local i k med reps=()
+	for ((i = 1; i <= SAT_REPS; i++)); do reps+=("${R[sat.$i]}"); done
+	med=$(for ((i = 1; i <= SAT_REPS; i++)); do echo "${R[sat.$i]} $i"; done |
+		sort -n -k1,1 | sed -n "$(((SAT_REPS + 1) / 2))p" | cut -d' ' -f2)
+	for k in "${SAT_KEYS[@]}"; do R[$k]=${R[$k.$med]}; done
+	R[sat_reps]=$(IFS=/; echo "${reps[*]}")
+}
+
+# every target's R between its runs: ALL[TARGET.KEY]
+declare -A ALL=()
+r_save() {
+	local k
+	for k in "${!R[@]}"; do ALL[$T.$k]=${R[$k]}; done
+}
+r_load() {
+	local k
+	declare -gA R=()
+	for k in "${!ALL[@]}"; do
+		if [[ $k == "$T".* ]]; then R[${k#"$T".}]=${ALL[$k]}; fi
+	done
 }
 
 # on the way out, also after an error: the target still running, then the internet
@@ -267,8 +309,8 @@ cleanup() {
 	"$INET/net.sh" stop "$NET"
 }
 
-COLS=(sat sat_lost sat_servfail sat_cpu net_cpu fixed fixed_lost servfail misses answered
-	p50 p90 p99 lossy_n lossy_p99 upq cpu_us rss_mb coal)
+COLS=(sat sat_reps sat_lost sat_servfail sat_cpu net_cpu fixed fixed_lost servfail sf_peer_ok
+	misses answered p50 p90 p99 lossy_n lossy_p99 upq cpu_us rss_mb coal)
 report_row() {
 	R[rss_mb]=$(echo "scale=1; ${R[rss]} / 1024" | bc)
 	local row=$T c
@@ -277,12 +319,17 @@ report_row() {
 }
 
 main() {
+	local targets=() fixed=() n r i t v
 	mkdir -p "$OUT"
 	echo "cold: results in $OUT" >&2
-	trap cleanup EXIT
+	# the trap only once the internet is ours: net.sh refuses to start where another run's
+	# is up, and stopping it then would stop that run's servers (a failed start cleans up
+	# after itself)
 	"$INET/net.sh" start "$NET"
+	trap cleanup EXIT
 	printf 'target\t%s\n' "$(IFS=$'\t'; echo "${COLS[*]}")" > "$OUT/results.tsv"
-	{ echo "date: $(date -Is)"; echo "DURATION=$DURATION RATE=$RATE SAT_Q=$SAT_Q TIMEOUT=$TIMEOUT"
+	{ echo "date: $(date -Is)"
+	  echo "DURATION=$DURATION RATE=$RATE SAT_Q=$SAT_Q SAT_REPS=$SAT_REPS TIMEOUT=$TIMEOUT"
 	  cat "$NET/summary.txt"; } > "$OUT/info.txt"
 	for T in $TARGETS; do
 		[[ -n ${PORT[$T]:-} ]] || die "unknown target $T"
@@ -290,10 +337,33 @@ main() {
 			echo "cold: $T skipped: no ${BIN[$T]}"
 			continue
 		fi
-		echo "cold: $T" >&2
+		targets+=("$T")
+	done
+	for T in "${targets[@]}"; do
+		echo "cold: $T fixed" >&2
 		declare -gA R=()
 		run_fixed
-		run_sat
+		r_save
+		fixed+=("$OUT/$T.fixed.v")
+	done
+	# what each target left unresolved that another one resolved (issue 21's goal: no
+	# SERVFAIL a peer does not also give)
+	v=$(python3 "$INET/unresolved.py" --list "$OUT/unresolved.txt" "$NET/queries.txt" \
+		"${fixed[@]}")
+	while read -r t n; do ALL[$t.sf_peer_ok]=$n; done <<< "$v"
+	n=${#targets[@]}
+	for ((r = 1; r <= SAT_REPS; r++)); do
+		for ((i = 0; i < n; i++)); do
+			T=${targets[(i + r - 1) % n]}
+			echo "cold: $T sat $r/$SAT_REPS" >&2
+			r_load
+			run_sat "$r"
+			r_save
+		done
+	done
+	for T in "${targets[@]}"; do
+		r_load
+		sat_median
 		report_row
 	done
 	python3 "$INET/report.py" "$OUT/results.tsv" | tee "$OUT/summary.txt"

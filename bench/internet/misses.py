@@ -33,18 +33,28 @@ def first_questions(path, sent, blocked):
     return seen
 
 
-def first_latencies(path, misses):
-    lat = {}
+RESOLVED = ("NOERROR", "NXDOMAIN")
+
+
+def answers(path):
+    """The "> RCODE name type seconds" lines of a `dnsperf -v` output, in its order, as
+    ((name, type), rcode, seconds); a timed-out query is "> T name type": rcode "T",
+    seconds None."""
     with open(path, errors="replace") as f:
         for line in f:
             if not line.startswith("> "):
                 continue
-            p = line.split()  # > RCODE name type seconds
-            if len(p) < 5:
+            p = line.split()
+            if len(p) < 4:
                 continue
-            key = (p[2].lower().rstrip("."), p[3])
-            if key in misses and key not in lat:
-                lat[key] = float(p[4]) * 1000 if p[1] in ("NOERROR", "NXDOMAIN") else None
+            yield (p[2].lower().rstrip("."), p[3]), p[1], float(p[4]) if len(p) > 4 else None
+
+
+def first_latencies(path, misses):
+    lat = {}
+    for key, rcode, secs in answers(path):
+        if secs is not None and key in misses and key not in lat:
+            lat[key] = secs * 1000 if rcode in RESOLVED else None
     return lat
 
 

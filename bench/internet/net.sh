@@ -86,6 +86,9 @@ start() {
 	done
 	rm -rf "$RUN"
 	mkdir -p "$RUN"
+	# from here the servers are ours: a start that fails stops what it started (and only
+	# that: one refused above leaves the running ones alone)
+	trap stop EXIT
 	local inst t0 a key last
 	for inst in "${INSTANCES[@]}"; do
 		nsd_conf "$inst"
@@ -110,6 +113,7 @@ start() {
 	a=$(awk '$1 == "." { print $4; exit }' "$DIR/root.hints")
 	wait_answer "$(awk -v n="$a" '$1 == n { print $4 }' "$DIR/root.hints")" 53 . SOA
 	echo "net.sh: up: $(sed -n 2p "$DIR/summary.txt"), network on 0.0.0.0:53" >&2
+	trap - EXIT
 }
 
 stop() {
