@@ -3,7 +3,9 @@
 # peers (Unbound, PowerDNS Recursor, Knot Resolver), each starting with an empty cache,
 # resolve the same top-list-shaped query stream over the benchmark internet
 # (bench/internet: root, TLDs and 30k second-level zones behind per-address RTTs, loss and
-# dead servers). Everything runs in a network namespace of its own.
+# dead servers; the root, the TLDs and a tenth of the sites signed). Every target validates
+# DNSSEC with the generated root's DS as its only trust anchor ($NET/root.key), QNAME
+# minimisation and prefetch off. Everything runs in a network namespace of its own.
 #   bench/cold.sh                         every target, 20 s per run
 #   DURATION=10 TARGETS="bulwark unbound" bench/cold.sh
 # env: DURATION (20 s per run), TARGETS (bulwark unbound pdns-recursor kresd), RATE (the
@@ -15,11 +17,12 @@
 #      resolver.unbound-options, for experiments)
 # Per target: a start with the 100-clients coalescing probe then the fixed-load run
 # (dnsperf -Q RATE -v: answers/s, latency of misses, upstream queries per client query,
-# SERVFAILs, CPU per answer). Then SAT_REPS rounds of saturation: in each, every target
-# gets a cold start of its own with SAT_Q queries outstanding (dnsperf -q SAT_Q), the order
-# rotated by one each round (A B C, then B C A, ...) so that none always runs first or
-# last: on a shared machine one such run of a target moved by +-25% between runs. A
-# target's sat figure is the median of its rounds (the lower middle one for an even
+# SERVFAILs, CPU per answer), after which a signed name must come back with AD (the run
+# stops where a target does not validate). Then SAT_REPS rounds of saturation: in each,
+# every target gets a cold start of its own with SAT_Q queries outstanding (dnsperf -q
+# SAT_Q), the order rotated by one each round (A B C, then B C A, ...) so that none always
+# runs first or last: on a shared machine one such run of a target moved by +-25% between
+# runs. A target's sat figure is the median of its rounds (the lower middle one for an even
 # SAT_REPS), its lost, SERVFAIL and CPU% from that round; every round's figure in sat_reps.
 # RSS (VmHWM): the largest of all its runs. sf_peer_ok: the distinct questions of its
 # fixed run it answered SERVFAIL (or not at all) that another target resolved every time
@@ -51,7 +54,7 @@ die() { echo "cold: $*" >&2; exit 1; }
 
 [[ $SAT_REPS =~ ^[1-9][0-9]*$ ]] || die "SAT_REPS must be a positive integer, not '$SAT_REPS'"
 
-for c in dnsperf dig nsd dnsdist taskset python3 bc; do
+for c in dnsperf dig nsd dnsdist taskset python3 bc ldns-signzone; do
 	command -v "$c" >/dev/null || die "missing $c (make deps installs it)"
 done
 bench_in_netns "$0" "$@"
@@ -76,7 +79,8 @@ conf_bulwark() { # dir port
 	  control-socket: "$1/control.sock"
 	resolver:
 	  mode: recursive
-	  dnssec: false
+	  dnssec: true
+	  trust-anchor: "$NET/root.key"
 	  root-hints: "$NET/root.hints"
 	  qname-minimisation: false
 	  prefetch: false
@@ -114,7 +118,8 @@ conf_unbound() {
 	  access-control: 127.0.0.0/8 allow
 	  do-not-query-localhost: no
 	  root-hints: "$NET/root.hints"
-	  module-config: "respip iterator"
+	  module-config: "respip validator iterator"
+	  trust-anchor-file: "$NET/root.key"
 	  qname-minimisation: no
 	  prefetch: no
 	  msg-cache-size: 256m
@@ -141,7 +146,7 @@ conf_pdns-recursor() {
 	hint-file=$NET/root.hints
 	dont-query=
 	security-poll-suffix=
-	dnssec=off
+	dnssec=validate
 	qname-minimization=no
 	quiet=yes
 	loglevel=3
@@ -153,7 +158,12 @@ conf_pdns-recursor() {
 	max-cache-ttl=86400
 	lua-config-file=$1/recursor.lua
 	EOF
-	echo "rpzFile(\"$NET/policy.rpz\", { policyName = \"bench\" })" > "$1/recursor.lua"
+	# the generated root's DS instead of the real root's (built in)
+	cat > "$1/recursor.lua" <<-EOF
+	clearTA('.')
+	addTA('.', "$(awk '$4 == "DS" { print $5, $6, $7, $8 }' "$NET/root.key")")
+	rpzFile("$NET/policy.rpz", { policyName = "bench" })
+	EOF
 	echo pdns_recursor --config-dir="$1" --socket-dir="$1" --daemon=no --write-pid=no --disable-syslog
 }
 
@@ -162,8 +172,11 @@ conf_kresd() {
 	log_level('crit')
 	net.ipv6 = false
 	net.listen('127.0.0.1', $2, { kind = 'dns' })
-	-- the test root is unsigned: no trust anchor, none of the modules that talk to the real root
+	-- the generated root's DS replaces the real root's (loaded before this file), read-only
+	-- (no RFC 5011 updates, no bootstrap from the internet); none of the modules that talk
+	-- to the real root (unloading ta_update also cancels the DNSKEY refresh add_file plans)
 	trust_anchors.remove('.')
+	trust_anchors.add_file('$NET/root.key', true)
 	for _, m in ipairs({ 'ta_update', 'ta_signal_query', 'priming', 'detect_time_skew',
 	                     'detect_time_jump', 'ta_sentinel', 'watchdog' }) do
 	  pcall(modules.unload, m)
@@ -234,6 +247,18 @@ coalesce() {
 	echo $((after - before))
 }
 
+# does target T validate? A signed site (neither lossy nor dead) must come back with AD
+validates() {
+	local name out
+	name=$(grep -m1 -vxF -f "$NET/lossy.domains" -f "$NET/dead.domains" "$NET/signed.domains")
+	out=$(dig +dnssec +tries=3 +time=2 -p "${PORT[$T]}" @127.0.0.1 "$name" A || true)
+	if grep -q '^;; flags:[a-z ]* ad[ ;]' <<< "$out"; then
+		echo "cold: $T validates (AD for $name)" >&2
+	else
+		die "$T does not validate: no AD for $name (see $OUT/run/$T)"
+	fi
+}
+
 # the fixed-load run: sets R[...] for target T
 run_fixed() {
 	local base=$OUT/$T.fixed q0 q1 c0 c1 sent m
@@ -243,6 +268,7 @@ run_fixed() {
 	dp -d "$NET/queries.txt" -l "$DURATION" -Q "$RATE" -q 10000 -v > "$base.v" 2>&1 || true
 	q1=$(upstream | cut -d' ' -f1); c1=$(cpu_ticks "$T")
 	R[rss]=$(hwm_kb "$T")
+	validates
 	stop_target "$T"
 	sent=$(dp_field "$base.v" "Queries sent")
 	R[fixed]=$(div "$(dp_rcodes "$base.v")" "$DURATION" 0)
@@ -329,6 +355,8 @@ main() {
 	# after itself)
 	"$INET/net.sh" start "$NET"
 	trap cleanup EXIT
+	[[ -s $NET/root.key ]] ||
+		die "$NET has no root.key (generated before the signed zones): delete it to regenerate"
 	printf 'target\t%s\n' "$(IFS=$'\t'; echo "${COLS[*]}")" > "$OUT/results.tsv"
 	{ echo "date: $(date -Is)"
 	  echo "DURATION=$DURATION RATE=$RATE SAT_Q=$SAT_Q SAT_REPS=$SAT_REPS TIMEOUT=$TIMEOUT"

@@ -2,9 +2,14 @@
 """bench/internet/gen.py - generates the benchmark internet: zone files for three NSD
 instances (root, TLDs, second-level zones), the "network" (a dnsdist config that routes by
 destination address and adds each server's RTT and loss), root hints, an RPZ policy and a
-query stream for dnsperf. Deterministic: the same inputs and --seed give the same bytes.
+query stream for dnsperf. DNSSEC: the root, every TLD, a fraction of the sites and half of
+the CDN zones are signed (ldns-keygen, ldns-signzone; ECDSA P-256, NSEC, signatures valid
+from a day ago to 30 days on), each child's DS in its parent; DIR/root.key holds the
+root's DS, the trust anchor. Deterministic: the same inputs and --seed give the same bytes,
+but for the keys and signatures (fresh ones each time).
 
   gen.py --out DIR [--toplist FILE] [--zones 30000] [--queries 1000000] [--seed 21]
+         [--signed-fraction 0.1] [--jobs N]
 
 Addresses are 127.(10*ROLE + CLASS).X.Y: ROLE 1 root, 2 TLD, 3 second-level servers (own
 and DNS-hosting), 4 CDN; CLASS 0..5 = RTT 5, 10, 20, 40, 80, 150 ms. 127.50/16 is dead
@@ -14,11 +19,16 @@ bench/internet/README.md describes the shape.
 """
 import argparse
 import bisect
+import concurrent.futures
+import datetime
 import gzip
 import os
 import random
 import re
+import shutil
 import string
+import subprocess
+import time
 
 RTT_MS = [5, 10, 20, 40, 80, 150]
 # share of servers in each RTT class, per role (most servers are near, a few far)
@@ -39,6 +49,8 @@ EDGES = 200  # edge names per CDN
 HOST_TTLS = [60, 300, 300, 600, 3600, 3600, 3600, 14400, 86400]
 HOSTNAMES = ["", "www", "api", "m", "mail", "static", "cdn", "login"]
 HOST_W = [30, 40, 6, 6, 4, 6, 4, 4]
+SIGNED_CDNS = (1, 3)  # cdn-K.net and edge-K.com signed (like Cloudflare), the others not
+DS_TTL = 86400
 # names the generator uses itself
 RESERVED = re.compile(
     r"^(nic\.|(dnshost-\d+|cdn-\d+|edge-\d+|lossy-dns|coalesce-probe|root-servers)\.)")
@@ -65,6 +77,56 @@ class Addrs:
         kind = role if net < DEAD_NET else ("dead" if net == DEAD_NET else "lossy")
         self.rows.append((addr, kind, ms, name))
         return addr
+
+
+class Signer:
+    """Signs zone files with ldns: ECDSA P-256 (algorithm 13), NSEC, signatures valid from a
+    day ago to 30 days from now. The root and the TLDs get a KSK and a ZSK, as the real ones
+    have; the sites and CDN zones one combined key (flags 257, signs every RRset), which
+    halves the key generations. Keys (K<name>+013+<tag>.key/.private/.ds) stay in KEYDIR.
+    sign() runs one ldns-keygen per key and one ldns-signzone, and is called from a thread
+    pool: the zones of one level are signed side by side."""
+
+    def __init__(self, keydir):
+        for tool in ("ldns-keygen", "ldns-signzone"):
+            if not shutil.which(tool):
+                raise SystemExit(f"gen.py: missing {tool} (package ldnsutils, make deps)")
+        self.keydir = keydir
+        os.makedirs(keydir, exist_ok=True)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.inception = (now - datetime.timedelta(days=1)).strftime("%Y%m%d%H%M%S")
+        self.expiration = (now + datetime.timedelta(days=30)).strftime("%Y%m%d%H%M%S")
+
+    def run(self, cmd):
+        p = subprocess.run(cmd, cwd=self.keydir, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()}")
+        return p.stdout.strip()
+
+    def sign(self, origin, text, path, split):
+        """Signs zone ORIGIN (TEXT) into PATH, with a KSK and a ZSK when SPLIT; returns the
+        RDATA of the KSK's SHA-256 DS ("TAG 13 2 HEX")."""
+        name = fqdn(origin)
+        alg = ["ldns-keygen", "-a", "ECDSAP256SHA256"]
+        keys = [self.run(alg + ["-k", name])]
+        if split:
+            keys.append(self.run(alg + [name]))
+        unsigned = path + ".unsigned"
+        with open(unsigned, "w") as f:
+            f.write(text)
+        self.run(["ldns-signzone", "-i", self.inception, "-e", self.expiration, "-o", name,
+                  "-f", path, unsigned] + keys)
+        os.remove(unsigned)
+        with open(os.path.join(self.keydir, keys[0] + ".ds")) as f:
+            for line in f:
+                rr = line.split(";")[0].split()
+                if "DS" in rr and rr[rr.index("DS") + 3] == "2":  # digest type SHA-256
+                    return " ".join(rr[rr.index("DS") + 1:])
+        raise RuntimeError(f"no SHA-256 DS in {keys[0]}.ds")
+
+
+def fqdn(origin):
+    return "." if origin == "." else origin + "."
 
 
 def read_names(path):
@@ -276,21 +338,44 @@ class Net:
         deleg["net"] += [f"root-servers.net. 172800 NS {n}.\n" for n, _ in roots]
         deleg["net"] += [f"{n}. 172800 A {a}\n" for n, a in roots]
 
-    def write(self):
+    def write(self, signer, signed, jobs):
+        """Writes the zone files, those in SIGNED signed by SIGNER, children first: the
+        second-level instance, then the TLDs (with the DS of their signed children), then the
+        root (with the TLDs' DS). Returns the root's DS rdata."""
         for kind in ("lossy", "dead"):  # lossy.domains, dead.domains
             with open(os.path.join(self.out, kind + ".domains"), "w") as f:
                 f.write("".join(d + "\n" for d in self.special.get(kind, [])))
-        for inst, zones in self.zones.items():
-            zdir = os.path.join(self.out, inst)
-            os.makedirs(zdir, exist_ok=True)
-            conf = []
-            for origin, text in sorted(zones.items()):
-                fn = "root.zone" if origin == "." else origin + ".zone"
-                with open(os.path.join(zdir, fn), "w") as f:
-                    f.write(text)
-                conf.append(f"zone:\n\tname: \"{origin}\"\n\tzonefile: \"{zdir}/{fn}\"\n")
-            with open(os.path.join(zdir, "zones.conf"), "w") as f:
-                f.write("".join(conf))
+        ds = {}  # parent -> DS lines of its signed children
+        root_ds = None
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            for inst in ("sld", "tld", "root"):
+                zdir = os.path.join(self.out, inst)
+                os.makedirs(zdir, exist_ok=True)
+                conf, todo = [], {}
+                for origin, text in sorted(self.zones[inst].items()):
+                    fn = "root.zone" if origin == "." else origin + ".zone"
+                    path = os.path.join(zdir, fn)
+                    children = ds.pop(origin, [])
+                    if children and origin not in signed:
+                        raise RuntimeError(f"{origin} is not signed, some of its children are")
+                    text += "".join(children)
+                    if origin in signed:
+                        todo[origin] = pool.submit(signer.sign, origin, text, path, inst != "sld")
+                    else:
+                        with open(path, "w") as f:
+                            f.write(text)
+                    conf.append(f"zone:\n\tname: \"{origin}\"\n\tzonefile: \"{path}\"\n")
+                for origin, job in todo.items():
+                    rdata = job.result()
+                    if origin == ".":
+                        root_ds = rdata
+                    else:  # every delegation comes from a TLD or the root
+                        parent = "." if inst == "tld" else origin.rsplit(".", 1)[1]
+                        ds.setdefault(parent, []).append(f"{fqdn(origin)} {DS_TTL} DS {rdata}\n")
+                with open(os.path.join(zdir, "zones.conf"), "w") as f:
+                    f.write("".join(conf))
+        if ds:
+            raise RuntimeError(f"signed zones under an unsigned parent: {sorted(ds)}")
         with open(os.path.join(self.out, "root.hints"), "w") as f:
             for n, a in self.roots:
                 f.write(f".\t3600000\tNS\t{n}.\n")
@@ -300,6 +385,7 @@ class Net:
             f.write("address\trole\trtt_ms\tname\n")
             for row in self.addrs.rows:
                 f.write("\t".join(map(str, row)) + "\n")
+        return root_ds
 
 
 def dnsdist_conf(out, lossy):
@@ -385,7 +471,16 @@ def queries(out, rng, domains, blocked, n, zipf_s):
             f.write(f"{name} {'AAAA' if rng.random() < 0.25 else 'A'}\n")
 
 
+def pick_signed(domains, tlds, fraction, rng):
+    """The zones to sign: the root, every TLD, FRACTION of the sites (any kind, drawn
+    uniformly, so about that share of the queries) and the SIGNED_CDNS' two zones."""
+    sites = set(rng.sample(domains, round(fraction * len(domains))))
+    cdns = {z for k in SIGNED_CDNS for z in (f"cdn-{k}.net", f"edge-{k}.com")}
+    return sites, {"."} | set(tlds) | sites | cdns
+
+
 def main():
+    t0 = time.monotonic()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--toplist", required=True, help="top-sites list, one name a line (.gz ok)")
@@ -394,13 +489,28 @@ def main():
     ap.add_argument("--blocked", type=int, default=10000)
     ap.add_argument("--zipf", type=float, default=0.9)
     ap.add_argument("--seed", type=int, default=21)
+    ap.add_argument("--signed-fraction", type=float, default=0.1,
+                    help="share of the sites whose zone is signed (root and TLDs always are)")
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)),
+                    help="zones signed at once (default: the CPUs this may run on)")
     args = ap.parse_args()
+    if not 0 <= args.signed_fraction <= 1:
+        ap.error("--signed-fraction must be between 0 and 1")
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     domains, tlds = pick_domains(read_names(args.toplist), args.zones, rng)
     net = Net(args)
     net.build(domains, tlds)
-    net.write()
+    # a stream of its own, so that the zones and queries are those of an unsigned internet
+    sites, signed = pick_signed(domains, tlds, args.signed_fraction, random.Random(args.seed + 4))
+    signer = Signer(os.path.join(args.out, "keys"))
+    t1 = time.monotonic()
+    root_ds = net.write(signer, signed, args.jobs)
+    t_sign = time.monotonic() - t1
+    with open(os.path.join(args.out, "root.key"), "w") as f:  # the trust anchor
+        f.write(f". {DS_TTL} IN DS {root_ds}\n")
+    with open(os.path.join(args.out, "signed.domains"), "w") as f:
+        f.write("".join(d + "\n" for d in domains if d in sites))
     dnsdist_conf(args.out, net.lossy)
     blocked = policy(args.out, random.Random(args.seed + 2), args.blocked)
     queries(args.out, random.Random(args.seed + 3), domains, blocked, args.queries, args.zipf)
@@ -412,6 +522,13 @@ def main():
         f.write("second-level: " + " ".join(f"{k} {v}" for k, v in net.stats.items()) + "\n")
         f.write(f"servers: {len(net.addrs.rows)} addresses\n")
         f.write(f"queries: {args.queries} (zipf s={args.zipf}), blocked names {len(blocked)}\n")
+        f.write(f"signed: {len(signed)} zones: root, {len(tlds)} TLDs, {len(sites)} of "
+                f"{len(domains)} sites (--signed-fraction {args.signed_fraction}), "
+                f"{len(signed) - len(sites) - len(tlds) - 1} CDN zones; ECDSA P-256, NSEC; "
+                f"trust anchor root.key\n")
+        f.write(f"signatures: {signer.inception} to {signer.expiration} UTC\n")
+        f.write(f"generated in {time.monotonic() - t0:.1f} s (writing and signing the zones "
+                f"{t_sign:.1f} s, {args.jobs} jobs)\n")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@
 #   net.sh counters DIR  "QUERIES PROBE CPU_MS": what the network carried so far (all
 #                        queries, those for coalesce-probe.net) and the servers' CPU time
 # env: TOPLIST (default: ../shared's Cloudflare top 100k, else data/tranco-excerpt.txt),
-#      ZONES (30000), QUERIES (1000000), SEED (21): used only when DIR is generated;
+#      ZONES (30000), QUERIES (1000000), SEED (21), SIGNED_FRACTION (0.1: the share of the
+#      sites whose zone is signed): used only when DIR is generated;
 #      NET_CPU (1): the CPU the servers run on
-# DIR/queries.txt, DIR/policy.rpz and DIR/root.hints are what resolvers and dnsperf use.
+# DIR/queries.txt, DIR/policy.rpz, DIR/root.hints and DIR/root.key (the trust anchor: the
+# root's DS) are what resolvers and dnsperf use. The signatures are valid for 30 days from
+# the generation: start refuses a DIR whose signatures expire within a day (delete it to
+# regenerate).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ACTION=${1:?usage: net.sh start|stop|counters DIR}
@@ -33,7 +37,21 @@ generate() {
 	[[ -f $DIR/summary.txt ]] && return 0
 	echo "net.sh: generating $DIR from $(toplist)" >&2
 	python3 "$HERE/gen.py" --out "$DIR" --toplist "$(toplist)" --zones "${ZONES:-30000}" \
-		--queries "${QUERIES:-1000000}" --seed "${SEED:-21}"
+		--queries "${QUERIES:-1000000}" --seed "${SEED:-21}" \
+		--signed-fraction "${SIGNED_FRACTION:-0.1}"
+}
+
+# the signed zones of DIR must stay valid for the run (a directory from before the signed
+# zones has no "signatures:" line and nothing to expire)
+check_signatures() {
+	local until limit
+	until=$(sed -n 's/^signatures: [0-9]* to \([0-9]*\) UTC$/\1/p' "$DIR/summary.txt")
+	[[ -n $until ]] || return 0
+	limit=$(date -u -d '+1 day' +%Y%m%d%H%M%S)
+	if [[ $until < $limit ]]; then
+		die "the signatures in $DIR expire at $until UTC, in less than a day:" \
+			"delete $DIR to regenerate it"
+	fi
 }
 
 nsd_conf() { # instance
@@ -80,6 +98,7 @@ start() {
 	fi
 	ip link set lo up
 	generate
+	check_signatures
 	local f
 	for f in "$RUN"/*.pid; do
 		[[ -e $f ]] && kill -0 "$(cat "$f")" 2>/dev/null && die "already running ($RUN)"
