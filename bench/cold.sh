@@ -220,7 +220,7 @@ stop_target() {
 	wait "$pid" 2>/dev/null || true
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$(cat "$OUT/run/$1/pid")/stat"; }
+cpu_ticks() { bench_cpu_ticks "$(cat "$OUT/run/$1/pid")"; }
 hwm_kb() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$(cat "$OUT/run/$1/pid")/status"; }
 upstream() { "$INET/net.sh" counters "$NET"; }
 dp() { taskset -c 1 dnsperf -s 127.0.0.1 -p "${PORT[$T]}" -c 1 -T 1 -b 4096 -t "$TIMEOUT" "$@"; }

@@ -119,7 +119,7 @@ stop_target() {
 	T_PID=""
 }
 
-ticks() { awk '{print $14+$15}' "/proc/$T_PID/stat" 2>/dev/null || echo 0; }
+ticks() { bench_cpu_ticks "$T_PID"; }
 HZ=$(getconf CLK_TCK)
 # h2load (nghttp2-client) drives DoH too: dnsperf 2.10's DoH client completes almost nothing
 # against dnsdist 1.7.3 beyond one outstanding query. The same query file, as GET URIs.

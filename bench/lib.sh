@@ -1,5 +1,12 @@
 # bench/lib.sh - sourced by the bench scripts that drive Bulwark themselves or read what it
-# left (encrypted.sh, telemetry.sh, telemetry-rate.sh): SHARED must be set.
+# left (encrypted.sh, telemetry.sh, telemetry-rate.sh, miss.sh, cold.sh, internet/net.sh):
+# the functions that use SHARED need it set.
+
+# The CPU time (user + system, in clock ticks: getconf CLK_TCK a second) process PID has
+# used so far; 0 when it is gone.
+bench_cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 
 # Exits 0 with one line when ../shared/bench (its authoritative server) is not there.
 bench_need_harness() {

@@ -48,7 +48,6 @@ QUERIES=$OUT/queries.txt
 awk -v n=$((DURATION * 200000)) -v s="$RANDOM$RANDOM" \
 	'BEGIN { for (i = 0; i < n; i++) printf "m%d-%s.miss%d.com A\n", i, s, i % 97 }' > "$QUERIES"
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # UDP datagrams the kernel dropped for a full receive buffer, any socket of the namespace
 rcvbuf_errors() { awk '/^Udp:/ && $2 ~ /^[0-9]+$/ { print $6 }' /proc/net/snmp; }
 
@@ -94,10 +93,10 @@ for t in $TARGETS; do
 		echo "$t: did not start (see $BENCH_RUN)" >&2
 		continue
 	fi
-	c0=$(cpu_ticks "$PID") d0=$(rcvbuf_errors)
+	c0=$(bench_cpu_ticks "$PID") d0=$(rcvbuf_errors)
 	taskset -c 1 dnsperf -s 127.0.0.1 -p "$PORT" -d "$QUERIES" -l "$DURATION" \
 		-q "$OUTSTANDING" ${RATE:+-Q "$RATE"} -b 4096 -c 1 -t 5 > "$OUT/$t.dnsperf" 2>&1 || true
-	c1=$(cpu_ticks "$PID") d1=$(rcvbuf_errors)
+	c1=$(bench_cpu_ticks "$PID") d1=$(rcvbuf_errors)
 	stop_target "$t"
 	awk -v t="$t" -v cpu=$((c1 - c0)) -v hz="$hz" -v drops=$((d1 - d0)) '
 		/Queries completed:/ { done = $3 }

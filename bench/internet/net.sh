@@ -17,6 +17,8 @@
 # regenerate).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/../lib.sh"
 ACTION=${1:?usage: net.sh start|stop|counters DIR}
 DIR=${2:?usage: net.sh start|stop|counters DIR}
 RUN=$DIR/run
@@ -152,7 +154,7 @@ cpu_ms() {
 	local pids p
 	pids=$(cat "$RUN"/*.pid)
 	for p in $pids; do pids+=" $(ps -o pid= --ppid "$p" | tr '\n' ' ')"; done
-	for p in $pids; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true; done |
+	for p in $pids; do bench_cpu_ticks "$p"; done |
 		awk -v hz="$(getconf CLK_TCK)" '{ s += $1 } END { printf "%d\n", s * 1000 / hz }'
 }
 
