@@ -212,7 +212,8 @@ static bool want_ipv6(const struct bw_conf *conf, bool *probed)
 	return host_has_ipv6_route();
 }
 
-/* Says once, and again when it changes, what resolver.ipv6: auto found. */
+/* Says once, and again when it changes, what resolver.ipv6: auto found (each worker's
+ * context asks at start, and again when a clock step renews it). */
 static void note_ipv6(bool on)
 {
 	static atomic_int last = -1;
