@@ -19,6 +19,8 @@
 #ifndef BW_CACHE_H
 #define BW_CACHE_H
 
+#include <string.h>
+
 #include "base/base.h"
 #include "dns/dns.h"
 
@@ -34,6 +36,14 @@ struct bw_cache_key {
 	uint64_t generation; /* policy generation */
 	uint64_t hash;      /* filled by bw_cache_key_hash() */
 };
+/* Whether a and b name the same cache entry (the hash compared first, as a shortcut;
+ * cache.c's key_equal() matches an entry against a key the same way). */
+static inline bool bw_cache_key_same(const struct bw_cache_key *a, const struct bw_cache_key *b)
+{
+	return a->hash == b->hash && a->qname_len == b->qname_len && a->qtype == b->qtype &&
+	       a->qclass == b->qclass && a->flags == b->flags && a->profile == b->profile &&
+	       a->generation == b->generation && !memcmp(a->qname_lc, b->qname_lc, a->qname_len);
+}
 #define BW_CACHE_DO 1
 #define BW_CACHE_CD 2
 #define BW_CACHE_AD 4 /* the query set AD (RFC 6840: the answer's AD bit depends on it) */

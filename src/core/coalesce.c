@@ -72,13 +72,6 @@ size_t bw_coalesce_bytes(const struct bw_coalesce *c)
 	return c ? sizeof(*c) + (c->mask + 1) * sizeof(*c->bucket) : 0;
 }
 
-static bool same_key(const struct bw_cache_key *a, const struct bw_cache_key *b)
-{
-	return a->hash == b->hash && a->qname_len == b->qname_len && a->qtype == b->qtype &&
-	       a->qclass == b->qclass && a->flags == b->flags && a->profile == b->profile &&
-	       a->generation == b->generation && !memcmp(a->qname_lc, b->qname_lc, a->qname_len);
-}
-
 enum bw_join bw_coalesce_join(struct bw_coalesce *c, struct bw_qctx *x)
 {
 	unsigned me = x->w->index;
@@ -87,7 +80,7 @@ enum bw_join bw_coalesce_join(struct bw_coalesce *c, struct bw_qctx *x)
 	pthread_mutex_t *lock = stripe(c, x->s.key.hash);
 	pthread_mutex_lock(lock);
 	for (struct bw_qctx *y = *head; y; y = y->co_next) {
-		if (!same_key(&y->s.key, &x->s.key))
+		if (!bw_cache_key_same(&y->s.key, &x->s.key))
 			continue;
 		r = BW_JOIN_LOCAL; /* the worker's own libunbound mesh merges these */
 		if (y->w != x->w) {
