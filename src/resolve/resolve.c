@@ -144,26 +144,38 @@ static int apply_zones(struct ub_ctx *ctx, const struct bw_conf *conf, bool *fwd
 /*
  * libunbound's own caches sit behind the packet cache, one set per worker: not a second
  * copy of every answer, but in recursive mode big enough for the delegations (the NS
- * sets and their addresses of every zone the workers resolve in) and DNSSEC keys. With
- * 4 MB and 8 MB they held too few of them: on bench/cold.sh's 30,000 zones the worker
- * fetched delegations again and again, and answered 0.7x what Unbound did (issue 21).
- * Recursive: a quarter of cache.size for RRsets and a sixteenth for messages, shared out
- * between the `workers`, at least 8 MB and 4 MB each (256M, one worker: 64 MB and 16 MB).
- * Forwarding has no delegations to keep: there they would only copy the packet cache,
- * 15 MB of RSS per worker once full (issue 21): 1 MB each. resolver.unbound-options can
- * change them.
+ * sets and their addresses of every zone the workers resolve in), the DNSSEC keys and the
+ * NSEC records that prove a zone unsigned. libunbound's library defaults are far below
+ * its daemon's (1 MB of RRsets, 1 MB of keys, 100 kB of NSEC records): on bench/cold.sh's
+ * 30,000 zones the worker fetched delegations again and again (0.7x what Unbound
+ * answered), and once its 1 MB of keys was full it asked a TLD again for the DS record of
+ * every site it had already proven unsigned (1.21 upstream queries per client query
+ * against Unbound's 1.20; 20 DS queries instead of 384 with the sizes below; issue 21).
+ * Recursive: of cache.size shared out between the `workers`, a quarter for RRsets, a
+ * sixteenth for messages and as much for keys, a sixty-fourth for NSEC records; at least
+ * 8, 4, 4 and 1 MB each (the daemon's defaults; 256M, one worker: 64, 16, 16 and 4 MB).
+ * Forwarding has no delegations to keep: there the RRset and message caches would only
+ * copy the packet cache, 15 MB of RSS per worker once full (issue 21): 1 MB each, keys
+ * and NSEC records at libunbound's defaults. resolver.unbound-options can change them.
  */
-static void cache_sizes(const struct bw_conf *conf, unsigned workers, char msg[32],
-			char rrset[32])
+struct ub_cache_sizes {
+	char msg[24], rrset[24], key[24], neg[24];
+};
+
+static void cache_sizes(const struct bw_conf *conf, unsigned workers, struct ub_cache_sizes *s)
 {
 	if (conf->resolver.mode == BW_RESOLVER_FORWARD) {
-		snprintf(msg, 32, "1m");
-		snprintf(rrset, 32, "1m");
+		snprintf(s->msg, sizeof(s->msg), "1m");
+		snprintf(s->rrset, sizeof(s->rrset), "1m");
+		s->key[0] = s->neg[0] = 0;
 		return;
 	}
 	uint64_t share = conf->cache.size / (workers ? workers : 1);
-	snprintf(msg, 32, "%llu", (unsigned long long)BW_MAX(share / 16, (uint64_t)4 << 20));
-	snprintf(rrset, 32, "%llu", (unsigned long long)BW_MAX(share / 4, (uint64_t)8 << 20));
+	const uint64_t mb = 1 << 20;
+	snprintf(s->msg, sizeof(s->msg), "%llu", (unsigned long long)BW_MAX(share / 16, 4 * mb));
+	snprintf(s->rrset, sizeof(s->rrset), "%llu", (unsigned long long)BW_MAX(share / 4, 8 * mb));
+	snprintf(s->key, sizeof(s->key), "%llu", (unsigned long long)BW_MAX(share / 16, 4 * mb));
+	snprintf(s->neg, sizeof(s->neg), "%llu", (unsigned long long)BW_MAX(share / 64, mb));
 }
 
 /*
@@ -249,10 +261,13 @@ static int apply_conf(struct ub_ctx *ctx, const struct bw_conf *conf, unsigned w
 		return ret;
 	if ((ret = set_opt(ctx, "edns-buffer-size:", "1232", err, errlen)))
 		return ret;
-	char msg[32], rrset[32];
-	cache_sizes(conf, workers, msg, rrset);
-	if ((ret = set_opt(ctx, "msg-cache-size:", msg, err, errlen)) ||
-	    (ret = set_opt(ctx, "rrset-cache-size:", rrset, err, errlen)))
+	struct ub_cache_sizes cs;
+	cache_sizes(conf, workers, &cs);
+	if ((ret = set_opt(ctx, "msg-cache-size:", cs.msg, err, errlen)) ||
+	    (ret = set_opt(ctx, "rrset-cache-size:", cs.rrset, err, errlen)))
+		return ret;
+	if (cs.key[0] && ((ret = set_opt(ctx, "key-cache-size:", cs.key, err, errlen)) ||
+			  (ret = set_opt(ctx, "neg-cache-size:", cs.neg, err, errlen))))
 		return ret;
 	/* as many queries in flight as the worker admits (server.max-inflight): past
 	 * libunbound's default of 1,024 it would turn the worker's misses away, SERVFAIL */
@@ -452,6 +467,20 @@ void bw_resolver_destroy(struct bw_resolver *r)
 		return;
 	ub_ctx_delete(r->ctx);
 	free(r);
+}
+
+int bw_resolver_option(const struct bw_resolver *r, const char *name, char *out, size_t outlen)
+{
+	char *v = NULL;
+	if (outlen)
+		out[0] = 0;
+	if (ub_ctx_get_option(r->ctx, name, &v) != 0 || !v) {
+		free(v);
+		return BW_EINVAL;
+	}
+	snprintf(out, outlen, "%s", v);
+	free(v);
+	return 0;
 }
 
 static void ub_done(void *arg, int rcode, void *packet, int packet_len, int sec, char *why_bogus,

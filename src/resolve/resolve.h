@@ -63,6 +63,11 @@ bool bw_resolver_idle(const struct bw_resolver *r);
 void bw_resolver_sync_result(const struct bw_resolver *r, int *err, const uint8_t **pkt,
 			     size_t *len, enum bw_sec *sec, const char **why_bogus);
 
+/* What libunbound has for option `name` (without the colon: "key-cache-size") in r's
+ * context, as text in out (sizes in bytes); 0, or BW_EINVAL for an option it does not
+ * know (out is then empty). For tests and diagnostics. */
+int bw_resolver_option(const struct bw_resolver *r, const char *name, char *out, size_t outlen);
+
 /* One query, blocking, on a resolver of its own made from conf and freed before it
  * returns (for tools: `bulwark explain`; never in a worker). Waits resolver.timeout at
  * most. Returns 0 with the response packet in out[0..*out_len) and its DNSSEC result, or
