@@ -416,7 +416,7 @@ static void probe_tls(void)
 	ub_ctx_delete(c);
 }
 
-/* Whether this libunbound can forward over TLS. Debian's is built with nettle instead of
+/* Whether this libunbound can forward over TLS. Debian 12's is built with nettle instead of
  * OpenSSL: a context with a TLS upstream fails to initialise, and every query would be
  * SERVFAIL. Asked once, of a throwaway context that forwards over TLS: "localhost." is one
  * of libunbound's own local zones, answered without any traffic. */
@@ -447,7 +447,7 @@ struct bw_resolver *bw_resolver_create(const struct bw_conf *conf, unsigned work
 		goto fail;
 	if (wants_tls(conf) && !libunbound_has_tls()) {
 		snprintf(err, errlen,
-			 "this libunbound cannot forward over TLS (Debian's is built with nettle, "
+			 "this libunbound cannot forward over TLS (Debian 12's is built with nettle, "
 			 "without TLS): remove the tls:// upstreams (resolver.forward, "
 			 "resolver.forward-zones), or run a local DoT forwarder and forward to it "
 			 "over plain DNS");

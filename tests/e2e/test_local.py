@@ -202,7 +202,8 @@ def test_private_reverse_zone_forwarded(daemon, office):
 
 
 def libunbound_has_tls():
-    """Debian's libunbound is built with nettle, not OpenSSL: it has no TLS at all."""
+    """Debian 12's libunbound is built with nettle, not OpenSSL: it has no TLS at all
+    (Debian 13's has OpenSSL)."""
     import glob
     libs = glob.glob("/usr/lib/*/libunbound.so.8") + glob.glob("/usr/lib/libunbound.so.8")
     out = subprocess.run(["ldd"] + libs[:1], capture_output=True, text=True).stdout
