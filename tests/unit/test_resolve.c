@@ -48,38 +48,46 @@ struct want {
 	const char *option, *value;
 };
 
-/* A context made from yaml for one of `workers` has every option of want[] as given. */
-static void expect_options(const char *yaml, unsigned workers, const struct want *want, size_t n)
+/* Reads option name[i] into got[i] (rc[i]: bw_resolver_option()'s return) from a context
+ * made from yaml for one of `workers`; everything is freed before it returns, also when
+ * the context cannot be made (out of memory in the allocation sweep): then it fails. */
+static void read_options(const char *yaml, unsigned workers, const char *const *name, size_t n,
+			 char (*got)[64], int *rc)
 {
 	struct bw_conf *conf = load_text(yaml);
 	struct event_base *base = event_base_new();
 	char err[512] = "";
-	struct bw_resolver *r = base ? bw_resolver_create(conf, workers, base, never_called, err,
-							  sizeof(err))
-				     : NULL;
-	if (!r) { /* freed first: the failure (out of memory in the allocation sweep) must
-		   * not leak */
-		if (base)
-			event_base_free(base);
-		bw_conf_free(conf);
+	struct bw_resolver *r =
+		base ? bw_resolver_create(conf, workers, base, never_called, err, sizeof(err)) : NULL;
+	for (size_t i = 0; r && i < n; i++)
+		rc[i] = bw_resolver_option(r, name[i], got[i], sizeof(got[i]));
+	bw_resolver_destroy(r);
+	if (base)
+		event_base_free(base);
+	bw_conf_free(conf);
+	if (!r)
 		fail_msg("bw_resolver_create: %s", err);
-	}
-	int bad = 0;
+}
+
+/* A context made from yaml for one of `workers` has every option of want[] as given. */
+static void expect_options(const char *yaml, unsigned workers, const struct want *want, size_t n)
+{
+	const char *name[8];
+	char got[8][64];
+	int rc[8], bad = 0;
+	assert_true(n <= BW_ARRAY_LEN(name));
+	for (size_t i = 0; i < n; i++)
+		name[i] = want[i].option;
+	read_options(yaml, workers, name, n, got, rc);
 	for (size_t i = 0; i < n; i++) {
-		char got[64];
-		int rc = bw_resolver_option(r, want[i].option, got, sizeof(got));
-		if (rc || strcmp(got, want[i].value)) {
+		if (rc[i] || strcmp(got[i], want[i].value)) {
 			print_error("%u worker(s), %s: want %s, got '%s' (rc %d)\nyaml:\n%s\n",
-				    workers, want[i].option, want[i].value, got, rc, yaml);
+				    workers, want[i].option, want[i].value, got[i], rc[i], yaml);
 			bad++;
 		}
 	}
-	bw_resolver_destroy(r);
-	event_base_free(base);
-	bw_conf_free(conf);
 	assert_int_equal(bad, 0);
 }
-
 
 static const char recursive[] = "resolver:\n  mode: recursive\n  dnssec: false\n"
 				"cache: { size: 256M }\n";
@@ -155,20 +163,12 @@ static void test_unbound_options_win(void **state)
 static void test_unknown_option(void **state)
 {
 	(void)state;
-	struct bw_conf *conf = load_text(recursive);
-	struct event_base *base = event_base_new();
-	char err[512] = "", got[16] = "x";
-	struct bw_resolver *r =
-		base ? bw_resolver_create(conf, 1, base, never_called, err, sizeof(err)) : NULL;
-	int rc = r ? bw_resolver_option(r, "no-such-option", got, sizeof(got)) : 0;
-	bw_resolver_destroy(r);
-	if (base)
-		event_base_free(base);
-	bw_conf_free(conf);
-	if (!r)
-		fail_msg("bw_resolver_create: %s", err);
-	assert_int_equal(rc, BW_EINVAL);
-	assert_string_equal(got, "");
+	const char *name[] = {"no-such-option"};
+	char got[1][64] = {"x"};
+	int rc[1] = {0};
+	read_options(recursive, 1, name, 1, got, rc);
+	assert_int_equal(rc[0], BW_EINVAL);
+	assert_string_equal(got[0], "");
 }
 
 int main(void)
